@@ -1,0 +1,177 @@
+//! One LSTM layer over a whole sequence: forward with the input projection as one GEMM before the
+//! recurrent loop, and backward through time (BPTT) with the weight gradients as GEMMs after it.
+//!
+//! Equations (PyTorch `nn.LSTM`, gate order i, f, g, o; backward after Graves 2013):
+//! `z = W_ih x + W_hh h + b_ih + b_hh`, `c' = f*c + i*g`, `h' = o*tanh(c')`.
+//! Tensors are time-major: a sequence is `[seqLen * batch, features]`, row `t * batch + b`.
+
+use crate::error::Result;
+use candle_core::{DType, Device, Tensor};
+
+/// Per-gate constants that let all four activations run as one pass over `z` `[batch, 4H]`:
+/// sigmoid(x) = 0.5 * tanh(0.5 x) + 0.5, so `a = tanh(z * scale) * scale + shift` with
+/// scale = 0.5 (i, f, o) or 1 (g) and shift = 0.5 (i, f, o) or 0 (g).
+pub struct GateConsts {
+    scale: Tensor,
+    shift: Tensor,
+    /// da/dz = k1 + k2*a - a^2: sigmoid gives a - a^2 (k1 = 0, k2 = 1), tanh 1 - a^2 (k1 = 1, k2 = 0).
+    k1: Tensor,
+    k2: Tensor,
+}
+
+impl GateConsts {
+    pub fn new(hidden: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let per_gate = |vals: [f32; 4]| -> Result<Tensor> {
+            let v: Vec<f32> = vals.iter().flat_map(|&x| std::iter::repeat_n(x, hidden)).collect();
+            Ok(Tensor::from_vec(v, 4 * hidden, device)?.to_dtype(dtype)?)
+        };
+        Ok(Self {
+            scale: per_gate([0.5, 0.5, 1.0, 0.5])?,
+            shift: per_gate([0.5, 0.5, 0.0, 0.5])?,
+            k1: per_gate([0.0, 0.0, 1.0, 0.0])?,
+            k2: per_gate([1.0, 1.0, 0.0, 1.0])?,
+        })
+    }
+
+    /// Activated gates `[rows, 4H]` = (sigmoid i, sigmoid f, tanh g, sigmoid o) from pre-activations.
+    fn activate(&self, z: &Tensor) -> Result<Tensor> {
+        Ok(z.broadcast_mul(&self.scale)?.tanh()?.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?)
+    }
+
+    /// Derivative of each activation w.r.t. its pre-activation, from the activations `a`.
+    fn derivative(&self, a: &Tensor) -> Result<Tensor> {
+        Ok((a.broadcast_mul(&self.k2)?.broadcast_add(&self.k1)? - a.sqr()?)?)
+    }
+}
+
+/// The weights of one layer: `w_ih` `[4H, in]`, `w_hh` `[4H, H]`, `b_ih`, `b_hh` `[4H]`.
+pub struct LayerWeights<'a> {
+    pub w_ih: &'a Tensor,
+    pub w_hh: &'a Tensor,
+    pub b_ih: &'a Tensor,
+    pub b_hh: &'a Tensor,
+}
+
+/// What the backward pass needs from the forward pass of one layer. O(seqLen * batch * 6H) floats.
+pub struct LayerCache {
+    /// Layer input `[T*B, in]`.
+    x: Tensor,
+    /// Activated gates per step, each `[B, 4H]`.
+    gates: Vec<Tensor>,
+    /// Cell state before each step, each `[B, H]` (c_{t-1}).
+    c_prev: Vec<Tensor>,
+    /// tanh(c_t) per step, each `[B, H]`.
+    tanh_c: Vec<Tensor>,
+    /// Hidden state before each step, stacked `[T*B, H]` (h_{t-1}).
+    h_prev: Tensor,
+}
+
+/// Gradients of one layer's parameters and of its input.
+pub struct LayerGrads {
+    pub w_ih: Tensor,
+    pub w_hh: Tensor,
+    /// Gradient of `b_ih` and of `b_hh` (identical, since both enter z the same way).
+    pub bias: Tensor,
+    /// Gradient w.r.t. the layer input `[T*B, in]`.
+    pub dx: Tensor,
+}
+
+/// Runs one layer over `x` `[T*B, in]` from state `(h0, c0)` `[B, H]`.
+/// Returns the outputs `[T*B, H]`, the final `(h, c)`, and the cache when `keep_cache`.
+pub fn forward(
+    w: &LayerWeights,
+    consts: &GateConsts,
+    x: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    seq_len: usize,
+    keep_cache: bool,
+) -> Result<(Tensor, Tensor, Tensor, Option<LayerCache>)> {
+    let batch = h0.dim(0)?;
+    let bias = (w.b_ih + w.b_hh)?;
+    let xw = x.matmul(&w.w_ih.t()?)?.broadcast_add(&bias)?; // [T*B, 4H], one GEMM for all steps
+    let w_hh_t = w.w_hh.t()?;
+    let hidden = h0.dim(1)?;
+    let (mut h, mut c) = (h0.clone(), c0.clone());
+    let mut outs = Vec::with_capacity(seq_len);
+    let (mut gates_all, mut c_prev_all, mut tanh_all) = (Vec::new(), Vec::new(), Vec::new());
+    for t in 0..seq_len {
+        let z = (xw.narrow(0, t * batch, batch)? + h.matmul(&w_hh_t)?)?;
+        let a = consts.activate(&z)?;
+        let i = a.narrow(1, 0, hidden)?;
+        let f = a.narrow(1, hidden, hidden)?;
+        let g = a.narrow(1, 2 * hidden, hidden)?;
+        let o = a.narrow(1, 3 * hidden, hidden)?;
+        let c_new = ((f * &c)? + (i * g)?)?;
+        let tc = c_new.tanh()?;
+        let h_new = (o * &tc)?;
+        if keep_cache {
+            gates_all.push(a);
+            c_prev_all.push(c);
+            tanh_all.push(tc);
+        }
+        outs.push(h_new.clone());
+        h = h_new;
+        c = c_new;
+    }
+    let out = Tensor::cat(&outs, 0)?;
+    let cache = if keep_cache {
+        // h_{t-1} for every step: h0 followed by the outputs of steps 0..T-1.
+        let h_prev = if seq_len > 1 {
+            Tensor::cat(&[h0, &out.narrow(0, 0, (seq_len - 1) * batch)?], 0)?
+        } else {
+            h0.clone()
+        };
+        Some(LayerCache { x: x.clone(), gates: gates_all, c_prev: c_prev_all, tanh_c: tanh_all, h_prev })
+    } else {
+        None
+    };
+    Ok((out, h, c, cache))
+}
+
+/// Backpropagates `d_out` `[T*B, H]` (gradient of the loss w.r.t. this layer's outputs) through
+/// time. The state handed in from the previous batch is treated as a constant (truncated BPTT).
+pub fn backward(w: &LayerWeights, consts: &GateConsts, cache: &LayerCache, d_out: &Tensor) -> Result<LayerGrads> {
+    let seq_len = cache.gates.len();
+    let batch = cache.c_prev[0].dim(0)?;
+    let hidden = cache.c_prev[0].dim(1)?;
+    let mut dh_next: Option<Tensor> = None;
+    let mut dc_next: Option<Tensor> = None;
+    let mut dz_rev = Vec::with_capacity(seq_len);
+    for t in (0..seq_len).rev() {
+        let a = &cache.gates[t];
+        let i = a.narrow(1, 0, hidden)?;
+        let f = a.narrow(1, hidden, hidden)?;
+        let g = a.narrow(1, 2 * hidden, hidden)?;
+        let o = a.narrow(1, 3 * hidden, hidden)?;
+        let tc = &cache.tanh_c[t];
+        let mut dh = d_out.narrow(0, t * batch, batch)?;
+        if let Some(r) = &dh_next {
+            dh = (dh + r)?;
+        }
+        let d_o = (&dh * tc)?;
+        let mut dc = ((&dh * &o)? * (1.0 - tc.sqr()?)?)?;
+        if let Some(r) = &dc_next {
+            dc = (dc + r)?;
+        }
+        let d_i = (&dc * &g)?;
+        let d_f = (&dc * &cache.c_prev[t])?;
+        let d_g = (&dc * &i)?;
+        let da = Tensor::cat(&[&d_i, &d_f, &d_g, &d_o], 1)?;
+        let dz = (da * consts.derivative(a)?)?;
+        if t > 0 {
+            dh_next = Some(dz.matmul(w.w_hh)?);
+            dc_next = Some((dc * f)?);
+        }
+        dz_rev.push(dz);
+    }
+    dz_rev.reverse();
+    let dz = Tensor::cat(&dz_rev, 0)?; // [T*B, 4H]
+    let dz_t = dz.t()?;
+    Ok(LayerGrads {
+        w_ih: dz_t.matmul(&cache.x)?,
+        w_hh: dz_t.matmul(&cache.h_prev)?,
+        bias: dz.sum(0)?,
+        dx: dz.matmul(w.w_ih)?,
+    })
+}

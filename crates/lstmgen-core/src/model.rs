@@ -1,0 +1,328 @@
+//! The language model: embedding -> stacked LSTM -> dropout -> linear decoder -> softmax
+//! cross-entropy, with its training state (Adam moments, carried hidden states).
+
+use crate::adam::Adam;
+use crate::config::{AdamConfig, ModelConfig};
+use crate::error::{ensure, Error, Result};
+use crate::lstm::{self, GateConsts, LayerCache, LayerWeights};
+use crate::params::{init_params, Layout};
+use candle_core::{DType, Device, Tensor, D};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Hidden and cell state of every layer, each `[batch, H]`.
+#[derive(Clone)]
+pub struct State {
+    pub h: Vec<Tensor>,
+    pub c: Vec<Tensor>,
+}
+
+/// Result of one training step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepStats {
+    /// Mean cross-entropy over the batch, nats per token.
+    pub loss: f64,
+    /// Global L2 norm of all gradients before clipping.
+    pub grad_norm: f64,
+    /// Positions whose argmax prediction equals the target.
+    pub correct: u64,
+    /// Positions in the batch (`batch * seqLen`).
+    pub count: u64,
+}
+
+/// Summed loss over a batch, for evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalStats {
+    /// Sum of per-token cross-entropies, nats.
+    pub loss_sum: f64,
+    pub correct: u64,
+    pub count: u64,
+}
+
+/// Everything the forward pass keeps for the backward pass.
+struct ForwardCache {
+    ids: Tensor,
+    layers: Vec<LayerCache>,
+    /// Inverted-dropout masks applied to each layer's output (`None` when dropout is off).
+    masks: Vec<Option<Tensor>>,
+    /// Decoder input `[T*B, H]` (last layer output after dropout).
+    top: Tensor,
+}
+
+/// An LSTM language model and its training state. Parameters live on `device`.
+pub struct Model {
+    cfg: ModelConfig,
+    layout: Layout,
+    device: Device,
+    params: Vec<Tensor>,
+    consts: GateConsts,
+    adam: Adam,
+    train_state: Option<State>,
+    eval_state: Option<State>,
+}
+
+impl Model {
+    /// A new model with PyTorch's default initialisation drawn from `seed`.
+    pub fn new(cfg: ModelConfig, seed: u64, device: Device) -> Result<Self> {
+        cfg.validate()?;
+        let params = init_params(&cfg, seed, &device)?;
+        Self::from_params(cfg, params, device)
+    }
+
+    /// A model from existing parameters in [`Layout`] order (shapes checked by the caller).
+    pub fn from_params(cfg: ModelConfig, params: Vec<Tensor>, device: Device) -> Result<Self> {
+        cfg.validate()?;
+        let dtype = params.first().map(|p| p.dtype()).unwrap_or(DType::F32);
+        let consts = GateConsts::new(cfg.hidden_size, dtype, &device)?;
+        let adam = Adam::new(&params)?;
+        Ok(Self { cfg, layout: Layout::new(&cfg), device, params, consts, adam, train_state: None, eval_state: None })
+    }
+
+    /// Parameter dtype: F32 in the product; F64 is accepted for exact gradient checks.
+    pub fn dtype(&self) -> DType {
+        self.params[0].dtype()
+    }
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    /// Parameters in [`Layout`] order.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+    /// Number of Adam steps taken.
+    pub fn step(&self) -> u64 {
+        self.adam.step()
+    }
+    pub fn reset_train_state(&mut self) {
+        self.train_state = None;
+    }
+    pub fn reset_eval_state(&mut self) {
+        self.eval_state = None;
+    }
+
+    fn layer(&self, l: usize) -> LayerWeights<'_> {
+        let p = &self.params;
+        let ly = &self.layout;
+        LayerWeights { w_ih: &p[ly.w_ih(l)], w_hh: &p[ly.w_hh(l)], b_ih: &p[ly.b_ih(l)], b_hh: &p[ly.b_hh(l)] }
+    }
+
+    /// A zero state for `batch` sequences.
+    pub fn zero_state(&self, batch: usize) -> Result<State> {
+        let z = Tensor::zeros((batch, self.cfg.hidden_size), self.dtype(), &self.device)?;
+        Ok(State { h: vec![z.clone(); self.cfg.num_layers], c: vec![z; self.cfg.num_layers] })
+    }
+
+    /// Checks ids against the vocabulary and the declared `[batch, seqLen]` shape, and returns them
+    /// time-major (`t * batch + b`) as a u32 tensor.
+    fn time_major(&self, ids: &[u32], batch: usize, seq_len: usize, what: &str) -> Result<Tensor> {
+        ensure(batch >= 1 && seq_len >= 1, || format!("batchSize and seqLen must be >= 1, got {batch} and {seq_len}"))?;
+        ensure(ids.len() == batch * seq_len, || {
+            format!("{what} has {} ids but batchSize * seqLen = {batch} * {seq_len} = {}", ids.len(), batch * seq_len)
+        })?;
+        if let Some((pos, &bad)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= self.cfg.vocab_size) {
+            return Err(Error::Input(format!("{what}[{pos}] = {bad} is not a token id (vocabSize = {})", self.cfg.vocab_size)));
+        }
+        let mut tm = vec![0u32; ids.len()];
+        for b in 0..batch {
+            for t in 0..seq_len {
+                tm[t * batch + b] = ids[b * seq_len + t];
+            }
+        }
+        Ok(Tensor::from_vec(tm, batch * seq_len, &self.device)?)
+    }
+
+    /// An inverted-dropout mask `[rows, H]` with entries 0 or 1/(1-p), drawn from `rng`.
+    fn dropout_mask(&self, rows: usize, rng: &mut ChaCha8Rng) -> Result<Option<Tensor>> {
+        let p = self.cfg.dropout;
+        if p <= 0.0 {
+            return Ok(None);
+        }
+        let keep = 1.0 / (1.0 - p);
+        let n = rows * self.cfg.hidden_size;
+        let data: Vec<f32> = (0..n).map(|_| if rng.random::<f32>() < p { 0.0 } else { keep }).collect();
+        Ok(Some(Tensor::from_vec(data, (rows, self.cfg.hidden_size), &self.device)?.to_dtype(self.dtype())?))
+    }
+
+    /// Forward pass over time-major ids `[T*B]` from `state`. Returns logits `[T*B, V]`, the final
+    /// state, and the backward cache when `dropout_rng` is given (training mode).
+    fn forward(
+        &self,
+        ids: &Tensor,
+        state: &State,
+        seq_len: usize,
+        mut dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<(Tensor, State, Option<ForwardCache>)> {
+        let training = dropout_rng.is_some();
+        let mut x = self.params[Layout::EMBEDDING].index_select(ids, 0)?; // [T*B, E]
+        let mut next = State { h: Vec::new(), c: Vec::new() };
+        let (mut caches, mut masks) = (Vec::new(), Vec::new());
+        for l in 0..self.cfg.num_layers {
+            let (out, h, c, cache) = lstm::forward(&self.layer(l), &self.consts, &x, &state.h[l], &state.c[l], seq_len, training)?;
+            next.h.push(h);
+            next.c.push(c);
+            let mask = match dropout_rng.as_deref_mut() {
+                Some(rng) => self.dropout_mask(out.dim(0)?, rng)?,
+                None => None,
+            };
+            x = match &mask {
+                Some(m) => (out * m)?,
+                None => out,
+            };
+            caches.extend(cache);
+            masks.push(mask);
+        }
+        let ly = &self.layout;
+        let logits = x.matmul(&self.params[ly.dec_w()].t()?)?.broadcast_add(&self.params[ly.dec_b()])?;
+        let cache = training.then(|| ForwardCache { ids: ids.clone(), layers: caches, masks, top: x });
+        Ok((logits, next, cache))
+    }
+
+    /// Loss statistics and, when `want_grad`, dL/dlogits for mean cross-entropy.
+    /// `targets` time-major `[T*B]`. Log-softmax subtracts the row max first.
+    fn cross_entropy(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Result<(f64, u64, Option<Tensor>)> {
+        let n = logits.dim(0)?;
+        let max = logits.max_keepdim(D::Minus1)?;
+        let shifted = logits.broadcast_sub(&max)?;
+        let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?; // [N, 1]
+        let idx = targets.reshape((n, 1))?;
+        let picked = shifted.gather(&idx, D::Minus1)?; // [N, 1]
+        let loss_sum = (lse.clone() - picked)?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let pred = logits.argmax_keepdim(D::Minus1)?.reshape(n)?;
+        let correct = pred.eq(targets)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as u64;
+        let grad = if want_grad {
+            let softmax = shifted.broadcast_sub(&lse)?.exp()?;
+            let minus_one = Tensor::full(-1f32, (n, 1), logits.device())?.to_dtype(logits.dtype())?;
+            Some((softmax.scatter_add(&idx, &minus_one, D::Minus1)? / n as f64)?)
+        } else {
+            None
+        };
+        Ok((loss_sum, correct, grad))
+    }
+
+    /// Mean loss and the gradient of every parameter (in [`Layout`] order) for one batch from
+    /// `state`, without updating anything. Used by training and by the gradient check.
+    pub fn loss_and_grads(
+        &self,
+        inputs: &[u32],
+        targets: &[u32],
+        batch: usize,
+        seq_len: usize,
+        state: &State,
+        dropout_seed: u64,
+    ) -> Result<(StepStats, Vec<Tensor>, State)> {
+        let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
+        let tg = self.time_major(targets, batch, seq_len, "targets")?;
+        let mut rng = ChaCha8Rng::seed_from_u64(dropout_seed);
+        let (logits, next, cache) = self.forward(&ids, state, seq_len, Some(&mut rng))?;
+        let cache = cache.ok_or_else(|| Error::Internal("training forward kept no cache".into()))?;
+        let (loss_sum, correct, dlogits) = Self::cross_entropy(&logits, &tg, true)?;
+        let dlogits = dlogits.ok_or_else(|| Error::Internal("no logits gradient".into()))?;
+        let ly = self.layout;
+        let mut grads: Vec<Option<Tensor>> = vec![None; ly.len()];
+        grads[ly.dec_w()] = Some(dlogits.t()?.matmul(&cache.top)?);
+        grads[ly.dec_b()] = Some(dlogits.sum(0)?);
+        let mut d = dlogits.matmul(&self.params[ly.dec_w()])?; // dL/d(top) [T*B, H]
+        for l in (0..self.cfg.num_layers).rev() {
+            if let Some(m) = &cache.masks[l] {
+                d = (d * m)?;
+            }
+            let g = lstm::backward(&self.layer(l), &self.consts, &cache.layers[l], &d)?;
+            grads[ly.w_ih(l)] = Some(g.w_ih);
+            grads[ly.w_hh(l)] = Some(g.w_hh);
+            grads[ly.b_ih(l)] = Some(g.bias.clone());
+            grads[ly.b_hh(l)] = Some(g.bias);
+            d = g.dx;
+        }
+        let emb = &self.params[Layout::EMBEDDING];
+        grads[Layout::EMBEDDING] = Some(emb.zeros_like()?.index_add(&cache.ids, &d, 0)?);
+        let grads = grads.into_iter().map(|g| g.ok_or_else(|| Error::Internal("missing gradient".into()))).collect::<Result<Vec<_>>>()?;
+        let count = (batch * seq_len) as u64;
+        let stats = StepStats { loss: loss_sum / count as f64, grad_norm: 0.0, correct, count };
+        Ok((stats, grads, next))
+    }
+
+    /// One truncated-BPTT training step: forward and backward from the carried training state,
+    /// global-norm clipping, one Adam update, then the final state is carried (detached).
+    /// `inputs`/`targets`: `[batch, seqLen]` row-major token ids. A non-finite loss or gradient
+    /// returns `Error::Numeric` and leaves the parameters and state untouched.
+    pub fn train_step(
+        &mut self,
+        inputs: &[u32],
+        targets: &[u32],
+        batch: usize,
+        seq_len: usize,
+        opt: &AdamConfig,
+        dropout_seed: u64,
+    ) -> Result<StepStats> {
+        opt.validate()?;
+        let state = match self.train_state.take() {
+            Some(s) if s.h[0].dim(0)? == batch => s,
+            _ => self.zero_state(batch)?,
+        };
+        let (mut stats, grads, next) = match self.loss_and_grads(inputs, targets, batch, seq_len, &state, dropout_seed) {
+            Ok(r) => r,
+            Err(e) => {
+                self.train_state = Some(state);
+                return Err(e);
+            }
+        };
+        let step = self.adam.step() + 1;
+        if !stats.loss.is_finite() {
+            self.train_state = Some(state);
+            return Err(Error::Numeric(format!("loss is {} at step {step}; parameters were not updated", stats.loss)));
+        }
+        match self.adam.update(&mut self.params, &grads, opt) {
+            Ok(norm) => stats.grad_norm = norm,
+            Err(e) => {
+                self.train_state = Some(state);
+                return Err(e);
+            }
+        }
+        self.train_state = Some(next);
+        Ok(stats)
+    }
+
+    /// Forward-only loss over one batch (no dropout) with the carried evaluation state.
+    pub fn eval_step(&mut self, inputs: &[u32], targets: &[u32], batch: usize, seq_len: usize) -> Result<EvalStats> {
+        let state = match self.eval_state.take() {
+            Some(s) if s.h[0].dim(0)? == batch => s,
+            _ => self.zero_state(batch)?,
+        };
+        let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
+        let tg = self.time_major(targets, batch, seq_len, "targets")?;
+        let (logits, next, _) = self.forward(&ids, &state, seq_len, None)?;
+        let (loss_sum, correct, _) = Self::cross_entropy(&logits, &tg, false)?;
+        self.eval_state = Some(next);
+        Ok(EvalStats { loss_sum, correct, count: (batch * seq_len) as u64 })
+    }
+
+    /// Logits `[batch, seqLen, V]` (flattened row-major) from `state` (zero when `None`), no
+    /// dropout, and the final state.
+    pub fn logits(&self, inputs: &[u32], batch: usize, seq_len: usize, state: Option<&State>) -> Result<(Vec<f32>, State)> {
+        let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
+        let zero;
+        let state = match state {
+            Some(s) => s,
+            None => {
+                zero = self.zero_state(batch)?;
+                &zero
+            }
+        };
+        let (logits, next, _) = self.forward(&ids, state, seq_len, None)?;
+        let v = self.cfg.vocab_size;
+        // time-major [T, B, V] -> batch-major [B, T, V]
+        let out = logits.reshape((seq_len, batch, v))?.transpose(0, 1)?.contiguous()?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        Ok((out, next))
+    }
+
+    /// Replaces the parameters (same count and shapes) — used after loading a file.
+    pub fn set_params(&mut self, params: Vec<Tensor>) -> Result<()> {
+        ensure(params.len() == self.params.len(), || "parameter count mismatch".into())?;
+        self.adam = Adam::new(&params)?;
+        self.params = params;
+        Ok(())
+    }
+}
