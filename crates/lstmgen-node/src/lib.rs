@@ -1,3 +1,144 @@
+//! napi-rs binding for lstmgen-core: conversions and async tasks only; the engine holds the logic.
+
+mod convert;
+mod tasks;
+
+use convert::{guard, seed_u64, NativeModelConfig, NativeOptimizerConfig, NativeSampleOptions};
+use lstmgen_core::{device, io, Model};
+use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tasks::{lock, EvalStep, Generate, Logits, Shared, TrainStep};
+
+/// An LSTM language model owned by the native engine. JS holds an opaque handle.
+/// Every method throws an Error whose message starts with a code: `E_INPUT`, `E_MODEL_FILE`,
+/// `E_DEVICE`, `E_NUMERIC` or `E_INTERNAL` (a caught Rust panic or candle error).
 #[napi]
-pub fn ping() -> u32 { 1 }
+pub struct NativeModel {
+    inner: Shared,
+    metadata: HashMap<String, String>,
+}
+
+/// Copies a JS Uint32Array so the async task owns its ids.
+fn ids(a: &Uint32Array) -> Vec<u32> {
+    a.to_vec()
+}
+
+#[napi]
+impl NativeModel {
+    /// A new model with PyTorch's default initialisation drawn from `seed`.
+    /// `device`: "cpu", "cuda" (throws `E_DEVICE` when unusable) or "auto".
+    #[napi(factory)]
+    pub fn create(config: NativeModelConfig, seed: f64, device: String) -> Result<NativeModel> {
+        let seed = seed_u64(seed)?;
+        let model = guard(|| Model::new(config.into(), seed, device::select(&device)?))?;
+        Ok(NativeModel { inner: Arc::new(Mutex::new(model)), metadata: HashMap::new() })
+    }
+
+    /// Loads a model from the bytes of a file written by `toSafetensors`; verifies the format tag,
+    /// version, every tensor's shape and the CRC-32. Throws `E_MODEL_FILE` otherwise.
+    #[napi(factory)]
+    pub fn from_safetensors(bytes: Buffer, device: String) -> Result<NativeModel> {
+        let (model, metadata) = guard(|| {
+            let dev = device::select(&device)?;
+            let loaded = io::from_safetensors(&bytes, &dev)?;
+            Ok((Model::from_params(loaded.config, loaded.params, dev)?, loaded.metadata))
+        })?;
+        Ok(NativeModel { inner: Arc::new(Mutex::new(model)), metadata })
+    }
+
+    /// The bytes of a safetensors file holding the weights (PyTorch names), the model config and
+    /// `metadata` (string -> string; keys starting with `lstmgen.` are reserved).
+    #[napi]
+    pub fn to_safetensors(&self, metadata: HashMap<String, String>) -> Result<Buffer> {
+        let m = lock(&self.inner);
+        Ok(guard(|| io::to_safetensors(m.config(), m.params(), &metadata))?.into())
+    }
+
+    /// Metadata of the file this model was loaded from (`{}` for a new model).
+    #[napi]
+    pub fn metadata(&self) -> HashMap<String, String> {
+        self.metadata.clone()
+    }
+
+    /// The network's shape.
+    #[napi]
+    pub fn config(&self) -> NativeModelConfig {
+        NativeModelConfig::from(lock(&self.inner).config())
+    }
+
+    /// Where the parameters live: "cpu" or "cuda:0".
+    #[napi]
+    pub fn device_name(&self) -> String {
+        device::name(lock(&self.inner).device())
+    }
+
+    /// Number of optimizer steps taken.
+    #[napi]
+    pub fn step(&self) -> f64 {
+        lock(&self.inner).step() as f64
+    }
+
+    /// One truncated-BPTT training step on `inputs`/`targets` `[batchSize, seqLen]` (row-major
+    /// u32 token ids): forward, backward, clipping, Adam. Carries the training hidden state.
+    /// Throws `E_INPUT` for bad shapes or ids, `E_NUMERIC` for a non-finite loss or gradient
+    /// (parameters unchanged).
+    #[napi(ts_return_type = "Promise<NativeStepResult>")]
+    pub fn train_step(
+        &self,
+        inputs: Uint32Array,
+        targets: Uint32Array,
+        batch_size: u32,
+        seq_len: u32,
+        opt: NativeOptimizerConfig,
+        dropout_seed: f64,
+    ) -> Result<AsyncTask<TrainStep>> {
+        Ok(AsyncTask::new(TrainStep {
+            model: self.inner.clone(),
+            inputs: ids(&inputs),
+            targets: ids(&targets),
+            batch: batch_size as usize,
+            seq_len: seq_len as usize,
+            opt: opt.into(),
+            dropout_seed: seed_u64(dropout_seed)?,
+        }))
+    }
+
+    /// Forward-only loss over one batch (no dropout), carrying the evaluation hidden state.
+    #[napi(ts_return_type = "Promise<NativeEvalResult>")]
+    pub fn eval_step(&self, inputs: Uint32Array, targets: Uint32Array, batch_size: u32, seq_len: u32) -> AsyncTask<EvalStep> {
+        AsyncTask::new(EvalStep {
+            model: self.inner.clone(),
+            inputs: ids(&inputs),
+            targets: ids(&targets),
+            batch: batch_size as usize,
+            seq_len: seq_len as usize,
+        })
+    }
+
+    /// Zeroes the carried training hidden state (start of an epoch).
+    #[napi]
+    pub fn reset_train_state(&self) {
+        lock(&self.inner).reset_train_state()
+    }
+
+    /// Zeroes the carried evaluation hidden state.
+    #[napi]
+    pub fn reset_eval_state(&self) {
+        lock(&self.inner).reset_eval_state()
+    }
+
+    /// Logits `[batchSize, seqLen, vocabSize]` (flattened, f32) from a zero state, no dropout.
+    #[napi(ts_return_type = "Promise<Float32Array>")]
+    pub fn logits(&self, inputs: Uint32Array, batch_size: u32, seq_len: u32) -> AsyncTask<Logits> {
+        AsyncTask::new(Logits { model: self.inner.clone(), inputs: ids(&inputs), batch: batch_size as usize, seq_len: seq_len as usize })
+    }
+
+    /// Samples `numSamples` continuations of `prompt` (>= 1 token id) in one batch; returns the
+    /// generated ids only (prompt excluded), one array per sample.
+    #[napi(ts_return_type = "Promise<Array<Array<number>>>")]
+    pub fn generate(&self, prompt: Uint32Array, options: NativeSampleOptions) -> Result<AsyncTask<Generate>> {
+        Ok(AsyncTask::new(Generate { model: self.inner.clone(), prompt: ids(&prompt), cfg: options.to_core()? }))
+    }
+}

@@ -1,0 +1,133 @@
+//! Conversions between JS objects and engine types, and the error/panic boundary.
+
+use lstmgen_core::{AdamConfig, ModelConfig, SampleConfig};
+use napi_derive::napi;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Shape of the network. All sizes are positive integers; dropout is in [0, 1).
+#[napi(object)]
+#[derive(Clone, Copy)]
+pub struct NativeModelConfig {
+    pub vocab_size: u32,
+    pub embedding_dim: u32,
+    pub hidden_size: u32,
+    pub num_layers: u32,
+    pub dropout: f64,
+}
+
+/// Adam hyper-parameters and gradient clipping (global L2 norm; `clipNorm <= 0` disables it).
+#[napi(object)]
+#[derive(Clone, Copy)]
+pub struct NativeOptimizerConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub clip_norm: f64,
+}
+
+/// One training step's result: `loss` is the mean cross-entropy in nats/token over
+/// `batchSize * seqLen` positions; `gradNorm` the global L2 norm before clipping.
+#[napi(object)]
+pub struct NativeStepResult {
+    pub loss: f64,
+    pub grad_norm: f64,
+    pub correct: f64,
+    pub count: f64,
+}
+
+/// One evaluation batch: `lossSum` is the summed cross-entropy in nats over `count` positions.
+#[napi(object)]
+pub struct NativeEvalResult {
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub count: f64,
+}
+
+/// Sampling options: `temperature` 0 = greedy; `topK` 0 = off; `topP` 1 = off; `stopSequences`
+/// are token-id sequences that end a sample (kept in the output).
+#[napi(object)]
+pub struct NativeSampleOptions {
+    pub num_samples: u32,
+    pub max_tokens: u32,
+    pub temperature: f64,
+    pub top_k: u32,
+    pub top_p: f64,
+    pub seed: f64,
+    pub stop_sequences: Vec<Vec<u32>>,
+}
+
+impl From<NativeModelConfig> for ModelConfig {
+    fn from(c: NativeModelConfig) -> Self {
+        ModelConfig {
+            vocab_size: c.vocab_size as usize,
+            embedding_dim: c.embedding_dim as usize,
+            hidden_size: c.hidden_size as usize,
+            num_layers: c.num_layers as usize,
+            dropout: c.dropout as f32,
+        }
+    }
+}
+
+impl From<&ModelConfig> for NativeModelConfig {
+    fn from(c: &ModelConfig) -> Self {
+        NativeModelConfig {
+            vocab_size: c.vocab_size as u32,
+            embedding_dim: c.embedding_dim as u32,
+            hidden_size: c.hidden_size as u32,
+            num_layers: c.num_layers as u32,
+            dropout: c.dropout as f64,
+        }
+    }
+}
+
+impl From<NativeOptimizerConfig> for AdamConfig {
+    fn from(o: NativeOptimizerConfig) -> Self {
+        AdamConfig { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weight_decay: o.weight_decay, clip_norm: o.clip_norm }
+    }
+}
+
+impl NativeSampleOptions {
+    pub fn to_core(&self) -> napi::Result<SampleConfig> {
+        Ok(SampleConfig {
+            num_samples: self.num_samples as usize,
+            max_tokens: self.max_tokens as usize,
+            temperature: self.temperature,
+            top_k: self.top_k as usize,
+            top_p: self.top_p,
+            seed: seed_u64(self.seed)?,
+            stop_sequences: self.stop_sequences.clone(),
+        })
+    }
+}
+
+/// A JS number used as a seed: a non-negative safe integer.
+pub fn seed_u64(seed: f64) -> napi::Result<u64> {
+    if seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9_007_199_254_740_991.0 {
+        Ok(seed as u64)
+    } else {
+        Err(to_js(lstmgen_core::Error::Input(format!("seed must be a non-negative integer, got {seed}"))))
+    }
+}
+
+/// Engine error -> JS Error whose message keeps the `E_*:` code prefix.
+pub fn to_js(e: lstmgen_core::Error) -> napi::Error {
+    napi::Error::new(napi::Status::GenericFailure, e.to_string())
+}
+
+/// Runs `f`, turning an engine error into a JS error and a panic into `E_INTERNAL`, so a Rust
+/// panic never takes the Node process down.
+pub fn guard<T>(f: impl FnOnce() -> lstmgen_core::Result<T>) -> napi::Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(to_js),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(to_js(lstmgen_core::Error::Internal(format!("panic in the native engine: {msg}"))))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Work that runs on the libuv thread pool (napi `AsyncTask`), so the event loop stays free.
+
+use crate::convert::{guard, NativeEvalResult, NativeStepResult};
+use lstmgen_core::{AdamConfig, Model, SampleConfig};
+use napi::bindgen_prelude::*;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The shared, lockable engine model.
+pub type Shared = Arc<Mutex<Model>>;
+
+/// Locks the model; a lock poisoned by an earlier (caught) panic is still usable.
+pub fn lock(m: &Shared) -> MutexGuard<'_, Model> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct TrainStep {
+    pub model: Shared,
+    pub inputs: Vec<u32>,
+    pub targets: Vec<u32>,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub opt: AdamConfig,
+    pub dropout_seed: u64,
+}
+
+impl Task for TrainStep {
+    type Output = lstmgen_core::StepStats;
+    type JsValue = NativeStepResult;
+    fn compute(&mut self) -> Result<Self::Output> {
+        guard(|| lock(&self.model).train_step(&self.inputs, &self.targets, self.batch, self.seq_len, &self.opt, self.dropout_seed))
+    }
+    fn resolve(&mut self, _env: Env, s: Self::Output) -> Result<Self::JsValue> {
+        Ok(NativeStepResult { loss: s.loss, grad_norm: s.grad_norm, correct: s.correct as f64, count: s.count as f64 })
+    }
+}
+
+pub struct EvalStep {
+    pub model: Shared,
+    pub inputs: Vec<u32>,
+    pub targets: Vec<u32>,
+    pub batch: usize,
+    pub seq_len: usize,
+}
+
+impl Task for EvalStep {
+    type Output = lstmgen_core::EvalStats;
+    type JsValue = NativeEvalResult;
+    fn compute(&mut self) -> Result<Self::Output> {
+        guard(|| lock(&self.model).eval_step(&self.inputs, &self.targets, self.batch, self.seq_len))
+    }
+    fn resolve(&mut self, _env: Env, s: Self::Output) -> Result<Self::JsValue> {
+        Ok(NativeEvalResult { loss_sum: s.loss_sum, correct: s.correct as f64, count: s.count as f64 })
+    }
+}
+
+pub struct Logits {
+    pub model: Shared,
+    pub inputs: Vec<u32>,
+    pub batch: usize,
+    pub seq_len: usize,
+}
+
+impl Task for Logits {
+    type Output = Vec<f32>;
+    type JsValue = Float32Array;
+    fn compute(&mut self) -> Result<Self::Output> {
+        guard(|| Ok(lock(&self.model).logits(&self.inputs, self.batch, self.seq_len, None)?.0))
+    }
+    fn resolve(&mut self, _env: Env, v: Self::Output) -> Result<Self::JsValue> {
+        Ok(Float32Array::new(v))
+    }
+}
+
+pub struct Generate {
+    pub model: Shared,
+    pub prompt: Vec<u32>,
+    pub cfg: SampleConfig,
+}
+
+impl Task for Generate {
+    type Output = Vec<Vec<u32>>;
+    type JsValue = Vec<Vec<u32>>;
+    fn compute(&mut self) -> Result<Self::Output> {
+        guard(|| lstmgen_core::sample::generate(&lock(&self.model), &self.prompt, &self.cfg))
+    }
+    fn resolve(&mut self, _env: Env, v: Self::Output) -> Result<Self::JsValue> {
+        Ok(v)
+    }
+}
