@@ -6,6 +6,7 @@
 //! feature.
 
 pub mod adam;
+pub mod cell;
 pub mod config;
 pub mod device;
 pub mod error;

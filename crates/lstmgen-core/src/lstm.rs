@@ -5,6 +5,7 @@
 //! `z = W_ih x + W_hh h + b_ih + b_hh`, `c' = f*c + i*g`, `h' = o*tanh(c')`.
 //! Tensors are time-major: a sequence is `[seqLen * batch, features]`, row `t * batch + b`.
 
+use crate::cell;
 use crate::error::Result;
 use candle_core::{DType, Device, Tensor};
 
@@ -34,12 +35,12 @@ impl GateConsts {
     }
 
     /// Activated gates `[rows, 4H]` = (sigmoid i, sigmoid f, tanh g, sigmoid o) from pre-activations.
-    fn activate(&self, z: &Tensor) -> Result<Tensor> {
+    pub(crate) fn activate(&self, z: &Tensor) -> Result<Tensor> {
         Ok(z.broadcast_mul(&self.scale)?.tanh()?.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?)
     }
 
     /// Derivative of each activation w.r.t. its pre-activation, from the activations `a`.
-    fn derivative(&self, a: &Tensor) -> Result<Tensor> {
+    pub(crate) fn derivative(&self, a: &Tensor) -> Result<Tensor> {
         Ok((a.broadcast_mul(&self.k2)?.broadcast_add(&self.k1)? - a.sqr()?)?)
     }
 }
@@ -91,28 +92,20 @@ pub fn forward(
     let bias = (w.b_ih + w.b_hh)?;
     let xw = x.matmul(&w.w_ih.t()?)?.broadcast_add(&bias)?; // [T*B, 4H], one GEMM for all steps
     let w_hh_t = w.w_hh.t()?;
-    let hidden = h0.dim(1)?;
     let (mut h, mut c) = (h0.clone(), c0.clone());
     let mut outs = Vec::with_capacity(seq_len);
     let (mut gates_all, mut c_prev_all, mut tanh_all) = (Vec::new(), Vec::new(), Vec::new());
     for t in 0..seq_len {
         let z = (xw.narrow(0, t * batch, batch)? + h.matmul(&w_hh_t)?)?;
-        let a = consts.activate(&z)?;
-        let i = a.narrow(1, 0, hidden)?;
-        let f = a.narrow(1, hidden, hidden)?;
-        let g = a.narrow(1, 2 * hidden, hidden)?;
-        let o = a.narrow(1, 3 * hidden, hidden)?;
-        let c_new = ((f * &c)? + (i * g)?)?;
-        let tc = c_new.tanh()?;
-        let h_new = (o * &tc)?;
+        let step = cell::forward(&z, &c, consts)?;
         if keep_cache {
-            gates_all.push(a);
+            gates_all.push(step.gates);
             c_prev_all.push(c);
-            tanh_all.push(tc);
+            tanh_all.push(step.tanh_c);
         }
-        outs.push(h_new.clone());
-        h = h_new;
-        c = c_new;
+        outs.push(step.h.clone());
+        h = step.h;
+        c = step.c;
     }
     let out = Tensor::cat(&outs, 0)?;
     let cache = if keep_cache {
@@ -134,36 +127,20 @@ pub fn forward(
 pub fn backward(w: &LayerWeights, consts: &GateConsts, cache: &LayerCache, d_out: &Tensor) -> Result<LayerGrads> {
     let seq_len = cache.gates.len();
     let batch = cache.c_prev[0].dim(0)?;
-    let hidden = cache.c_prev[0].dim(1)?;
     let mut dh_next: Option<Tensor> = None;
     let mut dc_next: Option<Tensor> = None;
     let mut dz_rev = Vec::with_capacity(seq_len);
     for t in (0..seq_len).rev() {
-        let a = &cache.gates[t];
-        let i = a.narrow(1, 0, hidden)?;
-        let f = a.narrow(1, hidden, hidden)?;
-        let g = a.narrow(1, 2 * hidden, hidden)?;
-        let o = a.narrow(1, 3 * hidden, hidden)?;
-        let tc = &cache.tanh_c[t];
         let mut dh = d_out.narrow(0, t * batch, batch)?;
         if let Some(r) = &dh_next {
             dh = (dh + r)?;
         }
-        let d_o = (&dh * tc)?;
-        let mut dc = ((&dh * &o)? * (1.0 - tc.sqr()?)?)?;
-        if let Some(r) = &dc_next {
-            dc = (dc + r)?;
-        }
-        let d_i = (&dc * &g)?;
-        let d_f = (&dc * &cache.c_prev[t])?;
-        let d_g = (&dc * &i)?;
-        let da = Tensor::cat(&[&d_i, &d_f, &d_g, &d_o], 1)?;
-        let dz = (da * consts.derivative(a)?)?;
+        let g = cell::backward(&cache.gates[t], &cache.c_prev[t], &cache.tanh_c[t], &dh, dc_next.as_ref(), consts)?;
         if t > 0 {
-            dh_next = Some(dz.matmul(w.w_hh)?);
-            dc_next = Some((dc * f)?);
+            dh_next = Some(g.dz.matmul(w.w_hh)?);
+            dc_next = Some(g.dc_prev);
         }
-        dz_rev.push(dz);
+        dz_rev.push(g.dz);
     }
     dz_rev.reverse();
     let dz = Tensor::cat(&dz_rev, 0)?; // [T*B, 4H]

@@ -1,0 +1,189 @@
+//! One LSTM time step's elementwise work (the four gates, the cell update and their derivatives).
+//! On the CPU it runs as one fused pass over contiguous slices (one allocation per output);
+//! elsewhere it falls back to candle tensor ops, which compute the same equations.
+//!
+//! Forward (PyTorch `nn.LSTM`, gates i, f, g, o): `c = f*c_prev + i*g`, `h = o*tanh(c)`.
+//! Backward (Graves 2013): `dc = dc_next + dh*o*(1-tanh(c)^2)`; `dz_i = dc*g*i(1-i)`,
+//! `dz_f = dc*c_prev*f(1-f)`, `dz_g = dc*i*(1-g^2)`, `dz_o = dh*tanh(c)*o(1-o)`; `dc_prev = dc*f`.
+
+use crate::error::Result;
+use crate::lstm::GateConsts;
+use candle_core::{DType, Layout, Storage, Tensor, WithDType};
+use num_traits::Float;
+
+/// Outputs of one forward step, each contiguous: activated gates `[B, 4H]`, cell `c`, `tanh(c)`
+/// and hidden `h`, each `[B, H]`.
+pub struct StepOut {
+    pub gates: Tensor,
+    pub c: Tensor,
+    pub tanh_c: Tensor,
+    pub h: Tensor,
+}
+
+/// Gradients of one backward step: `dz` `[B, 4H]` (pre-activations) and `dc_prev` `[B, H]`.
+pub struct StepGrad {
+    pub dz: Tensor,
+    pub dc_prev: Tensor,
+}
+
+/// The contiguous slice of a CPU tensor of dtype `T`, or `None` (not on the CPU or not contiguous).
+fn cpu_slice<'a, T: WithDType>(storage: &'a Storage, layout: &Layout) -> Option<&'a [T]> {
+    match storage {
+        Storage::Cpu(s) => {
+            let (start, end) = layout.contiguous_offsets()?;
+            s.as_slice::<T>().ok().map(|v| &v[start..end])
+        }
+        _ => None,
+    }
+}
+
+/// Runs `f` on the CPU slices of `ts` when all are contiguous CPU tensors of dtype `T`.
+fn on_cpu<T: WithDType, R>(ts: &[&Tensor], f: impl FnOnce(&[&[T]]) -> Result<R>) -> Option<Result<R>> {
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let slices: Option<Vec<&[T]>> = guards.iter().map(|(s, l)| cpu_slice::<T>(s, l)).collect();
+    slices.map(|s| f(&s))
+}
+
+fn sigmoid<T: Float>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+/// One forward step from pre-activations `z` `[B, 4H]` and `c_prev` `[B, H]`.
+pub fn forward(z: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<StepOut> {
+    let fused = match z.dtype() {
+        DType::F32 => on_cpu::<f32, _>(&[z, c_prev], |s| forward_fused(s[0], s[1], z, c_prev)),
+        DType::F64 => on_cpu::<f64, _>(&[z, c_prev], |s| forward_fused(s[0], s[1], z, c_prev)),
+        _ => None,
+    };
+    fused.unwrap_or_else(|| forward_ops(z, c_prev, consts))
+}
+
+fn forward_fused<T: WithDType + Float>(z: &[T], cp: &[T], zt: &Tensor, ct: &Tensor) -> Result<StepOut> {
+    let (b, h4) = zt.dims2()?;
+    let hd = h4 / 4;
+    let n = b * hd;
+    let (mut gates, mut c, mut tc, mut h) = (vec![T::zero(); b * h4], vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
+    for r in 0..b {
+        let (zr, gr) = (&z[r * h4..(r + 1) * h4], &mut gates[r * h4..(r + 1) * h4]);
+        for j in 0..hd {
+            let i = sigmoid(zr[j]);
+            let f = sigmoid(zr[hd + j]);
+            let g = zr[2 * hd + j].tanh();
+            let o = sigmoid(zr[3 * hd + j]);
+            gr[j] = i;
+            gr[hd + j] = f;
+            gr[2 * hd + j] = g;
+            gr[3 * hd + j] = o;
+            let k = r * hd + j;
+            let cn = f * cp[k] + i * g;
+            let t = cn.tanh();
+            c[k] = cn;
+            tc[k] = t;
+            h[k] = o * t;
+        }
+    }
+    let dev = ct.device();
+    Ok(StepOut {
+        gates: Tensor::from_vec(gates, (b, h4), dev)?,
+        c: Tensor::from_vec(c, (b, hd), dev)?,
+        tanh_c: Tensor::from_vec(tc, (b, hd), dev)?,
+        h: Tensor::from_vec(h, (b, hd), dev)?,
+    })
+}
+
+/// The same step with candle ops (any device).
+pub fn forward_ops(z: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<StepOut> {
+    let hd = c_prev.dim(1)?;
+    let a = consts.activate(z)?;
+    let gate = |k: usize| a.narrow(1, k * hd, hd);
+    let c = ((gate(1)? * c_prev)? + (gate(0)? * gate(2)?)?)?;
+    let tanh_c = c.tanh()?;
+    let h = (gate(3)? * &tanh_c)?;
+    Ok(StepOut { gates: a, c, tanh_c, h })
+}
+
+/// One backward step. `dh` `[B, H]` is the loss gradient w.r.t. this step's `h` (from above and
+/// from the next step); `dc_next` the gradient flowing into this step's `c` from the next step.
+pub fn backward(gates: &Tensor, c_prev: &Tensor, tanh_c: &Tensor, dh: &Tensor, dc_next: Option<&Tensor>, consts: &GateConsts) -> Result<StepGrad> {
+    let zero;
+    let dc_next = match dc_next {
+        Some(d) => d,
+        None => {
+            zero = dh.zeros_like()?;
+            &zero
+        }
+    };
+    let ts = [gates, c_prev, tanh_c, dh, dc_next];
+    let fused = match gates.dtype() {
+        DType::F32 => on_cpu::<f32, _>(&ts, |s| backward_fused(s, gates)),
+        DType::F64 => on_cpu::<f64, _>(&ts, |s| backward_fused(s, gates)),
+        _ => None,
+    };
+    fused.unwrap_or_else(|| backward_ops(gates, c_prev, tanh_c, dh, dc_next, consts))
+}
+
+fn backward_fused<T: WithDType + Float>(s: &[&[T]], gates_t: &Tensor) -> Result<StepGrad> {
+    let (a, cp, tc, dh, dcn) = (s[0], s[1], s[2], s[3], s[4]);
+    let (b, h4) = gates_t.dims2()?;
+    let hd = h4 / 4;
+    let one = T::one();
+    let (mut dz, mut dc_prev) = (vec![T::zero(); b * h4], vec![T::zero(); b * hd]);
+    for r in 0..b {
+        let (ar, dzr) = (&a[r * h4..(r + 1) * h4], &mut dz[r * h4..(r + 1) * h4]);
+        for j in 0..hd {
+            let k = r * hd + j;
+            let (i, f, g, o) = (ar[j], ar[hd + j], ar[2 * hd + j], ar[3 * hd + j]);
+            let t = tc[k];
+            let dc = dcn[k] + dh[k] * o * (one - t * t);
+            dzr[j] = dc * g * i * (one - i);
+            dzr[hd + j] = dc * cp[k] * f * (one - f);
+            dzr[2 * hd + j] = dc * i * (one - g * g);
+            dzr[3 * hd + j] = dh[k] * t * o * (one - o);
+            dc_prev[k] = dc * f;
+        }
+    }
+    let dev = gates_t.device();
+    Ok(StepGrad { dz: Tensor::from_vec(dz, (b, h4), dev)?, dc_prev: Tensor::from_vec(dc_prev, (b, hd), dev)? })
+}
+
+/// The same backward step with candle ops (any device).
+pub fn backward_ops(gates: &Tensor, c_prev: &Tensor, tanh_c: &Tensor, dh: &Tensor, dc_next: &Tensor, consts: &GateConsts) -> Result<StepGrad> {
+    let hd = c_prev.dim(1)?;
+    let gate = |k: usize| gates.narrow(1, k * hd, hd);
+    let (i, f, g, o) = (gate(0)?, gate(1)?, gate(2)?, gate(3)?);
+    let dc = (dc_next + ((dh * &o)? * (1.0 - tanh_c.sqr()?)?)?)?;
+    let da = Tensor::cat(&[(&dc * &g)?, (&dc * c_prev)?, (&dc * &i)?, (dh * tanh_c)?], 1)?;
+    let dz = (da * consts.derivative(gates)?)?;
+    Ok(StepGrad { dz, dc_prev: (dc * f)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+    }
+
+    /// The fused CPU kernels and the candle-op path (used on other devices) agree.
+    #[test]
+    fn fused_matches_ops() {
+        let dev = Device::Cpu;
+        let (b, h) = (3, 5);
+        let r = |n: usize, s: f64| Tensor::from_vec((0..n).map(|i| (i as f64 * 0.37 + s).sin() * 2.0).collect::<Vec<f64>>(), n, &dev).unwrap();
+        let consts = GateConsts::new(h, DType::F64, &dev).unwrap();
+        let z = r(b * 4 * h, 0.1).reshape((b, 4 * h)).unwrap();
+        let c = r(b * h, 0.7).reshape((b, h)).unwrap();
+        let (f, o) = (forward(&z, &c, &consts).unwrap(), forward_ops(&z, &c, &consts).unwrap());
+        for (x, y) in [(&f.gates, &o.gates), (&f.c, &o.c), (&f.tanh_c, &o.tanh_c), (&f.h, &o.h)] {
+            assert!(max_diff(x, y) < 1e-12);
+        }
+        let dh = r(b * h, 1.3).reshape((b, h)).unwrap();
+        let dcn = r(b * h, 2.9).reshape((b, h)).unwrap();
+        let fb = backward(&f.gates, &c, &f.tanh_c, &dh, Some(&dcn), &consts).unwrap();
+        let ob = backward_ops(&f.gates, &c, &f.tanh_c, &dh, &dcn, &consts).unwrap();
+        assert!(max_diff(&fb.dz, &ob.dz) < 1e-12);
+        assert!(max_diff(&fb.dc_prev, &ob.dc_prev) < 1e-12);
+    }
+}
