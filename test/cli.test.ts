@@ -1,0 +1,120 @@
+// Needs the native addon (npm run build:native); compiles ts/ to dist/ first.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { shakespeare, tmpDir } from './helpers';
+
+const ROOT = path.resolve(__dirname, '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+/** Run `node dist/cli.js ...args`; returns exit code, stdout, stderr. */
+function lstmgen(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Every stdout line parsed as JSON (fails if any line is not JSON). */
+function jsonLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe('lstmgen CLI', () => {
+  let dir: string;
+  let corpus: string;
+  let modelFile: string;
+  const tiny = ['--embedding-dim', '16', '--hidden-size', '32', '--seq-len', '16', '--batch-size', '8', '--lr', '0.01', '--device', 'cpu'];
+
+  beforeAll(() => {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT });
+    dir = tmpDir();
+    corpus = path.join(dir, 'corpus.txt');
+    fs.writeFileSync(corpus, shakespeare(20_000));
+    modelFile = path.join(dir, 'm.lstm');
+  }, 120_000);
+
+  it('train --json prints only step, epoch and done JSON lines and writes the model', () => {
+    const r = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '6', '--seed', '3', '--out', modelFile, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const lines = jsonLines(r.stdout);
+    const steps = lines.filter((l) => l.type === 'step');
+    expect(steps).toHaveLength(6);
+    expect(Object.keys(steps[0]).sort()).toEqual(['epoch', 'loss', 'step', 'tokensPerSec', 'type']);
+    const epochs = lines.filter((l) => l.type === 'epoch');
+    expect(epochs).toHaveLength(1);
+    expect(Object.keys(epochs[0]).sort()).toEqual(['epoch', 'trainLoss', 'type', 'valAccuracy', 'valLoss', 'valPerplexity']);
+    const done = lines.at(-1)!;
+    expect(done.type).toBe('done');
+    expect(Object.keys(done).sort()).toEqual(['modelPath', 'tokensPerSec', 'type', 'valLoss', 'valPerplexity']);
+    expect(done.modelPath).toBe(modelFile);
+    expect(done.valLoss).toBe(epochs[0].valLoss);
+    expect(lines).toHaveLength(8);
+    expect(fs.existsSync(modelFile)).toBe(true);
+  });
+
+  it('generate --json prints {"samples":[...]}, reproducible with --seed', () => {
+    const args = ['generate', '--model', modelFile, '--prompt', 'ROMEO:', '--max-tokens', '30', '--temperature', '0.8', '--num-samples', '2', '--seed', '4', '--json'];
+    const a = lstmgen(...args);
+    expect(a.code, a.stderr).toBe(0);
+    const [out] = jsonLines(a.stdout);
+    expect(Object.keys(out)).toEqual(['samples']);
+    expect(out.samples).toHaveLength(2);
+    expect(lstmgen(...args).stdout).toBe(a.stdout);
+  });
+
+  it('eval --json prints loss, perplexity, accuracy, bitsPerChar', () => {
+    const r = lstmgen('eval', '--model', modelFile, '--corpus', corpus, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const [out] = jsonLines(r.stdout);
+    expect(Object.keys(out).sort()).toEqual(['accuracy', 'bitsPerChar', 'loss', 'perplexity']);
+    expect(out.perplexity as number).toBeCloseTo(Math.exp(out.loss as number), 6);
+    expect(out.bitsPerChar as number).toBeCloseTo((out.loss as number) / Math.LN2, 6);
+  });
+
+  it('prints a readable summary without --json', () => {
+    const out = path.join(dir, 'h.lstm');
+    const r = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '3', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/epoch 1: train loss [\d.]+, val loss [\d.]+/);
+    expect(r.stdout).toContain(`model saved to ${out}`);
+    const g = lstmgen('generate', '--model', out, '--prompt', 'KING', '--max-tokens', '10', '--seed', '1');
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout.startsWith('KING')).toBe(true);
+  });
+
+  it('reports errors as "lstmgen: <message>" without a stack, exit 1 or 2 for usage', () => {
+    const missing = lstmgen('train', '--corpus', path.join(dir, 'nope.txt'), '--out', path.join(dir, 'x.lstm'));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^lstmgen: cannot read corpus .*no such file/);
+    expect(missing.stderr).not.toMatch(/\n\s+at /);
+    expect(missing.stdout).toBe('');
+
+    const bad = lstmgen('train', '--corpus', corpus, '--hidden-size', '0', '--json');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('lstmgen: --hidden-size: must be a positive integer, got 0\n');
+    expect(bad.stdout).toBe('');
+
+    const nan = lstmgen('train', '--corpus', corpus, '--lr', 'NaN');
+    expect(nan.code).toBe(2);
+    expect(nan.stderr).toContain('--lr: must be a finite number > 0, got NaN');
+
+    const top = lstmgen('generate', '--model', modelFile, '--top-p', '1.5');
+    expect(top.code).toBe(2);
+    expect(top.stderr).toContain('--top-p: must be a number in (0, 1], got 1.5');
+
+    const unknown = lstmgen('train', '--corpus', corpus, '--hiden-size', '3');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^lstmgen: unknown option '--hiden-size'/);
+
+    const truncated = path.join(dir, 'truncated.lstm');
+    fs.writeFileSync(truncated, fs.readFileSync(modelFile).subarray(0, 100));
+    const load = lstmgen('generate', '--model', truncated, '--json');
+    expect(load.code).toBe(1);
+    expect(load.stderr).toMatch(/^lstmgen: /);
+    expect(load.stderr).not.toMatch(/\n\s+at /);
+    expect(load.stdout).toBe('');
+  });
+});

@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { parseGenerateOptions, parseTrainConfig, TRAIN_DEFAULTS } from '../ts/config';
+import { ConfigError, DataError, DeviceError, ModelFileError, NativeError, NumericError, wrapNative } from '../ts/errors';
+
+/** The ConfigError thrown by `fn`. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseTrainConfig', () => {
+  it('fills defaults', () => {
+    const c = parseTrainConfig({ corpus: 'moby-dick' });
+    expect(c.hiddenSize).toBe(TRAIN_DEFAULTS.hiddenSize);
+    expect(c.valFraction).toBe(0.1);
+    expect(c.tokenizer).toBe('char');
+    expect(c.clipNorm).toBe(5);
+    expect(c.epochs).toBeUndefined();
+  });
+
+  it.each([
+    ['hiddenSize', -3, 'hiddenSize: must be a positive integer, got -3'],
+    ['hiddenSize', 0, 'hiddenSize: must be a positive integer, got 0'],
+    ['embeddingDim', 2.5, 'embeddingDim: must be a positive integer, got 2.5'],
+    ['numLayers', 0, 'numLayers: must be a positive integer, got 0'],
+    ['seqLen', -1, 'seqLen: must be a positive integer, got -1'],
+    ['batchSize', 0, 'batchSize: must be a positive integer, got 0'],
+    ['epochs', 0, 'epochs: must be a positive integer, got 0'],
+    ['maxSteps', -5, 'maxSteps: must be a positive integer, got -5'],
+    ['lr', NaN, 'lr: must be a finite number > 0, got NaN'],
+    ['lr', -0.01, 'lr: must be a finite number > 0, got -0.01'],
+    ['lr', 0, 'lr: must be a finite number > 0, got 0'],
+    ['lr', Infinity, 'lr: must be a finite number > 0, got Infinity'],
+    ['lr', '0.1', 'lr: must be a finite number > 0, got "0.1"'],
+    ['dropout', 1, 'dropout: must be a number in [0, 1), got 1'],
+    ['valFraction', 0, 'valFraction: must be a number in (0, 1), got 0'],
+    ['vocabSize', 2, 'vocabSize: must be an integer >= 3, got 2'],
+    ['clipNorm', -1, 'clipNorm: must be a finite number >= 0 (0 = off), got -1'],
+    ['weightDecay', NaN, 'weightDecay: must be a finite number >= 0, got NaN'],
+    ['tokenizer', 'bpe', 'tokenizer: must be "char" or "word", got "bpe"'],
+    ['device', 'tpu', 'device: must be "auto", "cpu" or "cuda", got "tpu"'],
+    ['seed', -1, 'seed: must be an integer in [0, 2^32-1], got -1'],
+    ['onStep', 3, 'onStep: must be a function, got 3'],
+  ])('rejects %s = %s naming the field', (field, value, message) => {
+    const err = configError(() => parseTrainConfig({ corpus: 'moby-dick', [field]: value } as never));
+    expect(err.field).toBe(field);
+    expect(err.message).toBe(message);
+  });
+
+  it('requires a corpus and rejects unknown options', () => {
+    expect(configError(() => parseTrainConfig({} as never)).field).toBe('corpus');
+    expect(configError(() => parseTrainConfig({ corpus: '' })).field).toBe('corpus');
+    const err = configError(() => parseTrainConfig({ corpus: 'x', hiddensize: 3 } as never));
+    expect(err.field).toBe('hiddensize');
+    expect(err.message).toMatch(/unknown option/);
+  });
+
+  it('accepts { path }, { text }, callbacks and a signal', () => {
+    const c = parseTrainConfig({ corpus: { text: 'abc' }, valCorpus: { path: 'v.txt' }, onStep: () => {}, signal: new AbortController().signal });
+    expect(c.corpus).toEqual({ text: 'abc' });
+    expect(typeof c.onStep).toBe('function');
+  });
+});
+
+describe('parseGenerateOptions', () => {
+  it('fills defaults', () => {
+    const o = parseGenerateOptions({});
+    expect(o).toMatchObject({ prompt: '', maxTokens: 200, temperature: 1, topP: 1, numSamples: 1, strict: false });
+    expect(o.topK).toBeUndefined();
+    expect(parseGenerateOptions({ temperature: 0 }).temperature).toBe(0);
+    expect(parseGenerateOptions({ topP: 1 }).topP).toBe(1);
+  });
+
+  it.each([
+    ['temperature', -0.5, 'temperature: must be a finite number >= 0, got -0.5'],
+    ['temperature', NaN, 'temperature: must be a finite number >= 0, got NaN'],
+    ['topP', 0, 'topP: must be a number in (0, 1], got 0'],
+    ['topP', 1.5, 'topP: must be a number in (0, 1], got 1.5'],
+    ['topP', -0.1, 'topP: must be a number in (0, 1], got -0.1'],
+    ['topK', 0, 'topK: must be an integer >= 1, got 0'],
+    ['topK', 2.5, 'topK: must be an integer >= 1, got 2.5'],
+    ['maxTokens', 0, 'maxTokens: must be a positive integer, got 0'],
+    ['numSamples', -2, 'numSamples: must be a positive integer, got -2'],
+    ['prompt', 5, 'prompt: must be a string, got 5'],
+  ])('rejects %s = %s naming the field', (field, value, message) => {
+    const err = configError(() => parseGenerateOptions({ [field]: value } as never));
+    expect(err.field).toBe(field);
+    expect(err.message).toBe(message);
+  });
+
+  it('names the element of a bad stop string', () => {
+    const err = configError(() => parseGenerateOptions({ stop: ['.', ''] }));
+    expect(err.field).toBe('stop.1');
+  });
+});
+
+describe('wrapNative', () => {
+  it.each([
+    ['E_INPUT: token id 99 >= vocab 65', DataError, 'token id 99 >= vocab 65'],
+    ['E_MODEL_FILE: truncated', ModelFileError, 'truncated'],
+    ['E_DEVICE: cuda unavailable', DeviceError, 'cuda unavailable'],
+    ['E_NUMERIC: loss is NaN', NumericError, 'loss is NaN'],
+    ['E_INTERNAL: panic', NativeError, 'panic'],
+    ['something else', NativeError, 'something else'],
+  ])('maps %s', (message, Cls, text) => {
+    const original = new Error(message);
+    const err = wrapNative(original);
+    expect(err).toBeInstanceOf(Cls);
+    expect(err.message).toBe(text);
+    expect(err.cause).toBe(original);
+  });
+});

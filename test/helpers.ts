@@ -1,0 +1,31 @@
+/** Shared fixtures of the tests that need the native addon. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+/** The tinyshakespeare corpus of the shared data folder. */
+export const SHAKESPEARE = path.resolve(__dirname, '../../shared/data/tinyshakespeare/input.txt');
+
+/** The first `chars` UTF-16 units of tinyshakespeare (ASCII, so also code points). */
+export function shakespeare(chars: number): string {
+  return fs.readFileSync(SHAKESPEARE, 'utf8').slice(0, chars);
+}
+
+/** A fresh temporary directory. */
+export function tmpDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'lstmgen-test-'));
+}
+
+/** A tiny, fast char-model config on 20 KB of text. */
+export const TINY = {
+  corpus: { text: shakespeare(20_000) },
+  embeddingDim: 16,
+  hiddenSize: 32,
+  numLayers: 1,
+  seqLen: 16,
+  batchSize: 8,
+  maxSteps: 12,
+  lr: 1e-2,
+  seed: 7,
+  device: 'cpu' as const,
+};

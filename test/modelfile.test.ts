@@ -1,0 +1,89 @@
+// Needs the native addon (npm run build:native).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { train } from '../ts/train';
+import { loadModel, LstmModel } from '../ts/model';
+import { ModelFileError } from '../ts/errors';
+import { TINY, tmpDir } from './helpers';
+
+/** A well-formed safetensors file (one F32 tensor) with only foreign metadata. */
+function foreignSafetensors(): Buffer {
+  const header = JSON.stringify({ __metadata__: { format: 'pt' }, weight: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] } });
+  const padded = header + ' '.repeat((8 - (header.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(padded.length));
+  return Buffer.concat([len, Buffer.from(padded), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer)]);
+}
+
+describe('model file', () => {
+  let model: LstmModel;
+  let dir: string;
+  let file: string;
+
+  beforeAll(async () => {
+    ({ model } = await train({ ...TINY, numLayers: 2, maxSteps: 20 }));
+    dir = tmpDir();
+    file = path.join(dir, 'm.lstm');
+    await model.save(file);
+  }, 120_000);
+
+  it('round-trips: identical logits, generated text, tokenizer and config', async () => {
+    const loaded = await loadModel(file, { device: 'cpu' });
+    const ids = model.tokenizer.encode('First Citizen:\nBefore we proceed');
+    const B = 2;
+    const T = Math.floor(ids.length / B);
+    const input = ids.subarray(0, B * T);
+    const [x, y] = [await model.logits(input, B, T), await loaded.logits(input, B, T)];
+    expect(x.length).toBe(B * T * model.tokenizer.vocabSize);
+    expect(Buffer.from(y.buffer, y.byteOffset, y.byteLength).equals(Buffer.from(x.buffer, x.byteOffset, x.byteLength))).toBe(true);
+    const opts = { prompt: 'ROMEO:', maxTokens: 60, temperature: 0.8, seed: 11, numSamples: 2 };
+    expect(await loaded.generate(opts)).toEqual(await model.generate(opts));
+    expect(loaded.tokenizer.tokens).toEqual(model.tokenizer.tokens);
+    expect(loaded.config).toEqual(model.config);
+    expect(loaded.native.config()).toEqual(model.native.config());
+    expect((await loaded.evaluate({ text: TINY.corpus.text.slice(0, 3000) })).loss).toBe(
+      (await model.evaluate({ text: TINY.corpus.text.slice(0, 3000) })).loss,
+    );
+  });
+
+  it('writes atomically: no temporary file is left, an existing file is replaced whole', async () => {
+    await model.save(file); // overwrite
+    expect(fs.readdirSync(dir)).toEqual(['m.lstm']);
+    await expect(loadModel(file)).resolves.toBeInstanceOf(LstmModel);
+  });
+
+  it('fails with ModelFileError when the target directory does not exist, leaving nothing', async () => {
+    const target = path.join(dir, 'missing-dir', 'm.lstm');
+    await expect(model.save(target)).rejects.toThrow(ModelFileError);
+    expect(fs.readdirSync(dir)).toEqual(['m.lstm']);
+  });
+
+  it('rejects missing, truncated, corrupt and foreign files with ModelFileError; the process lives', async () => {
+    const bytes = fs.readFileSync(file);
+    const cases: Record<string, Buffer | null> = {
+      missing: null,
+      empty: Buffer.alloc(0),
+      truncated: bytes.subarray(0, Math.floor(bytes.length / 2)),
+      'header only': bytes.subarray(0, 8 + Number(bytes.readBigUInt64LE(0))),
+      'random bytes': Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) & 0xff)),
+      'foreign safetensors': foreignSafetensors(),
+      'no lstmgen metadata': model.native.toSafetensors({}),
+      'flipped weight byte': (() => {
+        const b = Buffer.from(bytes);
+        b[b.length - 5] ^= 0x40;
+        return b;
+      })(),
+    };
+    for (const [name, content] of Object.entries(cases)) {
+      const f = path.join(dir, `${name.replace(/ /g, '-')}.lstm`);
+      if (content) fs.writeFileSync(f, content);
+      const err = await loadModel(f).then(
+        () => new Error(`${name}: loaded without error`),
+        (e: unknown) => e,
+      );
+      expect(err, name).toBeInstanceOf(ModelFileError);
+    }
+    expect((await model.generate({ prompt: 'a', maxTokens: 3, seed: 1 })).length).toBe(1);
+  });
+});

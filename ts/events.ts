@@ -1,0 +1,68 @@
+/** Payloads of the training callbacks and records of the training history. Losses are in nats per token. */
+
+/** Passed to `onStart` once the data is loaded and the model is created, before the first step. */
+export interface StartInfo {
+  /** Steps the run will take unless aborted: min(maxSteps, epochs * stepsPerEpoch). */
+  totalSteps: number;
+  /** Full `[batchSize, seqLen]` batches per epoch. */
+  stepsPerEpoch: number;
+  /** Tokens in the training / validation streams. */
+  trainTokens: number;
+  valTokens: number;
+  /** Vocabulary size, `<unk>` (and `<eos>` for word models) included. */
+  vocabSize: number;
+  /** Device the model runs on, as the engine names it. */
+  device: string;
+}
+
+/** Passed to `onStep` after every optimizer step. */
+export interface StepInfo {
+  /** 1-based global step count. */
+  step: number;
+  /** 1-based epoch. */
+  epoch: number;
+  /** Mean cross-entropy of the batch in nats/token (before this step's update). */
+  loss: number;
+  /** Training throughput of this step: batchSize * seqLen / wall-clock seconds of the native step. */
+  tokensPerSec: number;
+  /** Global L2 norm of the gradients before clipping. */
+  gradNorm: number;
+}
+
+/** Validation metrics at a step (every `evalEvery` steps). */
+export interface EvalInfo {
+  step: number;
+  epoch: number;
+  /** Mean cross-entropy on the validation stream, nats/token. */
+  valLoss: number;
+  /** exp(valLoss). */
+  valPerplexity: number;
+  /** Fraction of validation positions whose argmax prediction is the target, in [0, 1]. */
+  valAccuracy: number;
+}
+
+/** Passed to `onEpoch` at the end of every epoch (also the last, partial one when `maxSteps` ends it). */
+export interface EpochInfo {
+  /** 1-based epoch. */
+  epoch: number;
+  /** Mean of the epoch's step losses, nats/token. */
+  trainLoss: number;
+  /** Mean cross-entropy on the validation stream, nats/token. */
+  valLoss: number;
+  /** exp(valLoss). */
+  valPerplexity: number;
+  /** Validation next-token accuracy in [0, 1]. */
+  valAccuracy: number;
+}
+
+/** What `train()` returns next to the model. */
+export interface TrainHistory {
+  steps: StepInfo[];
+  epochs: EpochInfo[];
+  /** Validation results of `evalEvery`; empty when it is unset. */
+  evals: EvalInfo[];
+  /** Mean training throughput over the run: tokens trained / seconds spent in native training steps. */
+  tokensPerSec: number;
+  /** True when the AbortSignal stopped training before its planned end. */
+  aborted: boolean;
+}

@@ -1,0 +1,253 @@
+/** A trained (or loaded) LSTM language model: native weights + tokenizer + the config it was trained with. */
+import * as fs from 'node:fs';
+import { randomBytes, randomInt } from 'node:crypto';
+import { parseGenerateOptions, type GenerateOptionsInput, type TrainConfig } from './config';
+import { loadCorpus, makeBatches, describeCorpus, type CorpusSource } from './data';
+import { ConfigError, DataError, ModelFileError } from './errors';
+import { accuracy, bitsPerChar, perplexity } from './metrics';
+import { NativeHandle, type Device } from './native';
+import { EOS, tokenizerFromJSON, type EncodeOptions, type Tokenizer } from './tokenizer';
+
+/** Metadata keys lstmgen writes into the safetensors header (values are JSON text). */
+export const METADATA_KEYS = { config: 'config', tokenizer: 'tokenizer' } as const;
+
+/** The train config as stored in a model file: no callbacks or signal, corpora by name (`<text>` for inline text). */
+export type ModelConfig = Omit<TrainConfig, 'corpus' | 'valCorpus' | 'onStart' | 'onStep' | 'onEval' | 'onEpoch' | 'signal'> & {
+  corpus: string;
+  valCorpus?: string;
+};
+
+/** The storable part of a validated train config. */
+export function toModelConfig(config: TrainConfig): ModelConfig {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const { corpus, valCorpus, onStart, onStep, onEval, onEpoch, signal, ...rest } = config;
+  return { ...rest, corpus: describeCorpus(corpus), ...(valCorpus ? { valCorpus: describeCorpus(valCorpus) } : {}) };
+}
+
+/** Result of {@link LstmModel.evaluate}. */
+export interface EvalResult {
+  /** Mean cross-entropy over all predicted positions, nats/token. */
+  loss: number;
+  /** exp(loss). */
+  perplexity: number;
+  /** Next-token accuracy of the argmax prediction, in [0, 1]. */
+  accuracy: number;
+  /** loss / ln 2; character models only. */
+  bitsPerChar?: number;
+  /** Number of predicted positions (targets). */
+  tokens: number;
+}
+
+/** Options of {@link LstmModel.evaluate}. */
+export interface EvaluateOptions extends EncodeOptions {
+  /** Streams per batch; default the training batchSize, lowered to fit a short text. */
+  batchSize?: number;
+  /** Positions per batch; default the training seqLen. */
+  seqLen?: number;
+}
+
+/**
+ * A language model ready to sample and evaluate: the native weights (`native`), the `tokenizer` that maps
+ * text to its ids, and the `config` it was trained with. Made by `train()` or {@link loadModel}.
+ */
+export class LstmModel {
+  /**
+   * Wrap a native model; normally made by `train()` or {@link LstmModel.load}.
+   * @param config the (stored) training config; `seqLen` and `batchSize` are evaluation defaults.
+   */
+  constructor(
+    readonly native: NativeHandle,
+    readonly tokenizer: Tokenizer,
+    readonly config: ModelConfig,
+  ) {}
+
+  /** Device the weights live on, as the engine names it (e.g. `"cpu"`). */
+  get device(): string {
+    return this.native.deviceName();
+  }
+
+  /** Optimizer steps taken so far. */
+  get steps(): number {
+    return this.native.step();
+  }
+
+  /**
+   * Sample `numSamples` continuations of `prompt`. Returns the generated text only (prompt excluded), each
+   * cut before the first `stop` string. An empty prompt starts from a line break (`'\n'` for char models,
+   * `<eos>` for word models). Same `seed`, same text. temperature 0 = greedy.
+   * @throws ConfigError for invalid options, or an empty prompt when the vocabulary has no line break;
+   *   DataError for unknown prompt symbols with `strict` (otherwise they become `<unk>` with one warning).
+   */
+  async generate(options: GenerateOptionsInput = {}): Promise<string[]> {
+    const o = parseGenerateOptions(options);
+    let prompt = this.tokenizer.encode(o.prompt, { strict: o.strict });
+    if (prompt.length === 0) prompt = Uint32Array.of(this.lineBreakId());
+    const stops = (o.stop ?? [])
+      .map((s) => this.tokenizer.encode(s, { onWarning: () => {} }))
+      .filter((ids) => ids.length > 0 && !ids.includes(this.tokenizer.unkId)); // unknown symbols: never generated
+    const samples = await this.native.generate(prompt, {
+      numSamples: o.numSamples,
+      maxTokens: o.maxTokens,
+      temperature: o.temperature,
+      topK: o.topK ?? 0,
+      topP: o.topP,
+      seed: o.seed ?? randomInt(0, 2 ** 32),
+      stopSequences: stops.map((ids) => Array.from(ids)),
+    });
+    const stopTexts = stops.map((ids) => this.tokenizer.decode(ids));
+    return samples.map((ids) => cutAtFirst(this.continuation(prompt, ids), stopTexts));
+  }
+
+  /**
+   * Evaluate on a corpus (source or token ids): one pass with the carried evaluation state
+   * (resetEvalState, then evalStep over the batches of {@link makeBatches}, last short batch included).
+   * Symbols outside the vocabulary count as `<unk>` targets, silently unless `onWarning` or `strict` is given.
+   * @throws DataError when the corpus cannot be read or has fewer than seqLen + 1 tokens, or for unknown
+   *   symbols with `strict`.
+   */
+  async evaluate(corpus: CorpusSource | Uint32Array, options: EvaluateOptions = {}): Promise<EvalResult> {
+    const ids = corpus instanceof Uint32Array ? corpus : this.tokenizer.encode(loadCorpus(corpus), { onWarning: () => {}, ...options });
+    const seqLen = options.seqLen ?? this.config.seqLen;
+    const fit = Math.floor((ids.length - 1) / seqLen); // streams that hold one full sequence
+    const batchSize = Math.max(1, Math.min(options.batchSize ?? this.config.batchSize, fit));
+    const batches = makeBatches(ids, batchSize, seqLen);
+    this.native.resetEvalState();
+    let lossSum = 0;
+    let correct = 0;
+    let count = 0;
+    for (const b of batches) {
+      const r = await this.native.evalStep(b.inputs, b.targets, b.batchSize, b.seqLen);
+      lossSum += r.lossSum;
+      correct += r.correct;
+      count += r.count;
+    }
+    const loss = lossSum / count;
+    return {
+      loss,
+      perplexity: perplexity(loss),
+      accuracy: accuracy(correct, count),
+      ...(this.tokenizer.kind === 'char' ? { bitsPerChar: bitsPerChar(loss) } : {}),
+      tokens: count,
+    };
+  }
+
+  /**
+   * Logits `[batchSize, seqLen, vocabSize]` (float32, flattened) for `ids` `[batchSize, seqLen]` row-major,
+   * from a zero state, no dropout.
+   * @throws DataError if `ids.length !== batchSize * seqLen` or an id is outside the vocabulary.
+   */
+  logits(ids: Uint32Array, batchSize: number, seqLen: number): Promise<Float32Array> {
+    if (ids.length !== batchSize * seqLen) {
+      throw new DataError(`logits: got ${ids.length} ids, expected batchSize * seqLen = ${batchSize * seqLen}`);
+    }
+    return this.native.logits(ids, batchSize, seqLen);
+  }
+
+  /**
+   * Write the model to `file` atomically: safetensors bytes go to `file.tmp-<pid>-<rand>`, are synced, then
+   * renamed over `file`. Metadata keys `config` and `tokenizer` hold JSON text.
+   * @throws ModelFileError if the file cannot be written (the temporary file is removed).
+   */
+  async save(file: string): Promise<void> {
+    const bytes = this.native.toSafetensors({
+      [METADATA_KEYS.config]: JSON.stringify(this.config),
+      [METADATA_KEYS.tokenizer]: JSON.stringify(this.tokenizer.toJSON()),
+    });
+    const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      const handle = await fs.promises.open(tmp, 'w');
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.promises.rename(tmp, file);
+    } catch (err) {
+      await fs.promises.rm(tmp, { force: true });
+      throw new ModelFileError(`cannot write model file ${JSON.stringify(file)}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Load a model written by {@link save}.
+   * @throws ModelFileError if the file is missing, truncated, corrupt, or not an lstmgen model;
+   *   DeviceError if the addon cannot load or `device` is unavailable.
+   */
+  static async load(file: string, options: { device?: Device } = {}): Promise<LstmModel> {
+    let bytes: Buffer;
+    try {
+      bytes = await fs.promises.readFile(file);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new ModelFileError(
+        `cannot read model file ${JSON.stringify(file)}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+        { cause: err },
+      );
+    }
+    let native: NativeHandle;
+    try {
+      native = NativeHandle.fromSafetensors(bytes, options.device ?? 'auto');
+    } catch (err) {
+      if (err instanceof ModelFileError) throw new ModelFileError(`${file}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    const meta = native.metadata();
+    const missing = Object.values(METADATA_KEYS).filter((k) => typeof meta[k] !== 'string');
+    if (missing.length > 0) {
+      throw new ModelFileError(`${file}: not an lstmgen model (metadata ${missing.join(', ')} missing)`);
+    }
+    const tokenizer = tokenizerFromJSON(meta[METADATA_KEYS.tokenizer]);
+    const config = parseStoredConfig(meta[METADATA_KEYS.config], file);
+    const vocabSize = native.config().vocabSize;
+    if (tokenizer.vocabSize !== vocabSize) {
+      throw new ModelFileError(`${file}: tokenizer has ${tokenizer.vocabSize} tokens but the weights ${vocabSize}`);
+    }
+    return new LstmModel(native, tokenizer, config);
+  }
+
+  /** Id of the line-break token that starts generation from an empty prompt. */
+  private lineBreakId(): number {
+    const id = this.tokenizer.idOf(this.tokenizer.kind === 'word' ? EOS : '\n');
+    if (id === undefined) throw new ConfigError('prompt', 'must not be empty for this model (its vocabulary has no line break)');
+    return id;
+  }
+
+  /** Text that `generated` adds after `prompt` (decoding in context keeps word spacing right). */
+  private continuation(prompt: Uint32Array, generated: number[]): string {
+    const all = new Uint32Array(prompt.length + generated.length);
+    all.set(prompt);
+    all.set(generated, prompt.length);
+    return this.tokenizer.decode(all).slice(this.tokenizer.decode(prompt).length);
+  }
+}
+
+/** `text` cut before the earliest occurrence of any of `stops`. */
+function cutAtFirst(text: string, stops: string[]): string {
+  let end = text.length;
+  for (const s of stops) {
+    const at = text.indexOf(s);
+    if (at >= 0 && at < end) end = at;
+  }
+  return text.slice(0, end);
+}
+
+/** The `config` metadata, checked for the fields evaluation needs. @throws ModelFileError */
+function parseStoredConfig(json: string, file: string): ModelConfig {
+  let config: ModelConfig;
+  try {
+    config = JSON.parse(json) as ModelConfig;
+  } catch (err) {
+    throw new ModelFileError(`${file}: config metadata is not valid JSON`, { cause: err });
+  }
+  const ok = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
+  if (typeof config !== 'object' || config === null || !ok(config.seqLen) || !ok(config.batchSize)) {
+    throw new ModelFileError(`${file}: config metadata lacks seqLen/batchSize`);
+  }
+  return config;
+}
+
+/** Load a model file; same as {@link LstmModel.load}. */
+export function loadModel(file: string, options: { device?: Device } = {}): Promise<LstmModel> {
+  return LstmModel.load(file, options);
+}

@@ -1,0 +1,108 @@
+/**
+ * What every tokenizer shares: a fixed id -> token table with `<unk>` at id 0, and encoding of a sequence
+ * of pieces with unknown pieces mapped to `<unk>` (one warning per call) or rejected under `strict`.
+ */
+import { DataError } from '../errors';
+
+/** The unknown-symbol token; always id 0. */
+export const UNK = '<unk>';
+
+/** Options of {@link Tokenizer.encode}. */
+export interface EncodeOptions {
+  /** Throw a DataError on symbols outside the vocabulary instead of mapping them to `<unk>`. */
+  strict?: boolean;
+  /**
+   * Receives the single warning of a call that mapped symbols to `<unk>`.
+   * Default: `process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' })`.
+   */
+  onWarning?: (message: string) => void;
+}
+
+/** Serialized tokenizer, stored as JSON in the model file metadata (key `tokenizer`). */
+export type TokenizerJSON =
+  | { type: 'char'; tokens: string[] }
+  | { type: 'word'; lowercase: boolean; tokens: string[] };
+
+/** Maps text to token ids (`Uint32Array`, values in [0, vocabSize)) and back. */
+export interface Tokenizer {
+  readonly kind: 'char' | 'word';
+  /** Number of ids, specials included. */
+  readonly vocabSize: number;
+  /** Token string of every id, id order. */
+  readonly tokens: readonly string[];
+  /** Id of `<unk>` (0). */
+  readonly unkId: number;
+  /** Token ids of `text`. @throws DataError with `strict` when `text` has symbols outside the vocabulary. */
+  encode(text: string, options?: EncodeOptions): Uint32Array;
+  /** Text of `ids`. @throws DataError for an id outside [0, vocabSize). */
+  decode(ids: ArrayLike<number>): string;
+  /** Id of a single token string, or undefined when it is not in the vocabulary. */
+  idOf(token: string): number | undefined;
+  /** Serializable form; {@link tokenizerFromJSON} restores it. */
+  toJSON(): TokenizerJSON;
+}
+
+const MAX_EXAMPLES = 8;
+
+/** Common implementation over an id -> token table; subclasses define how text splits into pieces. */
+export abstract class TableTokenizer implements Tokenizer {
+  abstract readonly kind: 'char' | 'word';
+  readonly unkId = 0;
+  private readonly index: Map<string, number>;
+
+  /** @param tokens id -> token table; `tokens[0]` must be `<unk>`, entries unique. */
+  constructor(readonly tokens: readonly string[]) {
+    this.index = new Map(tokens.map((t, i) => [t, i]));
+  }
+
+  get vocabSize(): number {
+    return this.tokens.length;
+  }
+
+  idOf(token: string): number | undefined {
+    return this.index.get(token);
+  }
+
+  /** The pieces of `text`, each looked up as one token. */
+  protected abstract pieces(text: string): Iterable<string>;
+
+  encode(text: string, options: EncodeOptions = {}): Uint32Array {
+    const ids: number[] = [];
+    const unknown = new Set<string>();
+    let unknownCount = 0;
+    for (const piece of this.pieces(text)) {
+      const id = this.index.get(piece);
+      if (id === undefined) {
+        unknownCount++;
+        if (unknown.size < MAX_EXAMPLES) unknown.add(piece);
+        ids.push(this.unkId);
+      } else {
+        ids.push(id);
+      }
+    }
+    if (unknownCount > 0) {
+      const examples = [...unknown].map((s) => JSON.stringify(s)).join(', ');
+      const what = `${unknownCount} symbol${unknownCount > 1 ? 's' : ''} not in the vocabulary (${examples}${unknownCount > unknown.size ? ', ...' : ''})`;
+      if (options.strict) throw new DataError(`${what}; remove them or encode without strict to map them to ${UNK}`);
+      const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' }));
+      warn(`${what} mapped to ${UNK}`);
+    }
+    return Uint32Array.from(ids);
+  }
+
+  /** Token strings of `ids`. @throws DataError for an id outside [0, vocabSize). */
+  protected lookup(ids: ArrayLike<number>): string[] {
+    const out: string[] = new Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const t = this.tokens[ids[i]];
+      if (t === undefined || !Number.isInteger(ids[i])) {
+        throw new DataError(`token id ${ids[i]} is outside the vocabulary [0, ${this.vocabSize})`);
+      }
+      out[i] = t;
+    }
+    return out;
+  }
+
+  abstract decode(ids: ArrayLike<number>): string;
+  abstract toJSON(): TokenizerJSON;
+}
