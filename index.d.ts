@@ -22,14 +22,17 @@ export declare class NativeModel {
   static create(config: NativeModelConfig, seed: number, device: string): NativeModel
   /**
    * Loads a model from the bytes of a file written by `toSafetensors`; verifies the format tag,
-   * version, every tensor's shape and the CRC-32. Throws `E_MODEL_FILE` otherwise.
+   * version, every tensor's shape and the CRC-32 (throws `E_MODEL_FILE` otherwise). A file
+   * written with `withTraining` also restores Adam's moments and step and the carried state.
    */
   static fromSafetensors(bytes: Buffer, device: string): NativeModel
   /**
    * The bytes of a safetensors file holding the weights (PyTorch names), the model config and
-   * `metadata` (string -> string; keys starting with `lstmgen.` are reserved).
+   * `metadata` (string -> string; keys starting with `lstmgen.` are reserved). With
+   * `withTraining` (a checkpoint) it also holds Adam's moments and step count and the carried
+   * training hidden state, so training resumes exactly.
    */
-  toSafetensors(metadata: Record<string, string>): Buffer
+  toSafetensors(metadata: Record<string, string>, withTraining?: boolean | undefined | null): Buffer
   /** Metadata of the file this model was loaded from (`{}` for a new model). */
   metadata(): Record<string, string>
   /** The network's shape. */
@@ -58,6 +61,29 @@ export declare class NativeModel {
    * generated ids only (prompt excluded), one array per sample.
    */
   generate(prompt: Uint32Array, options: NativeSampleOptions): Promise<Array<Array<number>>>
+}
+
+/**
+ * Test hook: panics inside the engine boundary to prove a Rust panic becomes a JS `Error`
+ * (`E_INTERNAL: panic in the native engine: ...`) and the process lives on.
+ */
+export declare function debugPanic(): void
+
+/** Reports whether CUDA is compiled in and usable, candle's version and the CPU thread count. */
+export declare function engineInfo(): EngineInfo
+
+/** Facts about the loaded engine binary. */
+export interface EngineInfo {
+  /** Whether this binary was compiled with CUDA support. */
+  cudaCompiled: boolean
+  /** Name of the CUDA device that `"auto"` would use, or null. */
+  cudaDevice?: string
+  /** Why CUDA is not used (no CUDA in this build, no GPU, driver error), or null. */
+  cudaUnavailableReason?: string
+  /** candle-core version the engine was built with. */
+  candleVersion: string
+  /** Threads candle uses for CPU matrix products (`RAYON_NUM_THREADS`, default: all cores). */
+  threads: number
 }
 
 /** One evaluation batch: `lossSum` is the summed cross-entropy in nats over `count` positions. */

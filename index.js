@@ -836,3 +836,5 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeModel = nativeBinding.NativeModel
+module.exports.debugPanic = nativeBinding.debugPanic
+module.exports.engineInfo = nativeBinding.engineInfo

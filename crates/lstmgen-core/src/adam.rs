@@ -25,6 +25,16 @@ impl Adam {
         self.step
     }
 
+    /// The moments `(m, v)` in parameter order, for checkpoints.
+    pub fn moments(&self) -> (&[Tensor], &[Tensor]) {
+        (&self.m, &self.v)
+    }
+
+    /// Restores moments and step count from a checkpoint (shapes checked by the caller).
+    pub fn restore(m: Vec<Tensor>, v: Vec<Tensor>, step: u64) -> Self {
+        Self { m, v, step }
+    }
+
     /// Global L2 norm sqrt(sum over all gradients of g^2), in f64.
     pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
         let mut sq = 0f64;

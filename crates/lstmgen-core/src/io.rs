@@ -1,10 +1,12 @@
 //! Model files: safetensors with PyTorch-style tensor names, the model config, a format tag,
 //! a version and a CRC-32 of all tensor bytes in the metadata. Loading verifies all of them.
 
-use crate::config::ModelConfig;
+use crate::adam::Adam;
 use crate::error::{Error, Result};
+use crate::model::{Model, State};
 use crate::params::param_specs;
-use candle_core::{Device, Tensor};
+use crate::ModelConfig;
+use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 
@@ -14,19 +16,46 @@ pub const KEY_FORMAT: &str = "lstmgen.format";
 pub const KEY_VERSION: &str = "lstmgen.version";
 /// Metadata key holding the model config as JSON.
 pub const KEY_MODEL: &str = "lstmgen.model";
-/// Metadata key holding the CRC-32 (hex) of all tensor bytes, in parameter order.
+/// Metadata key holding the CRC-32 (hex) of all tensor bytes, tensors taken in name order.
 pub const KEY_CRC: &str = "lstmgen.crc32";
 pub const FORMAT: &str = "lstmgen";
 pub const VERSION: &str = "1";
 
-/// Serialises `params` (in [`crate::params::Layout`] order) with `extra` metadata (keys must not
-/// start with `lstmgen.`). Returns the bytes of a complete safetensors file.
-pub fn to_safetensors(cfg: &ModelConfig, params: &[Tensor], extra: &HashMap<String, String>) -> Result<Vec<u8>> {
-    let specs = param_specs(cfg);
-    let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(params.len());
+/// Metadata key holding the Adam step count when the file carries training state.
+pub const KEY_STEP: &str = "lstmgen.step";
+
+/// The tensors written for `model`: the parameters under their PyTorch names and, when
+/// `with_training`, Adam's moments (`optim.m.<name>`, `optim.v.<name>`) and the carried hidden
+/// state (`state.h_l{k}`, `state.c_l{k}`, `[batch, H]`).
+fn named_tensors(model: &Model, with_training: bool) -> Vec<(String, Tensor)> {
+    let specs = param_specs(model.config());
+    let mut out: Vec<(String, Tensor)> = specs.iter().map(|(n, _)| n.clone()).zip(model.params().iter().cloned()).collect();
+    if with_training {
+        let (m, v) = model.adam().moments();
+        for ((name, _), (m, v)) in specs.iter().zip(m.iter().zip(v)) {
+            out.push((format!("optim.m.{name}"), m.clone()));
+            out.push((format!("optim.v.{name}"), v.clone()));
+        }
+        if let Some(st) = model.train_state() {
+            for (k, (h, c)) in st.h.iter().zip(&st.c).enumerate() {
+                out.push((format!("state.h_l{k}"), h.clone()));
+                out.push((format!("state.c_l{k}"), c.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Serialises `model` with `extra` metadata (keys must not start with `lstmgen.`); with
+/// `with_training`, also Adam's moments and step and the carried hidden state, so that training
+/// can resume exactly. Returns the bytes of a complete safetensors file (tensors stored as F32).
+pub fn to_safetensors(model: &Model, extra: &HashMap<String, String>, with_training: bool) -> Result<Vec<u8>> {
+    let mut tensors = named_tensors(model, with_training);
+    tensors.sort_by(|a, b| a.0.cmp(&b.0)); // the checksum covers the tensors in name order
+    let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(tensors.len());
     let mut crc = crc32fast::Hasher::new();
-    for p in params {
-        let v = p.flatten_all()?.to_vec1::<f32>()?;
+    for (_, t) in &tensors {
+        let v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         crc.update(&b);
         bytes.push(b);
@@ -40,21 +69,23 @@ pub fn to_safetensors(cfg: &ModelConfig, params: &[Tensor], extra: &HashMap<Stri
     }
     meta.insert(KEY_FORMAT.into(), FORMAT.into());
     meta.insert(KEY_VERSION.into(), VERSION.into());
-    meta.insert(KEY_MODEL.into(), serde_json::to_string(cfg).map_err(|e| Error::Internal(e.to_string()))?);
+    meta.insert(KEY_MODEL.into(), serde_json::to_string(model.config()).map_err(|e| Error::Internal(e.to_string()))?);
     meta.insert(KEY_CRC.into(), format!("{:08x}", crc.finalize()));
-    let views = specs
+    if with_training {
+        meta.insert(KEY_STEP.into(), model.step().to_string());
+    }
+    let views = tensors
         .iter()
         .zip(bytes.iter())
-        .map(|((name, shape), b)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), b).map_err(|e| Error::Internal(e.to_string()))?)))
+        .map(|((name, t), b)| Ok((name.clone(), TensorView::new(Dtype::F32, t.dims().to_vec(), b).map_err(|e| Error::Internal(e.to_string()))?)))
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, Some(meta)).map_err(|e| Error::Internal(format!("safetensors: {e}")))
 }
 
-/// A parsed and verified model file.
+/// A parsed and verified model file, as a ready model (with its Adam state and carried hidden
+/// state when the file has them) and all of its metadata, including the `lstmgen.*` keys.
 pub struct Loaded {
-    pub config: ModelConfig,
-    pub params: Vec<Tensor>,
-    /// All metadata, including the `lstmgen.*` keys.
+    pub model: Model,
     pub metadata: HashMap<String, String>,
 }
 
@@ -77,20 +108,44 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
     config.validate().map_err(|e| bad(format!("invalid model config in file: {e}")))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("corrupt or truncated tensor data ({e})")))?;
     let mut crc = crc32fast::Hasher::new();
-    let mut params = Vec::new();
-    for (name, shape) in param_specs(&config) {
-        let view = st.tensor(&name).map_err(|_| bad(format!("tensor {name} is missing")))?;
-        if view.dtype() != Dtype::F32 || view.shape() != shape.as_slice() {
-            return Err(bad(format!("tensor {name} is {:?} {:?}, expected F32 {:?}", view.dtype(), view.shape(), shape)));
-        }
-        crc.update(view.data());
-        let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        params.push(Tensor::from_vec(data, shape, device)?);
+    // Every tensor in the file is covered by the checksum, in name order.
+    let mut names: Vec<String> = st.names().into_iter().map(|n| n.to_string()).collect();
+    names.sort();
+    for n in &names {
+        crc.update(st.tensor(n).map_err(|e| bad(format!("tensor {n}: {e}")))?.data());
     }
     let want = metadata.get(KEY_CRC).cloned().unwrap_or_default();
     let got = format!("{:08x}", crc.finalize());
     if want != got {
         return Err(bad(format!("checksum mismatch (file says {want:?}, data gives {got}): the file is corrupt")));
     }
-    Ok(Loaded { config, params, metadata })
+    let read = |name: &str, shape: &[usize]| -> Result<Tensor> {
+        let view = st.tensor(name).map_err(|_| bad(format!("tensor {name} is missing")))?;
+        if view.dtype() != Dtype::F32 || view.shape() != shape {
+            return Err(bad(format!("tensor {name} is {:?} {:?}, expected F32 {:?}", view.dtype(), view.shape(), shape)));
+        }
+        let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Ok(Tensor::from_vec(data, shape, device)?)
+    };
+    let specs = param_specs(&config);
+    let params = specs.iter().map(|(n, s)| read(n, s)).collect::<Result<Vec<_>>>()?;
+    let mut model = Model::from_params(config, params, device.clone())?;
+    if let Some(step) = metadata.get(KEY_STEP) {
+        let step: u64 = step.parse().map_err(|_| bad(format!("invalid {KEY_STEP} {step:?}")))?;
+        let m = specs.iter().map(|(n, s)| read(&format!("optim.m.{n}"), s)).collect::<Result<Vec<_>>>()?;
+        let v = specs.iter().map(|(n, s)| read(&format!("optim.v.{n}"), s)).collect::<Result<Vec<_>>>()?;
+        let state = match st.tensor("state.h_l0") {
+            Ok(h0) => {
+                let shape = h0.shape().to_vec();
+                let layers = 0..config.num_layers;
+                Some(State {
+                    h: layers.clone().map(|k| read(&format!("state.h_l{k}"), &shape)).collect::<Result<_>>()?,
+                    c: layers.map(|k| read(&format!("state.c_l{k}"), &shape)).collect::<Result<_>>()?,
+                })
+            }
+            Err(_) => None,
+        };
+        model.restore_training(Adam::restore(m, v, step), state);
+    }
+    Ok(Loaded { model, metadata })
 }

@@ -19,3 +19,21 @@ pub mod sample;
 pub use config::{AdamConfig, ModelConfig, SampleConfig};
 pub use error::{Error, Result};
 pub use model::{EvalStats, Model, State, StepStats};
+
+/// The candle-core version this engine is built against (checked against Cargo.lock by a test).
+pub const CANDLE_VERSION: &str = "0.11.1";
+
+/// Threads candle uses for CPU work (`RAYON_NUM_THREADS`, default: all cores).
+pub fn cpu_threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn candle_version_matches_lockfile() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+        let want = format!("name = \"candle-core\"\nversion = \"{}\"", super::CANDLE_VERSION);
+        assert!(lock.contains(&want), "update CANDLE_VERSION to the candle-core version in Cargo.lock");
+    }
+}

@@ -318,11 +318,20 @@ impl Model {
         Ok((out, next))
     }
 
-    /// Replaces the parameters (same count and shapes) — used after loading a file.
-    pub fn set_params(&mut self, params: Vec<Tensor>) -> Result<()> {
-        ensure(params.len() == self.params.len(), || "parameter count mismatch".into())?;
-        self.adam = Adam::new(&params)?;
-        self.params = params;
-        Ok(())
+    /// Adam's state (moments and step count).
+    pub fn adam(&self) -> &Adam {
+        &self.adam
+    }
+
+    /// The training hidden state carried to the next batch, if any.
+    pub fn train_state(&self) -> Option<&State> {
+        self.train_state.as_ref()
+    }
+
+    /// Restores the training state saved in a checkpoint: Adam's moments and step, and the
+    /// carried hidden state (shapes checked by the caller).
+    pub fn restore_training(&mut self, adam: Adam, state: Option<State>) {
+        self.adam = adam;
+        self.train_state = state;
     }
 }

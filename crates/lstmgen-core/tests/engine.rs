@@ -91,3 +91,27 @@ fn top_k_one_equals_greedy() {
     let g = lstmgen_core::sample::generate(&m, &[4], &SampleConfig { temperature: 0.0, top_k: 0, ..base }).unwrap();
     assert_eq!(k1, g);
 }
+
+#[test]
+fn checkpoint_resumes_exactly() {
+    use lstmgen_core::io;
+    let dev = Device::Cpu;
+    let mut a = Model::new(cfg(0.2), 9, dev.clone()).unwrap();
+    let opt = AdamConfig { lr: 0.01, ..AdamConfig::default() };
+    let batches: Vec<Vec<u32>> = (0..6).map(|k| ids(3 * 7 + k).split_off(k)).collect();
+    for (k, x) in batches[..3].iter().enumerate() {
+        a.train_step(x, x, 3, 7, &opt, k as u64).unwrap();
+    }
+    let bytes = io::to_safetensors(&a, &Default::default(), true).unwrap();
+    let mut b = io::from_safetensors(&bytes, &dev).unwrap().model;
+    assert_eq!(b.step(), 3);
+    for (k, x) in batches[3..].iter().enumerate() {
+        let la = a.train_step(x, x, 3, 7, &opt, 3 + k as u64).unwrap().loss;
+        let lb = b.train_step(x, x, 3, 7, &opt, 3 + k as u64).unwrap().loss;
+        assert_eq!(la, lb, "step {}", 4 + k);
+    }
+    // A weights-only file restores no optimizer state.
+    let plain = io::to_safetensors(&a, &Default::default(), false).unwrap();
+    assert_eq!(io::from_safetensors(&plain, &dev).unwrap().model.step(), 0);
+    assert!(plain.len() < bytes.len());
+}

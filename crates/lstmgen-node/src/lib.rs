@@ -5,6 +5,7 @@ mod tasks;
 
 use convert::{guard, seed_u64, NativeModelConfig, NativeOptimizerConfig, NativeSampleOptions};
 use lstmgen_core::{device, io, Model};
+use std::sync::atomic::{AtomicBool, Ordering};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::HashMap;
@@ -37,23 +38,22 @@ impl NativeModel {
     }
 
     /// Loads a model from the bytes of a file written by `toSafetensors`; verifies the format tag,
-    /// version, every tensor's shape and the CRC-32. Throws `E_MODEL_FILE` otherwise.
+    /// version, every tensor's shape and the CRC-32 (throws `E_MODEL_FILE` otherwise). A file
+    /// written with `withTraining` also restores Adam's moments and step and the carried state.
     #[napi(factory)]
     pub fn from_safetensors(bytes: Buffer, device: String) -> Result<NativeModel> {
-        let (model, metadata) = guard(|| {
-            let dev = device::select(&device)?;
-            let loaded = io::from_safetensors(&bytes, &dev)?;
-            Ok((Model::from_params(loaded.config, loaded.params, dev)?, loaded.metadata))
-        })?;
-        Ok(NativeModel { inner: Arc::new(Mutex::new(model)), metadata })
+        let loaded = guard(|| io::from_safetensors(&bytes, &device::select(&device)?))?;
+        Ok(NativeModel { inner: Arc::new(Mutex::new(loaded.model)), metadata: loaded.metadata })
     }
 
     /// The bytes of a safetensors file holding the weights (PyTorch names), the model config and
-    /// `metadata` (string -> string; keys starting with `lstmgen.` are reserved).
+    /// `metadata` (string -> string; keys starting with `lstmgen.` are reserved). With
+    /// `withTraining` (a checkpoint) it also holds Adam's moments and step count and the carried
+    /// training hidden state, so training resumes exactly.
     #[napi]
-    pub fn to_safetensors(&self, metadata: HashMap<String, String>) -> Result<Buffer> {
+    pub fn to_safetensors(&self, metadata: HashMap<String, String>, with_training: Option<bool>) -> Result<Buffer> {
         let m = lock(&self.inner);
-        Ok(guard(|| io::to_safetensors(m.config(), m.params(), &metadata))?.into())
+        Ok(guard(|| io::to_safetensors(&m, &metadata, with_training.unwrap_or(false)))?.into())
     }
 
     /// Metadata of the file this model was loaded from (`{}` for a new model).
@@ -141,4 +141,49 @@ impl NativeModel {
     pub fn generate(&self, prompt: Uint32Array, options: NativeSampleOptions) -> Result<AsyncTask<Generate>> {
         Ok(AsyncTask::new(Generate { model: self.inner.clone(), prompt: ids(&prompt), cfg: options.to_core()? }))
     }
+}
+
+/// Facts about the loaded engine binary.
+#[napi(object)]
+pub struct EngineInfo {
+    /// Whether this binary was compiled with CUDA support.
+    pub cuda_compiled: bool,
+    /// Name of the CUDA device that `"auto"` would use, or null.
+    pub cuda_device: Option<String>,
+    /// Why CUDA is not used (no CUDA in this build, no GPU, driver error), or null.
+    pub cuda_unavailable_reason: Option<String>,
+    /// candle-core version the engine was built with.
+    pub candle_version: String,
+    /// Threads candle uses for CPU matrix products (`RAYON_NUM_THREADS`, default: all cores).
+    pub threads: u32,
+}
+
+/// Reports whether CUDA is compiled in and usable, candle's version and the CPU thread count.
+#[napi]
+pub fn engine_info() -> EngineInfo {
+    let cuda = device::select("cuda");
+    EngineInfo {
+        cuda_compiled: cfg!(feature = "cuda"),
+        cuda_device: cuda.as_ref().ok().map(device::name),
+        cuda_unavailable_reason: cuda.err().map(|e| e.to_string()),
+        candle_version: lstmgen_core::CANDLE_VERSION.to_string(),
+        threads: lstmgen_core::cpu_threads() as u32,
+    }
+}
+
+static PANIC_HOOK_QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Test hook: panics inside the engine boundary to prove a Rust panic becomes a JS `Error`
+/// (`E_INTERNAL: panic in the native engine: ...`) and the process lives on.
+#[napi]
+pub fn debug_panic() -> Result<()> {
+    if !PANIC_HOOK_QUIET.swap(true, Ordering::SeqCst) {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.to_string().contains("lstmgen debug panic") {
+                default(info)
+            }
+        }));
+    }
+    guard(|| -> lstmgen_core::Result<()> { panic!("lstmgen debug panic") })
 }
