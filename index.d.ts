@@ -27,6 +27,12 @@ export declare class NativeModel {
    */
   static fromSafetensors(bytes: Buffer, device: string): NativeModel
   /**
+   * Imports a PyTorch state dict (safetensors, float32) of a module with `embedding`
+   * (nn.Embedding), `lstm` (nn.LSTM) and `decoder` (nn.Linear); the shape is inferred from the
+   * tensors. Throws `E_MODEL_FILE` when tensors are missing or mis-shaped.
+   */
+  static fromTorchStateDict(bytes: Buffer, device: string): NativeModel
+  /**
    * The bytes of a safetensors file holding the weights (PyTorch names), the model config and
    * `metadata` (string -> string; keys starting with `lstmgen.` are reserved). With
    * `withTraining` (a checkpoint) it also holds Adam's moments and step count and the carried
@@ -61,6 +67,20 @@ export declare class NativeModel {
    * generated ids only (prompt excluded), one array per sample.
    */
   generate(prompt: Uint32Array, options: NativeSampleOptions): Promise<Array<Array<number>>>
+  /**
+   * Starts a streaming sampling run of `options.numSamples` sequences from `prompt` (>= 1 id).
+   * Nothing runs until the sampler's first `next()`; options are validated then.
+   */
+  startSampling(prompt: Uint32Array, options: NativeSampleOptions): NativeSampler
+}
+
+/** A streaming sampling run created by `NativeModel.startSampling`. */
+export declare class NativeSampler {
+  /**
+   * Feeds `feed` (more prompt ids, may be empty), then samples up to `maxTokens` more ids per
+   * sequence. Resolves to the new ids of each sequence and whether all have ended.
+   */
+  next(feed: Uint32Array, maxTokens: number): Promise<NativeSampleChunk>
 }
 
 /**
@@ -110,6 +130,12 @@ export interface NativeOptimizerConfig {
   eps: number
   weightDecay: number
   clipNorm: number
+}
+
+/** Result of one streaming call: new ids per sample, and whether every sample has ended. */
+export interface NativeSampleChunk {
+  tokens: Array<Array<number>>
+  finished: boolean
 }
 
 /**

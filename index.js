@@ -836,5 +836,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeModel = nativeBinding.NativeModel
+module.exports.NativeSampler = nativeBinding.NativeSampler
 module.exports.debugPanic = nativeBinding.debugPanic
 module.exports.engineInfo = nativeBinding.engineInfo

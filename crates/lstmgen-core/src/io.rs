@@ -119,14 +119,7 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
     if want != got {
         return Err(bad(format!("checksum mismatch (file says {want:?}, data gives {got}): the file is corrupt")));
     }
-    let read = |name: &str, shape: &[usize]| -> Result<Tensor> {
-        let view = st.tensor(name).map_err(|_| bad(format!("tensor {name} is missing")))?;
-        if view.dtype() != Dtype::F32 || view.shape() != shape {
-            return Err(bad(format!("tensor {name} is {:?} {:?}, expected F32 {:?}", view.dtype(), view.shape(), shape)));
-        }
-        let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        Ok(Tensor::from_vec(data, shape, device)?)
-    };
+    let read = |name: &str, shape: &[usize]| read_f32(&st, name, shape, device);
     let specs = param_specs(&config);
     let params = specs.iter().map(|(n, s)| read(n, s)).collect::<Result<Vec<_>>>()?;
     let mut model = Model::from_params(config, params, device.clone())?;
@@ -148,4 +141,33 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
         model.restore_training(Adam::restore(m, v, step), state);
     }
     Ok(Loaded { model, metadata })
+}
+
+/// Reads tensor `name`, which must be F32 of `shape`, onto `device`; `Error::ModelFile` otherwise.
+fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], device: &Device) -> Result<Tensor> {
+    let view = st.tensor(name).map_err(|_| Error::ModelFile(format!("tensor {name} is missing")))?;
+    if view.dtype() != Dtype::F32 || view.shape() != shape {
+        return Err(Error::ModelFile(format!("tensor {name} is {:?} {:?}, expected F32 {:?}", view.dtype(), view.shape(), shape)));
+    }
+    let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok(Tensor::from_vec(data, shape, device)?)
+}
+
+/// Imports a PyTorch state dict saved with `safetensors.torch.save_file` from a module with
+/// `embedding = nn.Embedding(V, E)`, `lstm = nn.LSTM(E, H, num_layers=L)` and
+/// `decoder = nn.Linear(H, V)` (float32). The shape is inferred from the tensors; dropout is 0.
+pub fn from_state_dict(bytes: &[u8], device: &Device) -> Result<Model> {
+    let bad = |msg: String| Error::ModelFile(msg);
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file or truncated ({e})")))?;
+    let shape = |name: &str| st.tensor(name).map(|v| v.shape().to_vec()).map_err(|_| bad(format!("tensor {name} is missing: expected a state dict with embedding.*, lstm.* and decoder.* tensors")));
+    let emb = shape("embedding.weight")?;
+    let hh = shape("lstm.weight_hh_l0")?;
+    if emb.len() != 2 || hh.len() != 2 {
+        return Err(bad("embedding.weight and lstm.weight_hh_l0 must be 2-D".into()));
+    }
+    let num_layers = (0..).take_while(|k| st.tensor(&format!("lstm.weight_ih_l{k}")).is_ok()).count();
+    let config = ModelConfig { vocab_size: emb[0], embedding_dim: emb[1], hidden_size: hh[1], num_layers, dropout: 0.0 };
+    config.validate().map_err(|e| bad(format!("unsupported shapes: {e}")))?;
+    let params = param_specs(&config).iter().map(|(n, s)| read_f32(&st, n, s, device)).collect::<Result<Vec<_>>>()?;
+    Model::from_params(config, params, device.clone())
 }

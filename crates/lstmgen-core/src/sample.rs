@@ -8,42 +8,113 @@ use crate::model::{Model, State};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// An in-progress batched sampling run: the carried state of `num_samples` sequences, the
+/// next-token logits, the RNG and what was generated so far. Lets callers stream tokens as they
+/// are produced and prime the prompt piece by piece.
+pub struct Sampler {
+    cfg: SampleConfig,
+    /// State after the prompt (and everything fed or generated since), `[num_samples, H]` per layer.
+    state: State,
+    /// Next-token logits `[num_samples * V]`.
+    logits: Vec<f32>,
+    rng: ChaCha8Rng,
+    generated: Vec<Vec<u32>>,
+    done: Vec<bool>,
+    /// Tokens sampled at the last step but not yet fed through the model.
+    pending: Option<Vec<u32>>,
+}
+
+impl Sampler {
+    /// Feeds `prompt` (at least one token) in one pass and prepares `num_samples` sequences.
+    pub fn new(model: &Model, prompt: &[u32], cfg: &SampleConfig) -> Result<Self> {
+        cfg.validate()?;
+        ensure(!prompt.is_empty(), || "the prompt must contain at least one token".into())?;
+        let vocab = model.config().vocab_size;
+        let n = cfg.num_samples;
+        let (prompt_logits, state) = model.logits(prompt, 1, prompt.len(), None)?;
+        let last = &prompt_logits[(prompt.len() - 1) * vocab..];
+        let state = State {
+            h: state.h.iter().map(|h| h.repeat((n, 1))).collect::<candle_core::Result<_>>()?,
+            c: state.c.iter().map(|c| c.repeat((n, 1))).collect::<candle_core::Result<_>>()?,
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            state,
+            logits: last.repeat(n),
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            generated: vec![Vec::new(); n],
+            done: vec![cfg.max_tokens == 0; n],
+            pending: None,
+        })
+    }
+
+    /// Feeds more prompt tokens (the same for every sequence) before or between sampling.
+    /// `new(a ++ b)` and `new(a)` then `feed(b)` reach the same state up to float rounding.
+    pub fn feed(&mut self, model: &Model, tokens: &[u32]) -> Result<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        self.flush(model)?;
+        let n = self.cfg.num_samples;
+        let batch: Vec<u32> = (0..n).flat_map(|_| tokens.iter().copied()).collect();
+        let (logits, state) = model.logits(&batch, n, tokens.len(), Some(&self.state))?;
+        let vocab = model.config().vocab_size;
+        let t = tokens.len();
+        self.logits = (0..n).flat_map(|s| logits[(s * t + t - 1) * vocab..(s * t + t) * vocab].iter().copied()).collect();
+        self.state = state;
+        Ok(())
+    }
+
+    /// Runs the last sampled tokens through the model so `logits` predict the next position.
+    fn flush(&mut self, model: &Model) -> Result<()> {
+        if let Some(next) = self.pending.take() {
+            let (l, st) = model.logits(&next, self.cfg.num_samples, 1, Some(&self.state))?;
+            self.logits = l;
+            self.state = st;
+        }
+        Ok(())
+    }
+
+    /// Whether every sequence has ended (stop sequence or `max_tokens`).
+    pub fn finished(&self) -> bool {
+        self.done.iter().all(|&d| d)
+    }
+
+    /// Samples up to `k` more tokens per sequence; returns the new ids of each sequence (empty
+    /// for sequences that had already ended).
+    pub fn next(&mut self, model: &Model, k: usize) -> Result<Vec<Vec<u32>>> {
+        let n = self.cfg.num_samples;
+        let vocab = model.config().vocab_size;
+        let mut fresh = vec![Vec::new(); n];
+        for _ in 0..k {
+            if self.finished() {
+                break;
+            }
+            self.flush(model)?;
+            let mut next = vec![0u32; n];
+            for s in 0..n {
+                if self.done[s] {
+                    continue;
+                }
+                let tok = sample_row(&self.logits[s * vocab..(s + 1) * vocab], &self.cfg, &mut self.rng);
+                self.generated[s].push(tok);
+                fresh[s].push(tok);
+                next[s] = tok;
+                let out = &self.generated[s];
+                self.done[s] = out.len() >= self.cfg.max_tokens || self.cfg.stop_sequences.iter().any(|stop| out.ends_with(stop));
+            }
+            self.pending = Some(next);
+        }
+        Ok(fresh)
+    }
+}
+
 /// Samples continuations of `prompt` (at least one token). Returns only the generated ids, one
 /// vector per sample; a sample ends after `max_tokens` or right after a stop sequence.
 pub fn generate(model: &Model, prompt: &[u32], cfg: &SampleConfig) -> Result<Vec<Vec<u32>>> {
-    cfg.validate()?;
-    ensure(!prompt.is_empty(), || "the prompt must contain at least one token".into())?;
-    let vocab = model.config().vocab_size;
-    let n = cfg.num_samples;
-    let (prompt_logits, state) = model.logits(prompt, 1, prompt.len(), None)?;
-    let last = &prompt_logits[(prompt.len() - 1) * vocab..];
-    let mut logits: Vec<f32> = last.repeat(n);
-    let mut state = State {
-        h: state.h.iter().map(|h| h.repeat((n, 1))).collect::<candle_core::Result<_>>()?,
-        c: state.c.iter().map(|c| c.repeat((n, 1))).collect::<candle_core::Result<_>>()?,
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut out: Vec<Vec<u32>> = vec![Vec::with_capacity(cfg.max_tokens); n];
-    let mut done = vec![false; n];
-    let mut next = vec![0u32; n];
-    for _ in 0..cfg.max_tokens {
-        for s in 0..n {
-            if done[s] {
-                continue;
-            }
-            let tok = sample_row(&logits[s * vocab..(s + 1) * vocab], cfg, &mut rng);
-            out[s].push(tok);
-            next[s] = tok;
-            done[s] = cfg.stop_sequences.iter().any(|stop| out[s].ends_with(stop));
-        }
-        if done.iter().all(|&d| d) || out.iter().all(|o| o.len() >= cfg.max_tokens) {
-            break;
-        }
-        let (l, st) = model.logits(&next, n, 1, Some(&state))?;
-        logits = l;
-        state = st;
-    }
-    Ok(out)
+    let mut sampler = Sampler::new(model, prompt, cfg)?;
+    sampler.next(model, cfg.max_tokens)?;
+    Ok(sampler.generated)
 }
 
 /// Draws one token id from a row of logits `[V]` under the temperature / top-k / top-p rules.

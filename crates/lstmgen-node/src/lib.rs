@@ -10,7 +10,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tasks::{lock, EvalStep, Generate, Logits, Shared, TrainStep};
+use tasks::{lock, EvalStep, Generate, Logits, SamplerSlot, SamplerStep, Shared, TrainStep};
 
 /// An LSTM language model owned by the native engine. JS holds an opaque handle.
 /// Every method throws an Error whose message starts with a code: `E_INPUT`, `E_MODEL_FILE`,
@@ -44,6 +44,15 @@ impl NativeModel {
     pub fn from_safetensors(bytes: Buffer, device: String) -> Result<NativeModel> {
         let loaded = guard(|| io::from_safetensors(&bytes, &device::select(&device)?))?;
         Ok(NativeModel { inner: Arc::new(Mutex::new(loaded.model)), metadata: loaded.metadata })
+    }
+
+    /// Imports a PyTorch state dict (safetensors, float32) of a module with `embedding`
+    /// (nn.Embedding), `lstm` (nn.LSTM) and `decoder` (nn.Linear); the shape is inferred from the
+    /// tensors. Throws `E_MODEL_FILE` when tensors are missing or mis-shaped.
+    #[napi(factory)]
+    pub fn from_torch_state_dict(bytes: Buffer, device: String) -> Result<NativeModel> {
+        let model = guard(|| io::from_state_dict(&bytes, &device::select(&device)?))?;
+        Ok(NativeModel { inner: Arc::new(Mutex::new(model)), metadata: HashMap::new() })
     }
 
     /// The bytes of a safetensors file holding the weights (PyTorch names), the model config and
@@ -140,6 +149,31 @@ impl NativeModel {
     #[napi(ts_return_type = "Promise<Array<Array<number>>>")]
     pub fn generate(&self, prompt: Uint32Array, options: NativeSampleOptions) -> Result<AsyncTask<Generate>> {
         Ok(AsyncTask::new(Generate { model: self.inner.clone(), prompt: ids(&prompt), cfg: options.to_core()? }))
+    }
+
+    /// Starts a streaming sampling run of `options.numSamples` sequences from `prompt` (>= 1 id).
+    /// Nothing runs until the sampler's first `next()`; options are validated then.
+    #[napi]
+    pub fn start_sampling(&self, prompt: Uint32Array, options: NativeSampleOptions) -> Result<NativeSampler> {
+        let slot = SamplerSlot { prompt: ids(&prompt), cfg: options.to_core()?, sampler: None };
+        Ok(NativeSampler { model: self.inner.clone(), slot: Arc::new(Mutex::new(slot)) })
+    }
+}
+
+/// A streaming sampling run created by `NativeModel.startSampling`.
+#[napi]
+pub struct NativeSampler {
+    model: Shared,
+    slot: Arc<Mutex<SamplerSlot>>,
+}
+
+#[napi]
+impl NativeSampler {
+    /// Feeds `feed` (more prompt ids, may be empty), then samples up to `maxTokens` more ids per
+    /// sequence. Resolves to the new ids of each sequence and whether all have ended.
+    #[napi(ts_return_type = "Promise<NativeSampleChunk>")]
+    pub fn next(&self, feed: Uint32Array, max_tokens: u32) -> AsyncTask<SamplerStep> {
+        AsyncTask::new(SamplerStep { model: self.model.clone(), slot: self.slot.clone(), feed: ids(&feed), max_tokens: max_tokens as usize })
     }
 }
 

@@ -87,3 +87,47 @@ impl Task for Generate {
         Ok(v)
     }
 }
+
+/// A sampling run shared between JS calls; created lazily on the first task so that the prompt's
+/// forward pass runs off the main thread.
+pub struct SamplerSlot {
+    pub prompt: Vec<u32>,
+    pub cfg: SampleConfig,
+    pub sampler: Option<lstmgen_core::sample::Sampler>,
+}
+
+/// Result of one streaming call: new ids per sample, and whether every sample has ended.
+#[napi_derive::napi(object)]
+pub struct NativeSampleChunk {
+    pub tokens: Vec<Vec<u32>>,
+    pub finished: bool,
+}
+
+pub struct SamplerStep {
+    pub model: Shared,
+    pub slot: Arc<Mutex<SamplerSlot>>,
+    pub feed: Vec<u32>,
+    pub max_tokens: usize,
+}
+
+impl Task for SamplerStep {
+    type Output = (Vec<Vec<u32>>, bool);
+    type JsValue = NativeSampleChunk;
+    fn compute(&mut self) -> Result<Self::Output> {
+        guard(|| {
+            let model = lock(&self.model);
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = &mut *slot;
+            let sampler = match &mut slot.sampler {
+                Some(s) => s,
+                empty => empty.insert(lstmgen_core::sample::Sampler::new(&model, &slot.prompt, &slot.cfg)?),
+            };
+            sampler.feed(&model, &self.feed)?;
+            let tokens = sampler.next(&model, self.max_tokens)?;
+            Ok((tokens, sampler.finished()))
+        })
+    }
+    fn resolve(&mut self, _env: Env, (tokens, finished): Self::Output) -> Result<Self::JsValue> {
+        Ok(NativeSampleChunk { tokens, finished })
+    }
+}
