@@ -1,6 +1,8 @@
 //! Training throughput of the engine alone (no JS), in tokens/s.
 //! `cargo run --release -p lstmgen-core --example throughput -- VOCAB EMB HIDDEN LAYERS BATCH SEQ STEPS`
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use candle_core::Device;
 use lstmgen_core::{AdamConfig, Model, ModelConfig};
 use std::time::Instant;

@@ -27,7 +27,7 @@ pub struct StepGrad {
 }
 
 /// The contiguous slice of a CPU tensor of dtype `T`, or `None` (not on the CPU or not contiguous).
-fn cpu_slice<'a, T: WithDType>(storage: &'a Storage, layout: &Layout) -> Option<&'a [T]> {
+pub(crate) fn cpu_slice<'a, T: WithDType>(storage: &'a Storage, layout: &Layout) -> Option<&'a [T]> {
     match storage {
         Storage::Cpu(s) => {
             let (start, end) = layout.contiguous_offsets()?;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod io;
+pub mod loss;
 pub mod lstm;
 pub mod model;
 pub mod params;

@@ -4,9 +4,10 @@
 use crate::adam::Adam;
 use crate::config::{AdamConfig, ModelConfig};
 use crate::error::{ensure, Error, Result};
+use crate::loss::{cross_entropy, CrossEntropy};
 use crate::lstm::{self, GateConsts, LayerCache, LayerWeights};
 use crate::params::{init_params, Layout};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -180,28 +181,6 @@ impl Model {
         Ok((logits, next, cache))
     }
 
-    /// Loss statistics and, when `want_grad`, dL/dlogits for mean cross-entropy.
-    /// `targets` time-major `[T*B]`. Log-softmax subtracts the row max first.
-    fn cross_entropy(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Result<(f64, u64, Option<Tensor>)> {
-        let n = logits.dim(0)?;
-        let max = logits.max_keepdim(D::Minus1)?;
-        let shifted = logits.broadcast_sub(&max)?;
-        let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?; // [N, 1]
-        let idx = targets.reshape((n, 1))?;
-        let picked = shifted.gather(&idx, D::Minus1)?; // [N, 1]
-        let loss_sum = (lse.clone() - picked)?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let pred = logits.argmax_keepdim(D::Minus1)?.reshape(n)?;
-        let correct = pred.eq(targets)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as u64;
-        let grad = if want_grad {
-            let softmax = shifted.broadcast_sub(&lse)?.exp()?;
-            let minus_one = Tensor::full(-1f32, (n, 1), logits.device())?.to_dtype(logits.dtype())?;
-            Some((softmax.scatter_add(&idx, &minus_one, D::Minus1)? / n as f64)?)
-        } else {
-            None
-        };
-        Ok((loss_sum, correct, grad))
-    }
-
     /// Mean loss and the gradient of every parameter (in [`Layout`] order) for one batch from
     /// `state`, without updating anything. Used by training and by the gradient check.
     pub fn loss_and_grads(
@@ -218,8 +197,8 @@ impl Model {
         let mut rng = ChaCha8Rng::seed_from_u64(dropout_seed);
         let (logits, next, cache) = self.forward(&ids, state, seq_len, Some(&mut rng))?;
         let cache = cache.ok_or_else(|| Error::Internal("training forward kept no cache".into()))?;
-        let (loss_sum, correct, dlogits) = Self::cross_entropy(&logits, &tg, true)?;
-        let dlogits = dlogits.ok_or_else(|| Error::Internal("no logits gradient".into()))?;
+        let CrossEntropy { loss_sum, correct, grad } = cross_entropy(&logits, &tg, true)?;
+        let dlogits = grad.ok_or_else(|| Error::Internal("no logits gradient".into()))?;
         let ly = self.layout;
         let mut grads: Vec<Option<Tensor>> = vec![None; ly.len()];
         grads[ly.dec_w()] = Some(dlogits.t()?.matmul(&cache.top)?);
@@ -294,7 +273,7 @@ impl Model {
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let (logits, next, _) = self.forward(&ids, &state, seq_len, None)?;
-        let (loss_sum, correct, _) = Self::cross_entropy(&logits, &tg, false)?;
+        let CrossEntropy { loss_sum, correct, .. } = cross_entropy(&logits, &tg, false)?;
         self.eval_state = Some(next);
         Ok(EvalStats { loss_sum, correct, count: (batch * seq_len) as u64 })
     }

@@ -3,6 +3,11 @@
 mod convert;
 mod tasks;
 
+/// mimalloc reuses the large per-step tensor buffers instead of mapping fresh pages each time
+/// (glibc's malloc page-faulted ~100k times per training step of the tinyshakespeare model).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use convert::{guard, seed_u64, NativeModelConfig, NativeOptimizerConfig, NativeSampleOptions};
 use lstmgen_core::{device, io, Model};
 use std::sync::atomic::{AtomicBool, Ordering};
