@@ -29,3 +29,14 @@ export const TINY = {
   seed: 7,
   device: 'cpu' as const,
 };
+
+/** The data bytes of each tensor of safetensors `bytes`, by name (metadata order varies between writes). */
+export function tensorBytes(bytes: Buffer): Record<string, Buffer> {
+  const len = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + len).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+  const out: Record<string, Buffer> = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name !== '__metadata__') out[name] = bytes.subarray(8 + len + t.data_offsets[0], 8 + len + t.data_offsets[1]);
+  }
+  return out;
+}

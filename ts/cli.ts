@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `lstmgen` command: `train`, `generate`, `eval`. Flags mirror the config fields (kebab-case).
+ * The `lstmgen` command: `train`, `generate`, `eval`, `info`, `plot`. Flags mirror the config fields (kebab-case).
  * With `--json` stdout carries exactly one JSON object per line and nothing else; progress and warnings go
  * to stderr. Errors print `lstmgen: <message>` to stderr; exit code 1, or 2 for usage errors (bad flags or
  * option values).
@@ -9,8 +9,10 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { SingleBar } from 'cli-progress';
 import { ConfigError, LstmgenError } from './errors';
 import { loadModel } from './model';
+import { engineInfo } from './native';
 import { train } from './train';
 import type { EpochInfo } from './events';
+import { flagOf, parseLrSchedule, plotCommand, printStream, runFlagsToConfig, runSummaryLines, writtenFiles } from './cli-run';
 
 /** Parse a numeric flag value; NaN is passed on so that validation names the field. */
 function number(value: string): number {
@@ -30,7 +32,6 @@ function emit(record: object): void {
 }
 
 const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
-const kebab = (field: string) => field.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
 function epochLine(e: EpochInfo, char: boolean): string {
   const bpc = char ? `, ${fmt(e.valLoss / Math.LN2, 3)} bits/char` : '';
@@ -44,7 +45,8 @@ interface TrainFlags {
 }
 
 async function trainCommand(flags: TrainFlags): Promise<void> {
-  const { out, json, ...config } = flags;
+  const { out, json, ...rest } = flags;
+  const config = runFlagsToConfig(rest);
   const controller = new AbortController();
   const onSigint = () => {
     process.stderr.write('\nlstmgen: stopping after this step (Ctrl-C again to quit)\n');
@@ -67,7 +69,7 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
       onStart: (s) => {
         if (json) return;
         process.stderr.write(`training on ${s.trainTokens} tokens (validation ${s.valTokens}), vocabulary ${s.vocabSize}, device ${s.device}\n`);
-        bar?.start(s.totalSteps, 0, { epoch: 1, loss: '-', tps: '-' });
+        bar?.start(s.totalSteps, s.startStep, { epoch: 1, loss: '-', tps: '-' });
       },
       onStep: (s) => {
         if (json) emit({ type: 'step', step: s.step, epoch: s.epoch, loss: s.loss, tokensPerSec: s.tokensPerSec });
@@ -76,17 +78,22 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
       onEpoch: (e) => {
         if (json) emit({ type: 'epoch', ...e });
       },
+      onCheckpoint: (c) => {
+        if (json) emit({ type: 'checkpoint', step: c.step, path: c.path });
+      },
     });
     bar?.stop();
     await model.save(out);
     const last = history.epochs.at(-1);
     if (json) {
-      emit({ type: 'done', modelPath: out, valLoss: last?.valLoss ?? null, valPerplexity: last?.valPerplexity ?? null, tokensPerSec: history.tokensPerSec });
+      const files = writtenFiles(history, config.logFile as string | undefined);
+      emit({ type: 'done', modelPath: out, valLoss: last?.valLoss ?? null, valPerplexity: last?.valPerplexity ?? null, tokensPerSec: history.tokensPerSec, ...(Object.keys(files).length ? { files } : {}) });
     } else {
       for (const e of history.epochs) console.log(epochLine(e, model.tokenizer.kind === 'char'));
       console.log(
         `${history.aborted ? 'stopped early; ' : ''}${history.steps.length} steps at ${Math.round(history.tokensPerSec)} tokens/s; model saved to ${out}`,
       );
+      for (const line of runSummaryLines(history, config.logFile as string | undefined)) console.log(line);
     }
   } finally {
     bar?.stop();
@@ -104,6 +111,7 @@ interface GenerateFlags {
 async function generateCommand(flags: GenerateFlags): Promise<void> {
   const { model: file, device, json, ...options } = flags;
   const model = await loadModel(file, { device });
+  if (!json && (options.numSamples ?? 1) === 1) return printStream(model, options); // prints as it samples
   const samples = await model.generate(options);
   if (json) emit({ samples });
   else console.log(samples.map((s) => String(options.prompt ?? '') + s).join('\n\n-----\n\n'));
@@ -127,6 +135,19 @@ async function evalCommand(flags: EvalFlags): Promise<void> {
     const bpc = r.bitsPerChar !== undefined ? ` | ${fmt(r.bitsPerChar, 3)} bits/char` : '';
     console.log(`loss ${fmt(r.loss)} nats/token | perplexity ${fmt(r.perplexity, 2)} | accuracy ${fmt(100 * r.accuracy, 1)}%${bpc} | ${r.tokens} tokens`);
   }
+}
+
+/** `lstmgen info`: which native build and device `--device auto` uses, and why it fell back to the CPU. */
+function infoCommand(flags: { json?: boolean }): void {
+  const info = engineInfo();
+  if (flags.json) {
+    emit(info);
+    return;
+  }
+  const build = info.binary === 'cuda' ? 'CUDA build' : 'CPU build';
+  console.log(`engine: ${build} on ${info.device} (candle ${info.candleVersion}, ${info.threads} CPU threads)`);
+  console.log(`binary: ${info.binaryPath}`);
+  if (info.fallbackReason) console.log(`cuda: not used: ${info.fallbackReason}`);
 }
 
 /** The commander program; exported for tests. */
@@ -157,6 +178,15 @@ export function buildProgram(): Command {
     .option('--clip-norm <x>', 'clip global gradient norm, 0 = off (default 5)', number)
     .option('--val-fraction <f>', 'held-out fraction (default 0.1)', number)
     .option('--seed <n>', 'seed of weights and dropout (default 1234)', number)
+    .option('--eval-every <n>', 'also validate every n steps (these validations drive schedules and early stopping)', number)
+    .option('--lr-schedule <spec>', 'constant | step:stepSize=N,gamma=G | cosine:warmupSteps=N,minLr=X | plateau:factor=F,patience=N (or JSON)', parseLrSchedule)
+    .option('--early-stopping <patience>', 'stop after this many validations without improvement; keep the best weights', number)
+    .option('--on-non-finite <policy>', 'stop | skip a step with a non-finite loss or gradient (default stop)')
+    .option('--checkpoint-dir <dir>', 'write checkpoints here (step-<n>.lstm, best.lstm)')
+    .option('--checkpoint-every <n>', 'steps between checkpoints (default 1000)', number)
+    .option('--keep <k>', 'periodic checkpoints to keep (default 3)', number)
+    .option('--resume <file>', 'continue from a checkpoint file (or the newest one in a directory)')
+    .option('--log <file>', 'write metrics as JSON lines (plot with lstmgen plot)')
     .addOption(device())
     .option('--out <file>', 'model file to write', 'model.lstm')
     .option('--json', 'JSON lines on stdout')
@@ -189,6 +219,21 @@ export function buildProgram(): Command {
     .addOption(device())
     .option('--json', 'print {"loss","perplexity","accuracy","bitsPerChar"}')
     .action(evalCommand);
+
+  program
+    .command('plot')
+    .description('draw the loss curves and learning rate of a metrics log (train --log) as SVG')
+    .argument('<run.jsonl>', 'metrics log written by train --log')
+    .requiredOption('-o, --out <file.svg>', 'SVG file to write')
+    .option('--title <text>', 'chart title (default: the log file name)')
+    .option('--json', 'print {"path"}')
+    .action(plotCommand);
+
+  program
+    .command('info')
+    .description('show the native build and device in use (and why CUDA is not used)')
+    .option('--json', 'print {"binary","binaryPath","device","cudaCompiled","candleVersion","threads","fallbackReason"}')
+    .action(infoCommand);
   return program;
 }
 
@@ -203,7 +248,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed the message
     if (err instanceof ConfigError) {
-      const flag = err.field ? `--${kebab(err.field)}: ` : '';
+      const flag = err.field ? `${flagOf(err.field)}: ` : '';
       process.stderr.write(`lstmgen: ${flag}${err.reason}\n`);
       return 2;
     }

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import type { CorpusSource } from './data';
-import type { EpochInfo, EvalInfo, StartInfo, StepInfo } from './events';
+import type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo } from './events';
 
 const isNum = (v: unknown): v is number => typeof v === 'number';
 /** A schema accepting numbers that satisfy `ok`; `why` is the reason shown when they do not. */
@@ -49,6 +49,60 @@ export const TRAIN_DEFAULTS = {
 };
 
 const device = z.enum(['auto', 'cpu', 'cuda'], { error: 'must be "auto", "cpu" or "cuda"' });
+const nonNegInt = num((v) => Number.isInteger(v) && v >= 0, 'must be an integer >= 0');
+const nonNegNum = num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0');
+const path = z.string({ error: 'must be a path' }).min(1, 'must not be empty');
+
+/**
+ * Learning-rate schedules (`lr` is the base rate; `step` below is the 0-based index of the step about to run):
+ * - `constant`: `lr`.
+ * - `step`: `lr * gamma ^ floor(step / stepSize)`.
+ * - `cosine`: linear warmup `lr * (step + 1) / warmupSteps` for the first `warmupSteps` steps, then a
+ *   half cosine from `lr` down to `minLr` at `totalSteps` (default: the run's planned total steps).
+ * - `plateau` (reduce on plateau): multiply the rate by `factor` when `patience` monitored validations in a
+ *   row did not improve the best validation loss by more than `minDelta`; never below `minLr`.
+ */
+export const LrScheduleSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({ type: z.literal('constant') }),
+    z.strictObject({
+      type: z.literal('step'),
+      stepSize: positiveInt,
+      gamma: num((v) => v > 0 && v <= 1, 'must be a number in (0, 1]').default(0.5),
+    }),
+    z.strictObject({
+      type: z.literal('cosine'),
+      warmupSteps: nonNegInt.default(0),
+      minLr: nonNegNum.default(0),
+      totalSteps: positiveInt.optional(),
+    }),
+    z.strictObject({
+      type: z.literal('plateau'),
+      factor: num((v) => v > 0 && v < 1, 'must be a number in (0, 1)').default(0.5),
+      patience: positiveInt.default(2),
+      minDelta: nonNegNum.default(0),
+      minLr: nonNegNum.default(0),
+    }),
+  ],
+  { error: 'must be { type: "constant" | "step" | "cosine" | "plateau", ... }' },
+);
+
+/** A validated learning-rate schedule. */
+export type LrScheduleConfig = z.output<typeof LrScheduleSchema>;
+
+/**
+ * Early stopping: stop when `patience` monitored validations in a row did not improve the best validation
+ * loss by more than `minDelta`; with `restoreBest` (default) the returned model has the best weights.
+ */
+export const EarlyStoppingSchema = z.strictObject({
+  patience: positiveInt,
+  minDelta: nonNegNum.default(0),
+  restoreBest: z.boolean({ error: 'must be true or false' }).default(true),
+});
+
+/** Validated early-stopping options. */
+export type EarlyStoppingConfig = z.output<typeof EarlyStoppingSchema>;
 
 /** Schema of the options of `train()`. */
 export const TrainConfigSchema = z.strictObject({
@@ -94,6 +148,37 @@ export const TrainConfigSchema = z.strictObject({
   onEpoch: fn<(info: EpochInfo) => void>().optional(),
   /** Checked between steps: when aborted, training stops and `train()` resolves with the model so far. */
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'must be an AbortSignal').optional(),
+  /** Learning-rate schedule over the base `lr`; default constant. */
+  lrSchedule: LrScheduleSchema.default({ type: 'constant' }),
+  /** Stop when the monitored validation loss stops improving (see {@link EarlyStoppingSchema}). */
+  earlyStopping: EarlyStoppingSchema.optional(),
+  /**
+   * A step whose loss or gradient is non-finite: `'stop'` (default) throws a NumericError naming the step;
+   * `'skip'` leaves the weights unchanged, records the step in `history.skippedSteps` and goes on.
+   */
+  onNonFinite: z.enum(['skip', 'stop'], { error: 'must be "skip" or "stop"' }).default('stop'),
+  /** Directory for checkpoints (created if missing): `step-<n>.lstm` every `checkpointEvery` steps and at the end, `best.lstm` at each new best validation loss. */
+  checkpointDir: path.optional(),
+  /** Steps between periodic checkpoints; default 1000 (needs `checkpointDir`). */
+  checkpointEvery: positiveInt.optional(),
+  /** Periodic checkpoints to keep (the newest); default 3 (needs `checkpointDir`). */
+  keepCheckpoints: positiveInt.optional(),
+  /**
+   * Continue from a checkpoint file (or the newest `step-<n>.lstm` of a directory): weights, Adam state, data
+   * position, dropout RNG, schedule and early-stopping state. Shape, tokenizer, seqLen, batchSize, dropout and
+   * seed come from the checkpoint (giving a different value is a ConfigError); lr, epochs, maxSteps and the
+   * schedule may change. `epochs` and `maxSteps` count from the start of the original run.
+   */
+  resumeFrom: path.optional(),
+  /** Write metrics as JSON lines to this file (see `RunRecord`); appended to when resuming. */
+  logFile: path.optional(),
+  onCheckpoint: fn<(info: CheckpointInfo) => void>().optional(),
+}).superRefine((cfg, ctx) => {
+  for (const field of ['checkpointEvery', 'keepCheckpoints'] as const) {
+    if (cfg[field] !== undefined && cfg.checkpointDir === undefined) {
+      ctx.addIssue({ code: 'custom', path: [field], message: 'needs checkpointDir', input: cfg[field] });
+    }
+  }
 });
 
 /** Options of `train()` as the user writes them (everything but `corpus` has a default). */
@@ -127,6 +212,17 @@ export type GenerateOptionsInput = z.input<typeof GenerateOptionsSchema>;
 /** Options of `model.generate()` after validation and defaults. */
 export type GenerateOptions = z.output<typeof GenerateOptionsSchema>;
 
+/** Schema of the options of `model.stream()`: those of `generate()` for one sample, plus `chunkTokens`. */
+export const StreamOptionsSchema = GenerateOptionsSchema.omit({ numSamples: true }).extend({
+  /** Tokens sampled per native call; each call yields at most one text piece. 1 = a piece per token. */
+  chunkTokens: positiveInt.default(1),
+});
+
+/** Options of `model.stream()` as the user writes them. */
+export type StreamOptionsInput = z.input<typeof StreamOptionsSchema>;
+/** Options of `model.stream()` after validation and defaults. */
+export type StreamOptions = z.output<typeof StreamOptionsSchema>;
+
 /** Show a rejected value in a message: strings quoted, NaN and numbers as written. */
 function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
@@ -150,7 +246,8 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string)
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   if (issue.code === 'unrecognized_keys') {
-    throw new ConfigError(issue.keys.join(', '), `unknown option${issue.keys.length > 1 ? 's' : ''} of ${what}`);
+    const prefix = issue.path.map((p) => `${String(p)}.`).join('');
+    throw new ConfigError(issue.keys.map((k) => prefix + k).join(', '), `unknown option${issue.keys.length > 1 ? 's' : ''} of ${what}`);
   }
   const field = issue.path.map(String).join('.');
   if (!field) throw new ConfigError('', `${what} must be an object, got ${show(input)}`);
@@ -163,6 +260,14 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string)
  */
 export function parseTrainConfig(input: TrainConfigInput): TrainConfig {
   return parseWith(TrainConfigSchema, input, 'the train config');
+}
+
+/**
+ * Validate and default the options of `model.stream()`.
+ * @throws ConfigError naming the field, e.g. `"chunkTokens: must be a positive integer, got 0"`.
+ */
+export function parseStreamOptions(input: StreamOptionsInput = {}): StreamOptions {
+  return parseWith(StreamOptionsSchema, input, 'the stream options');
 }
 
 /**

@@ -116,22 +116,29 @@ export function batchLayout(length: number, batchSize: number, seqLen: number, w
  * @throws DataError as {@link batchLayout}.
  */
 export function makeBatches(ids: Uint32Array, batchSize: number, seqLen: number, dropLast = false): Iterable<Batch> {
-  const { streamLen, fullBatches, allBatches } = batchLayout(ids.length, batchSize, seqLen);
-  const count = dropLast ? fullBatches : allBatches;
+  const layout = batchLayout(ids.length, batchSize, seqLen);
+  const count = dropLast ? layout.fullBatches : layout.allBatches;
   return {
     *[Symbol.iterator]() {
-      for (let k = 0; k < count; k++) {
-        const start = k * seqLen;
-        const T = Math.min(seqLen, streamLen - start);
-        const inputs = new Uint32Array(batchSize * T);
-        const targets = new Uint32Array(batchSize * T);
-        for (let b = 0; b < batchSize; b++) {
-          const from = b * streamLen + start;
-          inputs.set(ids.subarray(from, from + T), b * T);
-          targets.set(ids.subarray(from + 1, from + 1 + T), b * T);
-        }
-        yield { inputs, targets, batchSize, seqLen: T };
-      }
+      for (let k = 0; k < count; k++) yield batchAt(ids, layout, batchSize, seqLen, k);
     },
   };
+}
+
+/**
+ * Batch `k` (0-based, `k < layout.allBatches`) of {@link makeBatches}, built directly: resuming training in
+ * the middle of an epoch starts at its batch without building the ones before.
+ * @param layout `batchLayout(ids.length, batchSize, seqLen)`.
+ */
+export function batchAt(ids: Uint32Array, layout: BatchLayout, batchSize: number, seqLen: number, k: number): Batch {
+  const start = k * seqLen;
+  const T = Math.min(seqLen, layout.streamLen - start);
+  const inputs = new Uint32Array(batchSize * T);
+  const targets = new Uint32Array(batchSize * T);
+  for (let b = 0; b < batchSize; b++) {
+    const from = b * layout.streamLen + start;
+    inputs.set(ids.subarray(from, from + T), b * T);
+    targets.set(ids.subarray(from + 1, from + 1 + T), b * T);
+  }
+  return { inputs, targets, batchSize, seqLen: T };
 }

@@ -57,10 +57,17 @@ export class DeviceError extends LstmgenError {
   }
 }
 
-/** A non-finite loss or gradient during training (try a lower `lr` or enable `clipNorm`). */
+/**
+ * A non-finite loss or gradient during training (try a lower `lr` or enable `clipNorm`), or non-finite weights
+ * that lstmgen refuses to write. `step` is the 1-based global training step when one is known.
+ */
 export class NumericError extends LstmgenError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** 1-based global step at which training met the non-finite value, when known. */
+  readonly step?: number;
+
+  constructor(message: string, options?: { cause?: unknown; step?: number }) {
     super('E_NUMERIC', message, options);
+    if (options?.step !== undefined) this.step = options.step;
   }
 }
 

@@ -13,6 +13,8 @@ export interface StartInfo {
   vocabSize: number;
   /** Device the model runs on, as the engine names it. */
   device: string;
+  /** Steps already taken when the run starts: 0, or the checkpoint's step when resuming. */
+  startStep: number;
 }
 
 /** Passed to `onStep` after every optimizer step. */
@@ -27,6 +29,8 @@ export interface StepInfo {
   tokensPerSec: number;
   /** Global L2 norm of the gradients before clipping. */
   gradNorm: number;
+  /** Learning rate used by this step (after the schedule). */
+  lr: number;
 }
 
 /** Validation metrics at a step (every `evalEvery` steps). */
@@ -65,4 +69,22 @@ export interface TrainHistory {
   tokensPerSec: number;
   /** True when the AbortSignal stopped training before its planned end. */
   aborted: boolean;
+  /** Steps skipped under `onNonFinite: 'skip'` (their loss or gradient was non-finite; weights unchanged). */
+  skippedSteps: number[];
+  /** True when early stopping ended the run. */
+  stoppedEarly: boolean;
+  /** Best monitored validation loss (nats/token) and its step; null when no validation was monitored. */
+  best: { valLoss: number; step: number } | null;
+  /** Checkpoints written by this run, oldest first (rotated-away files included). */
+  checkpoints: CheckpointInfo[];
+}
+
+/** Passed to `onCheckpoint` after a checkpoint file is written (atomically). */
+export interface CheckpointInfo {
+  /** Global step the checkpoint holds (training resumes with step `step + 1`). */
+  step: number;
+  /** Path of the file written. */
+  path: string;
+  /** `periodic` (every `checkpointEvery` steps), `final` (end of the run), or `best` (new best validation loss). */
+  kind: 'periodic' | 'final' | 'best';
 }

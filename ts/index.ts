@@ -1,18 +1,32 @@
 /** lstmgen: train and sample LSTM language models from TypeScript on a Rust (candle) engine. */
-export { train, dropoutSeed, type TrainResult } from './train';
+export { train, dropoutSeed, DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS, type TrainResult } from './train';
+export { readCheckpoint, listCheckpoints, checkpointName, RESUME_LOCKED, TRAINING_KEY, type TrainingState, type LoadedCheckpoint } from './checkpoint';
+export { LrSchedule, type ScheduleState } from './schedule';
+export { PlateauTracker, type PlateauState } from './plateau';
+export { RunLog, readRunLog, type RunRecord } from './runlog';
+export { plotRun, type PlotOptions } from './plot';
+export { importTorch, type ImportTorchOptions } from './torch';
 export { LstmModel, loadModel, toModelConfig, METADATA_KEYS, type EvalResult, type EvaluateOptions, type ModelConfig } from './model';
 export {
   parseTrainConfig,
   parseGenerateOptions,
   TrainConfigSchema,
   GenerateOptionsSchema,
+  parseStreamOptions,
+  StreamOptionsSchema,
+  LrScheduleSchema,
+  EarlyStoppingSchema,
   TRAIN_DEFAULTS,
   type TrainConfig,
   type TrainConfigInput,
   type GenerateOptions,
   type GenerateOptionsInput,
+  type StreamOptions,
+  type StreamOptionsInput,
+  type LrScheduleConfig,
+  type EarlyStoppingConfig,
 } from './config';
-export type { StartInfo, StepInfo, EvalInfo, EpochInfo, TrainHistory } from './events';
+export type { StartInfo, StepInfo, EvalInfo, EpochInfo, TrainHistory, CheckpointInfo } from './events';
 export {
   buildTokenizer,
   tokenizerFromJSON,
@@ -38,4 +52,4 @@ export {
   wrapNative,
   type ErrorCode,
 } from './errors';
-export type { Device } from './native';
+export { engineInfo, type Device, type EngineInfo } from './native';

@@ -1,18 +1,21 @@
 /** A trained (or loaded) LSTM language model: native weights + tokenizer + the config it was trained with. */
 import * as fs from 'node:fs';
-import { randomBytes, randomInt } from 'node:crypto';
-import { parseGenerateOptions, type GenerateOptionsInput, type TrainConfig } from './config';
+import { writeFileAtomic } from './atomic';
+import { parseGenerateOptions, parseStreamOptions, type GenerateOptionsInput, type StreamOptionsInput, type TrainConfig } from './config';
 import { loadCorpus, makeBatches, describeCorpus, type CorpusSource } from './data';
-import { ConfigError, DataError, ModelFileError } from './errors';
+import { DataError, ModelFileError } from './errors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
 import { NativeHandle, type Device } from './native';
-import { EOS, tokenizerFromJSON, type EncodeOptions, type Tokenizer } from './tokenizer';
+import { assertFiniteTensors } from './safetensors';
+import { cutAtFirst, decodeAfter, planSampling } from './sampling';
+import { streamText } from './stream';
+import { tokenizerFromJSON, type EncodeOptions, type Tokenizer } from './tokenizer';
 
 /** Metadata keys lstmgen writes into the safetensors header (values are JSON text). */
 export const METADATA_KEYS = { config: 'config', tokenizer: 'tokenizer' } as const;
 
 /** The train config as stored in a model file: no callbacks or signal, corpora by name (`<text>` for inline text). */
-export type ModelConfig = Omit<TrainConfig, 'corpus' | 'valCorpus' | 'onStart' | 'onStep' | 'onEval' | 'onEpoch' | 'signal'> & {
+export type ModelConfig = Omit<TrainConfig, 'corpus' | 'valCorpus' | 'onStart' | 'onStep' | 'onEval' | 'onEpoch' | 'onCheckpoint' | 'signal'> & {
   corpus: string;
   valCorpus?: string;
 };
@@ -20,7 +23,7 @@ export type ModelConfig = Omit<TrainConfig, 'corpus' | 'valCorpus' | 'onStart' |
 /** The storable part of a validated train config. */
 export function toModelConfig(config: TrainConfig): ModelConfig {
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
-  const { corpus, valCorpus, onStart, onStep, onEval, onEpoch, signal, ...rest } = config;
+  const { corpus, valCorpus, onStart, onStep, onEval, onEpoch, onCheckpoint, signal, ...rest } = config;
   return { ...rest, corpus: describeCorpus(corpus), ...(valCorpus ? { valCorpus: describeCorpus(valCorpus) } : {}) };
 }
 
@@ -79,23 +82,21 @@ export class LstmModel {
    *   DataError for unknown prompt symbols with `strict` (otherwise they become `<unk>` with one warning).
    */
   async generate(options: GenerateOptionsInput = {}): Promise<string[]> {
-    const o = parseGenerateOptions(options);
-    let prompt = this.tokenizer.encode(o.prompt, { strict: o.strict });
-    if (prompt.length === 0) prompt = Uint32Array.of(this.lineBreakId());
-    const stops = (o.stop ?? [])
-      .map((s) => this.tokenizer.encode(s, { onWarning: () => {} }))
-      .filter((ids) => ids.length > 0 && !ids.includes(this.tokenizer.unkId)); // unknown symbols: never generated
-    const samples = await this.native.generate(prompt, {
-      numSamples: o.numSamples,
-      maxTokens: o.maxTokens,
-      temperature: o.temperature,
-      topK: o.topK ?? 0,
-      topP: o.topP,
-      seed: o.seed ?? randomInt(0, 2 ** 32),
-      stopSequences: stops.map((ids) => Array.from(ids)),
-    });
-    const stopTexts = stops.map((ids) => this.tokenizer.decode(ids));
-    return samples.map((ids) => cutAtFirst(this.continuation(prompt, ids), stopTexts));
+    const plan = planSampling(this.tokenizer, parseGenerateOptions(options));
+    const samples = await this.native.generate(plan.prompt, plan.native);
+    return samples.map((ids) => cutAtFirst(decodeAfter(this.tokenizer, plan.prompt, ids), plan.stopTexts));
+  }
+
+  /**
+   * Sample one continuation of `prompt` as an async iterator of text pieces, yielded as they are sampled
+   * (`chunkTokens` tokens per native call, default 1). Joined, the pieces equal `generate()`'s text for the
+   * same options and seed (stop strings included: text that could start one is held back until decided).
+   * Breaking out of the loop stops sampling.
+   * @throws ConfigError for invalid options (at the call); on the first iteration, as {@link generate}.
+   * @example for await (const piece of model.stream({ prompt: 'ROMEO:', maxTokens: 200 })) process.stdout.write(piece);
+   */
+  stream(options: StreamOptionsInput = {}): AsyncGenerator<string, void, undefined> {
+    return streamText(this.native, this.tokenizer, parseStreamOptions(options));
   }
 
   /**
@@ -144,29 +145,28 @@ export class LstmModel {
   }
 
   /**
-   * Write the model to `file` atomically: safetensors bytes go to `file.tmp-<pid>-<rand>`, are synced, then
-   * renamed over `file`. Metadata keys `config` and `tokenizer` hold JSON text.
-   * @throws ModelFileError if the file cannot be written (the temporary file is removed).
+   * The model as safetensors bytes: weights under PyTorch names (a valid PyTorch state dict), metadata
+   * `config` and `tokenizer` (JSON text) plus `extra`. With `withTraining` (a checkpoint) also Adam's moments
+   * and step and the carried training state.
+   * @throws NumericError if any weight (or moment) is NaN or infinite: such bytes are never produced.
+   */
+  toBytes(extra: Record<string, string> = {}, withTraining = false): Buffer {
+    const bytes = this.native.toSafetensors(
+      { [METADATA_KEYS.config]: JSON.stringify(this.config), [METADATA_KEYS.tokenizer]: JSON.stringify(this.tokenizer.toJSON()), ...extra },
+      withTraining,
+    );
+    assertFiniteTensors(bytes, withTraining ? 'checkpoint' : 'model');
+    return bytes;
+  }
+
+  /**
+   * Write the model to `file` atomically (see {@link writeFileAtomic}): an existing file is replaced whole
+   * or not at all. Metadata keys `config` and `tokenizer` hold JSON text.
+   * @throws NumericError if the weights are not all finite (`file` is left untouched); ModelFileError if the
+   *   file cannot be written (the temporary file is removed).
    */
   async save(file: string): Promise<void> {
-    const bytes = this.native.toSafetensors({
-      [METADATA_KEYS.config]: JSON.stringify(this.config),
-      [METADATA_KEYS.tokenizer]: JSON.stringify(this.tokenizer.toJSON()),
-    });
-    const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      const handle = await fs.promises.open(tmp, 'w');
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await fs.promises.rename(tmp, file);
-    } catch (err) {
-      await fs.promises.rm(tmp, { force: true });
-      throw new ModelFileError(`cannot write model file ${JSON.stringify(file)}: ${(err as Error).message}`, { cause: err });
-    }
+    await writeFileAtomic(file, this.toBytes(), 'model file');
   }
 
   /**
@@ -206,30 +206,6 @@ export class LstmModel {
     return new LstmModel(native, tokenizer, config);
   }
 
-  /** Id of the line-break token that starts generation from an empty prompt. */
-  private lineBreakId(): number {
-    const id = this.tokenizer.idOf(this.tokenizer.kind === 'word' ? EOS : '\n');
-    if (id === undefined) throw new ConfigError('prompt', 'must not be empty for this model (its vocabulary has no line break)');
-    return id;
-  }
-
-  /** Text that `generated` adds after `prompt` (decoding in context keeps word spacing right). */
-  private continuation(prompt: Uint32Array, generated: number[]): string {
-    const all = new Uint32Array(prompt.length + generated.length);
-    all.set(prompt);
-    all.set(generated, prompt.length);
-    return this.tokenizer.decode(all).slice(this.tokenizer.decode(prompt).length);
-  }
-}
-
-/** `text` cut before the earliest occurrence of any of `stops`. */
-function cutAtFirst(text: string, stops: string[]): string {
-  let end = text.length;
-  for (const s of stops) {
-    const at = text.indexOf(s);
-    if (at >= 0 && at < end) end = at;
-  }
-  return text.slice(0, end);
 }
 
 /** The `config` metadata, checked for the fields evaluation needs. @throws ModelFileError */

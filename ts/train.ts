@@ -1,9 +1,15 @@
-/** The training loop: one awaited native truncated-BPTT step per minibatch, validation at each epoch end. */
+/** The training loop: one awaited native truncated-BPTT step per minibatch, validation, schedules, checkpoints, logs. */
+import * as path from 'node:path';
+import { CheckpointWriter, assertSameTokenizer, readCheckpoint, resumeInput, type TrainingState } from './checkpoint';
 import { parseTrainConfig, type TrainConfigInput } from './config';
-import { batchLayout, loadCorpus, makeBatches, splitText } from './data';
-import type { EvalInfo, StepInfo, TrainHistory } from './events';
-import { LstmModel, toModelConfig } from './model';
-import { NativeHandle } from './native';
+import { batchAt, batchLayout, loadCorpus, splitText } from './data';
+import { NumericError } from './errors';
+import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory } from './events';
+import { LstmModel, toModelConfig, type EvalResult } from './model';
+import { NativeHandle, type NativeStepResult } from './native';
+import { PlateauTracker } from './plateau';
+import { RunLog } from './runlog';
+import { LrSchedule } from './schedule';
 import { buildTokenizer } from './tokenizer';
 
 /** Result of {@link train}. */
@@ -17,85 +23,228 @@ export function dropoutSeed(seed: number, step: number): number {
   return (seed ^ Math.imul(step + 1, 0x9e3779b1)) >>> 0;
 }
 
+/** Periodic checkpoint interval when `checkpointDir` is set without `checkpointEvery`. */
+export const DEFAULT_CHECKPOINT_EVERY = 1000;
+/** Periodic checkpoints kept when `keepCheckpoints` is unset. */
+export const DEFAULT_KEEP_CHECKPOINTS = 3;
+
 const ignore = () => {};
 
 /**
- * Train a new model.
+ * Train a new model, or continue one from a checkpoint (`resumeFrom`).
  *
  * Steps: validate the config; load the corpus; hold out validation text (`valCorpus`, or the last
- * `valFraction`); build the tokenizer on the training text; create the native model from `seed`; then for
- * each epoch reset the carried state and run one awaited native step per full `[batchSize, seqLen]` batch
- * (the native work runs on the libuv pool, so the event loop stays responsive). After each epoch, and
- * when `maxSteps` ends training, evaluate on the validation text. Out-of-vocabulary symbols in the training
- * or validation text (words beyond `vocabSize`, characters only in the validation text) become `<unk>`
- * silently. When `signal` aborts, training stops before the next step and the model trained so far is
- * returned with `history.aborted = true` (no validation of the unfinished epoch).
+ * `valFraction`); build the tokenizer on the training text; create the native model from `seed` (or load the
+ * checkpoint); then run one awaited native step per full `[batchSize, seqLen]` batch, resetting the carried
+ * state at each epoch start (the native work runs on the libuv pool, so the event loop stays responsive). The
+ * rate of each step comes from `lrSchedule`. Validation runs every `evalEvery` steps and at each epoch end;
+ * the *monitored* validations (those of `evalEvery` when set, else the epoch ends) drive reduce-on-plateau,
+ * early stopping and `best.lstm`. When `maxSteps` ends an epoch early its validation is reported but not
+ * monitored. Out-of-vocabulary symbols in the training or validation text become `<unk>` silently.
  *
- * @throws ConfigError for invalid options; DataError for an unreadable/empty corpus or one too short for
- *   one batch (training) or one sequence (validation); DeviceError if the addon cannot load or the device
- *   is unavailable; NumericError if the loss becomes non-finite. Errors thrown by callbacks propagate.
+ * A resumed run continues exactly: same batches, dropout masks, Adam state and carried state, so its step
+ * losses equal those of an uninterrupted run. When `signal` aborts, training stops before the next step and
+ * the model so far is returned with `history.aborted = true` (a final checkpoint is written when
+ * `checkpointDir` is set). With early stopping and `restoreBest`, the returned model has the best weights.
+ *
+ * @throws ConfigError for invalid options, or a checkpoint whose tokenizer or shape differs from the options;
+ *   DataError for an unreadable/empty corpus or one too short for one batch (training) or one sequence
+ *   (validation); ModelFileError for an unreadable checkpoint or a failed write; DeviceError if the addon
+ *   cannot load or the device is unavailable; NumericError (with `step`) for a non-finite loss or gradient
+ *   under `onNonFinite: 'stop'`, or non-finite weights at a checkpoint. Errors thrown by callbacks propagate.
  */
 export async function train(input: TrainConfigInput): Promise<TrainResult> {
-  const cfg = parseTrainConfig(input);
+  const given = parseTrainConfig(input);
+  const resumed = given.resumeFrom ? await readCheckpoint(given.resumeFrom, given.device) : undefined;
+  const cfg = resumed ? parseTrainConfig(resumeInput(input, resumed.model.config)) : given;
+
   const text = loadCorpus(cfg.corpus);
   const split = cfg.valCorpus ? { train: text, val: loadCorpus(cfg.valCorpus) } : splitText(text, cfg.valFraction);
-  const tokenizer = buildTokenizer(split.train, { kind: cfg.tokenizer, vocabSize: cfg.vocabSize, lowercase: cfg.lowercase });
+  const built = buildTokenizer(split.train, { kind: cfg.tokenizer, vocabSize: cfg.vocabSize, lowercase: cfg.lowercase });
+  if (resumed) assertSameTokenizer(resumed.model.tokenizer, built);
+  const tokenizer = resumed?.model.tokenizer ?? built;
   const trainIds = tokenizer.encode(split.train, { onWarning: ignore });
   const valIds = tokenizer.encode(split.val, { onWarning: ignore });
-  const { fullBatches: stepsPerEpoch } = batchLayout(trainIds.length, cfg.batchSize, cfg.seqLen, 'the training text');
+  const layout = batchLayout(trainIds.length, cfg.batchSize, cfg.seqLen, 'the training text');
+  const stepsPerEpoch = layout.fullBatches;
   batchLayout(valIds.length, 1, cfg.seqLen, 'the validation text');
   const epochs = cfg.epochs ?? (cfg.maxSteps ? Math.ceil(cfg.maxSteps / stepsPerEpoch) : 1);
   const totalSteps = Math.min(cfg.maxSteps ?? Infinity, epochs * stepsPerEpoch);
 
-  const native = NativeHandle.create(
-    { vocabSize: tokenizer.vocabSize, embeddingDim: cfg.embeddingDim, hiddenSize: cfg.hiddenSize, numLayers: cfg.numLayers, dropout: cfg.dropout },
-    cfg.seed,
-    cfg.device,
-  );
-  const model = new LstmModel(native, tokenizer, toModelConfig(cfg));
-  cfg.onStart?.({ totalSteps, stepsPerEpoch, trainTokens: trainIds.length, valTokens: valIds.length, vocabSize: tokenizer.vocabSize, device: model.device });
+  const native =
+    resumed?.model.native ??
+    NativeHandle.create(
+      { vocabSize: tokenizer.vocabSize, embeddingDim: cfg.embeddingDim, hiddenSize: cfg.hiddenSize, numLayers: cfg.numLayers, dropout: cfg.dropout },
+      cfg.seed,
+      cfg.device,
+    );
+  let model = new LstmModel(native, tokenizer, toModelConfig(cfg));
 
-  const opt = { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay, clipNorm: cfg.clipNorm };
-  const history: TrainHistory = { steps: [], epochs: [], evals: [], tokensPerSec: 0, aborted: false };
+  // Loop state: everything a checkpoint stores (see TrainingState).
+  const st = resumed?.state;
+  let step = st?.step ?? 0;
+  let epoch = st?.epoch ?? 1;
+  let batch = st?.batch ?? 0;
+  if (batch >= stepsPerEpoch) [epoch, batch] = [epoch + 1, 0]; // the corpus got shorter
+  let epochLossSum = st?.epochLossSum ?? 0;
+  let epochSteps = st?.epochSteps ?? 0;
+  const schedule = new LrSchedule(cfg.lrSchedule, cfg.lr, totalSteps, st?.schedule);
+  const best = new PlateauTracker(0, st?.best);
+  let bestStep = st?.best.step ?? null;
+  let bestPath = st?.best.path ?? null;
+  const early = cfg.earlyStopping ? new PlateauTracker(cfg.earlyStopping.minDelta, st?.early ?? undefined) : undefined;
+  const state = (): TrainingState => ({
+    version: 1,
+    step,
+    epoch,
+    batch,
+    epochLossSum,
+    epochSteps,
+    schedule: schedule.toJSON(),
+    best: { ...best.toJSON(), step: bestStep, path: bestPath },
+    early: early?.toJSON() ?? null,
+  });
+
+  const history: TrainHistory = { steps: [], epochs: [], evals: [], tokensPerSec: 0, aborted: false, skippedSteps: [], stoppedEarly: false, best: null, checkpoints: [] };
+  const writer = cfg.checkpointDir ? new CheckpointWriter(cfg.checkpointDir, cfg.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS, st?.step) : undefined;
+  const checkpointEvery = cfg.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+  const log = cfg.logFile ? RunLog.open(cfg.logFile, resumed !== undefined) : undefined;
+  const recordCheckpoint = (info: CheckpointInfo | null) => {
+    if (!info) return;
+    history.checkpoints.push(info);
+    log?.write({ type: 'checkpoint', ...info });
+    cfg.onCheckpoint?.(info);
+  };
   const validate = () => model.evaluate(valIds, { batchSize: cfg.batchSize, seqLen: cfg.seqLen });
-  let step = 0;
+  const opt = { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay, clipNorm: cfg.clipNorm };
+  let bestWeights: Buffer | undefined; // restoreBest snapshot (weights only)
   let seconds = 0;
   let tokens = 0;
 
-  for (let epoch = 1; epoch <= epochs && step < totalSteps && !history.aborted; epoch++) {
-    native.resetTrainState();
-    let lossSum = 0;
-    let epochSteps = 0;
-    for (const b of makeBatches(trainIds, cfg.batchSize, cfg.seqLen, true)) {
-      if (step >= totalSteps) break;
+  try {
+    const start = { totalSteps, stepsPerEpoch, trainTokens: trainIds.length, valTokens: valIds.length, vocabSize: tokenizer.vocabSize, device: model.device, startStep: step };
+    log?.write({ type: 'start', time: new Date().toISOString(), ...start });
+    cfg.onStart?.(start);
+
+    while (step < totalSteps) {
       if (cfg.signal?.aborted) {
         history.aborted = true;
         break;
       }
+      if (batch === 0) {
+        native.resetTrainState();
+        [epochLossSum, epochSteps] = [0, 0];
+      }
+      const b = batchAt(trainIds, layout, cfg.batchSize, cfg.seqLen, batch);
+      const lr = schedule.lrAt(step);
       const t0 = performance.now();
-      const r = await native.trainStep(b.inputs, b.targets, b.batchSize, b.seqLen, opt, dropoutSeed(cfg.seed, step));
+      let r: NativeStepResult | undefined;
+      try {
+        r = await native.trainStep(b.inputs, b.targets, b.batchSize, b.seqLen, { ...opt, lr }, dropoutSeed(cfg.seed, step));
+      } catch (err) {
+        if (!(err instanceof NumericError)) throw err;
+        const reason = err.message.replace(/ at step \d+/, '');
+        if (cfg.onNonFinite === 'stop') {
+          throw new NumericError(`step ${step + 1} (epoch ${epoch}): ${reason}; lower lr, set clipNorm, or use onNonFinite: 'skip'`, { cause: err, step: step + 1 });
+        }
+        history.skippedSteps.push(step + 1);
+        log?.write({ type: 'skip', step: step + 1, epoch, lr, reason });
+      }
       const dt = (performance.now() - t0) / 1000;
       step++;
-      epochSteps++;
-      lossSum += r.loss;
-      seconds += dt;
-      tokens += b.inputs.length;
-      const info: StepInfo = { step, epoch, loss: r.loss, tokensPerSec: b.inputs.length / dt, gradNorm: r.gradNorm };
-      history.steps.push(info);
-      cfg.onStep?.(info);
-      if (cfg.evalEvery && step % cfg.evalEvery === 0) {
-        const v = await validate();
-        const e: EvalInfo = { step, epoch, valLoss: v.loss, valPerplexity: v.perplexity, valAccuracy: v.accuracy };
-        history.evals.push(e);
-        cfg.onEval?.(e);
+      batch++;
+      if (r) {
+        epochLossSum += r.loss;
+        epochSteps++;
+        seconds += dt;
+        tokens += b.inputs.length;
+        const info: StepInfo = { step, epoch, loss: r.loss, tokensPerSec: b.inputs.length / dt, gradNorm: r.gradNorm, lr };
+        history.steps.push(info);
+        log?.write({ type: 'step', ...info });
+        cfg.onStep?.(info);
       }
+
+      let monitored: number | undefined;
+      let evaluated: EvalResult | undefined;
+      if (cfg.evalEvery && step % cfg.evalEvery === 0) {
+        evaluated = await validate();
+        const e: EvalInfo = { step, epoch, valLoss: evaluated.loss, valPerplexity: evaluated.perplexity, valAccuracy: evaluated.accuracy };
+        history.evals.push(e);
+        log?.write({ type: 'eval', ...e });
+        cfg.onEval?.(e);
+        monitored = evaluated.loss;
+      }
+      if (batch === stepsPerEpoch) {
+        const v = evaluated ?? (await validate());
+        const e = { epoch, trainLoss: epochLossSum / epochSteps, valLoss: v.loss, valPerplexity: v.perplexity, valAccuracy: v.accuracy };
+        history.epochs.push(e);
+        log?.write({ type: 'epoch', step, ...e });
+        cfg.onEpoch?.(e);
+        if (!cfg.evalEvery) monitored = v.loss;
+        [epoch, batch] = [epoch + 1, 0];
+      }
+
+      if (monitored !== undefined) {
+        schedule.onValidation(monitored);
+        if (best.update(monitored)) {
+          bestStep = step;
+          if (cfg.earlyStopping?.restoreBest) bestWeights = model.toBytes();
+          if (writer) {
+            bestPath = path.join(writer.dir, 'best.lstm');
+            recordCheckpoint(await writer.best(model, state()));
+          }
+        }
+        if (early && !early.update(monitored) && early.bad >= cfg.earlyStopping!.patience) history.stoppedEarly = true;
+      }
+      if (writer && step % checkpointEvery === 0) recordCheckpoint(await writer.periodic(model, state(), 'periodic'));
+      if (history.stoppedEarly) break;
     }
-    if (history.aborted || epochSteps === 0) break;
-    const v = await validate();
-    const e = { epoch, trainLoss: lossSum / epochSteps, valLoss: v.loss, valPerplexity: v.perplexity, valAccuracy: v.accuracy };
-    history.epochs.push(e);
-    cfg.onEpoch?.(e);
+
+    if (!history.aborted && !history.stoppedEarly && batch > 0 && epochSteps > 0) {
+      // maxSteps ended the epoch early: report its validation (not monitored: the run may be resumed)
+      const v = await validate();
+      const e = { epoch, trainLoss: epochLossSum / epochSteps, valLoss: v.loss, valPerplexity: v.perplexity, valAccuracy: v.accuracy };
+      history.epochs.push(e);
+      log?.write({ type: 'epoch', step, ...e });
+      cfg.onEpoch?.(e);
+    }
+    if (writer) recordCheckpoint(await writer.periodic(model, state(), 'final'));
+    if (history.stoppedEarly && cfg.earlyStopping?.restoreBest && bestStep !== null && bestStep !== step) {
+      model = await restoreBest(model, bestWeights, bestPath);
+    }
+    history.best = bestStep !== null && best.best !== null ? { valLoss: best.best, step: bestStep } : null;
+    history.tokensPerSec = seconds > 0 ? tokens / seconds : 0;
+    log?.write({
+      type: 'end',
+      time: new Date().toISOString(),
+      step,
+      aborted: history.aborted,
+      stoppedEarly: history.stoppedEarly,
+      bestValLoss: history.best?.valLoss ?? null,
+      bestStep: history.best?.step ?? null,
+    });
+  } finally {
+    log?.close();
   }
-  history.tokensPerSec = seconds > 0 ? tokens / seconds : 0;
   return { model, history };
+}
+
+/**
+ * The model with the best weights: from the in-memory snapshot, else (the best predates a resume) from the
+ * `best.lstm` checkpoint; if neither exists, `model` itself with a warning.
+ */
+async function restoreBest(model: LstmModel, snapshot: Buffer | undefined, bestPath: string | null): Promise<LstmModel> {
+  const device = model.device.startsWith('cuda') ? 'cuda' : 'cpu';
+  if (snapshot) return new LstmModel(NativeHandle.fromSafetensors(snapshot, device), model.tokenizer, model.config);
+  if (bestPath) {
+    try {
+      const loaded = await LstmModel.load(bestPath, { device });
+      return new LstmModel(loaded.native, model.tokenizer, model.config);
+    } catch (err) {
+      process.emitWarning(`cannot restore the best weights from ${bestPath}: ${(err as Error).message}; keeping the last weights`, { code: 'LSTMGEN_RESTORE_BEST' });
+      return model;
+    }
+  }
+  process.emitWarning('the best weights predate the resumed checkpoint and no best.lstm exists; keeping the last weights', { code: 'LSTMGEN_RESTORE_BEST' });
+  return model;
 }

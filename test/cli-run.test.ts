@@ -1,0 +1,122 @@
+// Needs the native addon; compiles ts/ into a temporary stage first. The CLI side of issue 5: checkpoints and resume,
+// guards, metrics log and plot, the end-of-training summary, streamed generate.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readRunLog } from '../ts/runlog';
+import { shakespeare, tmpDir } from './helpers';
+
+const ROOT = path.resolve(__dirname, '..');
+let CLI: string;
+
+/**
+ * Compile ts/ into a fresh stage (other test files rewrite the repo's dist/ concurrently): `stage/dist`, with
+ * `stage/index.js` and `stage/node_modules` linking to the repo's, as dist/ expects them next to it.
+ */
+function buildStage(): string {
+  const stage = tmpDir();
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', path.join(stage, 'dist')], { cwd: ROOT });
+  fs.symlinkSync(path.join(ROOT, 'index.js'), path.join(stage, 'index.js'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(stage, 'node_modules'));
+  return path.join(stage, 'dist', 'cli.js');
+}
+
+function lstmgen(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const jsonLines = (stdout: string) =>
+  stdout
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+describe('lstmgen CLI: long runs', () => {
+  let dir: string;
+  let corpus: string;
+  const tiny = ['--embedding-dim', '16', '--hidden-size', '32', '--seq-len', '16', '--batch-size', '8', '--lr', '0.01', '--device', 'cpu', '--dropout', '0.2'];
+
+  beforeAll(() => {
+    CLI = buildStage();
+    dir = tmpDir();
+    corpus = path.join(dir, 'corpus.txt');
+    fs.writeFileSync(corpus, shakespeare(20_000));
+  }, 120_000);
+
+  it('--checkpoint-dir/--checkpoint-every/--keep print checkpoint lines; --resume continues exactly', () => {
+    const ckpt = path.join(dir, 'ckpt');
+    const log = path.join(dir, 'run.jsonl');
+    const args = ['train', '--corpus', corpus, ...tiny, '--json', '--lr-schedule', 'step:stepSize=5,gamma=0.5'];
+    const first = lstmgen(...args, '--max-steps', '10', '--checkpoint-dir', ckpt, '--checkpoint-every', '4', '--keep', '2', '--log', log, '--out', path.join(dir, 'a.lstm'));
+    expect(first.code, first.stderr).toBe(0);
+    const lines = jsonLines(first.stdout);
+    const checkpoints = lines.filter((l) => l.type === 'checkpoint');
+    expect(checkpoints).toEqual([4, 8, 10].map((step) => ({ type: 'checkpoint', step, path: path.join(ckpt, `step-${String(step).padStart(8, '0')}.lstm`) })));
+    expect(fs.readdirSync(ckpt).sort()).toEqual(['step-00000008.lstm', 'step-00000010.lstm']);
+    expect(lines.at(-1)).toMatchObject({ type: 'done', files: { log, checkpoint: path.join(ckpt, 'step-00000010.lstm') } });
+
+    // --resume takes the shape from the checkpoint; --max-steps counts from the start of the run
+    const rest = lstmgen('train', '--corpus', corpus, '--device', 'cpu', '--lr-schedule', 'step:stepSize=5,gamma=0.5', '--json', '--max-steps', '16', '--resume', ckpt, '--log', log, '--out', path.join(dir, 'b.lstm'));
+    expect(rest.code, rest.stderr).toBe(0);
+    const whole = lstmgen(...args, '--max-steps', '16', '--out', path.join(dir, 'c.lstm'));
+    const losses = (out: string) => jsonLines(out).filter((l) => l.type === 'step').map((l) => [l.step, l.loss]);
+    expect([...losses(first.stdout), ...losses(rest.stdout)]).toEqual(losses(whole.stdout));
+    expect(readRunLog(log).filter((r) => r.type === 'step')).toHaveLength(16);
+
+    const changed = lstmgen('train', '--corpus', corpus, '--device', 'cpu', '--hidden-size', '64', '--resume', ckpt, '--out', path.join(dir, 'd.lstm'));
+    expect(changed.code).toBe(2);
+    expect(changed.stderr).toBe('lstmgen: --hidden-size: cannot change when resuming (the checkpoint has 32, got 64); start a new run instead\n');
+    const schedule = lstmgen('train', '--corpus', corpus, '--lr-schedule', 'linear');
+    expect(schedule.code).toBe(2);
+    expect(schedule.stderr).toMatch(/^lstmgen: --lr-schedule \(type\): must be \{ type: "constant" \| "step"/);
+  });
+
+  it('the summary names the files written; plot draws the log as SVG', () => {
+    const log = path.join(dir, 'summary.jsonl');
+    const ckpt = path.join(dir, 'ckpt2');
+    const out = path.join(dir, 's.lstm');
+    const r = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '6', '--eval-every', '3', '--checkpoint-dir', ckpt, '--log', log, '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`model saved to ${out}`);
+    expect(r.stdout).toContain(`metrics log written to ${log}`);
+    expect(r.stdout).toContain(`checkpoint written to ${path.join(ckpt, 'step-00000006.lstm')}`);
+    expect(r.stdout).toContain(`best checkpoint written to ${path.join(ckpt, 'best.lstm')}`);
+
+    const svg = path.join(dir, 'curves.svg');
+    const p = lstmgen('plot', log, '-o', svg);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).toBe(`wrote ${svg}\n`);
+    const text = fs.readFileSync(svg, 'utf8');
+    expect(text.startsWith('<svg')).toBe(true);
+    expect(text).toContain('>validation loss<');
+    const missing = lstmgen('plot', path.join(dir, 'none.jsonl'), '-o', svg);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^lstmgen: cannot read run log .*no such file/);
+  });
+
+  it('a non-finite loss stops with the step named, or is skipped; the model file is never overwritten with non-finite weights', () => {
+    const out = path.join(dir, 'keep.lstm');
+    expect(lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '3', '--out', out).code).toBe(0);
+    const before = fs.readFileSync(out);
+    const stop = lstmgen('train', '--corpus', corpus, ...tiny, '--lr', '1e39', '--max-steps', '5', '--out', out);
+    expect(stop.code).toBe(1);
+    expect(stop.stderr).toMatch(/^lstmgen: step 2 \(epoch 1\): loss is NaN/m);
+    const skip = lstmgen('train', '--corpus', corpus, ...tiny, '--lr', '1e39', '--max-steps', '5', '--on-non-finite', 'skip', '--out', out);
+    expect(skip.code).toBe(1);
+    expect(skip.stderr).toMatch(/^lstmgen: model: tensor .* holds non-finite values .*refusing to write it$/m);
+    expect(skip.stdout).toBe(''); // no summary claims a saved model
+    expect(fs.readFileSync(out).equals(before)).toBe(true);
+  });
+
+  it('generate prints the text as it streams: the same text as --json for the seed', () => {
+    const model = path.join(dir, 'g.lstm');
+    expect(lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '20', '--out', model).code).toBe(0);
+    const args = ['generate', '--model', model, '--prompt', 'ROMEO:', '--max-tokens', '60', '--seed', '4', '--stop', '\n\n'];
+    const streamed = lstmgen(...args);
+    expect(streamed.code, streamed.stderr).toBe(0);
+    const [json] = jsonLines(lstmgen(...args, '--json').stdout);
+    expect(streamed.stdout).toBe(`ROMEO:${(json.samples as string[])[0]}\n`);
+  });
+});

@@ -1,0 +1,77 @@
+/** What `generate()` and `stream()` share: turning generate options into a native sampling call, and text assembly. */
+import { randomInt } from 'node:crypto';
+import type { GenerateOptions } from './config';
+import { ConfigError } from './errors';
+import type { NativeSampleOptions } from './native';
+import { EOS, type Tokenizer } from './tokenizer';
+
+/** The native side of one sampling request. */
+export interface SamplingPlan {
+  /** Prompt ids (>= 1: an empty prompt becomes the line-break token). */
+  prompt: Uint32Array;
+  /** Options for `NativeHandle.generate` / `startSampling`. */
+  native: NativeSampleOptions;
+  /** Stop strings the engine can produce (those fully inside the vocabulary); text is cut before the first. */
+  stopTexts: string[];
+}
+
+/**
+ * Encode the prompt and stop strings of validated options `o` (`numSamples` defaults to 1). An unset seed
+ * becomes a fresh random one. Stop strings with symbols outside the vocabulary are dropped (never generated).
+ * @throws ConfigError for an empty prompt when the vocabulary has no line break; DataError for unknown prompt
+ *   symbols with `strict` (otherwise they become `<unk>` with one warning).
+ */
+export function planSampling(tokenizer: Tokenizer, o: Omit<GenerateOptions, 'numSamples'> & { numSamples?: number }): SamplingPlan {
+  let prompt = tokenizer.encode(o.prompt, { strict: o.strict });
+  if (prompt.length === 0) prompt = Uint32Array.of(lineBreakId(tokenizer));
+  const stops = (o.stop ?? [])
+    .map((s) => tokenizer.encode(s, { onWarning: () => {} }))
+    .filter((ids) => ids.length > 0 && !ids.includes(tokenizer.unkId));
+  return {
+    prompt,
+    native: {
+      numSamples: o.numSamples ?? 1,
+      maxTokens: o.maxTokens,
+      temperature: o.temperature,
+      topK: o.topK ?? 0,
+      topP: o.topP,
+      seed: o.seed ?? randomInt(0, 2 ** 32),
+      stopSequences: stops.map((ids) => Array.from(ids)),
+    },
+    stopTexts: stops.map((ids) => tokenizer.decode(ids)),
+  };
+}
+
+/** Id of the line-break token that starts generation from an empty prompt. @throws ConfigError when there is none. */
+function lineBreakId(tokenizer: Tokenizer): number {
+  const id = tokenizer.idOf(tokenizer.kind === 'word' ? EOS : '\n');
+  if (id === undefined) throw new ConfigError('prompt', 'must not be empty for this model (its vocabulary has no line break)');
+  return id;
+}
+
+/**
+ * Text that `ids` add after `context` (decoding in context keeps word spacing right). Both tokenizers decode
+ * each token from itself and the token before it, so a one-token context gives the same text as the full one.
+ */
+export function decodeAfter(tokenizer: Tokenizer, context: ArrayLike<number>, ids: ArrayLike<number>): string {
+  const all = new Uint32Array(context.length + ids.length);
+  all.set(Array.from(context));
+  all.set(Array.from(ids), context.length);
+  return tokenizer.decode(all).slice(tokenizer.decode(context).length);
+}
+
+/** Index of the earliest occurrence of any of `stops` in `text`, or -1. */
+export function firstStop(text: string, stops: readonly string[]): number {
+  let end = -1;
+  for (const s of stops) {
+    const at = text.indexOf(s);
+    if (at >= 0 && (end < 0 || at < end)) end = at;
+  }
+  return end;
+}
+
+/** `text` cut before the earliest occurrence of any of `stops`. */
+export function cutAtFirst(text: string, stops: readonly string[]): string {
+  const at = firstStop(text, stops);
+  return at < 0 ? text : text.slice(0, at);
+}
