@@ -45,7 +45,8 @@ impl Adam {
     }
 
     /// Clips `grads` to `opt.clip_norm` (if > 0) and applies one update to `params` in place.
-    /// Returns the norm before clipping. A non-finite norm returns `Error::Numeric` and changes nothing.
+    /// Returns the norm before clipping. A non-finite gradient norm, or an update that would make a
+    /// parameter non-finite, returns `Error::Numeric` and changes nothing.
     pub fn update(&mut self, params: &mut [Tensor], grads: &[Tensor], opt: &AdamConfig) -> Result<f64> {
         let norm = Self::global_norm(grads)?;
         if !norm.is_finite() {
@@ -58,6 +59,7 @@ impl Adam {
         let t = (self.step + 1) as i32;
         let bc1 = 1.0 - opt.beta1.powi(t);
         let bc2 = 1.0 - opt.beta2.powi(t);
+        let (mut new_p, mut new_m, mut new_v) = (Vec::new(), Vec::new(), Vec::new());
         for (k, g) in grads.iter().enumerate() {
             let g = if scale != 1.0 { (g * scale)? } else { g.clone() };
             let m = ((&self.m[k] * opt.beta1)? + (&g * (1.0 - opt.beta1))?)?;
@@ -69,10 +71,23 @@ impl Adam {
             if opt.weight_decay > 0.0 {
                 p = (&p * (1.0 - opt.lr * opt.weight_decay))?;
             }
-            params[k] = (p - upd)?;
-            self.m[k] = m;
-            self.v[k] = v;
+            let p = (p - upd)?;
+            // An update can overflow even from finite gradients (e.g. an absurd lr): refuse it.
+            let peak = p.flatten_all()?.abs()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !peak.is_finite() {
+                return Err(Error::Numeric(format!(
+                    "the update at step {} made parameter tensor {k} non-finite (lr {}); parameters were not updated",
+                    self.step + 1,
+                    opt.lr
+                )));
+            }
+            new_p.push(p);
+            new_m.push(m);
+            new_v.push(v);
         }
+        params.clone_from_slice(&new_p);
+        self.m = new_m;
+        self.v = new_v;
         self.step += 1;
         Ok(norm)
     }
@@ -111,6 +126,18 @@ mod tests {
             assert!((got[0] - p[0]).abs() < 1e-12 && (got[1] - p[1]).abs() < 1e-12, "step {step}: {got:?} vs {p:?}");
         }
         assert_eq!(adam.step(), 2);
+    }
+
+    #[test]
+    fn overflowing_update_changes_nothing() {
+        let dev = Device::Cpu;
+        let mut params = vec![Tensor::new(&[1.0f32, 2.0], &dev).unwrap()];
+        let mut adam = Adam::new(&params).unwrap();
+        let opt = AdamConfig { lr: 1e39, ..AdamConfig::default() };
+        let err = adam.update(&mut params, &[Tensor::new(&[1.0f32, 1.0], &dev).unwrap()], &opt).unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
+        assert_eq!(params[0].to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
+        assert_eq!(adam.step(), 0);
     }
 
     #[test]
