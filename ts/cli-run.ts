@@ -74,7 +74,7 @@ export function runSummaryLines(history: TrainHistory, logFile: string | undefin
   if (history.stoppedEarly && history.best) {
     lines.push(`stopped early: validation loss has not improved since step ${history.best.step} (${history.best.valLoss.toFixed(4)})`);
   }
-  if (history.skippedSteps.length > 0) lines.push(`skipped ${history.skippedSteps.length} steps with a non-finite loss or gradient (first: step ${history.skippedSteps[0]})`);
+  if (history.skippedSteps.length > 0) lines.push(`skipped ${history.skippedSteps.length} steps with a non-finite loss, gradient or update (first: step ${history.skippedSteps[0]})`);
   if (files.log) lines.push(`metrics log written to ${files.log} (plot it: lstmgen plot ${files.log} -o curves.svg)`);
   if (files.checkpoint) lines.push(`checkpoint written to ${files.checkpoint} (continue: lstmgen train --resume ${files.checkpoint} ...)`);
   if (files.best) lines.push(`best checkpoint written to ${files.best} (validation loss ${history.best?.valLoss.toFixed(4) ?? '?'})`);

@@ -1,0 +1,267 @@
+// GPU check of lstmgen's CUDA build, run by scripts/gpu-check.sh with a carried Node binary on a machine
+// without Node, Rust or network. Uses only the two .node files (no npm packages):
+//   node gpu-check.mjs match   --cpu CPU.node --cuda CUDA.node --out a.json
+//   node gpu-check.mjs train   --cuda CUDA.node --config keras|large --out b.json [--seconds 20]
+//   node gpu-check.mjs generate --cuda CUDA.node --out c.json [--samples 256 --tokens 256]
+//   node gpu-check.mjs report  FILE.json...      (prints the table)
+// `match` computes the CPU reference first and only then needs the GPU; every subcommand that needs the
+// GPU exits 3 with a one-line reason when the CUDA build cannot load or sees no GPU.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const CONFIGS = {
+  // The Keras word-LM reference configuration.
+  keras: { vocabSize: 10000, embeddingDim: 256, hiddenSize: 1024, numLayers: 1, batchSize: 64, seqLen: 35 },
+  large: { vocabSize: 10000, embeddingDim: 512, hiddenSize: 2048, numLayers: 2, batchSize: 256, seqLen: 35 },
+};
+// Tolerances of (a). f32 on both sides; cuBLAS sums in another order than gemm on the CPU.
+export const TOL = { loss: 1e-4, logits: 1e-3, gradNorm: 1e-3, grad: 2e-3 };
+
+const NO_GPU_EXIT = 3;
+const args = process.argv.slice(2);
+const cmd = args[0];
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+
+function dlopen(file) {
+  const mod = { exports: {} };
+  process.dlopen(mod, path.resolve(file));
+  return mod.exports;
+}
+
+/** The CUDA build, or exit 3 saying why the GPU part cannot run. */
+function loadCuda() {
+  const file = opt('cuda');
+  if (!file || !fs.existsSync(file)) noGpu(`the CUDA build is missing (${file ?? 'no --cuda'}); build it with scripts/build-cuda.sh`);
+  let b;
+  try {
+    b = dlopen(file);
+  } catch (e) {
+    noGpu(`the CUDA build ${file} failed to load: ${String(e.message).split('\n')[0]}`);
+  }
+  const info = b.engineInfo();
+  if (!info.cudaCompiled) noGpu(`${file} is not a CUDA build`);
+  if (!info.cudaDevice) noGpu(`the CUDA build loaded but sees no usable GPU: ${info.cudaUnavailableReason}`);
+  return { b, info };
+}
+
+function noGpu(why) {
+  process.stderr.write(`gpu-check: a GPU is needed from here on: ${why}\n`);
+  process.exit(NO_GPU_EXIT);
+}
+
+/** Deterministic token ids (xorshift32). */
+function ids(n, vocab, seed) {
+  const out = new Uint32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = s % vocab;
+  }
+  return out;
+}
+
+/** name -> Float32Array of every F32 tensor of a safetensors buffer. */
+function tensors(buf) {
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const out = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__' || t.dtype !== 'F32') continue;
+    const [s, e] = t.data_offsets;
+    const bytes = Buffer.from(buf.subarray(8 + n + s, 8 + n + e)); // copy: aligned
+    out[name] = new Float32Array(bytes.buffer, bytes.byteOffset, (e - s) / 4);
+  }
+  return out;
+}
+
+const maxAbs = (a) => a.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+const maxAbsDiff = (a, b) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+
+/**
+ * One Adam step with lr = K * eps and a huge eps recovers the gradient from the weights: at step 1
+ * p -= lr * g / (|g| + eps), so g = d / (K - |d| / eps) with d = p_before - p_after (|g| << eps).
+ */
+const GRAD_OPT = { lr: 1e9, beta1: 0.9, beta2: 0.999, eps: 1e6, weightDecay: 0, clipNorm: 0 };
+function gradients(before, after) {
+  const K = GRAD_OPT.lr / GRAD_OPT.eps;
+  const out = {};
+  for (const [name, p0] of Object.entries(before)) {
+    const p1 = after[name];
+    out[name] = p0.map((x, i) => {
+      const d = x - p1[i];
+      return d / (K - Math.abs(d) / GRAD_OPT.eps);
+    });
+  }
+  return out;
+}
+
+/** Loss, logits, step result and gradients of `model` on the fixed batch. */
+async function probe(model, batch) {
+  const { inputs, targets, batchSize, seqLen } = batch;
+  const logits = await model.logits(inputs, batchSize, seqLen);
+  model.resetEvalState();
+  const ev = await model.evalStep(inputs, targets, batchSize, seqLen);
+  const before = tensors(model.toSafetensors({}));
+  const step = await model.trainStep(inputs, targets, batchSize, seqLen, GRAD_OPT, 1);
+  const grads = gradients(before, tensors(model.toSafetensors({})));
+  return { logits, evalLoss: ev.lossSum / ev.count, step, grads };
+}
+
+async function match() {
+  const cpu = dlopen(opt('cpu'));
+  const cfg = { vocabSize: 97, embeddingDim: 32, hiddenSize: 64, numLayers: 2, dropout: 0 };
+  const batch = { batchSize: 8, seqLen: 24 };
+  batch.inputs = ids(batch.batchSize * batch.seqLen, cfg.vocabSize, 11);
+  batch.targets = ids(batch.batchSize * batch.seqLen, cfg.vocabSize, 12);
+  const ref = cpu.NativeModel.create(cfg, 7, 'cpu');
+  const weights = ref.toSafetensors({});
+  const c = await probe(ref, batch);
+  // Self-check of the gradient read-out: the norm of the recovered gradients is the engine's grad norm.
+  const norm = Math.sqrt(Object.values(c.grads).reduce((s, g) => s + g.reduce((t, x) => t + x * x, 0), 0));
+  const selfCheck = Math.abs(norm - c.step.gradNorm) / c.step.gradNorm;
+  if (!(selfCheck < 1e-3)) throw new Error(`gradient read-out is off: |g| ${norm} vs engine grad norm ${c.step.gradNorm}`);
+  console.error(`gpu-check: CPU reference: loss ${c.evalLoss.toFixed(6)}, grad norm ${c.step.gradNorm.toFixed(6)}, gradient read-out self-check ${selfCheck.toExponential(1)} (candle ${cpu.engineInfo().candleVersion})`);
+
+  const { b, info } = loadCuda();
+  const g = await probe(b.NativeModel.fromSafetensors(weights, 'cuda'), batch);
+  let worstGrad = { name: '', rel: 0 };
+  for (const [name, gc] of Object.entries(c.grads)) {
+    const rel = maxAbsDiff(gc, g.grads[name]) / Math.max(maxAbs(gc), 1e-12);
+    if (rel >= worstGrad.rel) worstGrad = { name, rel };
+  }
+  const r = {
+    kind: 'match',
+    device: info.cudaDevice,
+    config: { ...cfg, ...{ batchSize: batch.batchSize, seqLen: batch.seqLen } },
+    lossCpu: c.evalLoss,
+    lossCuda: g.evalLoss,
+    lossAbsDiff: Math.abs(c.evalLoss - g.evalLoss),
+    trainLossAbsDiff: Math.abs(c.step.loss - g.step.loss),
+    logitsMaxAbsDiff: maxAbsDiff(c.logits, g.logits),
+    gradNormRelDiff: Math.abs(c.step.gradNorm - g.step.gradNorm) / c.step.gradNorm,
+    gradMaxRelDiff: worstGrad.rel,
+    gradWorstTensor: worstGrad.name,
+    gradReadoutSelfCheck: selfCheck,
+    tolerance: TOL,
+  };
+  r.pass =
+    r.lossAbsDiff <= TOL.loss * Math.max(1, c.evalLoss) &&
+    r.trainLossAbsDiff <= TOL.loss * Math.max(1, c.step.loss) &&
+    r.logitsMaxAbsDiff <= TOL.logits &&
+    r.gradNormRelDiff <= TOL.gradNorm &&
+    r.gradMaxRelDiff <= TOL.grad;
+  return r;
+}
+
+/** Peak memory (MiB) of this process on the GPU, sampled with nvidia-smi every 50 ms. */
+function memoryWatch() {
+  let peak = null;
+  let child;
+  try {
+    child = spawn('nvidia-smi', ['--query-compute-apps=pid,used_memory', '--format=csv,noheader,nounits', '-lms', '50'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    child.on('error', () => {});
+    child.stdout.on('data', (d) => {
+      for (const line of String(d).split('\n')) {
+        const [pid, mib] = line.split(',').map((x) => Number(x.trim()));
+        if (pid === process.pid && Number.isFinite(mib)) peak = Math.max(peak ?? 0, mib);
+      }
+    });
+  } catch {
+    child = undefined;
+  }
+  return {
+    stop: () => new Promise((res) => setTimeout(() => (child?.kill(), res(peak)), 200)),
+  };
+}
+
+async function trainBench() {
+  const { b, info } = loadCuda();
+  const name = opt('config', 'keras');
+  const c = CONFIGS[name];
+  const seconds = Number(opt('seconds', '20'));
+  const watch = memoryWatch();
+  const model = b.NativeModel.create({ vocabSize: c.vocabSize, embeddingDim: c.embeddingDim, hiddenSize: c.hiddenSize, numLayers: c.numLayers, dropout: 0 }, 1, 'cuda');
+  const n = c.batchSize * c.seqLen;
+  const batches = Array.from({ length: 8 }, (_, i) => [ids(n, c.vocabSize, 100 + i), ids(n, c.vocabSize, 200 + i)]);
+  const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, clipNorm: 5 };
+  const step = (i) => model.trainStep(batches[i % 8][0], batches[i % 8][1], c.batchSize, c.seqLen, adam, i);
+  for (let i = 0; i < 3; i++) await step(i); // warm-up: kernels, cuBLAS handles, allocations
+  let steps = 0;
+  let loss = 0;
+  const t0 = process.hrtime.bigint();
+  let elapsed = 0;
+  while ((steps < 10 || elapsed < seconds) && steps < 2000) {
+    loss = (await step(steps + 3)).loss; // the loss is read back every step, as in real training
+    steps++;
+    elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  }
+  const peakMiB = await watch.stop();
+  return { kind: 'train', impl: 'lstmgen (CUDA)', config: name, shape: c, device: info.cudaDevice, steps, seconds: elapsed, tokensPerSec: (steps * n) / elapsed, lastLoss: loss, peakMiB };
+}
+
+async function generateBench() {
+  const { b, info } = loadCuda();
+  const c = CONFIGS.keras;
+  const samples = Number(opt('samples', '256'));
+  const tokens = Number(opt('tokens', '256'));
+  const watch = memoryWatch();
+  const model = b.NativeModel.create({ vocabSize: c.vocabSize, embeddingDim: c.embeddingDim, hiddenSize: c.hiddenSize, numLayers: c.numLayers, dropout: 0 }, 1, 'cuda');
+  const o = { numSamples: samples, maxTokens: tokens, temperature: 1, topK: 0, topP: 0.95, seed: 3, stopSequences: [] };
+  await model.generate(new Uint32Array([1]), { ...o, maxTokens: 8 }); // warm-up
+  const t0 = process.hrtime.bigint();
+  const out = await model.generate(new Uint32Array([1]), o);
+  const sec = Number(process.hrtime.bigint() - t0) / 1e9;
+  const generated = out.reduce((s, x) => s + x.length, 0);
+  return { kind: 'generate', impl: 'lstmgen (CUDA)', config: 'keras', samples, tokens, device: info.cudaDevice, seconds: sec, tokensPerSec: generated / sec, peakMiB: await watch.stop() };
+}
+
+function report(files) {
+  const rows = files.filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+  const fmt = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '-' : Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
+  const lines = [];
+  const m = rows.find((r) => r.kind === 'match');
+  const dev = rows.find((r) => r.device)?.device ?? '?';
+  lines.push(`lstmgen GPU check on ${dev}`);
+  if (m) {
+    lines.push(
+      `(a) CUDA vs CPU build, same weights and batch (${m.config.numLayers}x${m.config.hiddenSize}, vocab ${m.config.vocabSize}, batch ${m.config.batchSize}x${m.config.seqLen}): ${m.pass ? 'PASS' : 'FAIL'}`,
+      `    loss |diff| ${m.lossAbsDiff.toExponential(2)} (tol ${TOL.loss} rel), logits max |diff| ${m.logitsMaxAbsDiff.toExponential(2)} (tol ${TOL.logits}),`,
+      `    grad norm rel diff ${m.gradNormRelDiff.toExponential(2)} (tol ${TOL.gradNorm}), gradients max |diff| / max |g| ${m.gradMaxRelDiff.toExponential(2)} (tol ${TOL.grad}, worst ${m.gradWorstTensor})`,
+    );
+  }
+  lines.push('', '| what | config | implementation | tokens/s | peak GPU MiB | steps / time |', '|---|---|---|---:|---:|---|');
+  for (const r of rows.filter((x) => x.kind !== 'match')) {
+    const what = r.kind === 'train' ? '(b) training' : `(c) generation, ${r.samples} samples x ${r.tokens}`;
+    const s = r.shape ?? CONFIGS[r.config];
+    const cfg = `${r.config}: ${s.numLayers}x${s.hiddenSize}, emb ${s.embeddingDim}, batch ${s.batchSize}x${s.seqLen}`;
+    const mem = r.peakMiB !== undefined && r.peakMiB !== null ? fmt(r.peakMiB) : '-';
+    const mem2 = r.torchPeakMiB ? ` (torch alloc ${fmt(r.torchPeakMiB)})` : '';
+    const steps = r.steps ? `${r.steps} / ${fmt(r.seconds, 1)} s` : `${fmt(r.seconds, 2)} s`;
+    lines.push(`| ${what} | ${cfg} | ${r.impl} | ${fmt(r.tokensPerSec)} | ${mem}${mem2} | ${steps} |`);
+  }
+  for (const r of rows.filter((x) => x.error)) lines.push(`error: ${r.impl ?? ''} ${r.config ?? ''}: ${r.error}`);
+  console.log(lines.join('\n'));
+}
+
+const out = opt('out');
+const write = (r) => {
+  const text = JSON.stringify(r, null, 1);
+  if (out) fs.writeFileSync(out, text + '\n');
+  console.error(`gpu-check: ${r.kind}${r.config ? ' ' + r.config : ''}: ${r.kind === 'match' ? (r.pass ? 'PASS' : 'FAIL') : Math.round(r.tokensPerSec) + ' tokens/s'}`);
+};
+if (cmd === 'match') match().then(write);
+else if (cmd === 'train') trainBench().then(write);
+else if (cmd === 'generate') generateBench().then(write);
+else if (cmd === 'report') report(args.slice(1));
+else {
+  console.error('usage: gpu-check.mjs match|train|generate|report ...');
+  process.exit(2);
+}

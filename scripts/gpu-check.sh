@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The GPU check of issue 3, point 6, in one call. On the GPU machine (nvcc, PyTorch, CUDA 13 libraries,
+# no Node/Rust/network) it runs from the work tree with .gpu-bundle/ carried (scripts/gpu-bundle.sh);
+# on a development machine it uses `node` and the built .node files in the repository root.
+#   (a) CUDA build vs CPU build: losses, logits and gradients on the same weights and batch
+#   (b) training tokens/s and peak GPU memory, Keras config and a large one, next to PyTorch nn.LSTM
+#   (c) batched generation tokens/s, 256 parallel samples, next to PyTorch
+# Prints one table; results (JSON and table.md) go to $OUT if set, else ./gpu-check-results/.
+# Exits 3 with a clear message at the first step that needs a GPU when there is none.
+# env: SECONDS_PER_BENCH (default 20), SKIP_TORCH=1
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+RES="${OUT:-$ROOT/gpu-check-results}"
+mkdir -p "$RES"
+BUNDLE="$ROOT/.gpu-bundle/gpu-check.tar.xz"
+if [[ -f "$BUNDLE" ]]; then
+  DIR="$(mktemp -d)"
+  trap 'rm -rf "$DIR"' EXIT
+  tar -C "$DIR" -xJf "$BUNDLE" || { echo "gpu-check: cannot unpack $BUNDLE" >&2; exit 1; }
+  NODE="$DIR/node"; CPU="$DIR/lstmgen.linux-x64-gnu.node"; CUDA="$DIR/lstmgen.linux-x64-gnu-cuda.node"
+else
+  NODE="$(command -v node || true)"; CPU="$ROOT/lstmgen.linux-x64-gnu.node"; CUDA="$ROOT/lstmgen.linux-x64-gnu-cuda.node"
+fi
+[[ -n "$NODE" && -x "$NODE" ]] || { echo "gpu-check: no Node: run scripts/gpu-bundle.sh and carry .gpu-bundle/" >&2; exit 1; }
+[[ -f "$CPU" ]] || { echo "gpu-check: CPU build $CPU is missing" >&2; exit 1; }
+echo "gpu-check: node $("$NODE" --version), CPU build $CPU, CUDA build $CUDA" >&2
+
+# The CUDA build links libcublas.so.13, libcublasLt.so.13, libcurand.so.10, libnvrtc.so.13 (and libcuda.so.1
+# from the driver): find them in the usual places and in PyTorch's nvidia-* wheels.
+PY="$(command -v python3 || command -v python || true)"
+LIBDIRS=()
+for d in ${CUDA_HOME:+$CUDA_HOME/lib64} /usr/local/cuda/lib64 /usr/local/cuda-13.0/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu; do
+  [[ -d "$d" ]] && LIBDIRS+=("$d")
+done
+if [[ -n "$PY" ]]; then
+  while IFS= read -r d; do [[ -n "$d" ]] && LIBDIRS+=("$d"); done < <("$PY" - <<'PYEOF' 2>/dev/null
+import glob, os, site, sys
+roots = site.getsitepackages() + [site.getusersitepackages()] + sys.path
+seen = set()
+for r in roots:
+    for d in glob.glob(os.path.join(r, "nvidia", "*", "lib")) + glob.glob(os.path.join(r, "nvidia", "cu13", "lib")):
+        if d not in seen:
+            seen.add(d); print(d)
+PYEOF
+)
+fi
+for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13; do
+  found=""
+  for d in "${LIBDIRS[@]}"; do [[ -e "$d/$lib" ]] && { found="$d"; break; }; done
+  if [[ -n "$found" ]]; then
+    [[ ":${LD_LIBRARY_PATH:-}:" == *":$found:"* ]] || export LD_LIBRARY_PATH="$found${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  else
+    echo "gpu-check: warning: $lib not found (looked in ${LIBDIRS[*]:-nothing}); the CUDA build may not load" >&2
+  fi
+done
+
+run_node() { "$NODE" "$ROOT/scripts/gpu-check.mjs" "$@"; }
+fail() { echo "gpu-check: $1" >&2; exit "${2:-1}"; }
+SECS="${SECONDS_PER_BENCH:-20}"
+
+# (a) The CPU reference runs first; the CUDA half exits 3 with the reason when there is no GPU.
+run_node match --cpu "$CPU" --cuda "$CUDA" --out "$RES/a-match.json"; rc=$?
+[[ $rc == 3 ]] && fail "stopped: no GPU (CPU-side half done)" 3
+[[ $rc == 0 ]] || fail "(a) failed (exit $rc)"
+FILES=("$RES/a-match.json")
+# (b) and (c): each run in its own process so that peak memory is per configuration.
+for cfg in keras large; do
+  run_node train --cuda "$CUDA" --config "$cfg" --seconds "$SECS" --out "$RES/b-lstmgen-$cfg.json" || echo "{\"kind\":\"train\",\"impl\":\"lstmgen (CUDA)\",\"config\":\"$cfg\",\"error\":\"exit $?\"}" > "$RES/b-lstmgen-$cfg.json"
+  FILES+=("$RES/b-lstmgen-$cfg.json")
+  if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
+    "$PY" "$ROOT/scripts/gpu_check_torch.py" train --config "$cfg" --seconds "$SECS" --out "$RES/b-torch-$cfg.json" && FILES+=("$RES/b-torch-$cfg.json")
+  fi
+done
+run_node generate --cuda "$CUDA" --out "$RES/c-lstmgen.json" && FILES+=("$RES/c-lstmgen.json")
+if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
+  "$PY" "$ROOT/scripts/gpu_check_torch.py" generate --out "$RES/c-torch.json" && FILES+=("$RES/c-torch.json")
+fi
+run_node report "${FILES[@]}" | tee "$RES/table.md"
