@@ -8,11 +8,20 @@ use lstmgen_core::{AdamConfig, Model, ModelConfig};
 use std::time::Instant;
 
 fn main() {
-    let a: Vec<usize> = std::env::args().skip(1).map(|s| s.parse().expect("integer arguments")).collect();
+    let a: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|s| s.parse().expect("integer arguments"))
+        .collect();
     let [vocab, emb, hidden, layers, batch, seq, steps] = a[..] else {
         panic!("usage: VOCAB EMB HIDDEN LAYERS BATCH SEQ STEPS");
     };
-    let cfg = ModelConfig { vocab_size: vocab, embedding_dim: emb, hidden_size: hidden, num_layers: layers, dropout: 0.0 };
+    let cfg = ModelConfig {
+        vocab_size: vocab,
+        embedding_dim: emb,
+        hidden_size: hidden,
+        num_layers: layers,
+        dropout: 0.0,
+    };
     let mut model = Model::new(cfg, 0, Device::Cpu).unwrap();
     let n = batch * seq;
     let ids: Vec<u32> = (0..n).map(|i| ((i * 7919) % vocab) as u32).collect();
@@ -20,8 +29,14 @@ fn main() {
     model.train_step(&ids, &ids, batch, seq, &opt, 0).unwrap(); // warm-up
     let t0 = Instant::now();
     for s in 0..steps {
-        model.train_step(&ids, &ids, batch, seq, &opt, s as u64).unwrap();
+        model
+            .train_step(&ids, &ids, batch, seq, &opt, s as u64)
+            .unwrap();
     }
     let secs = t0.elapsed().as_secs_f64();
-    println!("{:.0} tokens/s ({:.3} s/step)", (n * steps) as f64 / secs, secs / steps as f64);
+    println!(
+        "{:.0} tokens/s ({:.3} s/step)",
+        (n * steps) as f64 / secs,
+        secs / steps as f64
+    );
 }

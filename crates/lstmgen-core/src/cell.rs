@@ -27,7 +27,10 @@ pub struct StepGrad {
 }
 
 /// The contiguous slice of a CPU tensor of dtype `T`, or `None` (not on the CPU or not contiguous).
-pub(crate) fn cpu_slice<'a, T: WithDType>(storage: &'a Storage, layout: &Layout) -> Option<&'a [T]> {
+pub(crate) fn cpu_slice<'a, T: WithDType>(
+    storage: &'a Storage,
+    layout: &Layout,
+) -> Option<&'a [T]> {
     match storage {
         Storage::Cpu(s) => {
             let (start, end) = layout.contiguous_offsets()?;
@@ -38,7 +41,10 @@ pub(crate) fn cpu_slice<'a, T: WithDType>(storage: &'a Storage, layout: &Layout)
 }
 
 /// Runs `f` on the CPU slices of `ts` when all are contiguous CPU tensors of dtype `T`.
-fn on_cpu<T: WithDType, R>(ts: &[&Tensor], f: impl FnOnce(&[&[T]]) -> Result<R>) -> Option<Result<R>> {
+fn on_cpu<T: WithDType, R>(
+    ts: &[&Tensor],
+    f: impl FnOnce(&[&[T]]) -> Result<R>,
+) -> Option<Result<R>> {
     let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
     let slices: Option<Vec<&[T]>> = guards.iter().map(|(s, l)| cpu_slice::<T>(s, l)).collect();
     slices.map(|s| f(&s))
@@ -58,11 +64,21 @@ pub fn forward(z: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<StepO
     fused.unwrap_or_else(|| forward_ops(z, c_prev, consts))
 }
 
-fn forward_fused<T: WithDType + Float>(z: &[T], cp: &[T], zt: &Tensor, ct: &Tensor) -> Result<StepOut> {
+fn forward_fused<T: WithDType + Float>(
+    z: &[T],
+    cp: &[T],
+    zt: &Tensor,
+    ct: &Tensor,
+) -> Result<StepOut> {
     let (b, h4) = zt.dims2()?;
     let hd = h4 / 4;
     let n = b * hd;
-    let (mut gates, mut c, mut tc, mut h) = (vec![T::zero(); b * h4], vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
+    let (mut gates, mut c, mut tc, mut h) = (
+        vec![T::zero(); b * h4],
+        vec![T::zero(); n],
+        vec![T::zero(); n],
+        vec![T::zero(); n],
+    );
     for r in 0..b {
         let (zr, gr) = (&z[r * h4..(r + 1) * h4], &mut gates[r * h4..(r + 1) * h4]);
         for j in 0..hd {
@@ -99,12 +115,24 @@ pub fn forward_ops(z: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<S
     let c = ((gate(1)? * c_prev)? + (gate(0)? * gate(2)?)?)?;
     let tanh_c = c.tanh()?;
     let h = (gate(3)? * &tanh_c)?;
-    Ok(StepOut { gates: a, c, tanh_c, h })
+    Ok(StepOut {
+        gates: a,
+        c,
+        tanh_c,
+        h,
+    })
 }
 
 /// One backward step. `dh` `[B, H]` is the loss gradient w.r.t. this step's `h` (from above and
 /// from the next step); `dc_next` the gradient flowing into this step's `c` from the next step.
-pub fn backward(gates: &Tensor, c_prev: &Tensor, tanh_c: &Tensor, dh: &Tensor, dc_next: Option<&Tensor>, consts: &GateConsts) -> Result<StepGrad> {
+pub fn backward(
+    gates: &Tensor,
+    c_prev: &Tensor,
+    tanh_c: &Tensor,
+    dh: &Tensor,
+    dc_next: Option<&Tensor>,
+    consts: &GateConsts,
+) -> Result<StepGrad> {
     let zero;
     let dc_next = match dc_next {
         Some(d) => d,
@@ -143,18 +171,34 @@ fn backward_fused<T: WithDType + Float>(s: &[&[T]], gates_t: &Tensor) -> Result<
         }
     }
     let dev = gates_t.device();
-    Ok(StepGrad { dz: Tensor::from_vec(dz, (b, h4), dev)?, dc_prev: Tensor::from_vec(dc_prev, (b, hd), dev)? })
+    Ok(StepGrad {
+        dz: Tensor::from_vec(dz, (b, h4), dev)?,
+        dc_prev: Tensor::from_vec(dc_prev, (b, hd), dev)?,
+    })
 }
 
 /// The same backward step with candle ops (any device).
-pub fn backward_ops(gates: &Tensor, c_prev: &Tensor, tanh_c: &Tensor, dh: &Tensor, dc_next: &Tensor, consts: &GateConsts) -> Result<StepGrad> {
+pub fn backward_ops(
+    gates: &Tensor,
+    c_prev: &Tensor,
+    tanh_c: &Tensor,
+    dh: &Tensor,
+    dc_next: &Tensor,
+    consts: &GateConsts,
+) -> Result<StepGrad> {
     let hd = c_prev.dim(1)?;
     let gate = |k: usize| gates.narrow(1, k * hd, hd);
     let (i, f, g, o) = (gate(0)?, gate(1)?, gate(2)?, gate(3)?);
     let dc = (dc_next + ((dh * &o)? * (1.0 - tanh_c.sqr()?)?)?)?;
-    let da = Tensor::cat(&[(&dc * &g)?, (&dc * c_prev)?, (&dc * &i)?, (dh * tanh_c)?], 1)?;
+    let da = Tensor::cat(
+        &[(&dc * &g)?, (&dc * c_prev)?, (&dc * &i)?, (dh * tanh_c)?],
+        1,
+    )?;
     let dz = (da * consts.derivative(gates)?)?;
-    Ok(StepGrad { dz, dc_prev: (dc * f)? })
+    Ok(StepGrad {
+        dz,
+        dc_prev: (dc * f)?,
+    })
 }
 
 #[cfg(test)]
@@ -163,7 +207,16 @@ mod tests {
     use candle_core::Device;
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
     }
 
     /// The fused CPU kernels and the candle-op path (used on other devices) agree.
@@ -171,12 +224,29 @@ mod tests {
     fn fused_matches_ops() {
         let dev = Device::Cpu;
         let (b, h) = (3, 5);
-        let r = |n: usize, s: f64| Tensor::from_vec((0..n).map(|i| (i as f64 * 0.37 + s).sin() * 2.0).collect::<Vec<f64>>(), n, &dev).unwrap();
+        let r = |n: usize, s: f64| {
+            Tensor::from_vec(
+                (0..n)
+                    .map(|i| (i as f64 * 0.37 + s).sin() * 2.0)
+                    .collect::<Vec<f64>>(),
+                n,
+                &dev,
+            )
+            .unwrap()
+        };
         let consts = GateConsts::new(h, DType::F64, &dev).unwrap();
         let z = r(b * 4 * h, 0.1).reshape((b, 4 * h)).unwrap();
         let c = r(b * h, 0.7).reshape((b, h)).unwrap();
-        let (f, o) = (forward(&z, &c, &consts).unwrap(), forward_ops(&z, &c, &consts).unwrap());
-        for (x, y) in [(&f.gates, &o.gates), (&f.c, &o.c), (&f.tanh_c, &o.tanh_c), (&f.h, &o.h)] {
+        let (f, o) = (
+            forward(&z, &c, &consts).unwrap(),
+            forward_ops(&z, &c, &consts).unwrap(),
+        );
+        for (x, y) in [
+            (&f.gates, &o.gates),
+            (&f.c, &o.c),
+            (&f.tanh_c, &o.tanh_c),
+            (&f.h, &o.h),
+        ] {
             assert!(max_diff(x, y) < 1e-12);
         }
         let dh = r(b * h, 1.3).reshape((b, h)).unwrap();

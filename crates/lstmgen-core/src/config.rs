@@ -32,11 +32,14 @@ impl ModelConfig {
             ("hiddenSize", self.hidden_size),
             ("numLayers", self.num_layers),
         ] {
-            ensure(v >= 1 && v <= MAX_DIM, || format!("{name} must be in [1, {MAX_DIM}], got {v}"))?;
+            ensure(v >= 1 && v <= MAX_DIM, || {
+                format!("{name} must be in [1, {MAX_DIM}], got {v}")
+            })?;
         }
-        ensure(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout), || {
-            format!("dropout must be in [0, 1), got {}", self.dropout)
-        })
+        ensure(
+            self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout),
+            || format!("dropout must be in [0, 1), got {}", self.dropout),
+        )
     }
 }
 
@@ -60,19 +63,41 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, clip_norm: 5.0 }
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            clip_norm: 5.0,
+        }
     }
 }
 
 impl AdamConfig {
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<()> {
-        ensure(self.lr.is_finite() && self.lr > 0.0, || format!("lr must be a finite number > 0, got {}", self.lr))?;
-        ensure(self.beta1.is_finite() && (0.0..1.0).contains(&self.beta1), || format!("beta1 must be in [0, 1), got {}", self.beta1))?;
-        ensure(self.beta2.is_finite() && (0.0..1.0).contains(&self.beta2), || format!("beta2 must be in [0, 1), got {}", self.beta2))?;
-        ensure(self.eps.is_finite() && self.eps > 0.0, || format!("eps must be > 0, got {}", self.eps))?;
-        ensure(self.weight_decay.is_finite() && self.weight_decay >= 0.0, || format!("weightDecay must be >= 0, got {}", self.weight_decay))?;
-        ensure(self.clip_norm.is_finite(), || format!("clipNorm must be finite, got {}", self.clip_norm))
+        ensure(self.lr.is_finite() && self.lr > 0.0, || {
+            format!("lr must be a finite number > 0, got {}", self.lr)
+        })?;
+        ensure(
+            self.beta1.is_finite() && (0.0..1.0).contains(&self.beta1),
+            || format!("beta1 must be in [0, 1), got {}", self.beta1),
+        )?;
+        ensure(
+            self.beta2.is_finite() && (0.0..1.0).contains(&self.beta2),
+            || format!("beta2 must be in [0, 1), got {}", self.beta2),
+        )?;
+        ensure(self.eps.is_finite() && self.eps > 0.0, || {
+            format!("eps must be > 0, got {}", self.eps)
+        })?;
+        ensure(
+            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
+            || format!("weightDecay must be >= 0, got {}", self.weight_decay),
+        )?;
+        ensure(self.clip_norm.is_finite(), || {
+            format!("clipNorm must be finite, got {}", self.clip_norm)
+        })
     }
 }
 
@@ -98,10 +123,27 @@ pub struct SampleConfig {
 impl SampleConfig {
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<()> {
-        ensure(self.num_samples >= 1 && self.num_samples <= 65536, || format!("numSamples must be in [1, 65536], got {}", self.num_samples))?;
-        ensure(self.max_tokens <= 1 << 24, || format!("maxTokens must be <= {}, got {}", 1 << 24, self.max_tokens))?;
-        ensure(self.temperature.is_finite() && self.temperature >= 0.0, || format!("temperature must be a finite number >= 0, got {}", self.temperature))?;
-        ensure(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0, || format!("topP must be in (0, 1], got {}", self.top_p))?;
-        ensure(self.stop_sequences.iter().all(|s| !s.is_empty()), || "stop sequences must not be empty".into())
+        ensure(self.num_samples >= 1 && self.num_samples <= 65536, || {
+            format!("numSamples must be in [1, 65536], got {}", self.num_samples)
+        })?;
+        ensure(self.max_tokens <= 1 << 24, || {
+            format!("maxTokens must be <= {}, got {}", 1 << 24, self.max_tokens)
+        })?;
+        ensure(
+            self.temperature.is_finite() && self.temperature >= 0.0,
+            || {
+                format!(
+                    "temperature must be a finite number >= 0, got {}",
+                    self.temperature
+                )
+            },
+        )?;
+        ensure(
+            self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0,
+            || format!("topP must be in (0, 1], got {}", self.top_p),
+        )?;
+        ensure(self.stop_sequences.iter().all(|s| !s.is_empty()), || {
+            "stop sequences must not be empty".into()
+        })
     }
 }

@@ -10,7 +10,9 @@ pub fn select(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" => cuda(),
         "auto" => Ok(cuda().unwrap_or(Device::Cpu)),
-        other => Err(Error::Input(format!("device must be \"auto\", \"cpu\" or \"cuda\", got {other:?}"))),
+        other => Err(Error::Input(format!(
+            "device must be \"auto\", \"cpu\" or \"cuda\", got {other:?}"
+        ))),
     }
 }
 
@@ -21,7 +23,9 @@ fn cuda() -> Result<Device> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda() -> Result<Device> {
-    Err(Error::Device("this lstmgen binary was built without CUDA support (CPU build)".into()))
+    Err(Error::Device(
+        "this lstmgen binary was built without CUDA support (CPU build)".into(),
+    ))
 }
 
 /// A short human-readable name of a device, e.g. `cpu` or `cuda:0`.

@@ -29,7 +29,11 @@ pub const KEY_STEP: &str = "lstmgen.step";
 /// state (`state.h_l{k}`, `state.c_l{k}`, `[batch, H]`).
 fn named_tensors(model: &Model, with_training: bool) -> Vec<(String, Tensor)> {
     let specs = param_specs(model.config());
-    let mut out: Vec<(String, Tensor)> = specs.iter().map(|(n, _)| n.clone()).zip(model.params().iter().cloned()).collect();
+    let mut out: Vec<(String, Tensor)> = specs
+        .iter()
+        .map(|(n, _)| n.clone())
+        .zip(model.params().iter().cloned())
+        .collect();
     if with_training {
         let (m, v) = model.adam().moments();
         for ((name, _), (m, v)) in specs.iter().zip(m.iter().zip(v)) {
@@ -49,7 +53,11 @@ fn named_tensors(model: &Model, with_training: bool) -> Vec<(String, Tensor)> {
 /// Serialises `model` with `extra` metadata (keys must not start with `lstmgen.`); with
 /// `with_training`, also Adam's moments and step and the carried hidden state, so that training
 /// can resume exactly. Returns the bytes of a complete safetensors file (tensors stored as F32).
-pub fn to_safetensors(model: &Model, extra: &HashMap<String, String>, with_training: bool) -> Result<Vec<u8>> {
+pub fn to_safetensors(
+    model: &Model,
+    extra: &HashMap<String, String>,
+    with_training: bool,
+) -> Result<Vec<u8>> {
     let mut tensors = named_tensors(model, with_training);
     tensors.sort_by(|a, b| a.0.cmp(&b.0)); // the checksum covers the tensors in name order
     let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(tensors.len());
@@ -69,7 +77,10 @@ pub fn to_safetensors(model: &Model, extra: &HashMap<String, String>, with_train
     }
     meta.insert(KEY_FORMAT.into(), FORMAT.into());
     meta.insert(KEY_VERSION.into(), VERSION.into());
-    meta.insert(KEY_MODEL.into(), serde_json::to_string(model.config()).map_err(|e| Error::Internal(e.to_string()))?);
+    meta.insert(
+        KEY_MODEL.into(),
+        serde_json::to_string(model.config()).map_err(|e| Error::Internal(e.to_string()))?,
+    );
     meta.insert(KEY_CRC.into(), format!("{:08x}", crc.finalize()));
     if with_training {
         meta.insert(KEY_STEP.into(), model.step().to_string());
@@ -77,9 +88,16 @@ pub fn to_safetensors(model: &Model, extra: &HashMap<String, String>, with_train
     let views = tensors
         .iter()
         .zip(bytes.iter())
-        .map(|((name, t), b)| Ok((name.clone(), TensorView::new(Dtype::F32, t.dims().to_vec(), b).map_err(|e| Error::Internal(e.to_string()))?)))
+        .map(|((name, t), b)| {
+            Ok((
+                name.clone(),
+                TensorView::new(Dtype::F32, t.dims().to_vec(), b)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Internal(format!("safetensors: {e}")))
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::Internal(format!("safetensors: {e}")))
 }
 
 /// A parsed and verified model file, as a ready model (with its Adam state and carried hidden
@@ -93,47 +111,83 @@ pub struct Loaded {
 /// every expected tensor with its dtype and shape, and the CRC-32. Errors are `Error::ModelFile`.
 pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
     let bad = |msg: String| Error::ModelFile(msg);
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors file or truncated ({e})")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("not a safetensors file or truncated ({e})")))?;
     let metadata = header.metadata().clone().unwrap_or_default();
     match metadata.get(KEY_FORMAT) {
         Some(f) if f == FORMAT => {}
-        _ => return Err(bad("this safetensors file was not written by lstmgen (no lstmgen.format metadata)".into())),
+        _ => {
+            return Err(bad(
+                "this safetensors file was not written by lstmgen (no lstmgen.format metadata)"
+                    .into(),
+            ))
+        }
     }
     match metadata.get(KEY_VERSION) {
         Some(v) if v == VERSION => {}
-        other => return Err(bad(format!("unsupported lstmgen file version {other:?}; this build reads version {VERSION}"))),
+        other => {
+            return Err(bad(format!(
+                "unsupported lstmgen file version {other:?}; this build reads version {VERSION}"
+            )))
+        }
     }
-    let config: ModelConfig = serde_json::from_str(metadata.get(KEY_MODEL).map(String::as_str).unwrap_or(""))
-        .map_err(|e| bad(format!("model config metadata is missing or invalid ({e})")))?;
-    config.validate().map_err(|e| bad(format!("invalid model config in file: {e}")))?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("corrupt or truncated tensor data ({e})")))?;
+    let config: ModelConfig =
+        serde_json::from_str(metadata.get(KEY_MODEL).map(String::as_str).unwrap_or(""))
+            .map_err(|e| bad(format!("model config metadata is missing or invalid ({e})")))?;
+    config
+        .validate()
+        .map_err(|e| bad(format!("invalid model config in file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| bad(format!("corrupt or truncated tensor data ({e})")))?;
     let mut crc = crc32fast::Hasher::new();
     // Every tensor in the file is covered by the checksum, in name order.
     let mut names: Vec<String> = st.names().into_iter().map(|n| n.to_string()).collect();
     names.sort();
     for n in &names {
-        crc.update(st.tensor(n).map_err(|e| bad(format!("tensor {n}: {e}")))?.data());
+        crc.update(
+            st.tensor(n)
+                .map_err(|e| bad(format!("tensor {n}: {e}")))?
+                .data(),
+        );
     }
     let want = metadata.get(KEY_CRC).cloned().unwrap_or_default();
     let got = format!("{:08x}", crc.finalize());
     if want != got {
-        return Err(bad(format!("checksum mismatch (file says {want:?}, data gives {got}): the file is corrupt")));
+        return Err(bad(format!(
+            "checksum mismatch (file says {want:?}, data gives {got}): the file is corrupt"
+        )));
     }
     let read = |name: &str, shape: &[usize]| read_f32(&st, name, shape, device);
     let specs = param_specs(&config);
-    let params = specs.iter().map(|(n, s)| read(n, s)).collect::<Result<Vec<_>>>()?;
+    let params = specs
+        .iter()
+        .map(|(n, s)| read(n, s))
+        .collect::<Result<Vec<_>>>()?;
     let mut model = Model::from_params(config, params, device.clone())?;
     if let Some(step) = metadata.get(KEY_STEP) {
-        let step: u64 = step.parse().map_err(|_| bad(format!("invalid {KEY_STEP} {step:?}")))?;
-        let m = specs.iter().map(|(n, s)| read(&format!("optim.m.{n}"), s)).collect::<Result<Vec<_>>>()?;
-        let v = specs.iter().map(|(n, s)| read(&format!("optim.v.{n}"), s)).collect::<Result<Vec<_>>>()?;
+        let step: u64 = step
+            .parse()
+            .map_err(|_| bad(format!("invalid {KEY_STEP} {step:?}")))?;
+        let m = specs
+            .iter()
+            .map(|(n, s)| read(&format!("optim.m.{n}"), s))
+            .collect::<Result<Vec<_>>>()?;
+        let v = specs
+            .iter()
+            .map(|(n, s)| read(&format!("optim.v.{n}"), s))
+            .collect::<Result<Vec<_>>>()?;
         let state = match st.tensor("state.h_l0") {
             Ok(h0) => {
                 let shape = h0.shape().to_vec();
                 let layers = 0..config.num_layers;
                 Some(State {
-                    h: layers.clone().map(|k| read(&format!("state.h_l{k}"), &shape)).collect::<Result<_>>()?,
-                    c: layers.map(|k| read(&format!("state.c_l{k}"), &shape)).collect::<Result<_>>()?,
+                    h: layers
+                        .clone()
+                        .map(|k| read(&format!("state.h_l{k}"), &shape))
+                        .collect::<Result<_>>()?,
+                    c: layers
+                        .map(|k| read(&format!("state.c_l{k}"), &shape))
+                        .collect::<Result<_>>()?,
                 })
             }
             Err(_) => None,
@@ -145,11 +199,22 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
 
 /// Reads tensor `name`, which must be F32 of `shape`, onto `device`; `Error::ModelFile` otherwise.
 fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], device: &Device) -> Result<Tensor> {
-    let view = st.tensor(name).map_err(|_| Error::ModelFile(format!("tensor {name} is missing")))?;
+    let view = st
+        .tensor(name)
+        .map_err(|_| Error::ModelFile(format!("tensor {name} is missing")))?;
     if view.dtype() != Dtype::F32 || view.shape() != shape {
-        return Err(Error::ModelFile(format!("tensor {name} is {:?} {:?}, expected F32 {:?}", view.dtype(), view.shape(), shape)));
+        return Err(Error::ModelFile(format!(
+            "tensor {name} is {:?} {:?}, expected F32 {:?}",
+            view.dtype(),
+            view.shape(),
+            shape
+        )));
     }
-    let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let data: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     Ok(Tensor::from_vec(data, shape, device)?)
 }
 
@@ -158,16 +223,34 @@ fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], device: &Device) -> R
 /// `decoder = nn.Linear(H, V)` (float32). The shape is inferred from the tensors; dropout is 0.
 pub fn from_state_dict(bytes: &[u8], device: &Device) -> Result<Model> {
     let bad = |msg: String| Error::ModelFile(msg);
-    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file or truncated ({e})")))?;
-    let shape = |name: &str| st.tensor(name).map(|v| v.shape().to_vec()).map_err(|_| bad(format!("tensor {name} is missing: expected a state dict with embedding.*, lstm.* and decoder.* tensors")));
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| bad(format!("not a safetensors file or truncated ({e})")))?;
+    let shape = |name: &str| {
+        st.tensor(name).map(|v| v.shape().to_vec()).map_err(|_| bad(format!("tensor {name} is missing: expected a state dict with embedding.*, lstm.* and decoder.* tensors")))
+    };
     let emb = shape("embedding.weight")?;
     let hh = shape("lstm.weight_hh_l0")?;
     if emb.len() != 2 || hh.len() != 2 {
-        return Err(bad("embedding.weight and lstm.weight_hh_l0 must be 2-D".into()));
+        return Err(bad(
+            "embedding.weight and lstm.weight_hh_l0 must be 2-D".into()
+        ));
     }
-    let num_layers = (0..).take_while(|k| st.tensor(&format!("lstm.weight_ih_l{k}")).is_ok()).count();
-    let config = ModelConfig { vocab_size: emb[0], embedding_dim: emb[1], hidden_size: hh[1], num_layers, dropout: 0.0 };
-    config.validate().map_err(|e| bad(format!("unsupported shapes: {e}")))?;
-    let params = param_specs(&config).iter().map(|(n, s)| read_f32(&st, n, s, device)).collect::<Result<Vec<_>>>()?;
+    let num_layers = (0..)
+        .take_while(|k| st.tensor(&format!("lstm.weight_ih_l{k}")).is_ok())
+        .count();
+    let config = ModelConfig {
+        vocab_size: emb[0],
+        embedding_dim: emb[1],
+        hidden_size: hh[1],
+        num_layers,
+        dropout: 0.0,
+    };
+    config
+        .validate()
+        .map_err(|e| bad(format!("unsupported shapes: {e}")))?;
+    let params = param_specs(&config)
+        .iter()
+        .map(|(n, s)| read_f32(&st, n, s, device))
+        .collect::<Result<Vec<_>>>()?;
     Model::from_params(config, params, device.clone())
 }

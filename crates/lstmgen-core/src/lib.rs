@@ -13,6 +13,7 @@ pub mod error;
 pub mod io;
 pub mod loss;
 pub mod lstm;
+pub mod memory;
 pub mod model;
 pub mod params;
 pub mod sample;
@@ -33,8 +34,16 @@ pub fn cpu_threads() -> usize {
 mod tests {
     #[test]
     fn candle_version_matches_lockfile() {
-        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
-        let want = format!("name = \"candle-core\"\nversion = \"{}\"", super::CANDLE_VERSION);
-        assert!(lock.contains(&want), "update CANDLE_VERSION to the candle-core version in Cargo.lock");
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .unwrap();
+        let want = format!(
+            "name = \"candle-core\"\nversion = \"{}\"",
+            super::CANDLE_VERSION
+        );
+        assert!(
+            lock.contains(&want),
+            "update CANDLE_VERSION to the candle-core version in Cargo.lock"
+        );
     }
 }

@@ -30,7 +30,11 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Resu
     fused.unwrap_or_else(|| with_ops(logits, targets, want_grad))
 }
 
-fn fused<T: WithDType + Float + Send + Sync>(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Option<Result<CrossEntropy>> {
+fn fused<T: WithDType + Float + Send + Sync>(
+    logits: &Tensor,
+    targets: &Tensor,
+    want_grad: bool,
+) -> Option<Result<CrossEntropy>> {
     let (ls, ll) = logits.storage_and_layout();
     let (ts, tl) = targets.storage_and_layout();
     let x = cpu_slice::<T>(&ls, ll)?;
@@ -38,7 +42,11 @@ fn fused<T: WithDType + Float + Send + Sync>(logits: &Tensor, targets: &Tensor, 
     Some((|| {
         let (n, v) = logits.dims2()?;
         let inv_n = <T as WithDType>::from_f64(1.0 / n as f64);
-        let mut grad = if want_grad { vec![T::zero(); n * v] } else { Vec::new() };
+        let mut grad = if want_grad {
+            vec![T::zero(); n * v]
+        } else {
+            Vec::new()
+        };
         let row_stats = |r: usize, g: Option<&mut [T]>| -> (f64, u64) {
             let row = &x[r * v..(r + 1) * v];
             let (mut max, mut arg) = (row[0], 0);
@@ -60,12 +68,26 @@ fn fused<T: WithDType + Float + Send + Sync>(logits: &Tensor, targets: &Tensor, 
             (WithDType::to_f64(lse - row[target]), (arg == target) as u64)
         };
         let (loss_sum, correct) = if want_grad {
-            grad.par_chunks_mut(v).enumerate().map(|(r, g)| row_stats(r, Some(g))).reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            grad.par_chunks_mut(v)
+                .enumerate()
+                .map(|(r, g)| row_stats(r, Some(g)))
+                .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
         } else {
-            (0..n).into_par_iter().map(|r| row_stats(r, None)).reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            (0..n)
+                .into_par_iter()
+                .map(|r| row_stats(r, None))
+                .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
         };
-        let grad = if want_grad { Some(Tensor::from_vec(grad, (n, v), logits.device())?) } else { None };
-        Ok(CrossEntropy { loss_sum, correct, grad })
+        let grad = if want_grad {
+            Some(Tensor::from_vec(grad, (n, v), logits.device())?)
+        } else {
+            None
+        };
+        Ok(CrossEntropy {
+            loss_sum,
+            correct,
+            grad,
+        })
     })())
 }
 
@@ -77,9 +99,16 @@ pub fn with_ops(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Result<Cr
     let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?; // [N, 1]
     let idx = targets.reshape((n, 1))?;
     let picked = shifted.gather(&idx, D::Minus1)?; // [N, 1]
-    let loss_sum = (lse.clone() - picked)?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let loss_sum = (lse.clone() - picked)?
+        .sum_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?;
     let pred = logits.argmax_keepdim(D::Minus1)?.reshape(n)?;
-    let correct = pred.eq(targets)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as u64;
+    let correct = pred
+        .eq(targets)?
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()? as u64;
     let grad = if want_grad {
         let softmax = shifted.broadcast_sub(&lse)?.exp()?;
         let minus_one = Tensor::full(-1f32, (n, 1), logits.device())?.to_dtype(logits.dtype())?;
@@ -87,7 +116,11 @@ pub fn with_ops(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Result<Cr
     } else {
         None
     };
-    Ok(CrossEntropy { loss_sum, correct, grad })
+    Ok(CrossEntropy {
+        loss_sum,
+        correct,
+        grad,
+    })
 }
 
 #[cfg(test)]
@@ -100,12 +133,31 @@ mod tests {
     fn fused_matches_ops() {
         let dev = Device::Cpu;
         let (n, v) = (5, 7);
-        let x = Tensor::from_vec((0..n * v).map(|i| (i as f64 * 0.61).sin() * 3.0).collect::<Vec<_>>(), (n, v), &dev).unwrap();
+        let x = Tensor::from_vec(
+            (0..n * v)
+                .map(|i| (i as f64 * 0.61).sin() * 3.0)
+                .collect::<Vec<_>>(),
+            (n, v),
+            &dev,
+        )
+        .unwrap();
         let t = Tensor::from_vec(vec![0u32, 6, 3, 3, 1], n, &dev).unwrap();
-        let (a, b) = (cross_entropy(&x, &t, true).unwrap(), with_ops(&x, &t, true).unwrap());
+        let (a, b) = (
+            cross_entropy(&x, &t, true).unwrap(),
+            with_ops(&x, &t, true).unwrap(),
+        );
         assert!((a.loss_sum - b.loss_sum).abs() < 1e-12);
         assert_eq!(a.correct, b.correct);
-        let diff = (a.grad.unwrap() - b.grad.unwrap()).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+        let diff = (a.grad.unwrap() - b.grad.unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!(diff < 1e-12);
     }
 }

@@ -23,7 +23,10 @@ pub struct GateConsts {
 impl GateConsts {
     pub fn new(hidden: usize, dtype: DType, device: &Device) -> Result<Self> {
         let per_gate = |vals: [f32; 4]| -> Result<Tensor> {
-            let v: Vec<f32> = vals.iter().flat_map(|&x| std::iter::repeat_n(x, hidden)).collect();
+            let v: Vec<f32> = vals
+                .iter()
+                .flat_map(|&x| std::iter::repeat_n(x, hidden))
+                .collect();
             Ok(Tensor::from_vec(v, 4 * hidden, device)?.to_dtype(dtype)?)
         };
         Ok(Self {
@@ -36,7 +39,10 @@ impl GateConsts {
 
     /// Activated gates `[rows, 4H]` = (sigmoid i, sigmoid f, tanh g, sigmoid o) from pre-activations.
     pub(crate) fn activate(&self, z: &Tensor) -> Result<Tensor> {
-        Ok(z.broadcast_mul(&self.scale)?.tanh()?.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?)
+        Ok(z.broadcast_mul(&self.scale)?
+            .tanh()?
+            .broadcast_mul(&self.scale)?
+            .broadcast_add(&self.shift)?)
     }
 
     /// Derivative of each activation w.r.t. its pre-activation, from the activations `a`.
@@ -115,7 +121,13 @@ pub fn forward(
         } else {
             h0.clone()
         };
-        Some(LayerCache { x: x.clone(), gates: gates_all, c_prev: c_prev_all, tanh_c: tanh_all, h_prev })
+        Some(LayerCache {
+            x: x.clone(),
+            gates: gates_all,
+            c_prev: c_prev_all,
+            tanh_c: tanh_all,
+            h_prev,
+        })
     } else {
         None
     };
@@ -124,7 +136,12 @@ pub fn forward(
 
 /// Backpropagates `d_out` `[T*B, H]` (gradient of the loss w.r.t. this layer's outputs) through
 /// time. The state handed in from the previous batch is treated as a constant (truncated BPTT).
-pub fn backward(w: &LayerWeights, consts: &GateConsts, cache: &LayerCache, d_out: &Tensor) -> Result<LayerGrads> {
+pub fn backward(
+    w: &LayerWeights,
+    consts: &GateConsts,
+    cache: &LayerCache,
+    d_out: &Tensor,
+) -> Result<LayerGrads> {
     let seq_len = cache.gates.len();
     let batch = cache.c_prev[0].dim(0)?;
     let mut dh_next: Option<Tensor> = None;
@@ -135,7 +152,14 @@ pub fn backward(w: &LayerWeights, consts: &GateConsts, cache: &LayerCache, d_out
         if let Some(r) = &dh_next {
             dh = (dh + r)?;
         }
-        let g = cell::backward(&cache.gates[t], &cache.c_prev[t], &cache.tanh_c[t], &dh, dc_next.as_ref(), consts)?;
+        let g = cell::backward(
+            &cache.gates[t],
+            &cache.c_prev[t],
+            &cache.tanh_c[t],
+            &dh,
+            dc_next.as_ref(),
+            consts,
+        )?;
         if t > 0 {
             dh_next = Some(g.dz.matmul(w.w_hh)?);
             dc_next = Some(g.dc_prev);

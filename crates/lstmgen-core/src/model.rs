@@ -6,6 +6,7 @@ use crate::config::{AdamConfig, ModelConfig};
 use crate::error::{ensure, Error, Result};
 use crate::loss::{cross_entropy, CrossEntropy};
 use crate::lstm::{self, GateConsts, LayerCache, LayerWeights};
+use crate::memory;
 use crate::params::{init_params, Layout};
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -66,6 +67,10 @@ impl Model {
     /// A new model with PyTorch's default initialisation drawn from `seed`.
     pub fn new(cfg: ModelConfig, seed: u64, device: Device) -> Result<Self> {
         cfg.validate()?;
+        memory::ensure_fits(
+            memory::model_bytes(&cfg),
+            "this model (parameters, gradients and Adam moments)",
+        )?;
         let params = init_params(&cfg, seed, &device)?;
         Self::from_params(cfg, params, device)
     }
@@ -76,7 +81,16 @@ impl Model {
         let dtype = params.first().map(|p| p.dtype()).unwrap_or(DType::F32);
         let consts = GateConsts::new(cfg.hidden_size, dtype, &device)?;
         let adam = Adam::new(&params)?;
-        Ok(Self { cfg, layout: Layout::new(&cfg), device, params, consts, adam, train_state: None, eval_state: None })
+        Ok(Self {
+            cfg,
+            layout: Layout::new(&cfg),
+            device,
+            params,
+            consts,
+            adam,
+            train_state: None,
+            eval_state: None,
+        })
     }
 
     /// Parameter dtype: F32 in the product; F64 is accepted for exact gradient checks.
@@ -107,24 +121,45 @@ impl Model {
     fn layer(&self, l: usize) -> LayerWeights<'_> {
         let p = &self.params;
         let ly = &self.layout;
-        LayerWeights { w_ih: &p[ly.w_ih(l)], w_hh: &p[ly.w_hh(l)], b_ih: &p[ly.b_ih(l)], b_hh: &p[ly.b_hh(l)] }
+        LayerWeights {
+            w_ih: &p[ly.w_ih(l)],
+            w_hh: &p[ly.w_hh(l)],
+            b_ih: &p[ly.b_ih(l)],
+            b_hh: &p[ly.b_hh(l)],
+        }
     }
 
     /// A zero state for `batch` sequences.
     pub fn zero_state(&self, batch: usize) -> Result<State> {
         let z = Tensor::zeros((batch, self.cfg.hidden_size), self.dtype(), &self.device)?;
-        Ok(State { h: vec![z.clone(); self.cfg.num_layers], c: vec![z; self.cfg.num_layers] })
+        Ok(State {
+            h: vec![z.clone(); self.cfg.num_layers],
+            c: vec![z; self.cfg.num_layers],
+        })
     }
 
     /// Checks ids against the vocabulary and the declared `[batch, seqLen]` shape, and returns them
     /// time-major (`t * batch + b`) as a u32 tensor.
     fn time_major(&self, ids: &[u32], batch: usize, seq_len: usize, what: &str) -> Result<Tensor> {
-        ensure(batch >= 1 && seq_len >= 1, || format!("batchSize and seqLen must be >= 1, got {batch} and {seq_len}"))?;
-        ensure(ids.len() == batch * seq_len, || {
-            format!("{what} has {} ids but batchSize * seqLen = {batch} * {seq_len} = {}", ids.len(), batch * seq_len)
+        ensure(batch >= 1 && seq_len >= 1, || {
+            format!("batchSize and seqLen must be >= 1, got {batch} and {seq_len}")
         })?;
-        if let Some((pos, &bad)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= self.cfg.vocab_size) {
-            return Err(Error::Input(format!("{what}[{pos}] = {bad} is not a token id (vocabSize = {})", self.cfg.vocab_size)));
+        ensure(ids.len() == batch * seq_len, || {
+            format!(
+                "{what} has {} ids but batchSize * seqLen = {batch} * {seq_len} = {}",
+                ids.len(),
+                batch * seq_len
+            )
+        })?;
+        if let Some((pos, &bad)) = ids
+            .iter()
+            .enumerate()
+            .find(|(_, &id)| id as usize >= self.cfg.vocab_size)
+        {
+            return Err(Error::Input(format!(
+                "{what}[{pos}] = {bad} is not a token id (vocabSize = {})",
+                self.cfg.vocab_size
+            )));
         }
         let mut tm = vec![0u32; ids.len()];
         for b in 0..batch {
@@ -143,8 +178,13 @@ impl Model {
         }
         let keep = 1.0 / (1.0 - p);
         let n = rows * self.cfg.hidden_size;
-        let data: Vec<f32> = (0..n).map(|_| if rng.random::<f32>() < p { 0.0 } else { keep }).collect();
-        Ok(Some(Tensor::from_vec(data, (rows, self.cfg.hidden_size), &self.device)?.to_dtype(self.dtype())?))
+        let data: Vec<f32> = (0..n)
+            .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
+            .collect();
+        Ok(Some(
+            Tensor::from_vec(data, (rows, self.cfg.hidden_size), &self.device)?
+                .to_dtype(self.dtype())?,
+        ))
     }
 
     /// Forward pass over time-major ids `[T*B]` from `state`. Returns logits `[T*B, V]`, the final
@@ -158,10 +198,21 @@ impl Model {
     ) -> Result<(Tensor, State, Option<ForwardCache>)> {
         let training = dropout_rng.is_some();
         let mut x = self.params[Layout::EMBEDDING].index_select(ids, 0)?; // [T*B, E]
-        let mut next = State { h: Vec::new(), c: Vec::new() };
+        let mut next = State {
+            h: Vec::new(),
+            c: Vec::new(),
+        };
         let (mut caches, mut masks) = (Vec::new(), Vec::new());
         for l in 0..self.cfg.num_layers {
-            let (out, h, c, cache) = lstm::forward(&self.layer(l), &self.consts, &x, &state.h[l], &state.c[l], seq_len, training)?;
+            let (out, h, c, cache) = lstm::forward(
+                &self.layer(l),
+                &self.consts,
+                &x,
+                &state.h[l],
+                &state.c[l],
+                seq_len,
+                training,
+            )?;
             next.h.push(h);
             next.c.push(c);
             let mask = match dropout_rng.as_deref_mut() {
@@ -176,8 +227,15 @@ impl Model {
             masks.push(mask);
         }
         let ly = &self.layout;
-        let logits = x.matmul(&self.params[ly.dec_w()].t()?)?.broadcast_add(&self.params[ly.dec_b()])?;
-        let cache = training.then(|| ForwardCache { ids: ids.clone(), layers: caches, masks, top: x });
+        let logits = x
+            .matmul(&self.params[ly.dec_w()].t()?)?
+            .broadcast_add(&self.params[ly.dec_b()])?;
+        let cache = training.then(|| ForwardCache {
+            ids: ids.clone(),
+            layers: caches,
+            masks,
+            top: x,
+        });
         Ok((logits, next, cache))
     }
 
@@ -196,8 +254,13 @@ impl Model {
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let mut rng = ChaCha8Rng::seed_from_u64(dropout_seed);
         let (logits, next, cache) = self.forward(&ids, state, seq_len, Some(&mut rng))?;
-        let cache = cache.ok_or_else(|| Error::Internal("training forward kept no cache".into()))?;
-        let CrossEntropy { loss_sum, correct, grad } = cross_entropy(&logits, &tg, true)?;
+        let cache =
+            cache.ok_or_else(|| Error::Internal("training forward kept no cache".into()))?;
+        let CrossEntropy {
+            loss_sum,
+            correct,
+            grad,
+        } = cross_entropy(&logits, &tg, true)?;
         let dlogits = grad.ok_or_else(|| Error::Internal("no logits gradient".into()))?;
         let ly = self.layout;
         let mut grads: Vec<Option<Tensor>> = vec![None; ly.len()];
@@ -217,9 +280,17 @@ impl Model {
         }
         let emb = &self.params[Layout::EMBEDDING];
         grads[Layout::EMBEDDING] = Some(emb.zeros_like()?.index_add(&cache.ids, &d, 0)?);
-        let grads = grads.into_iter().map(|g| g.ok_or_else(|| Error::Internal("missing gradient".into()))).collect::<Result<Vec<_>>>()?;
+        let grads = grads
+            .into_iter()
+            .map(|g| g.ok_or_else(|| Error::Internal("missing gradient".into())))
+            .collect::<Result<Vec<_>>>()?;
         let count = (batch * seq_len) as u64;
-        let stats = StepStats { loss: loss_sum / count as f64, grad_norm: 0.0, correct, count };
+        let stats = StepStats {
+            loss: loss_sum / count as f64,
+            grad_norm: 0.0,
+            correct,
+            count,
+        };
         Ok((stats, grads, next))
     }
 
@@ -237,21 +308,29 @@ impl Model {
         dropout_seed: u64,
     ) -> Result<StepStats> {
         opt.validate()?;
+        memory::ensure_fits(
+            memory::step_bytes(&self.cfg, batch, seq_len),
+            "one training step at this batchSize and seqLen",
+        )?;
         let state = match self.train_state.take() {
             Some(s) if s.h[0].dim(0)? == batch => s,
             _ => self.zero_state(batch)?,
         };
-        let (mut stats, grads, next) = match self.loss_and_grads(inputs, targets, batch, seq_len, &state, dropout_seed) {
-            Ok(r) => r,
-            Err(e) => {
-                self.train_state = Some(state);
-                return Err(e);
-            }
-        };
+        let (mut stats, grads, next) =
+            match self.loss_and_grads(inputs, targets, batch, seq_len, &state, dropout_seed) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.train_state = Some(state);
+                    return Err(e);
+                }
+            };
         let step = self.adam.step() + 1;
         if !stats.loss.is_finite() {
             self.train_state = Some(state);
-            return Err(Error::Numeric(format!("loss is {} at step {step}; parameters were not updated", stats.loss)));
+            return Err(Error::Numeric(format!(
+                "loss is {} at step {step}; parameters were not updated",
+                stats.loss
+            )));
         }
         match self.adam.update(&mut self.params, &grads, opt) {
             Ok(norm) => stats.grad_norm = norm,
@@ -265,7 +344,13 @@ impl Model {
     }
 
     /// Forward-only loss over one batch (no dropout) with the carried evaluation state.
-    pub fn eval_step(&mut self, inputs: &[u32], targets: &[u32], batch: usize, seq_len: usize) -> Result<EvalStats> {
+    pub fn eval_step(
+        &mut self,
+        inputs: &[u32],
+        targets: &[u32],
+        batch: usize,
+        seq_len: usize,
+    ) -> Result<EvalStats> {
         let state = match self.eval_state.take() {
             Some(s) if s.h[0].dim(0)? == batch => s,
             _ => self.zero_state(batch)?,
@@ -273,14 +358,26 @@ impl Model {
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let (logits, next, _) = self.forward(&ids, &state, seq_len, None)?;
-        let CrossEntropy { loss_sum, correct, .. } = cross_entropy(&logits, &tg, false)?;
+        let CrossEntropy {
+            loss_sum, correct, ..
+        } = cross_entropy(&logits, &tg, false)?;
         self.eval_state = Some(next);
-        Ok(EvalStats { loss_sum, correct, count: (batch * seq_len) as u64 })
+        Ok(EvalStats {
+            loss_sum,
+            correct,
+            count: (batch * seq_len) as u64,
+        })
     }
 
     /// Logits `[batch, seqLen, V]` (flattened row-major) from `state` (zero when `None`), no
     /// dropout, and the final state.
-    pub fn logits(&self, inputs: &[u32], batch: usize, seq_len: usize, state: Option<&State>) -> Result<(Vec<f32>, State)> {
+    pub fn logits(
+        &self,
+        inputs: &[u32],
+        batch: usize,
+        seq_len: usize,
+        state: Option<&State>,
+    ) -> Result<(Vec<f32>, State)> {
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let zero;
         let state = match state {
@@ -293,7 +390,13 @@ impl Model {
         let (logits, next, _) = self.forward(&ids, state, seq_len, None)?;
         let v = self.cfg.vocab_size;
         // time-major [T, B, V] -> batch-major [B, T, V]
-        let out = logits.reshape((seq_len, batch, v))?.transpose(0, 1)?.contiguous()?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let out = logits
+            .reshape((seq_len, batch, v))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
         Ok((out, next))
     }
 

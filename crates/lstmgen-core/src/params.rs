@@ -15,7 +15,9 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(cfg: &ModelConfig) -> Self {
-        Self { num_layers: cfg.num_layers }
+        Self {
+            num_layers: cfg.num_layers,
+        }
     }
     pub const EMBEDDING: usize = 0;
     pub fn w_ih(&self, l: usize) -> usize {

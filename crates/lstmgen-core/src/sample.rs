@@ -28,14 +28,27 @@ impl Sampler {
     /// Feeds `prompt` (at least one token) in one pass and prepares `num_samples` sequences.
     pub fn new(model: &Model, prompt: &[u32], cfg: &SampleConfig) -> Result<Self> {
         cfg.validate()?;
-        ensure(!prompt.is_empty(), || "the prompt must contain at least one token".into())?;
+        ensure(!prompt.is_empty(), || {
+            "the prompt must contain at least one token".into()
+        })?;
+        let c = model.config();
+        let per_sample = (3 * c.vocab_size + 10 * c.num_layers * c.hidden_size) as u64 * 4;
+        crate::memory::ensure_fits(per_sample.saturating_mul(cfg.num_samples as u64), "sampling this many sequences at once")?;
         let vocab = model.config().vocab_size;
         let n = cfg.num_samples;
         let (prompt_logits, state) = model.logits(prompt, 1, prompt.len(), None)?;
         let last = &prompt_logits[(prompt.len() - 1) * vocab..];
         let state = State {
-            h: state.h.iter().map(|h| h.repeat((n, 1))).collect::<candle_core::Result<_>>()?,
-            c: state.c.iter().map(|c| c.repeat((n, 1))).collect::<candle_core::Result<_>>()?,
+            h: state
+                .h
+                .iter()
+                .map(|h| h.repeat((n, 1)))
+                .collect::<candle_core::Result<_>>()?,
+            c: state
+                .c
+                .iter()
+                .map(|c| c.repeat((n, 1)))
+                .collect::<candle_core::Result<_>>()?,
         };
         Ok(Self {
             cfg: cfg.clone(),
@@ -60,7 +73,13 @@ impl Sampler {
         let (logits, state) = model.logits(&batch, n, tokens.len(), Some(&self.state))?;
         let vocab = model.config().vocab_size;
         let t = tokens.len();
-        self.logits = (0..n).flat_map(|s| logits[(s * t + t - 1) * vocab..(s * t + t) * vocab].iter().copied()).collect();
+        self.logits = (0..n)
+            .flat_map(|s| {
+                logits[(s * t + t - 1) * vocab..(s * t + t) * vocab]
+                    .iter()
+                    .copied()
+            })
+            .collect();
         self.state = state;
         Ok(())
     }
@@ -96,12 +115,21 @@ impl Sampler {
                 if self.done[s] {
                     continue;
                 }
-                let tok = sample_row(&self.logits[s * vocab..(s + 1) * vocab], &self.cfg, &mut self.rng);
+                let tok = sample_row(
+                    &self.logits[s * vocab..(s + 1) * vocab],
+                    &self.cfg,
+                    &mut self.rng,
+                );
                 self.generated[s].push(tok);
                 fresh[s].push(tok);
                 next[s] = tok;
                 let out = &self.generated[s];
-                self.done[s] = out.len() >= self.cfg.max_tokens || self.cfg.stop_sequences.iter().any(|stop| out.ends_with(stop));
+                self.done[s] = out.len() >= self.cfg.max_tokens
+                    || self
+                        .cfg
+                        .stop_sequences
+                        .iter()
+                        .any(|stop| out.ends_with(stop));
             }
             self.pending = Some(next);
         }
@@ -139,8 +167,14 @@ pub fn sample_row(logits: &[f32], cfg: &SampleConfig, rng: &mut ChaCha8Rng) -> u
             idx.truncate(cfg.top_k.min(idx.len()));
         }
     }
-    let max = idx.iter().map(|&i| logits[i]).fold(f32::NEG_INFINITY, f32::max) as f64;
-    let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / cfg.temperature).exp()).collect();
+    let max = idx
+        .iter()
+        .map(|&i| logits[i])
+        .fold(f32::NEG_INFINITY, f32::max) as f64;
+    let mut probs: Vec<f64> = idx
+        .iter()
+        .map(|&i| ((logits[i] as f64 - max) / cfg.temperature).exp())
+        .collect();
     let total: f64 = probs.iter().sum();
     if !total.is_finite() || total <= 0.0 {
         return argmax();

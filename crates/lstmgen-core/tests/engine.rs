@@ -4,7 +4,13 @@ use candle_core::Device;
 use lstmgen_core::{AdamConfig, Model, ModelConfig, SampleConfig};
 
 fn cfg(dropout: f32) -> ModelConfig {
-    ModelConfig { vocab_size: 13, embedding_dim: 6, hidden_size: 8, num_layers: 2, dropout }
+    ModelConfig {
+        vocab_size: 13,
+        embedding_dim: 6,
+        hidden_size: 8,
+        num_layers: 2,
+        dropout,
+    }
 }
 
 fn ids(n: usize) -> Vec<u32> {
@@ -15,7 +21,9 @@ fn ids(n: usize) -> Vec<u32> {
 fn seq_len_512_trains_without_overflow() {
     let mut m = Model::new(cfg(0.0), 1, Device::Cpu).unwrap();
     let x = ids(2 * 512);
-    let s = m.train_step(&x, &x, 2, 512, &AdamConfig::default(), 0).unwrap();
+    let s = m
+        .train_step(&x, &x, 2, 512, &AdamConfig::default(), 0)
+        .unwrap();
     assert!(s.loss.is_finite() && s.loss > 0.0);
     assert_eq!(s.count, 1024);
 }
@@ -25,7 +33,10 @@ fn same_seed_same_losses_with_dropout() {
     let run = || {
         let mut m = Model::new(cfg(0.3), 7, Device::Cpu).unwrap();
         let x = ids(4 * 10);
-        let opt = AdamConfig { lr: 0.03, ..AdamConfig::default() };
+        let opt = AdamConfig {
+            lr: 0.03,
+            ..AdamConfig::default()
+        };
         (0..8)
             .map(|k| {
                 m.reset_train_state();
@@ -35,7 +46,10 @@ fn same_seed_same_losses_with_dropout() {
     };
     let (a, b) = (run(), run());
     assert_eq!(a, b);
-    assert!(a[7] < a[0] - 0.05, "loss should fall on a repeated batch: {a:?}");
+    assert!(
+        a[7] < a[0] - 0.05,
+        "loss should fall on a repeated batch: {a:?}"
+    );
 }
 
 #[test]
@@ -47,22 +61,56 @@ fn eval_state_carries_between_batches() {
     m.reset_eval_state();
     let fresh = m.eval_step(&x, &x, 2, 8).unwrap().loss_sum;
     assert_eq!(first, fresh);
-    assert_ne!(first, carried, "the second batch must start from the carried state");
+    assert_ne!(
+        first, carried,
+        "the second batch must start from the carried state"
+    );
 }
 
 #[test]
 fn bad_input_is_a_typed_error() {
     let mut m = Model::new(cfg(0.0), 3, Device::Cpu).unwrap();
     let opt = AdamConfig::default();
-    let e = m.train_step(&[1, 2, 3], &[1, 2, 3], 2, 2, &opt, 0).unwrap_err();
+    let e = m
+        .train_step(&[1, 2, 3], &[1, 2, 3], 2, 2, &opt, 0)
+        .unwrap_err();
     assert!(e.to_string().starts_with("E_INPUT"), "{e}");
     let e = m.train_step(&[1, 99], &[1, 2], 1, 2, &opt, 0).unwrap_err();
     assert!(e.to_string().contains("not a token id"), "{e}");
-    let e = m.train_step(&[1, 2], &[1, 2], 1, 2, &AdamConfig { lr: f64::NAN, ..opt }, 0).unwrap_err();
+    let e = m
+        .train_step(
+            &[1, 2],
+            &[1, 2],
+            1,
+            2,
+            &AdamConfig {
+                lr: f64::NAN,
+                ..opt
+            },
+            0,
+        )
+        .unwrap_err();
     assert!(e.to_string().contains("lr"), "{e}");
-    let e = Model::new(ModelConfig { hidden_size: 0, ..cfg(0.0) }, 0, Device::Cpu).err().unwrap();
+    let e = Model::new(
+        ModelConfig {
+            hidden_size: 0,
+            ..cfg(0.0)
+        },
+        0,
+        Device::Cpu,
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("hiddenSize"), "{e}");
-    let bad = SampleConfig { num_samples: 1, max_tokens: 3, temperature: -1.0, top_k: 0, top_p: 1.0, seed: 0, stop_sequences: vec![] };
+    let bad = SampleConfig {
+        num_samples: 1,
+        max_tokens: 3,
+        temperature: -1.0,
+        top_k: 0,
+        top_p: 1.0,
+        seed: 0,
+        stop_sequences: vec![],
+    };
     let e = lstmgen_core::sample::generate(&m, &[1], &bad).unwrap_err();
     assert!(e.to_string().contains("temperature"), "{e}");
 }
@@ -70,15 +118,40 @@ fn bad_input_is_a_typed_error() {
 #[test]
 fn sampling_is_seeded_and_stops() {
     let m = Model::new(cfg(0.0), 5, Device::Cpu).unwrap();
-    let sc = SampleConfig { num_samples: 4, max_tokens: 20, temperature: 1.0, top_k: 5, top_p: 0.9, seed: 11, stop_sequences: vec![] };
+    let sc = SampleConfig {
+        num_samples: 4,
+        max_tokens: 20,
+        temperature: 1.0,
+        top_k: 5,
+        top_p: 0.9,
+        seed: 11,
+        stop_sequences: vec![],
+    };
     let a = lstmgen_core::sample::generate(&m, &[1, 2, 3], &sc).unwrap();
-    assert_eq!(a, lstmgen_core::sample::generate(&m, &[1, 2, 3], &sc).unwrap());
+    assert_eq!(
+        a,
+        lstmgen_core::sample::generate(&m, &[1, 2, 3], &sc).unwrap()
+    );
     assert_eq!(a.len(), 4);
     assert!(a.iter().all(|s| s.len() == 20));
     let stop = a[0][2];
-    let b = lstmgen_core::sample::generate(&m, &[1, 2, 3], &SampleConfig { stop_sequences: vec![vec![stop]], ..sc.clone() }).unwrap();
-    assert_eq!(b[0], a[0][..=a[0].iter().position(|&t| t == stop).unwrap()].to_vec());
-    let greedy = SampleConfig { temperature: 0.0, ..sc };
+    let b = lstmgen_core::sample::generate(
+        &m,
+        &[1, 2, 3],
+        &SampleConfig {
+            stop_sequences: vec![vec![stop]],
+            ..sc.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        b[0],
+        a[0][..=a[0].iter().position(|&t| t == stop).unwrap()].to_vec()
+    );
+    let greedy = SampleConfig {
+        temperature: 0.0,
+        ..sc
+    };
     let g = lstmgen_core::sample::generate(&m, &[1, 2, 3], &greedy).unwrap();
     assert!(g.iter().all(|s| s == &g[0]), "greedy samples must agree");
 }
@@ -86,9 +159,26 @@ fn sampling_is_seeded_and_stops() {
 #[test]
 fn top_k_one_equals_greedy() {
     let m = Model::new(cfg(0.0), 5, Device::Cpu).unwrap();
-    let base = SampleConfig { num_samples: 2, max_tokens: 15, temperature: 1.0, top_k: 1, top_p: 1.0, seed: 3, stop_sequences: vec![] };
+    let base = SampleConfig {
+        num_samples: 2,
+        max_tokens: 15,
+        temperature: 1.0,
+        top_k: 1,
+        top_p: 1.0,
+        seed: 3,
+        stop_sequences: vec![],
+    };
     let k1 = lstmgen_core::sample::generate(&m, &[4], &base).unwrap();
-    let g = lstmgen_core::sample::generate(&m, &[4], &SampleConfig { temperature: 0.0, top_k: 0, ..base }).unwrap();
+    let g = lstmgen_core::sample::generate(
+        &m,
+        &[4],
+        &SampleConfig {
+            temperature: 0.0,
+            top_k: 0,
+            ..base
+        },
+    )
+    .unwrap();
     assert_eq!(k1, g);
 }
 
@@ -97,7 +187,10 @@ fn checkpoint_resumes_exactly() {
     use lstmgen_core::io;
     let dev = Device::Cpu;
     let mut a = Model::new(cfg(0.2), 9, dev.clone()).unwrap();
-    let opt = AdamConfig { lr: 0.01, ..AdamConfig::default() };
+    let opt = AdamConfig {
+        lr: 0.01,
+        ..AdamConfig::default()
+    };
     let batches: Vec<Vec<u32>> = (0..6).map(|k| ids(3 * 7 + k).split_off(k)).collect();
     for (k, x) in batches[..3].iter().enumerate() {
         a.train_step(x, x, 3, 7, &opt, k as u64).unwrap();
@@ -120,7 +213,15 @@ fn checkpoint_resumes_exactly() {
 fn streaming_and_piecewise_priming_match_one_call() {
     use lstmgen_core::sample::{generate, Sampler};
     let m = Model::new(cfg(0.0), 5, Device::Cpu).unwrap();
-    let sc = SampleConfig { num_samples: 3, max_tokens: 12, temperature: 0.9, top_k: 0, top_p: 1.0, seed: 21, stop_sequences: vec![] };
+    let sc = SampleConfig {
+        num_samples: 3,
+        max_tokens: 12,
+        temperature: 0.9,
+        top_k: 0,
+        top_p: 1.0,
+        seed: 21,
+        stop_sequences: vec![],
+    };
     let prompt = [1, 2, 3, 4, 5, 6];
     let whole = generate(&m, &prompt, &sc).unwrap();
     // Streamed in chunks of 5 tokens.
@@ -133,13 +234,27 @@ fn streaming_and_piecewise_priming_match_one_call() {
     }
     assert_eq!(streamed, whole);
     // Primed piece by piece: greedy continuations agree with priming at once.
-    let greedy = SampleConfig { temperature: 0.0, ..sc.clone() };
+    let greedy = SampleConfig {
+        temperature: 0.0,
+        ..sc.clone()
+    };
     let mut p = Sampler::new(&m, &prompt[..2], &greedy).unwrap();
     p.feed(&m, &prompt[2..4]).unwrap();
     p.feed(&m, &prompt[4..]).unwrap();
-    assert_eq!(p.next(&m, 12).unwrap(), generate(&m, &prompt, &greedy).unwrap());
+    assert_eq!(
+        p.next(&m, 12).unwrap(),
+        generate(&m, &prompt, &greedy).unwrap()
+    );
     // maxTokens 0 yields nothing.
-    let none = generate(&m, &prompt, &SampleConfig { max_tokens: 0, ..sc }).unwrap();
+    let none = generate(
+        &m,
+        &prompt,
+        &SampleConfig {
+            max_tokens: 0,
+            ..sc
+        },
+    )
+    .unwrap();
     assert!(none.iter().all(|s| s.is_empty()));
 }
 
@@ -152,6 +267,9 @@ fn state_dict_import_infers_the_shape() {
     let imported = io::from_state_dict(&bytes, &dev).unwrap();
     assert_eq!(*imported.config(), cfg(0.0));
     let x = ids(6);
-    assert_eq!(m.logits(&x, 2, 3, None).unwrap().0, imported.logits(&x, 2, 3, None).unwrap().0);
+    assert_eq!(
+        m.logits(&x, 2, 3, None).unwrap().0,
+        imported.logits(&x, 2, 3, None).unwrap().0
+    );
     assert!(io::from_state_dict(b"nonsense", &dev).is_err());
 }

@@ -6,15 +6,36 @@ use candle_core::{DType, Device, Tensor};
 use lstmgen_core::params::init_params;
 use lstmgen_core::{Model, ModelConfig};
 
-fn loss(model: &Model, inputs: &[u32], targets: &[u32], b: usize, t: usize, state: &lstmgen_core::State) -> f64 {
-    model.loss_and_grads(inputs, targets, b, t, state, 0).unwrap().0.loss
+fn loss(
+    model: &Model,
+    inputs: &[u32],
+    targets: &[u32],
+    b: usize,
+    t: usize,
+    state: &lstmgen_core::State,
+) -> f64 {
+    model
+        .loss_and_grads(inputs, targets, b, t, state, 0)
+        .unwrap()
+        .0
+        .loss
 }
 
 #[test]
 fn every_gradient_matches_central_differences() {
-    let cfg = ModelConfig { vocab_size: 7, embedding_dim: 4, hidden_size: 5, num_layers: 2, dropout: 0.0 };
+    let cfg = ModelConfig {
+        vocab_size: 7,
+        embedding_dim: 4,
+        hidden_size: 5,
+        num_layers: 2,
+        dropout: 0.0,
+    };
     let dev = Device::Cpu;
-    let params: Vec<Tensor> = init_params(&cfg, 42, &dev).unwrap().iter().map(|p| p.to_dtype(DType::F64).unwrap()).collect();
+    let params: Vec<Tensor> = init_params(&cfg, 42, &dev)
+        .unwrap()
+        .iter()
+        .map(|p| p.to_dtype(DType::F64).unwrap())
+        .collect();
     let (b, t) = (2, 5);
     let inputs: Vec<u32> = (0..b * t).map(|i| ((i * 5 + 3) % 7) as u32).collect();
     let targets: Vec<u32> = (0..b * t).map(|i| ((i * 3 + 1) % 7) as u32).collect();
@@ -22,29 +43,54 @@ fn every_gradient_matches_central_differences() {
     // A non-zero carried state, as in truncated BPTT after the first batch.
     let (_, state) = model.logits(&inputs, b, t, None).unwrap();
     let state = lstmgen_core::State {
-        h: state.h.iter().map(|x| x.to_dtype(DType::F64).unwrap()).collect(),
-        c: state.c.iter().map(|x| x.to_dtype(DType::F64).unwrap()).collect(),
+        h: state
+            .h
+            .iter()
+            .map(|x| x.to_dtype(DType::F64).unwrap())
+            .collect(),
+        c: state
+            .c
+            .iter()
+            .map(|x| x.to_dtype(DType::F64).unwrap())
+            .collect(),
     };
-    let (_, grads, _) = model.loss_and_grads(&inputs, &targets, b, t, &state, 0).unwrap();
+    let (_, grads, _) = model
+        .loss_and_grads(&inputs, &targets, b, t, &state, 0)
+        .unwrap();
     let eps = 1e-6;
     let mut checked = 0;
     let mut worst = 0f64;
     for (k, p) in params.iter().enumerate() {
         let base = p.flatten_all().unwrap().to_vec1::<f64>().unwrap();
         let analytic = grads[k].flatten_all().unwrap().to_vec1::<f64>().unwrap();
-        assert_eq!(base.len(), analytic.len(), "gradient {k} has the wrong size");
+        assert_eq!(
+            base.len(),
+            analytic.len(),
+            "gradient {k} has the wrong size"
+        );
         for j in 0..base.len() {
             let eval = |delta: f64| {
                 let mut v = base.clone();
                 v[j] += delta;
                 let mut ps = params.clone();
                 ps[k] = Tensor::from_vec(v, p.shape(), &dev).unwrap();
-                loss(&Model::from_params(cfg, ps, dev.clone()).unwrap(), &inputs, &targets, b, t, &state)
+                loss(
+                    &Model::from_params(cfg, ps, dev.clone()).unwrap(),
+                    &inputs,
+                    &targets,
+                    b,
+                    t,
+                    &state,
+                )
             };
             let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
             let err = (analytic[j] - numeric).abs();
             worst = worst.max(err);
-            assert!(err <= 1e-6 + 1e-5 * numeric.abs(), "param {k} element {j}: analytic {} vs numeric {numeric}", analytic[j]);
+            assert!(
+                err <= 1e-6 + 1e-5 * numeric.abs(),
+                "param {k} element {j}: analytic {} vs numeric {numeric}",
+                analytic[j]
+            );
             checked += 1;
         }
     }
