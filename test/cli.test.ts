@@ -48,8 +48,9 @@ describe('lstmgen CLI', () => {
     expect(Object.keys(epochs[0]).sort()).toEqual(['epoch', 'trainLoss', 'type', 'valAccuracy', 'valLoss', 'valPerplexity']);
     const done = lines.at(-1)!;
     expect(done.type).toBe('done');
-    expect(Object.keys(done).sort()).toEqual(['modelPath', 'tokensPerSec', 'type', 'valLoss', 'valPerplexity']);
+    expect(Object.keys(done).sort()).toEqual(['aborted', 'modelPath', 'tokensPerSec', 'type', 'valLoss', 'valPerplexity']);
     expect(done.modelPath).toBe(modelFile);
+    expect(done.aborted).toBe(false);
     expect(done.valLoss).toBe(epochs[0].valLoss);
     expect(lines).toHaveLength(8);
     expect(fs.existsSync(modelFile)).toBe(true);
@@ -109,6 +110,14 @@ describe('lstmgen CLI', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^lstmgen: unknown option '--hiden-size'/);
 
+    const huge = lstmgen('train', '--corpus', corpus, '--hidden-size', '1e8');
+    expect(huge.code).toBe(2);
+    expect(huge.stderr).toBe('lstmgen: --hidden-size: must be <= 1048576, got 100000000\n');
+
+    const stop = lstmgen('generate', '--model', modelFile, '--stop', '.', '--stop', '');
+    expect(stop.code).toBe(2);
+    expect(stop.stderr).toBe('lstmgen: --stop: must not be empty, got ""\n');
+
     const truncated = path.join(dir, 'truncated.lstm');
     fs.writeFileSync(truncated, fs.readFileSync(modelFile).subarray(0, 100));
     const load = lstmgen('generate', '--model', truncated, '--json');
@@ -116,5 +125,42 @@ describe('lstmgen CLI', () => {
     expect(load.stderr).toMatch(/^lstmgen: /);
     expect(load.stderr).not.toMatch(/\n\s+at /);
     expect(load.stdout).toBe('');
+  });
+
+  it('eval rejects bad --batch-size/--seq-len (exit 2, flag named) and a too-short text (exit 1), never NaN', () => {
+    for (const [flag, value] of [['--seq-len', '-4'], ['--batch-size', '-1'], ['--batch-size', '0'], ['--batch-size', '1.5']]) {
+      const r = lstmgen('eval', '--model', modelFile, '--corpus', corpus, flag, value, '--json');
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toBe(`lstmgen: ${flag}: must be a positive integer, got ${value}\n`);
+      expect(r.stdout).toBe('');
+    }
+    const short = path.join(dir, 'short.txt');
+    fs.writeFileSync(short, 'abc');
+    const r = lstmgen('eval', '--model', modelFile, '--corpus', short, '--json');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^lstmgen: .*3 tokens, shorter than seqLen \+ 1/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('train checks --out and --checkpoint-dir before training and names the flag', () => {
+    const noDir = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '2', '--out', path.join(dir, 'no-such-dir', 'x.lstm'), '--json');
+    expect(noDir.code).toBe(2);
+    expect(noDir.stderr).toBe(`lstmgen: --out: cannot write ${JSON.stringify(path.join(dir, 'no-such-dir', 'x.lstm'))}: directory ${JSON.stringify(path.join(dir, 'no-such-dir'))} does not exist\n`);
+    expect(noDir.stdout).toBe(''); // not one step ran
+    const isDir = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '2', '--out', dir);
+    expect(isDir.code).toBe(2);
+    expect(isDir.stderr).toMatch(/^lstmgen: --out: .*it is a directory\n$/);
+    const ckpt = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '2', '--checkpoint-dir', path.join(corpus, 'sub'), '--out', path.join(dir, 'c.lstm'), '--json');
+    expect(ckpt.code).toBe(2);
+    expect(ckpt.stderr).toMatch(/^lstmgen: --checkpoint-dir: cannot write .*cannot create directory/);
+    expect(ckpt.stdout).toBe('');
+    expect(fs.existsSync(path.join(dir, 'c.lstm'))).toBe(false);
+  });
+
+  it('warns on stderr, exit 0, when training diverged (final validation loss > ln V)', () => {
+    const r = lstmgen('train', '--corpus', corpus, ...tiny.filter((_, i) => i < 8), '--device', 'cpu', '--lr', '1e6', '--max-steps', '12', '--out', path.join(dir, 'd.lstm'), '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^lstmgen: warning: training diverged: the final validation loss .* is above ln\(vocabSize\) = [\d.]+.*lower lr/m);
+    expect(jsonLines(r.stdout).at(-1)!.type).toBe('done');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseGenerateOptions, parseTrainConfig, TRAIN_DEFAULTS } from '../ts/config';
+import { MAX_DIM, parseEvaluateOptions, parseGenerateOptions, parseTrainConfig, TRAIN_DEFAULTS } from '../ts/config';
 import { ConfigError, DataError, DeviceError, ModelFileError, NativeError, NumericError, wrapNative } from '../ts/errors';
 
 /** The ConfigError thrown by `fn`. */
@@ -52,6 +52,23 @@ describe('parseTrainConfig', () => {
     expect(err.message).toBe(message);
   });
 
+  it.each([
+    ['hiddenSize', 1e8, 'hiddenSize: must be <= 1048576, got 100000000'],
+    ['embeddingDim', MAX_DIM + 1, 'embeddingDim: must be <= 1048576, got 1048577'],
+    ['numLayers', 2 ** 21, 'numLayers: must be <= 1048576, got 2097152'],
+    ['vocabSize', 2 ** 20 + 1, 'vocabSize: must be <= 1048576, got 1048577'],
+    ['hiddenSize', Infinity, 'hiddenSize: must be a positive integer, got Infinity'],
+  ])('bounds %s = %s to the engine limit, naming the field', (field, value, message) => {
+    const err = configError(() => parseTrainConfig({ corpus: 'moby-dick', [field]: value } as never));
+    expect(err.field).toBe(field);
+    expect(err.message).toBe(message);
+  });
+
+  it('accepts every dimension at the engine limit 2^20', () => {
+    const c = parseTrainConfig({ corpus: 'x', hiddenSize: MAX_DIM, embeddingDim: MAX_DIM, numLayers: MAX_DIM, vocabSize: MAX_DIM });
+    expect([c.hiddenSize, c.embeddingDim, c.numLayers, c.vocabSize]).toEqual([MAX_DIM, MAX_DIM, MAX_DIM, MAX_DIM]);
+  });
+
   it('requires a corpus and rejects unknown options', () => {
     expect(configError(() => parseTrainConfig({} as never)).field).toBe('corpus');
     expect(configError(() => parseTrainConfig({ corpus: '' })).field).toBe('corpus');
@@ -87,6 +104,8 @@ describe('parseGenerateOptions', () => {
     ['maxTokens', 0, 'maxTokens: must be a positive integer, got 0'],
     ['numSamples', -2, 'numSamples: must be a positive integer, got -2'],
     ['prompt', 5, 'prompt: must be a string, got 5'],
+    ['maxTokens', 2 ** 24 + 1, 'maxTokens: must be <= 16777216, got 16777217'],
+    ['numSamples', 65537, 'numSamples: must be <= 65536, got 65537'],
   ])('rejects %s = %s naming the field', (field, value, message) => {
     const err = configError(() => parseGenerateOptions({ [field]: value } as never));
     expect(err.field).toBe(field);
@@ -96,6 +115,27 @@ describe('parseGenerateOptions', () => {
   it('names the element of a bad stop string', () => {
     const err = configError(() => parseGenerateOptions({ stop: ['.', ''] }));
     expect(err.field).toBe('stop.1');
+  });
+});
+
+describe('parseEvaluateOptions', () => {
+  it('accepts no options and positive integers', () => {
+    expect(parseEvaluateOptions()).toEqual({});
+    expect(parseEvaluateOptions({ batchSize: 4, seqLen: 32 })).toMatchObject({ batchSize: 4, seqLen: 32 });
+    expect(parseEvaluateOptions({ batchSize: undefined, seqLen: undefined, strict: true })).toMatchObject({ strict: true });
+  });
+
+  it.each([
+    ['seqLen', -4, 'seqLen: must be a positive integer, got -4'],
+    ['seqLen', 0, 'seqLen: must be a positive integer, got 0'],
+    ['batchSize', -1, 'batchSize: must be a positive integer, got -1'],
+    ['batchSize', 0, 'batchSize: must be a positive integer, got 0'],
+    ['batchSize', 1.5, 'batchSize: must be a positive integer, got 1.5'],
+    ['batchSize', NaN, 'batchSize: must be a positive integer, got NaN'],
+  ])('rejects %s = %s naming the field', (field, value, message) => {
+    const err = configError(() => parseEvaluateOptions({ [field]: value }));
+    expect(err.field).toBe(field);
+    expect(err.message).toBe(message);
   });
 });
 

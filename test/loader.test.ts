@@ -110,6 +110,8 @@ describe('build selection (fake builds)', () => {
     });
     expect(() => loader.forDevice('auto')).toThrow(DeviceError);
     expect(() => loader.forDevice('cpu')).toThrow(/cannot load the lstmgen native addon .*Cannot find native binding.*\nhint: .*lstmgen-linux-x64-gnu/);
+    // build:native exists only in a source checkout: the hint says so, after the install advice
+    expect(() => loader.forDevice('cpu')).toThrow(/hint: install .*lstmgen-linux-x64-gnu.*optionalDependency.*; in a source checkout.*`npm run build:native`/);
   });
 });
 

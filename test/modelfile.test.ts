@@ -57,6 +57,14 @@ describe('model file', () => {
     const target = path.join(dir, 'missing-dir', 'm.lstm');
     await expect(model.save(target)).rejects.toThrow(ModelFileError);
     expect(fs.readdirSync(dir)).toEqual(['m.lstm']);
+    // the message names the target and its missing directory, never the temporary file
+    const err = (await model.save(target).catch((e: unknown) => e)) as ModelFileError;
+    expect(err.message).toBe(`cannot write model file ${JSON.stringify(target)}: directory ${JSON.stringify(path.dirname(target))} does not exist`);
+    expect(err.message).not.toMatch(/\.tmp-/);
+    const asDir = (await model.save(dir).catch((e: unknown) => e)) as ModelFileError;
+    expect(asDir).toBeInstanceOf(ModelFileError);
+    expect(asDir.message).toContain(JSON.stringify(dir));
+    expect(asDir.message).not.toMatch(/\.tmp-/);
   });
 
   it('rejects missing, truncated, corrupt and foreign files with ModelFileError; the process lives', async () => {

@@ -115,6 +115,7 @@ describe('train()', () => {
 
   it('gives typed errors for bad input and the process lives on', async () => {
     await expect(train({ ...TINY, hiddenSize: 0 })).rejects.toThrow(ConfigError);
+    await expect(train({ ...TINY, hiddenSize: 1e8 })).rejects.toMatchObject({ name: 'ConfigError', field: 'hiddenSize' }); // not the engine's DataError
     await expect(train({ ...TINY, lr: NaN })).rejects.toThrow(/lr: must be a finite number > 0, got NaN/);
     await expect(train({ ...TINY, corpus: { text: '' } })).rejects.toThrow(DataError);
     await expect(train({ ...TINY, corpus: '/no/such/file.txt' })).rejects.toThrow(/no such file/);
@@ -122,6 +123,33 @@ describe('train()', () => {
     await expect(train({ ...TINY, corpus: { text: shakespeare(100) } })).rejects.toThrow(DataError);
     const { history } = await train({ ...TINY, maxSteps: 2 });
     expect(history.steps).toHaveLength(2);
+  });
+
+  it('evaluate() rejects bad batchSize/seqLen with a ConfigError naming the option, a too-short text with a DataError', async () => {
+    const { model } = await train({ ...TINY, maxSteps: 2 });
+    const text = { text: shakespeare(3000) };
+    for (const [field, value] of [['seqLen', -4], ['seqLen', 0], ['batchSize', -1], ['batchSize', 0], ['batchSize', 1.5]] as const) {
+      await expect(model.evaluate(text, { [field]: value })).rejects.toMatchObject({ name: 'ConfigError', field });
+    }
+    await expect(model.evaluate({ text: 'ab' })).rejects.toThrow(DataError);
+    await expect(model.evaluate(new Uint32Array(0))).rejects.toThrow(DataError);
+    await expect(model.evaluate({ text: shakespeare(17) }, { seqLen: 16 })).resolves.toMatchObject({ tokens: 16 });
+  });
+
+  it('warns (LSTMGEN_DIVERGED, run still resolves) when the final validation loss exceeds ln(vocabSize)', async () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    const diverged = () => warn.mock.calls.filter((c) => (c[1] as { code?: string } | undefined)?.code === 'LSTMGEN_DIVERGED');
+    try {
+      const { model, history } = await train({ ...TINY, lr: 1e6 });
+      expect(history.epochs.at(-1)!.valLoss).toBeGreaterThan(Math.log(model.tokenizer.vocabSize));
+      expect(diverged()).toHaveLength(1);
+      expect(String(diverged()[0][0])).toMatch(/training diverged.*ln\(vocabSize\).*lower lr/);
+      warn.mockClear();
+      await train({ ...TINY });
+      expect(diverged()).toHaveLength(0);
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
 

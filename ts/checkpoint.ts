@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from './atomic';
+import { assertWritable, writeFileAtomic } from './atomic';
 import type { TrainConfigInput } from './config';
 import { ConfigError, ModelFileError } from './errors';
 import type { CheckpointInfo } from './events';
@@ -141,12 +141,17 @@ export class CheckpointWriter {
   private readonly lineage: Array<{ step: number; path: string }>;
   private lastStep = -1;
 
-  /** @param resumedStep the step of the checkpoint this run continues, if any. */
+  /**
+   * Creates `dir` if missing, so that an unusable directory fails before training rather than at the first checkpoint.
+   * @param resumedStep the step of the checkpoint this run continues, if any.
+   * @throws ConfigError (field `checkpointDir`) if `dir` cannot be created or is not writable.
+   */
   constructor(
     readonly dir: string,
     private readonly keep: number,
     resumedStep?: number,
   ) {
+    assertWritable(dir, 'checkpointDir', true);
     this.lineage = resumedStep === undefined ? [] : listCheckpoints(dir).filter((c) => c.step <= resumedStep);
     this.lastStep = this.lineage.at(-1)?.step === resumedStep ? resumedStep! : -1;
   }

@@ -13,10 +13,13 @@ import { plotRun } from './plot';
 /** Flags whose name is not the kebab-case of their config field (config field -> flag name without `--`). */
 export const FLAG_NAMES: Readonly<Record<string, string>> = { keepCheckpoints: 'keep', resumeFrom: 'resume', logFile: 'log', earlyStopping: 'early-stopping' };
 
-/** The flag of a config field for messages: `keepCheckpoints` -> `--keep`, `lrSchedule.minLr` -> `--lr-schedule (minLr)`. */
+/**
+ * The flag of a config field for messages: `keepCheckpoints` -> `--keep`, `lrSchedule.minLr` -> `--lr-schedule (minLr)`.
+ * Array indices are dropped (`stop.0` -> `--stop`): a repeatable flag is named as written.
+ */
 export function flagOf(field: string): string {
-  const top = field.split('.')[0];
-  const rest = field.slice(top.length + 1);
+  const [top, ...parts] = field.split('.');
+  const rest = parts.filter((p) => !/^\d+$/.test(p)).join('.');
   const flag = `--${FLAG_NAMES[top] ?? top.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`;
   return rest ? `${flag} (${rest})` : flag;
 }

@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
+import { assertWritable } from './atomic';
 import { ConfigError, LstmgenError } from './errors';
 import { loadModel } from './model';
 import { engineInfo } from './native';
@@ -47,6 +48,7 @@ interface TrainFlags {
 async function trainCommand(flags: TrainFlags): Promise<void> {
   const { out, json, ...rest } = flags;
   const config = runFlagsToConfig(rest);
+  assertWritable(out, 'out'); // fail now, not after training
   const controller = new AbortController();
   const onSigint = () => {
     process.stderr.write('\nlstmgen: stopping after this step (Ctrl-C again to quit)\n');
@@ -87,7 +89,7 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
     const last = history.epochs.at(-1);
     if (json) {
       const files = writtenFiles(history, config.logFile as string | undefined);
-      emit({ type: 'done', modelPath: out, valLoss: last?.valLoss ?? null, valPerplexity: last?.valPerplexity ?? null, tokensPerSec: history.tokensPerSec, ...(Object.keys(files).length ? { files } : {}) });
+      emit({ type: 'done', modelPath: out, valLoss: last?.valLoss ?? null, valPerplexity: last?.valPerplexity ?? null, tokensPerSec: history.tokensPerSec, aborted: history.aborted, ...(Object.keys(files).length ? { files } : {}) });
     } else {
       for (const e of history.epochs) console.log(epochLine(e, model.tokenizer.kind === 'char'));
       console.log(

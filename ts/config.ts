@@ -11,7 +11,27 @@ const isNum = (v: unknown): v is number => typeof v === 'number';
 /** A schema accepting numbers that satisfy `ok`; `why` is the reason shown when they do not. */
 const num = (ok: (v: number) => boolean, why: string) => z.custom<number>((v) => isNum(v) && ok(v), why);
 
-const positiveInt = num((v) => Number.isInteger(v) && v > 0, 'must be a positive integer');
+/**
+ * A schema accepting numbers that pass every rule; the message is the `why` of the first rule that fails
+ * (so `0` reads "must be a positive integer" and `1e8` "must be <= 1048576").
+ */
+const rules = (...checks: Array<[ok: (v: number) => boolean, why: string]>) =>
+  z.custom<number>((v) => isNum(v) && checks.every(([ok]) => ok(v)), {
+    error: (issue) => checks.find(([ok]) => !(isNum(issue.input) && ok(issue.input)))?.[1] ?? checks[0][1],
+  });
+
+const isPositiveInt = (v: number) => Number.isInteger(v) && v > 0;
+const positiveInt = num(isPositiveInt, 'must be a positive integer');
+
+/** Largest size the engine accepts for any single model dimension (vocabSize, embeddingDim, hiddenSize, numLayers): 2^20. */
+export const MAX_DIM = 1 << 20;
+/** Largest `maxTokens` the engine accepts: 2^24. */
+export const MAX_TOKENS = 1 << 24;
+/** Largest `numSamples` the engine accepts: 65536. */
+export const MAX_SAMPLES = 65536;
+const atMost = (max: number): [(v: number) => boolean, string] => [(v) => v <= max, `must be <= ${max}`];
+/** A model dimension: a positive integer <= {@link MAX_DIM}. */
+const dim = rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_DIM));
 const seed = num((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff, 'must be an integer in [0, 2^32-1]');
 const unitOpen = num((v) => v >= 0 && v < 1, 'must be a number in [0, 1)');
 const fn = <T extends (...args: never[]) => unknown>() => z.custom<T>((v) => typeof v === 'function', 'must be a function');
@@ -113,12 +133,12 @@ export const TrainConfigSchema = z.strictObject({
   valFraction: num((v) => v > 0 && v < 1, 'must be a number in (0, 1)').default(TRAIN_DEFAULTS.valFraction),
   tokenizer: z.enum(['char', 'word'], { error: 'must be "char" or "word"' }).default(TRAIN_DEFAULTS.tokenizer),
   /** Word models only: vocabulary size including `<unk>` and `<eos>`. */
-  vocabSize: num((v) => Number.isInteger(v) && v >= 3, 'must be an integer >= 3').default(TRAIN_DEFAULTS.vocabSize),
+  vocabSize: rules([(v) => Number.isInteger(v) && v >= 3, 'must be an integer >= 3'], atMost(MAX_DIM)).default(TRAIN_DEFAULTS.vocabSize),
   /** Word models only: lower-case the text before splitting. */
   lowercase: z.boolean({ error: 'must be true or false' }).default(TRAIN_DEFAULTS.lowercase),
-  embeddingDim: positiveInt.default(TRAIN_DEFAULTS.embeddingDim),
-  hiddenSize: positiveInt.default(TRAIN_DEFAULTS.hiddenSize),
-  numLayers: positiveInt.default(TRAIN_DEFAULTS.numLayers),
+  embeddingDim: dim.default(TRAIN_DEFAULTS.embeddingDim),
+  hiddenSize: dim.default(TRAIN_DEFAULTS.hiddenSize),
+  numLayers: dim.default(TRAIN_DEFAULTS.numLayers),
   /** Inverted-dropout probability between layers and before the output layer (training only). */
   dropout: unitOpen.default(TRAIN_DEFAULTS.dropout),
   /** Truncated-BPTT length in tokens. */
@@ -191,14 +211,14 @@ export const GenerateOptionsSchema = z.strictObject({
   /** Text to continue. Empty: generation starts from a line break (`'\n'` or `<eos>`). */
   prompt: z.string({ error: 'must be a string' }).default(''),
   /** Tokens to generate per sample (characters or words). */
-  maxTokens: positiveInt.default(200),
+  maxTokens: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_TOKENS)).default(200),
   /** Softmax temperature; 0 = greedy (argmax). */
   temperature: num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0').default(1),
   /** Keep only the k most likely tokens; unset = off. */
   topK: num((v) => Number.isInteger(v) && v >= 1, 'must be an integer >= 1').optional(),
   /** Nucleus sampling mass; 1 = off. */
   topP: num((v) => v > 0 && v <= 1, 'must be a number in (0, 1]').default(1),
-  numSamples: positiveInt.default(1),
+  numSamples: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_SAMPLES)).default(1),
   /** Sampling seed; same seed, same text. Unset: a fresh random seed per call. */
   seed: seed.optional(),
   /** A sample ends at the first of these strings; the returned text is cut before it. */
@@ -222,6 +242,23 @@ export const StreamOptionsSchema = GenerateOptionsSchema.omit({ numSamples: true
 export type StreamOptionsInput = z.input<typeof StreamOptionsSchema>;
 /** Options of `model.stream()` after validation and defaults. */
 export type StreamOptions = z.output<typeof StreamOptionsSchema>;
+
+/** Schema of the options of `model.evaluate()`. */
+export const EvaluateOptionsSchema = z.strictObject({
+  /** Streams per batch; default the training batchSize, lowered to fit a short text. */
+  batchSize: positiveInt.optional(),
+  /** Positions per batch; default the training seqLen. */
+  seqLen: positiveInt.optional(),
+  /** Throw a DataError for symbols outside the vocabulary instead of counting them as `<unk>`. */
+  strict: z.boolean({ error: 'must be true or false' }).optional(),
+  /** Receives the single warning about symbols counted as `<unk>`. */
+  onWarning: fn<(message: string) => void>().optional(),
+});
+
+/** Options of `model.evaluate()` as the user writes them. */
+export type EvaluateOptionsInput = z.input<typeof EvaluateOptionsSchema>;
+/** Options of `model.evaluate()` after validation. */
+export type EvaluateOptionsParsed = z.output<typeof EvaluateOptionsSchema>;
 
 /** Show a rejected value in a message: strings quoted, NaN and numbers as written. */
 function show(value: unknown): string {
@@ -276,4 +313,12 @@ export function parseStreamOptions(input: StreamOptionsInput = {}): StreamOption
  */
 export function parseGenerateOptions(input: GenerateOptionsInput = {}): GenerateOptions {
   return parseWith(GenerateOptionsSchema, input, 'the generate options');
+}
+
+/**
+ * Validate the options of `model.evaluate()`.
+ * @throws ConfigError naming the field, e.g. `"seqLen: must be a positive integer, got -4"`.
+ */
+export function parseEvaluateOptions(input: EvaluateOptionsInput = {}): EvaluateOptionsParsed {
+  return parseWith(EvaluateOptionsSchema, input, 'the evaluate options');
 }

@@ -1,7 +1,7 @@
 /** A trained (or loaded) LSTM language model: native weights + tokenizer + the config it was trained with. */
 import * as fs from 'node:fs';
 import { writeFileAtomic } from './atomic';
-import { parseGenerateOptions, parseStreamOptions, type GenerateOptionsInput, type StreamOptionsInput, type TrainConfig } from './config';
+import { parseEvaluateOptions, parseGenerateOptions, parseStreamOptions, type GenerateOptionsInput, type StreamOptionsInput, type TrainConfig } from './config';
 import { loadCorpus, makeBatches, describeCorpus, type CorpusSource } from './data';
 import { DataError, ModelFileError } from './errors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
@@ -103,15 +103,17 @@ export class LstmModel {
    * Evaluate on a corpus (source or token ids): one pass with the carried evaluation state
    * (resetEvalState, then evalStep over the batches of {@link makeBatches}, last short batch included).
    * Symbols outside the vocabulary count as `<unk>` targets, silently unless `onWarning` or `strict` is given.
-   * @throws DataError when the corpus cannot be read or has fewer than seqLen + 1 tokens, or for unknown
+   * @throws ConfigError naming the option for an invalid `batchSize`, `seqLen`, `strict` or `onWarning`;
+   *   DataError when the corpus cannot be read or has fewer than seqLen + 1 tokens, or for unknown
    *   symbols with `strict`.
    */
   async evaluate(corpus: CorpusSource | Uint32Array, options: EvaluateOptions = {}): Promise<EvalResult> {
-    const ids = corpus instanceof Uint32Array ? corpus : this.tokenizer.encode(loadCorpus(corpus), { onWarning: () => {}, ...options });
-    const seqLen = options.seqLen ?? this.config.seqLen;
+    const opts = parseEvaluateOptions(options);
+    const ids = corpus instanceof Uint32Array ? corpus : this.tokenizer.encode(loadCorpus(corpus), { onWarning: () => {}, ...opts });
+    const seqLen = opts.seqLen ?? this.config.seqLen;
     const fit = Math.floor((ids.length - 1) / seqLen); // streams that hold one full sequence
-    const batchSize = Math.max(1, Math.min(options.batchSize ?? this.config.batchSize, fit));
-    const batches = makeBatches(ids, batchSize, seqLen);
+    const batchSize = Math.max(1, Math.min(opts.batchSize ?? this.config.batchSize, fit));
+    const batches = makeBatches(ids, batchSize, seqLen); // DataError when not one full sequence fits
     this.native.resetEvalState();
     let lossSum = 0;
     let correct = 0;
@@ -122,6 +124,7 @@ export class LstmModel {
       correct += r.correct;
       count += r.count;
     }
+    if (count === 0) throw new DataError(`the evaluation text has ${ids.length} tokens: nothing to predict with seqLen ${seqLen}`);
     const loss = lossSum / count;
     return {
       loss,

@@ -84,8 +84,18 @@ const first = (err: unknown) => (err instanceof Error ? err.message : String(err
 /** `linux-x64-gnu` etc.: the napi-rs platform name, or null where lstmgen ships no CUDA build. */
 function cudaPlatform(): string | null {
   if (process.platform !== 'linux' || process.arch !== 'x64') return null;
-  const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
-  return glibc ? 'linux-x64-gnu' : null;
+  return hasGlibc() ? 'linux-x64-gnu' : null;
+}
+
+/** Whether this Node runs on glibc (napi-rs `-gnu` builds) rather than musl. */
+function hasGlibc(): boolean {
+  return !!(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
+}
+
+/** The npm package holding the prebuilt CPU addon for this platform (lstmgen ships `lstmgen-linux-x64-gnu`). */
+function platformPackage(): string {
+  const libc = process.platform === 'linux' ? (hasGlibc() ? '-gnu' : '-musl') : '';
+  return `lstmgen-${process.platform}-${process.arch}${libc}`;
 }
 
 /** The real dependencies: files next to `index.js`, npm packages resolved from the package root. */
@@ -146,8 +156,9 @@ export class BinaryLoader {
     } catch (err) {
       throw new DeviceError(
         `cannot load the lstmgen native addon (${path.join(ROOT, 'index.js')}): ${first(err)}\n` +
-          'hint: install the package for your platform (npm i lstmgen installs lstmgen-linux-x64-gnu on Linux x64), ' +
-          'or build it with `npm run build:native` (needs a Rust toolchain)',
+          `hint: install the prebuilt addon for your platform, the npm package ${platformPackage()} (an optionalDependency of lstmgen: ` +
+          `reinstall without --omit=optional / --no-optional, or \`npm i ${platformPackage()}\`); ` +
+          'in a source checkout of lstmgen, build it with `npm run build:native` (needs a Rust toolchain)',
         { cause: err },
       );
     }

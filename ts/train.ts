@@ -46,6 +46,8 @@ const ignore = () => {};
  * losses equal those of an uninterrupted run. When `signal` aborts, training stops before the next step and
  * the model so far is returned with `history.aborted = true` (a final checkpoint is written when
  * `checkpointDir` is set). With early stopping and `restoreBest`, the returned model has the best weights.
+ * When the final validation loss is above ln(vocabSize) (worse than a uniform prediction: training diverged)
+ * a process warning with code `LSTMGEN_DIVERGED` says so and suggests a lower lr; the run still resolves.
  *
  * @throws ConfigError for invalid options, or a checkpoint whose tokenizer or shape differs from the options;
  *   DataError for an unreadable/empty corpus or one too short for one batch (training) or one sequence
@@ -214,6 +216,7 @@ export async function train(input: TrainConfigInput): Promise<TrainResult> {
     }
     history.best = bestStep !== null && best.best !== null ? { valLoss: best.best, step: bestStep } : null;
     history.tokensPerSec = seconds > 0 ? tokens / seconds : 0;
+    warnIfDiverged(history.epochs.at(-1)?.valLoss, tokenizer.vocabSize, cfg.lr);
     log?.write({
       type: 'end',
       time: new Date().toISOString(),
@@ -227,6 +230,20 @@ export async function train(input: TrainConfigInput): Promise<TrainResult> {
     log?.close();
   }
   return { model, history };
+}
+
+/**
+ * Warn (process warning `LSTMGEN_DIVERGED`; the CLI prints it on stderr) when the final validation loss is above
+ * ln(vocabSize), the loss of a uniform prediction: the model is worse than guessing, training diverged.
+ */
+function warnIfDiverged(valLoss: number | undefined, vocabSize: number, lr: number): void {
+  const uniform = Math.log(vocabSize);
+  if (valLoss === undefined || valLoss <= uniform) return;
+  process.emitWarning(
+    `training diverged: the final validation loss ${valLoss.toPrecision(4)} is above ln(vocabSize) = ${uniform.toFixed(3)}, ` +
+      `the loss of a uniform prediction, so the model is worse than guessing; lower lr (it was ${lr}) and train again`,
+    { code: 'LSTMGEN_DIVERGED' },
+  );
 }
 
 /**
