@@ -21,7 +21,10 @@ fn cuda() -> Result<Device> {
     Device::new_cuda(0).map_err(|e| {
         // candle appends a backtrace when RUST_BACKTRACE is set: keep the message line only.
         let msg = e.to_string();
-        Error::Device(format!("CUDA device 0 is not usable: {}", msg.lines().next().unwrap_or_default()))
+        Error::Device(format!(
+            "CUDA device 0 is not usable: {}",
+            msg.lines().next().unwrap_or_default()
+        ))
     })
 }
 

@@ -61,6 +61,8 @@ pub struct Model {
     adam: Adam,
     train_state: Option<State>,
     eval_state: Option<State>,
+    /// The last `(batch, seqLen)` whose training-step memory was checked against the system.
+    step_shape_fits: Option<(usize, usize)>,
 }
 
 impl Model {
@@ -90,6 +92,7 @@ impl Model {
             adam,
             train_state: None,
             eval_state: None,
+            step_shape_fits: None,
         })
     }
 
@@ -308,39 +311,35 @@ impl Model {
         dropout_seed: u64,
     ) -> Result<StepStats> {
         opt.validate()?;
-        memory::ensure_fits(
-            memory::step_bytes(&self.cfg, batch, seq_len),
-            "one training step at this batchSize and seqLen",
-        )?;
-        let state = match self.train_state.take() {
-            Some(s) if s.h[0].dim(0)? == batch => s,
-            _ => self.zero_state(batch)?,
-        };
+        if self.step_shape_fits != Some((batch, seq_len)) {
+            memory::ensure_fits(
+                memory::step_bytes(&self.cfg, batch, seq_len),
+                "one training step at this batchSize and seqLen",
+            )?;
+            self.step_shape_fits = Some((batch, seq_len));
+        }
+        // The carried state is replaced only when the step succeeds.
+        let state = self.carried(self.train_state.as_ref(), batch)?;
         let (mut stats, grads, next) =
-            match self.loss_and_grads(inputs, targets, batch, seq_len, &state, dropout_seed) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.train_state = Some(state);
-                    return Err(e);
-                }
-            };
-        let step = self.adam.step() + 1;
+            self.loss_and_grads(inputs, targets, batch, seq_len, &state, dropout_seed)?;
         if !stats.loss.is_finite() {
-            self.train_state = Some(state);
             return Err(Error::Numeric(format!(
-                "loss is {} at step {step}; parameters were not updated",
-                stats.loss
+                "loss is {} at step {}; parameters were not updated",
+                stats.loss,
+                self.adam.step() + 1
             )));
         }
-        match self.adam.update(&mut self.params, &grads, opt) {
-            Ok(norm) => stats.grad_norm = norm,
-            Err(e) => {
-                self.train_state = Some(state);
-                return Err(e);
-            }
-        }
+        stats.grad_norm = self.adam.update(&mut self.params, &grads, opt)?;
         self.train_state = Some(next);
         Ok(stats)
+    }
+
+    /// The state carried in `slot` when it holds `batch` sequences, else a zero state.
+    fn carried(&self, slot: Option<&State>, batch: usize) -> Result<State> {
+        match slot {
+            Some(s) if s.h[0].dim(0)? == batch => Ok(s.clone()),
+            _ => self.zero_state(batch),
+        }
     }
 
     /// Forward-only loss over one batch (no dropout) with the carried evaluation state.
@@ -351,10 +350,7 @@ impl Model {
         batch: usize,
         seq_len: usize,
     ) -> Result<EvalStats> {
-        let state = match self.eval_state.take() {
-            Some(s) if s.h[0].dim(0)? == batch => s,
-            _ => self.zero_state(batch)?,
-        };
+        let state = self.carried(self.eval_state.as_ref(), batch)?;
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let (logits, next, _) = self.forward(&ids, &state, seq_len, None)?;

@@ -33,7 +33,10 @@ impl Sampler {
         })?;
         let c = model.config();
         let per_sample = (3 * c.vocab_size + 10 * c.num_layers * c.hidden_size) as u64 * 4;
-        crate::memory::ensure_fits(per_sample.saturating_mul(cfg.num_samples as u64), "sampling this many sequences at once")?;
+        crate::memory::ensure_fits(
+            per_sample.saturating_mul(cfg.num_samples as u64),
+            "sampling this many sequences at once",
+        )?;
         let vocab = model.config().vocab_size;
         let n = cfg.num_samples;
         let (prompt_logits, state) = model.logits(prompt, 1, prompt.len(), None)?;
