@@ -178,23 +178,7 @@ export class LstmModel {
    *   DeviceError if the addon cannot load or `device` is unavailable.
    */
   static async load(file: string, options: { device?: Device } = {}): Promise<LstmModel> {
-    let bytes: Buffer;
-    try {
-      bytes = await fs.promises.readFile(file);
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new ModelFileError(
-        `cannot read model file ${JSON.stringify(file)}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
-        { cause: err },
-      );
-    }
-    let native: NativeHandle;
-    try {
-      native = NativeHandle.fromSafetensors(bytes, options.device ?? 'auto');
-    } catch (err) {
-      if (err instanceof ModelFileError) throw new ModelFileError(`${file}: ${err.message}`, { cause: err });
-      throw err;
-    }
+    const native = loadNative(file, 'model file', (bytes) => NativeHandle.fromSafetensors(bytes, options.device ?? 'auto'));
     const meta = native.metadata();
     const missing = Object.values(METADATA_KEYS).filter((k) => typeof meta[k] !== 'string');
     if (missing.length > 0) {
@@ -229,4 +213,30 @@ function parseStoredConfig(json: string, file: string): ModelConfig {
 /** Load a model file; same as {@link LstmModel.load}. */
 export function loadModel(file: string, options: { device?: Device } = {}): Promise<LstmModel> {
   return LstmModel.load(file, options);
+}
+
+/** The bytes of `file` (`what` names it in errors). @throws ModelFileError if it cannot be read. */
+export function readBytes(file: string, what: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
+  }
+}
+
+/** Runs `fn`; a ModelFileError it throws is re-thrown with `file` in front of its message. */
+export function withFileName<T>(file: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ModelFileError) throw new ModelFileError(`${file}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/** Reads `file` and hands its bytes to a native loader. @throws ModelFileError if it cannot be read or parsed. */
+export function loadNative(file: string, what: string, load: (bytes: Buffer) => NativeHandle): NativeHandle {
+  const bytes = readBytes(file, what);
+  return withFileName(file, () => load(bytes));
 }

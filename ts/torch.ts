@@ -5,10 +5,9 @@
  * `nn.Embedding`, `nn.LSTM(batch_first=True)` and `nn.Linear` (see scripts/torch_interop.py). Import: the same
  * state dict written by PyTorch, plus a tokenizer, becomes an {@link LstmModel}.
  */
-import * as fs from 'node:fs';
 import { parseTrainConfig } from './config';
 import { ConfigError, ModelFileError } from './errors';
-import { LstmModel, METADATA_KEYS, toModelConfig } from './model';
+import { loadNative, LstmModel, METADATA_KEYS, readBytes, toModelConfig, withFileName } from './model';
 import { NativeHandle, type Device } from './native';
 import { readSafetensorsHeader } from './safetensors';
 import { tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from './tokenizer';
@@ -35,14 +34,7 @@ export interface ImportTorchOptions {
  */
 export async function importTorch(file: string, options: ImportTorchOptions): Promise<LstmModel> {
   const tokenizer = resolveTokenizer(options.tokenizer);
-  const bytes = readBytes(file, 'PyTorch state dict');
-  let native: NativeHandle;
-  try {
-    native = NativeHandle.fromTorchStateDict(bytes, options.device ?? 'auto');
-  } catch (err) {
-    if (err instanceof ModelFileError) throw new ModelFileError(`${file}: ${err.message}`, { cause: err });
-    throw err;
-  }
+  const native = loadNative(file, 'PyTorch state dict', (bytes) => NativeHandle.fromTorchStateDict(bytes, options.device ?? 'auto'));
   const shape = native.config();
   if (shape.vocabSize !== tokenizer.vocabSize) {
     throw new ConfigError('tokenizer', `has ${tokenizer.vocabSize} tokens but ${file} has an embedding of ${shape.vocabSize} rows`);
@@ -67,26 +59,8 @@ function resolveTokenizer(t: ImportTorchOptions['tokenizer']): Tokenizer {
   if (typeof t !== 'string') return 'encode' in t ? t : tokenizerFromJSON(t);
   const bytes = readBytes(t, 'tokenizer file');
   const text = bytes.subarray(0, 1).toString() === '{' ? bytes.toString('utf8') : undefined;
-  if (text !== undefined) return wrap(t, () => tokenizerFromJSON(text));
+  if (text !== undefined) return withFileName(t, () => tokenizerFromJSON(text));
   const json = readSafetensorsHeader(bytes, t).metadata[METADATA_KEYS.tokenizer];
   if (typeof json !== 'string') throw new ModelFileError(`${t}: neither a tokenizer JSON file nor an lstmgen model file (no tokenizer metadata)`);
-  return wrap(t, () => tokenizerFromJSON(json));
-}
-
-function wrap<T>(file: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof ModelFileError) throw new ModelFileError(`${file}: ${err.message}`, { cause: err });
-    throw err;
-  }
-}
-
-function readBytes(file: string, what: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
-  }
+  return withFileName(t, () => tokenizerFromJSON(json));
 }
