@@ -104,6 +104,11 @@ export interface EngineInfo {
   candleVersion: string
   /** Threads candle uses for CPU matrix products (`RAYON_NUM_THREADS`, default: all cores). */
   threads: number
+  /**
+   * The library computing CPU matrix products: `"OpenBLAS <version> ... (<kernel>)"` when the
+   * build linked OpenBLAS, else `"candle gemm crate"` (same results, slower).
+   */
+  cpuGemm: string
 }
 
 /** One evaluation batch: `lossSum` is the summed cross-entropy in nats over `count` positions. */

@@ -14,7 +14,7 @@ const ROOT = path.resolve(__dirname, '..');
 function fakeBinding(info: Partial<NativeEngineInfo>): NativeBinding {
   return {
     NativeModel: {} as NativeBinding['NativeModel'],
-    engineInfo: () => ({ cudaCompiled: false, candleVersion: '0.11.1', threads: 2, ...info }),
+    engineInfo: () => ({ cudaCompiled: false, candleVersion: '0.11.1', threads: 2, cpuGemm: 'candle gemm crate', ...info }),
   };
 }
 
@@ -132,6 +132,7 @@ describe('build selection (real CPU build, no GPU)', () => {
     expect(fs.existsSync(info.binaryPath)).toBe(true);
     expect(info.candleVersion).toMatch(/^\d+\.\d+\.\d+/);
     expect(info.threads).toBeGreaterThan(0);
+    expect(info.cpuGemm).toMatch(/^(OpenBLAS \d+\.\d+|candle gemm crate)/);
     expect(info.fallbackReason).toBeTruthy();
   });
 

@@ -149,6 +149,7 @@ function infoCommand(flags: { json?: boolean }): void {
   const build = info.binary === 'cuda' ? 'CUDA build' : 'CPU build';
   console.log(`engine: ${build} on ${info.device} (candle ${info.candleVersion}, ${info.threads} CPU threads)`);
   console.log(`binary: ${info.binaryPath}`);
+  console.log(`cpu matrix products: ${info.cpuGemm}`);
   if (info.fallbackReason) console.log(`cuda: not used: ${info.fallbackReason}`);
 }
 
@@ -234,7 +235,7 @@ export function buildProgram(): Command {
   program
     .command('info')
     .description('show the native build and device in use (and why CUDA is not used)')
-    .option('--json', 'print {"binary","binaryPath","device","cudaCompiled","candleVersion","threads","fallbackReason"}')
+    .option('--json', 'print {"binary","binaryPath","device","cudaCompiled","candleVersion","threads","cpuGemm","fallbackReason"}')
     .action(infoCommand);
   return program;
 }

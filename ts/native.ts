@@ -74,6 +74,8 @@ export interface EngineInfo {
   candleVersion: string;
   /** Threads candle uses for CPU matrix products. */
   threads: number;
+  /** Library computing CPU matrix products: `OpenBLAS <version> ... (<kernel>)`, or `candle gemm crate` in a build without OpenBLAS (same results, slower). */
+  cpuGemm: string;
   /** Why `auto` did not use CUDA (CUDA build not installed, load error text, no usable GPU), or null if it does. */
   fallbackReason: string | null;
 }
@@ -210,6 +212,7 @@ export class BinaryLoader {
       cudaCompiled: binary.info.cudaCompiled,
       candleVersion: binary.info.candleVersion,
       threads: binary.info.threads,
+      cpuGemm: binary.info.cpuGemm,
       fallbackReason: 'reason' in cuda ? cuda.reason : null,
     };
   }

@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::lstm::GateConsts;
 use candle_core::{DType, Layout, Storage, Tensor, WithDType};
 use num_traits::Float;
+use rayon::prelude::*;
 
 /// Outputs of one forward step, each contiguous: activated gates `[B, 4H]`, cell `c`, `tanh(c)`
 /// and hidden `h`, each `[B, H]`.
@@ -54,22 +55,29 @@ fn sigmoid<T: Float>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
 
-/// One forward step from pre-activations `z` `[B, 4H]` and `c_prev` `[B, H]`.
-pub fn forward(z: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<StepOut> {
-    let fused = match z.dtype() {
-        DType::F32 => on_cpu::<f32, _>(&[z, c_prev], |s| forward_fused(s[0], s[1], z, c_prev)),
-        DType::F64 => on_cpu::<f64, _>(&[z, c_prev], |s| forward_fused(s[0], s[1], z, c_prev)),
-        _ => None,
-    };
-    fused.unwrap_or_else(|| forward_ops(z, c_prev, consts))
+/// Rows per parallel chunk of the fused kernels: one chunk (no threads) below ~8k units.
+fn rows_per_chunk(batch: usize, hidden: usize) -> usize {
+    let per = (8192 / hidden.max(1)).max(1);
+    if batch <= per {
+        batch.max(1)
+    } else {
+        batch.div_ceil(rayon::current_num_threads().max(1)).max(per.min(batch))
+    }
 }
 
-fn forward_fused<T: WithDType + Float>(
-    z: &[T],
-    cp: &[T],
-    zt: &Tensor,
-    ct: &Tensor,
-) -> Result<StepOut> {
+/// One forward step from the pre-activations `z = zx + zh`, each `[B, 4H]` (the input
+/// projection of this step and the recurrent product), and `c_prev` `[B, H]`.
+pub fn forward(zx: &Tensor, zh: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<StepOut> {
+    let fused = match zx.dtype() {
+        DType::F32 => on_cpu::<f32, _>(&[zx, zh, c_prev], |s| forward_fused(s, zx)),
+        DType::F64 => on_cpu::<f64, _>(&[zx, zh, c_prev], |s| forward_fused(s, zx)),
+        _ => None,
+    };
+    fused.unwrap_or_else(|| forward_ops(&(zx + zh)?, c_prev, consts))
+}
+
+fn forward_fused<T: WithDType + Float>(s: &[&[T]], zt: &Tensor) -> Result<StepOut> {
+    let (zx, zh, cp) = (s[0], s[1], s[2]);
     let (b, h4) = zt.dims2()?;
     let hd = h4 / 4;
     let n = b * hd;
@@ -79,26 +87,39 @@ fn forward_fused<T: WithDType + Float>(
         vec![T::zero(); n],
         vec![T::zero(); n],
     );
-    for r in 0..b {
-        let (zr, gr) = (&z[r * h4..(r + 1) * h4], &mut gates[r * h4..(r + 1) * h4]);
-        for j in 0..hd {
-            let i = sigmoid(zr[j]);
-            let f = sigmoid(zr[hd + j]);
-            let g = zr[2 * hd + j].tanh();
-            let o = sigmoid(zr[3 * hd + j]);
-            gr[j] = i;
-            gr[hd + j] = f;
-            gr[2 * hd + j] = g;
-            gr[3 * hd + j] = o;
-            let k = r * hd + j;
-            let cn = f * cp[k] + i * g;
-            let t = cn.tanh();
-            c[k] = cn;
-            tc[k] = t;
-            h[k] = o * t;
-        }
-    }
-    let dev = ct.device();
+    let rows = rows_per_chunk(b, hd);
+    gates
+        .par_chunks_mut(rows * h4)
+        .zip(c.par_chunks_mut(rows * hd))
+        .zip(tc.par_chunks_mut(rows * hd))
+        .zip(h.par_chunks_mut(rows * hd))
+        .enumerate()
+        .for_each(|(ci, (((gates, c), tc), h))| {
+            let r0 = ci * rows;
+            for lr in 0..gates.len() / h4 {
+                let r = r0 + lr;
+                let (zxr, zhr) = (&zx[r * h4..(r + 1) * h4], &zh[r * h4..(r + 1) * h4]);
+                let gr = &mut gates[lr * h4..(lr + 1) * h4];
+                let z = |k: usize| zxr[k] + zhr[k];
+                for j in 0..hd {
+                    let i = sigmoid(z(j));
+                    let f = sigmoid(z(hd + j));
+                    let g = z(2 * hd + j).tanh();
+                    let o = sigmoid(z(3 * hd + j));
+                    gr[j] = i;
+                    gr[hd + j] = f;
+                    gr[2 * hd + j] = g;
+                    gr[3 * hd + j] = o;
+                    let (k, kl) = (r * hd + j, lr * hd + j);
+                    let cn = f * cp[k] + i * g;
+                    let t = cn.tanh();
+                    c[kl] = cn;
+                    tc[kl] = t;
+                    h[kl] = o * t;
+                }
+            }
+        });
+    let dev = zt.device();
     Ok(StepOut {
         gates: Tensor::from_vec(gates, (b, h4), dev)?,
         c: Tensor::from_vec(c, (b, hd), dev)?,
@@ -123,53 +144,62 @@ pub fn forward_ops(z: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<S
     })
 }
 
-/// One backward step. `dh` `[B, H]` is the loss gradient w.r.t. this step's `h` (from above and
-/// from the next step); `dc_next` the gradient flowing into this step's `c` from the next step.
+/// One backward step. The loss gradient w.r.t. this step's `h` is `dh_out + dh_rec` `[B, H]`
+/// (from the layer above, and from the next step when there is one); `dc_next` is the gradient
+/// flowing into this step's `c` from the next step (none at the last step).
 pub fn backward(
     gates: &Tensor,
     c_prev: &Tensor,
     tanh_c: &Tensor,
-    dh: &Tensor,
-    dc_next: Option<&Tensor>,
+    dh_out: &Tensor,
+    next: Option<(&Tensor, &Tensor)>,
     consts: &GateConsts,
 ) -> Result<StepGrad> {
     let zero;
-    let dc_next = match dc_next {
-        Some(d) => d,
+    let (dh_rec, dc_next) = match next {
+        Some(n) => n,
         None => {
-            zero = dh.zeros_like()?;
-            &zero
+            zero = dh_out.zeros_like()?;
+            (&zero, &zero)
         }
     };
-    let ts = [gates, c_prev, tanh_c, dh, dc_next];
+    let ts = [gates, c_prev, tanh_c, dh_out, dh_rec, dc_next];
     let fused = match gates.dtype() {
         DType::F32 => on_cpu::<f32, _>(&ts, |s| backward_fused(s, gates)),
         DType::F64 => on_cpu::<f64, _>(&ts, |s| backward_fused(s, gates)),
         _ => None,
     };
-    fused.unwrap_or_else(|| backward_ops(gates, c_prev, tanh_c, dh, dc_next, consts))
+    fused.unwrap_or_else(|| backward_ops(gates, c_prev, tanh_c, &(dh_out + dh_rec)?, dc_next, consts))
 }
 
 fn backward_fused<T: WithDType + Float>(s: &[&[T]], gates_t: &Tensor) -> Result<StepGrad> {
-    let (a, cp, tc, dh, dcn) = (s[0], s[1], s[2], s[3], s[4]);
+    let (a, cp, tc, dho, dhr, dcn) = (s[0], s[1], s[2], s[3], s[4], s[5]);
     let (b, h4) = gates_t.dims2()?;
     let hd = h4 / 4;
     let one = T::one();
     let (mut dz, mut dc_prev) = (vec![T::zero(); b * h4], vec![T::zero(); b * hd]);
-    for r in 0..b {
-        let (ar, dzr) = (&a[r * h4..(r + 1) * h4], &mut dz[r * h4..(r + 1) * h4]);
-        for j in 0..hd {
-            let k = r * hd + j;
-            let (i, f, g, o) = (ar[j], ar[hd + j], ar[2 * hd + j], ar[3 * hd + j]);
-            let t = tc[k];
-            let dc = dcn[k] + dh[k] * o * (one - t * t);
-            dzr[j] = dc * g * i * (one - i);
-            dzr[hd + j] = dc * cp[k] * f * (one - f);
-            dzr[2 * hd + j] = dc * i * (one - g * g);
-            dzr[3 * hd + j] = dh[k] * t * o * (one - o);
-            dc_prev[k] = dc * f;
-        }
-    }
+    let rows = rows_per_chunk(b, hd);
+    dz.par_chunks_mut(rows * h4)
+        .zip(dc_prev.par_chunks_mut(rows * hd))
+        .enumerate()
+        .for_each(|(ci, (dz, dc_prev))| {
+            let r0 = ci * rows;
+            for lr in 0..dz.len() / h4 {
+                let r = r0 + lr;
+                let (ar, dzr) = (&a[r * h4..(r + 1) * h4], &mut dz[lr * h4..(lr + 1) * h4]);
+                for j in 0..hd {
+                    let k = r * hd + j;
+                    let (i, f, g, o) = (ar[j], ar[hd + j], ar[2 * hd + j], ar[3 * hd + j]);
+                    let (t, dh) = (tc[k], dho[k] + dhr[k]);
+                    let dc = dcn[k] + dh * o * (one - t * t);
+                    dzr[j] = dc * g * i * (one - i);
+                    dzr[hd + j] = dc * cp[k] * f * (one - f);
+                    dzr[2 * hd + j] = dc * i * (one - g * g);
+                    dzr[3 * hd + j] = dh * t * o * (one - o);
+                    dc_prev[lr * hd + j] = dc * f;
+                }
+            }
+        });
     let dev = gates_t.device();
     Ok(StepGrad {
         dz: Tensor::from_vec(dz, (b, h4), dev)?,
@@ -237,9 +267,10 @@ mod tests {
         let consts = GateConsts::new(h, DType::F64, &dev).unwrap();
         let z = r(b * 4 * h, 0.1).reshape((b, 4 * h)).unwrap();
         let c = r(b * h, 0.7).reshape((b, h)).unwrap();
+        let z2 = r(b * 4 * h, 0.4).reshape((b, 4 * h)).unwrap();
         let (f, o) = (
-            forward(&z, &c, &consts).unwrap(),
-            forward_ops(&z, &c, &consts).unwrap(),
+            forward(&z, &z2, &c, &consts).unwrap(),
+            forward_ops(&(&z + &z2).unwrap(), &c, &consts).unwrap(),
         );
         for (x, y) in [
             (&f.gates, &o.gates),
@@ -251,8 +282,10 @@ mod tests {
         }
         let dh = r(b * h, 1.3).reshape((b, h)).unwrap();
         let dcn = r(b * h, 2.9).reshape((b, h)).unwrap();
-        let fb = backward(&f.gates, &c, &f.tanh_c, &dh, Some(&dcn), &consts).unwrap();
-        let ob = backward_ops(&f.gates, &c, &f.tanh_c, &dh, &dcn, &consts).unwrap();
+        let dh2 = r(b * h, 0.2).reshape((b, h)).unwrap();
+        let fb = backward(&f.gates, &c, &f.tanh_c, &dh, Some((&dh2, &dcn)), &consts).unwrap();
+        let dh_sum = (&dh + &dh2).unwrap();
+        let ob = backward_ops(&f.gates, &c, &f.tanh_c, &dh_sum, &dcn, &consts).unwrap();
         assert!(max_diff(&fb.dz, &ob.dz) < 1e-12);
         assert!(max_diff(&fb.dc_prev, &ob.dc_prev) < 1e-12);
     }

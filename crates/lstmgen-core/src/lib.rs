@@ -10,6 +10,7 @@ pub mod cell;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod gemm;
 pub mod io;
 pub mod loss;
 pub mod lstm;

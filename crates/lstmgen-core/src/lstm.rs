@@ -6,6 +6,7 @@
 //! Tensors are time-major: a sequence is `[seqLen * batch, features]`, row `t * batch + b`.
 
 use crate::cell;
+use crate::gemm;
 use crate::error::Result;
 use candle_core::{DType, Device, Tensor};
 
@@ -96,14 +97,14 @@ pub fn forward(
 ) -> Result<(Tensor, Tensor, Tensor, Option<LayerCache>)> {
     let batch = h0.dim(0)?;
     let bias = (w.b_ih + w.b_hh)?;
-    let xw = x.matmul(&w.w_ih.t()?)?.broadcast_add(&bias)?; // [T*B, 4H], one GEMM for all steps
+    let xw = gemm::matmul(x, &w.w_ih.t()?)?.broadcast_add(&bias)?; // [T*B, 4H], one GEMM for all steps
     let w_hh_t = w.w_hh.t()?;
     let (mut h, mut c) = (h0.clone(), c0.clone());
     let mut outs = Vec::with_capacity(seq_len);
     let (mut gates_all, mut c_prev_all, mut tanh_all) = (Vec::new(), Vec::new(), Vec::new());
     for t in 0..seq_len {
-        let z = (xw.narrow(0, t * batch, batch)? + h.matmul(&w_hh_t)?)?;
-        let step = cell::forward(&z, &c, consts)?;
+        let zh = gemm::matmul(&h, &w_hh_t)?;
+        let step = cell::forward(&xw.narrow(0, t * batch, batch)?, &zh, &c, consts)?;
         if keep_cache {
             gates_all.push(step.gates);
             c_prev_all.push(c);
@@ -148,20 +149,16 @@ pub fn backward(
     let mut dc_next: Option<Tensor> = None;
     let mut dz_rev = Vec::with_capacity(seq_len);
     for t in (0..seq_len).rev() {
-        let mut dh = d_out.narrow(0, t * batch, batch)?;
-        if let Some(r) = &dh_next {
-            dh = (dh + r)?;
-        }
         let g = cell::backward(
             &cache.gates[t],
             &cache.c_prev[t],
             &cache.tanh_c[t],
-            &dh,
-            dc_next.as_ref(),
+            &d_out.narrow(0, t * batch, batch)?,
+            dh_next.as_ref().zip(dc_next.as_ref()),
             consts,
         )?;
         if t > 0 {
-            dh_next = Some(g.dz.matmul(w.w_hh)?);
+            dh_next = Some(gemm::matmul(&g.dz, w.w_hh)?);
             dc_next = Some(g.dc_prev);
         }
         dz_rev.push(g.dz);
@@ -170,9 +167,9 @@ pub fn backward(
     let dz = Tensor::cat(&dz_rev, 0)?; // [T*B, 4H]
     let dz_t = dz.t()?;
     Ok(LayerGrads {
-        w_ih: dz_t.matmul(&cache.x)?,
-        w_hh: dz_t.matmul(&cache.h_prev)?,
+        w_ih: gemm::matmul(&dz_t, &cache.x)?,
+        w_hh: gemm::matmul(&dz_t, &cache.h_prev)?,
         bias: dz.sum(0)?,
-        dx: dz.matmul(w.w_ih)?,
+        dx: gemm::matmul(&dz, w.w_ih)?,
     })
 }

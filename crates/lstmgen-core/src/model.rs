@@ -6,6 +6,7 @@ use crate::config::{AdamConfig, ModelConfig};
 use crate::error::{ensure, Error, Result};
 use crate::loss::{cross_entropy, CrossEntropy};
 use crate::lstm::{self, GateConsts, LayerCache, LayerWeights};
+use crate::gemm;
 use crate::memory;
 use crate::params::{init_params, Layout};
 use candle_core::{DType, Device, Tensor};
@@ -230,8 +231,7 @@ impl Model {
             masks.push(mask);
         }
         let ly = &self.layout;
-        let logits = x
-            .matmul(&self.params[ly.dec_w()].t()?)?
+        let logits = gemm::matmul(&x, &self.params[ly.dec_w()].t()?)?
             .broadcast_add(&self.params[ly.dec_b()])?;
         let cache = training.then(|| ForwardCache {
             ids: ids.clone(),
@@ -267,9 +267,9 @@ impl Model {
         let dlogits = grad.ok_or_else(|| Error::Internal("no logits gradient".into()))?;
         let ly = self.layout;
         let mut grads: Vec<Option<Tensor>> = vec![None; ly.len()];
-        grads[ly.dec_w()] = Some(dlogits.t()?.matmul(&cache.top)?);
+        grads[ly.dec_w()] = Some(gemm::matmul(&dlogits.t()?, &cache.top)?);
         grads[ly.dec_b()] = Some(dlogits.sum(0)?);
-        let mut d = dlogits.matmul(&self.params[ly.dec_w()])?; // dL/d(top) [T*B, H]
+        let mut d = gemm::matmul(&dlogits, &self.params[ly.dec_w()])?; // dL/d(top) [T*B, H]
         for l in (0..self.cfg.num_layers).rev() {
             if let Some(m) = &cache.masks[l] {
                 d = (d * m)?;
