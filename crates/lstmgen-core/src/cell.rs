@@ -6,10 +6,10 @@
 //! Backward (Graves 2013): `dc = dc_next + dh*o*(1-tanh(c)^2)`; `dz_i = dc*g*i(1-i)`,
 //! `dz_f = dc*c_prev*f(1-f)`, `dz_g = dc*i*(1-g^2)`, `dz_o = dh*tanh(c)*o(1-o)`; `dc_prev = dc*f`.
 
+use crate::act::Act;
 use crate::error::Result;
 use crate::lstm::GateConsts;
 use candle_core::{DType, Layout, Storage, Tensor, WithDType};
-use num_traits::Float;
 use rayon::prelude::*;
 
 /// Outputs of one forward step, each contiguous: activated gates `[B, 4H]`, cell `c`, `tanh(c)`
@@ -51,10 +51,6 @@ fn on_cpu<T: WithDType, R>(
     slices.map(|s| f(&s))
 }
 
-fn sigmoid<T: Float>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
-}
-
 /// Rows per parallel chunk of the fused kernels: one chunk (no threads) below ~8k units.
 fn rows_per_chunk(batch: usize, hidden: usize) -> usize {
     let per = (8192 / hidden.max(1)).max(1);
@@ -76,7 +72,7 @@ pub fn forward(zx: &Tensor, zh: &Tensor, c_prev: &Tensor, consts: &GateConsts) -
     fused.unwrap_or_else(|| forward_ops(&(zx + zh)?, c_prev, consts))
 }
 
-fn forward_fused<T: WithDType + Float>(s: &[&[T]], zt: &Tensor) -> Result<StepOut> {
+fn forward_fused<T: Act>(s: &[&[T]], zt: &Tensor) -> Result<StepOut> {
     let (zx, zh, cp) = (s[0], s[1], s[2]);
     let (b, h4) = zt.dims2()?;
     let hd = h4 / 4;
@@ -100,22 +96,28 @@ fn forward_fused<T: WithDType + Float>(s: &[&[T]], zt: &Tensor) -> Result<StepOu
                 let r = r0 + lr;
                 let (zxr, zhr) = (&zx[r * h4..(r + 1) * h4], &zh[r * h4..(r + 1) * h4]);
                 let gr = &mut gates[lr * h4..(lr + 1) * h4];
-                let z = |k: usize| zxr[k] + zhr[k];
+                for ((g, &a), &b) in gr.iter_mut().zip(zxr).zip(zhr) {
+                    *g = a + b;
+                }
+                let (ifg, o) = gr.split_at_mut(3 * hd);
+                let (if_, g) = ifg.split_at_mut(2 * hd);
+                T::sigmoid_in_place(if_);
+                T::tanh_in_place(g);
+                T::sigmoid_in_place(o);
+                let (i, f) = if_.split_at(hd);
+                let (cr, tr, hr) = (
+                    &mut c[lr * hd..(lr + 1) * hd],
+                    &mut tc[lr * hd..(lr + 1) * hd],
+                    &mut h[lr * hd..(lr + 1) * hd],
+                );
+                let cpr = &cp[r * hd..(r + 1) * hd];
                 for j in 0..hd {
-                    let i = sigmoid(z(j));
-                    let f = sigmoid(z(hd + j));
-                    let g = z(2 * hd + j).tanh();
-                    let o = sigmoid(z(3 * hd + j));
-                    gr[j] = i;
-                    gr[hd + j] = f;
-                    gr[2 * hd + j] = g;
-                    gr[3 * hd + j] = o;
-                    let (k, kl) = (r * hd + j, lr * hd + j);
-                    let cn = f * cp[k] + i * g;
-                    let t = cn.tanh();
-                    c[kl] = cn;
-                    tc[kl] = t;
-                    h[kl] = o * t;
+                    cr[j] = f[j] * cpr[j] + i[j] * g[j];
+                }
+                tr.copy_from_slice(cr);
+                T::tanh_in_place(tr);
+                for j in 0..hd {
+                    hr[j] = o[j] * tr[j];
                 }
             }
         });
@@ -172,7 +174,7 @@ pub fn backward(
     fused.unwrap_or_else(|| backward_ops(gates, c_prev, tanh_c, &(dh_out + dh_rec)?, dc_next, consts))
 }
 
-fn backward_fused<T: WithDType + Float>(s: &[&[T]], gates_t: &Tensor) -> Result<StepGrad> {
+fn backward_fused<T: Act>(s: &[&[T]], gates_t: &Tensor) -> Result<StepGrad> {
     let (a, cp, tc, dho, dhr, dcn) = (s[0], s[1], s[2], s[3], s[4], s[5]);
     let (b, h4) = gates_t.dims2()?;
     let hd = h4 / 4;

@@ -5,6 +5,7 @@
 //! and batched sampling. f32 throughout. The device is a parameter: CPU, or CUDA with the `cuda`
 //! feature.
 
+pub mod act;
 pub mod adam;
 pub mod cell;
 pub mod config;

@@ -4,10 +4,10 @@
 //!
 //! loss_r = logsumexp(x_r) - x_r[t_r];  dL/dx_r = (softmax(x_r) - onehot(t_r)) / N.
 
+use crate::act::Act;
 use crate::cell::cpu_slice;
 use crate::error::Result;
 use candle_core::{DType, Tensor, WithDType, D};
-use num_traits::Float;
 use rayon::prelude::*;
 
 /// Loss statistics of `logits` `[N, V]` against `targets` `[N]` (u32).
@@ -30,7 +30,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Resu
     fused.unwrap_or_else(|| with_ops(logits, targets, want_grad))
 }
 
-fn fused<T: WithDType + Float + Send + Sync>(
+fn fused<T: Act>(
     logits: &Tensor,
     targets: &Tensor,
     want_grad: bool,
@@ -56,14 +56,26 @@ fn fused<T: WithDType + Float + Send + Sync>(
                     arg = j;
                 }
             }
-            let sum: T = row.iter().fold(T::zero(), |acc, &e| acc + (e - max).exp());
-            let lse = sum.ln() + max;
             let target = t[r] as usize;
-            if let Some(g) = g {
-                for (gj, &e) in g.iter_mut().zip(row) {
-                    *gj = (e - lse).exp() * inv_n;
+            // e^(x - max) once, into the gradient row when there is one.
+            let mut scratch;
+            let ex: &mut [T] = match g {
+                Some(g) => g,
+                None => {
+                    scratch = row.to_vec();
+                    &mut scratch
                 }
-                g[target] = g[target] - inv_n;
+            };
+            for (e, &xv) in ex.iter_mut().zip(row) {
+                *e = xv - max;
+            }
+            T::exp_in_place(ex);
+            let sum: T = ex.iter().fold(T::zero(), |acc, &e| acc + e);
+            let lse = sum.ln() + max;
+            if want_grad {
+                let scale = inv_n / sum; // softmax / N
+                ex.iter_mut().for_each(|e| *e = *e * scale);
+                ex[target] = ex[target] - inv_n;
             }
             (WithDType::to_f64(lse - row[target]), (arg == target) as u64)
         };
