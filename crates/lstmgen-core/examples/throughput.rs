@@ -1,19 +1,23 @@
 //! Training throughput of the engine alone (no JS), in tokens/s.
-//! `cargo run --release -p lstmgen-core --example throughput -- VOCAB EMB HIDDEN LAYERS BATCH SEQ STEPS`
+//! `cargo run --release -p lstmgen-core --example throughput -- VOCAB EMB HIDDEN LAYERS BATCH SEQ STEPS [f32|bf16]`
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use candle_core::Device;
+use lstmgen_core::gemm::{self, Precision};
 use lstmgen_core::{AdamConfig, Model, ModelConfig};
 use std::time::Instant;
 
 fn main() {
-    let a: Vec<usize> = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let precision = Precision::parse(args.get(7).map_or("f32", |s| s.as_str())).unwrap();
+    let a: Vec<usize> = args
+        .iter()
+        .take(7)
         .map(|s| s.parse().expect("integer arguments"))
         .collect();
     let [vocab, emb, hidden, layers, batch, seq, steps] = a[..] else {
-        panic!("usage: VOCAB EMB HIDDEN LAYERS BATCH SEQ STEPS");
+        panic!("usage: VOCAB EMB HIDDEN LAYERS BATCH SEQ STEPS [f32|bf16]");
     };
     let cfg = ModelConfig {
         vocab_size: vocab,
@@ -23,6 +27,8 @@ fn main() {
         dropout: 0.0,
     };
     let mut model = Model::new(cfg, 0, Device::Cpu).unwrap();
+    model.set_precision(precision).unwrap();
+    eprintln!("matrix products: {} ({precision:?})", gemm::backend());
     let n = batch * seq;
     let ids: Vec<u32> = (0..n).map(|i| ((i * 7919) % vocab) as u32).collect();
     let opt = AdamConfig::default();

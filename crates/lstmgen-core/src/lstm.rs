@@ -6,7 +6,7 @@
 //! Tensors are time-major: a sequence is `[seqLen * batch, features]`, row `t * batch + b`.
 
 use crate::cell;
-use crate::gemm;
+use crate::gemm::{self, Precision};
 use crate::error::Result;
 use candle_core::{DType, Device, Tensor};
 
@@ -94,16 +94,17 @@ pub fn forward(
     c0: &Tensor,
     seq_len: usize,
     keep_cache: bool,
+    prec: Precision,
 ) -> Result<(Tensor, Tensor, Tensor, Option<LayerCache>)> {
     let batch = h0.dim(0)?;
     let bias = (w.b_ih + w.b_hh)?;
-    let xw = gemm::matmul(x, &w.w_ih.t()?)?.broadcast_add(&bias)?; // [T*B, 4H], one GEMM for all steps
-    let w_hh_t = w.w_hh.t()?;
+    let xw = gemm::matmul(x, &w.w_ih.t()?, prec)?.broadcast_add(&bias)?; // [T*B, 4H], one GEMM for all steps
+    let w_hh_t = gemm::pack(&w.w_hh.t()?, prec)?; // packed once, used at every step
     let (mut h, mut c) = (h0.clone(), c0.clone());
     let mut outs = Vec::with_capacity(seq_len);
     let (mut gates_all, mut c_prev_all, mut tanh_all) = (Vec::new(), Vec::new(), Vec::new());
     for t in 0..seq_len {
-        let zh = gemm::matmul(&h, &w_hh_t)?;
+        let zh = gemm::matmul_packed(&h, &w_hh_t)?;
         let step = cell::forward(&xw.narrow(0, t * batch, batch)?, &zh, &c, consts)?;
         if keep_cache {
             gates_all.push(step.gates);
@@ -142,9 +143,11 @@ pub fn backward(
     consts: &GateConsts,
     cache: &LayerCache,
     d_out: &Tensor,
+    prec: Precision,
 ) -> Result<LayerGrads> {
     let seq_len = cache.gates.len();
     let batch = cache.c_prev[0].dim(0)?;
+    let w_hh = gemm::pack(w.w_hh, prec)?;
     let mut dh_next: Option<Tensor> = None;
     let mut dc_next: Option<Tensor> = None;
     let mut dz_rev = Vec::with_capacity(seq_len);
@@ -158,7 +161,7 @@ pub fn backward(
             consts,
         )?;
         if t > 0 {
-            dh_next = Some(gemm::matmul(&g.dz, w.w_hh)?);
+            dh_next = Some(gemm::matmul_packed(&g.dz, &w_hh)?);
             dc_next = Some(g.dc_prev);
         }
         dz_rev.push(g.dz);
@@ -167,9 +170,9 @@ pub fn backward(
     let dz = Tensor::cat(&dz_rev, 0)?; // [T*B, 4H]
     let dz_t = dz.t()?;
     Ok(LayerGrads {
-        w_ih: gemm::matmul(&dz_t, &cache.x)?,
-        w_hh: gemm::matmul(&dz_t, &cache.h_prev)?,
+        w_ih: gemm::matmul(&dz_t, &cache.x, prec)?,
+        w_hh: gemm::matmul(&dz_t, &cache.h_prev, prec)?,
         bias: dz.sum(0)?,
-        dx: gemm::matmul(&dz, w.w_ih)?,
+        dx: gemm::matmul(&dz, w.w_ih, prec)?,
     })
 }

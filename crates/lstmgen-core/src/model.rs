@@ -6,7 +6,7 @@ use crate::config::{AdamConfig, ModelConfig};
 use crate::error::{ensure, Error, Result};
 use crate::loss::{cross_entropy, CrossEntropy};
 use crate::lstm::{self, GateConsts, LayerCache, LayerWeights};
-use crate::gemm;
+use crate::gemm::{self, Precision};
 use crate::memory;
 use crate::params::{init_params, Layout};
 use candle_core::{DType, Device, Tensor};
@@ -64,6 +64,8 @@ pub struct Model {
     eval_state: Option<State>,
     /// The last `(batch, seqLen)` whose training-step memory was checked against the system.
     step_shape_fits: Option<(usize, usize)>,
+    /// Precision of the matrix products (training, evaluation, sampling).
+    precision: Precision,
 }
 
 impl Model {
@@ -94,6 +96,7 @@ impl Model {
             train_state: None,
             eval_state: None,
             step_shape_fits: None,
+            precision: Precision::F32,
         })
     }
 
@@ -114,6 +117,19 @@ impl Model {
     /// Number of Adam steps taken.
     pub fn step(&self) -> u64 {
         self.adam.step()
+    }
+    /// Precision of the matrix products; see [`Precision`].
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+    /// Sets the precision of later matrix products. `Bf16` is CPU-only: on another device it is
+    /// an `Error::Input`.
+    pub fn set_precision(&mut self, p: Precision) -> Result<()> {
+        ensure(p == Precision::F32 || self.device.is_cpu(), || {
+            "precision \"bf16\" runs on the CPU only; use \"f32\" on CUDA".into()
+        })?;
+        self.precision = p;
+        Ok(())
     }
     pub fn reset_train_state(&mut self) {
         self.train_state = None;
@@ -216,6 +232,7 @@ impl Model {
                 &state.c[l],
                 seq_len,
                 training,
+                self.precision,
             )?;
             next.h.push(h);
             next.c.push(c);
@@ -231,7 +248,7 @@ impl Model {
             masks.push(mask);
         }
         let ly = &self.layout;
-        let logits = gemm::matmul(&x, &self.params[ly.dec_w()].t()?)?
+        let logits = gemm::matmul(&x, &self.params[ly.dec_w()].t()?, self.precision)?
             .broadcast_add(&self.params[ly.dec_b()])?;
         let cache = training.then(|| ForwardCache {
             ids: ids.clone(),
@@ -267,14 +284,14 @@ impl Model {
         let dlogits = grad.ok_or_else(|| Error::Internal("no logits gradient".into()))?;
         let ly = self.layout;
         let mut grads: Vec<Option<Tensor>> = vec![None; ly.len()];
-        grads[ly.dec_w()] = Some(gemm::matmul(&dlogits.t()?, &cache.top)?);
+        grads[ly.dec_w()] = Some(gemm::matmul(&dlogits.t()?, &cache.top, self.precision)?);
         grads[ly.dec_b()] = Some(dlogits.sum(0)?);
-        let mut d = gemm::matmul(&dlogits, &self.params[ly.dec_w()])?; // dL/d(top) [T*B, H]
+        let mut d = gemm::matmul(&dlogits, &self.params[ly.dec_w()], self.precision)?; // dL/d(top) [T*B, H]
         for l in (0..self.cfg.num_layers).rev() {
             if let Some(m) = &cache.masks[l] {
                 d = (d * m)?;
             }
-            let g = lstm::backward(&self.layer(l), &self.consts, &cache.layers[l], &d)?;
+            let g = lstm::backward(&self.layer(l), &self.consts, &cache.layers[l], &d, self.precision)?;
             grads[ly.w_ih(l)] = Some(g.w_ih);
             grads[ly.w_hh(l)] = Some(g.w_hh);
             grads[ly.b_ih(l)] = Some(g.bias.clone());

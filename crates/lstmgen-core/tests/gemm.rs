@@ -1,7 +1,7 @@
 //! `gemm::matmul` (OpenBLAS when linked, split across threads for large products) computes the
 //! same products as candle's own matmul for every layout the engine uses.
 use candle_core::{Device, Tensor};
-use lstmgen_core::gemm;
+use lstmgen_core::gemm::{self, Precision};
 
 fn rand(rows: usize, cols: usize, seed: u64) -> Tensor {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -20,7 +20,7 @@ fn check(m: usize, k: usize, n: usize) {
         let a = if ta { rand(k, m, 1).t().unwrap() } else { rand(m, k, 1) };
         let b = if tb { rand(n, k, 2).t().unwrap() } else { rand(k, n, 2) };
         let want = a.matmul(&b).unwrap();
-        let got = gemm::matmul(&a, &b).unwrap();
+        let got = gemm::matmul(&a, &b, Precision::F32).unwrap();
         assert_eq!(got.dims(), &[m, n]);
         let diff: f32 = (got - want)
             .unwrap()
@@ -63,18 +63,65 @@ fn narrowed_views_match_candle() {
     let a = big.narrow(0, 7, 20).unwrap();
     let b = rand(33, 19, 4);
     let want = a.matmul(&b).unwrap();
-    let got = gemm::matmul(&a, &b).unwrap();
+    let got = gemm::matmul(&a, &b, Precision::F32).unwrap();
     let diff: f32 = (got - want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
     assert!(diff < 1e-4, "max diff {diff}");
 }
 
 #[test]
 fn mismatched_shapes_are_an_error() {
-    assert!(gemm::matmul(&rand(3, 4, 1), &rand(5, 6, 2)).is_err());
+    assert!(gemm::matmul(&rand(3, 4, 1), &rand(5, 6, 2), Precision::F32).is_err());
 }
 
 #[test]
 fn backend_is_named() {
     let b = gemm::backend();
-    assert!(b.starts_with("OpenBLAS") || b == "candle gemm crate", "{b}");
+    assert!(b.starts_with("OpenBLAS") || b.starts_with("candle gemm crate"), "{b}");
+    assert!(b.contains("; bf16: "), "{b}");
+}
+
+/// Rounds to bf16 and back (the reference for bf16 products).
+fn bf16(t: &Tensor) -> Tensor {
+    t.to_dtype(candle_core::DType::BF16).unwrap().to_dtype(candle_core::DType::F32).unwrap()
+}
+
+fn max_abs(t: Tensor) -> f32 {
+    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+}
+
+/// bf16 products (AMX tiles where the CPU has them, else emulated) equal the f32 product of the
+/// bf16-rounded operands up to f32 summation order, for every layout and ragged sizes that
+/// exercise the tile padding and the parallel split.
+#[test]
+fn bf16_products_match_rounded_f32_products() {
+    for (m, k, n) in [(1, 1, 1), (3, 5, 7), (33, 31, 65), (64, 512, 2048), (300, 129, 40), (2, 1000, 17)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = if ta { rand(k, m, 5).t().unwrap() } else { rand(m, k, 5) };
+            let b = if tb { rand(n, k, 6).t().unwrap() } else { rand(k, n, 6) };
+            let want = bf16(&a).matmul(&bf16(&b)).unwrap();
+            let got = gemm::matmul(&a, &b, Precision::Bf16).unwrap();
+            assert_eq!(got.dims(), &[m, n]);
+            let diff = max_abs((&got - &want).unwrap());
+            assert!(diff <= 2e-6 * k as f32, "[{m},{k}]x[{k},{n}] ta={ta} tb={tb}: {diff}");
+            // and differ from the f32 product by no more than bf16 rounding allows
+            let exact = a.matmul(&b).unwrap();
+            let err = max_abs((&got - &exact).unwrap());
+            assert!(err <= 0.01 * (k as f32).sqrt() + 1e-6, "bf16 error {err} for k={k}");
+        }
+    }
+}
+
+/// A packed right operand gives the same products as packing it per call.
+#[test]
+fn packed_operand_is_reusable() {
+    let w = rand(96, 64, 7).t().unwrap(); // [64, 96] as a transposed view, like w_hh.t()
+    for p in [Precision::F32, Precision::Bf16] {
+        let packed = gemm::pack(&w, p).unwrap();
+        for seed in 0..3 {
+            let h = rand(8, 64, 10 + seed);
+            let once = gemm::matmul(&h, &w, p).unwrap();
+            let again = gemm::matmul_packed(&h, &packed).unwrap();
+            assert_eq!(max_abs((once - again).unwrap()), 0.0);
+        }
+    }
 }

@@ -1,0 +1,197 @@
+//! Matrix products for the engine, in one of two precisions ([`Precision`]).
+//!
+//! f32 on the CPU: OpenBLAS `cblas_sgemm` when `build.rs` linked it (`blas.rs`), else candle's
+//! `matmul`. bf16 on the CPU: operands rounded to bf16 and products accumulated in f32, on AMX
+//! tiles where the CPU has them (`amx.rs`); elsewhere the same rounding followed by the f32
+//! product, so results agree across machines up to the order of additions. Other devices (CUDA)
+//! and f64 (the gradient check) always use candle's `matmul`.
+
+#[cfg(lstmgen_blas)]
+mod blas;
+mod amx;
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Layout, Storage, Tensor};
+
+/// Precision of matrix products. Everything else (activations, cell state, softmax, gradients'
+/// accumulation, Adam, the weights themselves) is f32 in both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 inputs and accumulation (PyTorch's default).
+    #[default]
+    F32,
+    /// Mixed precision: inputs rounded to bf16 (8-bit mantissa), f32 accumulation (PyTorch CPU
+    /// autocast's matmul semantics). Uses AMX tiles when available; CPU only.
+    Bf16,
+}
+
+impl Precision {
+    /// Parses `"f32"` or `"bf16"`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
+            other => Err(Error::Input(format!(
+                "precision must be \"f32\" or \"bf16\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Whether bf16 products run on AMX tiles here (else they are emulated: bf16 rounding, then the
+/// f32 product; same results, no speed-up).
+pub fn amx_available() -> bool {
+    amx::available()
+}
+
+/// Which code computes CPU matrix products, for `engineInfo()`: e.g.
+/// `"OpenBLAS 0.3.21 ... (SkylakeX); bf16: AMX"`.
+pub fn backend() -> String {
+    #[cfg(lstmgen_blas)]
+    let f32_lib = blas::backend();
+    #[cfg(not(lstmgen_blas))]
+    let f32_lib = String::from("candle gemm crate");
+    let bf16 = if amx::available() { "AMX" } else { "emulated (no AMX)" };
+    format!("{f32_lib}; bf16: {bf16}")
+}
+
+/// A 2-D f32 CPU operand: row-major `[rows, cols]` with leading dimension `ld`, or (`trans`) the
+/// transpose of a row-major `[cols, rows]` one, starting at `data[0]`.
+pub(crate) struct Operand<'a> {
+    data: &'a [f32],
+    trans: bool,
+    ld: usize,
+}
+
+impl Operand<'_> {
+    /// Offset of element (row, col) of the logical matrix.
+    fn at(&self, row: usize, col: usize) -> usize {
+        if self.trans {
+            col * self.ld + row
+        } else {
+            row * self.ld + col
+        }
+    }
+
+    /// Whether `data` holds every element of a `[rows, cols]` logical matrix.
+    fn covers(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || self.data.len() > self.at(rows - 1, cols - 1)
+    }
+}
+
+/// The operand view of an f32 CPU tensor stored row-major or as a transpose (`.t()`), or None.
+fn operand<'a>(s: &'a Storage, l: &Layout) -> Option<Operand<'a>> {
+    let (dims, st) = (l.dims(), l.stride());
+    if dims.len() != 2 {
+        return None;
+    }
+    let data = match s {
+        Storage::Cpu(c) => &c.as_slice::<f32>().ok()?[l.start_offset()..],
+        _ => return None,
+    };
+    let (r, c) = (dims[0], dims[1]);
+    let (trans, ld) = if (st[1] == 1 || c == 1) && st[0] >= c.max(1) {
+        (false, st[0].max(1))
+    } else if (st[0] == 1 || r == 1) && st[1] >= r.max(1) {
+        (true, st[1].max(1))
+    } else {
+        return None;
+    };
+    let op = Operand { data, trans, ld };
+    op.covers(r, c).then_some(op)
+}
+
+/// `a` rounded to bf16 and back, as a contiguous f32 tensor (the bf16 path without AMX).
+fn round_bf16(t: &Tensor) -> Result<Tensor> {
+    Ok(t.to_dtype(DType::BF16)?.to_dtype(DType::F32)?)
+}
+
+fn check_inner(a: &Tensor, k: usize) -> Result<(usize, usize)> {
+    let (m, ka) = a.dims2()?;
+    if ka != k {
+        return Err(Error::Internal(format!("matmul shapes [{m}, {ka}] x [{k}, ..]")));
+    }
+    Ok((m, ka))
+}
+
+/// `a @ b` for 2-D `a` `[m, k]` and `b` `[k, n]`, either of which may be a transposed view
+/// (`.t()`), in precision `p`. Returns a contiguous `[m, n]` tensor.
+/// Errors: mismatched inner dimensions; candle's errors on other devices.
+pub fn matmul(a: &Tensor, b: &Tensor, p: Precision) -> Result<Tensor> {
+    matmul_packed(a, &pack(b, p)?)
+}
+
+/// The right operand of [`matmul_packed`], prepared once and used for many products (the
+/// recurrent weight, used at every timestep).
+pub struct Packed {
+    /// The operand itself (f32 path, other devices, f64).
+    t: Tensor,
+    /// bf16 tiles for AMX.
+    amx: Option<amx::PackedB>,
+    /// bf16-rounded copy (bf16 without AMX).
+    rounded: Option<Tensor>,
+}
+
+/// Prepares `b` `[k, n]` (may be a transposed view) as the right operand of products in `p`.
+pub fn pack(b: &Tensor, p: Precision) -> Result<Packed> {
+    let mut out = Packed { t: b.clone(), amx: None, rounded: None };
+    if p == Precision::Bf16 && b.dtype() == DType::F32 && b.device().is_cpu() {
+        let (k, n) = b.dims2()?;
+        let (s, l) = b.storage_and_layout();
+        match operand(&s, l) {
+            Some(op) if amx::available() => out.amx = Some(amx::pack_b(&op, k, n)),
+            _ => out.rounded = Some(round_bf16(b)?),
+        }
+    }
+    Ok(out)
+}
+
+/// `a @ b` with `b` prepared by [`pack`] (in the precision given there).
+pub fn matmul_packed(a: &Tensor, b: &Packed) -> Result<Tensor> {
+    if let Some(pb) = &b.amx {
+        let (m, _) = check_inner(a, pb.k())?;
+        let a = match a.dtype() {
+            DType::F32 => a.clone(),
+            _ => a.to_dtype(DType::F32)?,
+        };
+        let a = {
+            let (s, l) = a.storage_and_layout();
+            if operand(&s, l).is_some() { a.clone() } else { a.contiguous()? }
+        };
+        let (s, l) = a.storage_and_layout();
+        let op = operand(&s, l)
+            .ok_or_else(|| Error::Internal("AMX operand is not a CPU matrix".into()))?;
+        let mut out = vec![0f32; m * pb.n()];
+        if m > 0 && pb.n() > 0 {
+            amx::gemm(&op, m, pb, &mut out);
+        }
+        drop(s);
+        return Ok(Tensor::from_vec(out, (m, pb.n()), a.device())?);
+    }
+    if let Some(r) = &b.rounded {
+        if a.dtype() == DType::F32 {
+            return f32_matmul(&round_bf16(a)?, r);
+        }
+    }
+    f32_matmul(a, &b.t)
+}
+
+/// The f32 product: OpenBLAS when linked and both are CPU f32 views, else candle.
+fn f32_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    #[cfg(lstmgen_blas)]
+    if a.dtype() == DType::F32 && b.dtype() == DType::F32 && a.device().is_cpu() {
+        let (k, n) = b.dims2()?;
+        let (m, _) = check_inner(a, k)?;
+        let (sa, la) = a.storage_and_layout();
+        let (sb, lb) = b.storage_and_layout();
+        if let (Some(oa), Some(ob)) = (operand(&sa, la), operand(&sb, lb)) {
+            let mut out = vec![0f32; m * n];
+            if m > 0 && n > 0 && k > 0 {
+                blas::sgemm_par(&oa, &ob, m, n, k, &mut out);
+            }
+            drop((sa, sb));
+            return Ok(Tensor::from_vec(out, (m, n), a.device())?);
+        }
+    }
+    Ok(a.matmul(b)?)
+}
