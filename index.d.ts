@@ -45,6 +45,14 @@ export declare class NativeModel {
   config(): NativeModelConfig
   /** Where the parameters live: "cpu" or "cuda:0". */
   deviceName(): string
+  /**
+   * Precision of the matrix products: "f32" (default) or "bf16" (bf16 inputs, f32
+   * accumulation; AMX tiles where the CPU has them). Throws `E_INPUT` for another value, or
+   * for "bf16" on a CUDA model.
+   */
+  setPrecision(precision: string): void
+  /** The current precision of the matrix products: "f32" or "bf16". */
+  precision(): string
   /** Number of optimizer steps taken. */
   step(): number
   /**
@@ -105,8 +113,9 @@ export interface EngineInfo {
   /** Threads candle uses for CPU matrix products (`RAYON_NUM_THREADS`, default: all cores). */
   threads: number
   /**
-   * The library computing CPU matrix products: `"OpenBLAS <version> ... (<kernel>)"` when the
-   * build linked OpenBLAS, else `"candle gemm crate"` (same results, slower).
+   * What computes CPU matrix products: `"OpenBLAS <version> ... (<kernel>); bf16: AMX"`, or
+   * `"candle gemm crate; ..."` in a build without OpenBLAS (same results, slower); after `bf16:`,
+   * `AMX` or `emulated (no AMX)` for `precision: "bf16"`.
    */
   cpuGemm: string
 }

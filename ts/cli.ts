@@ -10,7 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { assertWritable } from './atomic';
 import { ConfigError, LstmgenError } from './errors';
 import { loadModel } from './model';
-import { engineInfo } from './native';
+import { engineInfo, type Precision } from './native';
 import { train } from './train';
 import type { EpochInfo } from './events';
 import { flagOf, parseLrSchedule, plotCommand, printStream, runFlagsToConfig, runSummaryLines, writtenFiles } from './cli-run';
@@ -106,13 +106,14 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
 interface GenerateFlags {
   model: string;
   device: 'auto' | 'cpu' | 'cuda';
+  precision: Precision;
   json?: boolean;
   [field: string]: unknown;
 }
 
 async function generateCommand(flags: GenerateFlags): Promise<void> {
-  const { model: file, device, json, ...options } = flags;
-  const model = await loadModel(file, { device });
+  const { model: file, device, precision, json, ...options } = flags;
+  const model = await loadModel(file, { device, precision });
   if (!json && (options.numSamples ?? 1) === 1) return printStream(model, options); // prints as it samples
   const samples = await model.generate(options);
   if (json) emit({ samples });
@@ -123,13 +124,14 @@ interface EvalFlags {
   model: string;
   corpus: string;
   device: 'auto' | 'cpu' | 'cuda';
+  precision: Precision;
   json?: boolean;
   batchSize?: number;
   seqLen?: number;
 }
 
 async function evalCommand(flags: EvalFlags): Promise<void> {
-  const model = await loadModel(flags.model, { device: flags.device });
+  const model = await loadModel(flags.model, { device: flags.device, precision: flags.precision });
   const r = await model.evaluate(flags.corpus, { batchSize: flags.batchSize, seqLen: flags.seqLen });
   if (flags.json) {
     emit({ loss: r.loss, perplexity: r.perplexity, accuracy: r.accuracy, bitsPerChar: r.bitsPerChar ?? null });
@@ -160,6 +162,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write('lstmgen: ' + text.replace(/^error: /, '')) });
   const device = () => new Option('--device <device>', 'auto | cpu | cuda').default('auto');
+  const precision = () =>
+    new Option('--precision <p>', 'matrix products: f32, or bf16 (bf16 inputs, f32 sums; Intel AMX; CPU only)').choices(['f32', 'bf16']).default('f32');
 
   program
     .command('train')
@@ -191,6 +195,7 @@ export function buildProgram(): Command {
     .option('--resume <file>', 'continue from a checkpoint file (or the newest one in a directory)')
     .option('--log <file>', 'write metrics as JSON lines (plot with lstmgen plot)')
     .addOption(device())
+    .addOption(precision())
     .option('--out <file>', 'model file to write', 'model.lstm')
     .option('--json', 'JSON lines on stdout')
     .action(trainCommand);
@@ -209,6 +214,7 @@ export function buildProgram(): Command {
     .option('--stop <text>', 'stop at this string (repeatable)', collect)
     .option('--strict', 'fail on prompt symbols outside the vocabulary')
     .addOption(device())
+    .addOption(precision())
     .option('--json', 'print {"samples":[...]}')
     .action(generateCommand);
 
@@ -220,6 +226,7 @@ export function buildProgram(): Command {
     .option('--batch-size <n>', 'streams per batch (default: the training one)', number)
     .option('--seq-len <n>', 'positions per batch (default: the training one)', number)
     .addOption(device())
+    .addOption(precision())
     .option('--json', 'print {"loss","perplexity","accuracy","bitsPerChar"}')
     .action(evalCommand);
 

@@ -66,9 +66,12 @@ export const TRAIN_DEFAULTS = {
   clipNorm: 5,
   seed: 1234,
   device: 'auto' as 'auto' | 'cpu' | 'cuda',
+  precision: 'f32' as 'f32' | 'bf16',
 };
 
 const device = z.enum(['auto', 'cpu', 'cuda'], { error: 'must be "auto", "cpu" or "cuda"' });
+/** Matrix-product precision; see `Precision` in native.ts. */
+export const PrecisionSchema = z.enum(['f32', 'bf16'], { error: 'must be "f32" or "bf16"' });
 const nonNegInt = num((v) => Number.isInteger(v) && v >= 0, 'must be an integer >= 0');
 const nonNegNum = num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0');
 const path = z.string({ error: 'must be a path' }).min(1, 'must not be empty');
@@ -160,6 +163,11 @@ export const TrainConfigSchema = z.strictObject({
   /** Seeds the initial weights and the dropout masks. */
   seed: seed.default(TRAIN_DEFAULTS.seed),
   device: device.default(TRAIN_DEFAULTS.device),
+  /**
+   * Matrix-product precision: `f32` (default) or `bf16` (bf16 inputs, f32 accumulation, on Intel AMX when
+   * present; CPU only). The model file is the same either way; the saved weights are f32.
+   */
+  precision: PrecisionSchema.default(TRAIN_DEFAULTS.precision),
   /** Also evaluate on the validation text every this many steps (reported through `onEval`). */
   evalEvery: positiveInt.optional(),
   onStart: fn<(info: StartInfo) => void>().optional(),

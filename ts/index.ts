@@ -6,7 +6,7 @@ export { PlateauTracker, type PlateauState } from './plateau';
 export { RunLog, readRunLog, type RunRecord } from './runlog';
 export { plotRun, type PlotOptions } from './plot';
 export { importTorch, type ImportTorchOptions } from './torch';
-export { LstmModel, loadModel, toModelConfig, METADATA_KEYS, type EvalResult, type EvaluateOptions, type ModelConfig } from './model';
+export { LstmModel, loadModel, toModelConfig, METADATA_KEYS, type EvalResult, type EvaluateOptions, type LoadOptions, type ModelConfig } from './model';
 export {
   parseTrainConfig,
   parseGenerateOptions,
@@ -52,4 +52,4 @@ export {
   wrapNative,
   type ErrorCode,
 } from './errors';
-export { engineInfo, type Device, type EngineInfo } from './native';
+export { engineInfo, type Device, type EngineInfo, type Precision } from './native';

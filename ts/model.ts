@@ -5,7 +5,7 @@ import { parseEvaluateOptions, parseGenerateOptions, parseStreamOptions, type Ge
 import { loadCorpus, makeBatches, describeCorpus, type CorpusSource } from './data';
 import { DataError, ModelFileError } from './errors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
-import { NativeHandle, type Device } from './native';
+import { NativeHandle, type Device, type Precision } from './native';
 import { assertFiniteTensors } from './safetensors';
 import { cutAtFirst, decodeAfter, planSampling } from './sampling';
 import { streamText } from './stream';
@@ -72,6 +72,19 @@ export class LstmModel {
   /** Optimizer steps taken so far. */
   get steps(): number {
     return this.native.step();
+  }
+
+  /** Precision of the matrix products in generation, evaluation and further training (see {@link Precision}). */
+  get precision(): Precision {
+    return this.native.precision();
+  }
+
+  /**
+   * Sets the precision of later matrix products; weights are unchanged (f32).
+   * @throws DataError for `bf16` on a CUDA model.
+   */
+  setPrecision(precision: Precision): void {
+    this.native.setPrecision(precision);
   }
 
   /**
@@ -177,8 +190,9 @@ export class LstmModel {
    * @throws ModelFileError if the file is missing, truncated, corrupt, or not an lstmgen model;
    *   DeviceError if the addon cannot load or `device` is unavailable.
    */
-  static async load(file: string, options: { device?: Device } = {}): Promise<LstmModel> {
+  static async load(file: string, options: LoadOptions = {}): Promise<LstmModel> {
     const native = loadNative(file, 'model file', (bytes) => NativeHandle.fromSafetensors(bytes, options.device ?? 'auto'));
+    if (options.precision) native.setPrecision(options.precision);
     const meta = native.metadata();
     const missing = Object.values(METADATA_KEYS).filter((k) => typeof meta[k] !== 'string');
     if (missing.length > 0) {
@@ -210,8 +224,16 @@ function parseStoredConfig(json: string, file: string): ModelConfig {
   return config;
 }
 
+/** Options of {@link loadModel}. */
+export interface LoadOptions {
+  /** Where the weights go; default `auto` (CUDA when usable, else CPU). */
+  device?: Device;
+  /** Matrix-product precision for generation and evaluation; default `f32`. */
+  precision?: Precision;
+}
+
 /** Load a model file; same as {@link LstmModel.load}. */
-export function loadModel(file: string, options: { device?: Device } = {}): Promise<LstmModel> {
+export function loadModel(file: string, options: LoadOptions = {}): Promise<LstmModel> {
   return LstmModel.load(file, options);
 }
 

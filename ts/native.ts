@@ -60,6 +60,14 @@ export interface LoaderDeps {
   load(file: string): NativeBinding;
 }
 
+/**
+ * Precision of the matrix products. `f32`: f32 inputs and accumulation (PyTorch's default). `bf16`: mixed
+ * precision, inputs rounded to bfloat16 (8-bit mantissa) and products accumulated in f32, as PyTorch's CPU
+ * autocast does; on CPUs with Intel AMX (Sapphire Rapids and later) it runs on the AMX tiles, elsewhere it is
+ * emulated (same numbers, no speed-up). Weights, activations, cell state, softmax and Adam stay f32. CPU only.
+ */
+export type Precision = 'f32' | 'bf16';
+
 /** Facts about the engine that `device: 'auto'` uses; printed by `lstmgen info`. */
 export interface EngineInfo {
   /** `cpu` or `cuda`: the build in use. */
@@ -74,7 +82,7 @@ export interface EngineInfo {
   candleVersion: string;
   /** Threads candle uses for CPU matrix products. */
   threads: number;
-  /** Library computing CPU matrix products: `OpenBLAS <version> ... (<kernel>)`, or `candle gemm crate` in a build without OpenBLAS (same results, slower). */
+  /** What computes CPU matrix products: `OpenBLAS <version> ... (<kernel>)`, or `candle gemm crate` in a build without OpenBLAS (same results, slower); then `; bf16: AMX` or `; bf16: emulated (no AMX)`. */
   cpuGemm: string;
   /** Why `auto` did not use CUDA (CUDA build not installed, load error text, no usable GPU), or null if it does. */
   fallbackReason: string | null;
@@ -308,6 +316,19 @@ export class NativeHandle {
   /** Number of optimizer steps taken so far. */
   step(): number {
     return guard(() => this.inner.step());
+  }
+
+  /**
+   * Sets the precision of later matrix products (see {@link Precision}).
+   * @throws DataError for bf16 on a CUDA model or an unknown value.
+   */
+  setPrecision(precision: Precision): void {
+    guard(() => this.inner.setPrecision(precision));
+  }
+
+  /** Current precision of the matrix products. */
+  precision(): Precision {
+    return guard(() => this.inner.precision()) as Precision;
   }
 
   /**

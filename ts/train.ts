@@ -80,6 +80,7 @@ export async function train(input: TrainConfigInput): Promise<TrainResult> {
       cfg.seed,
       cfg.device,
     );
+  native.setPrecision(cfg.precision);
   let model = new LstmModel(native, tokenizer, toModelConfig(cfg));
 
   // Loop state: everything a checkpoint stores (see TrainingState).

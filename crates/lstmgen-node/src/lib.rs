@@ -26,6 +26,7 @@ fn keep_freed_pages() {
 }
 
 use convert::{guard, seed_u64, NativeModelConfig, NativeOptimizerConfig, NativeSampleOptions};
+use lstmgen_core::gemm::Precision;
 use lstmgen_core::{device, io, Model};
 use std::sync::atomic::{AtomicBool, Ordering};
 use napi::bindgen_prelude::*;
@@ -103,6 +104,26 @@ impl NativeModel {
     #[napi]
     pub fn device_name(&self) -> String {
         device::name(lock(&self.inner).device())
+    }
+
+    /// Precision of the matrix products: "f32" (default) or "bf16" (bf16 inputs, f32
+    /// accumulation; AMX tiles where the CPU has them). Throws `E_INPUT` for another value, or
+    /// for "bf16" on a CUDA model.
+    #[napi]
+    pub fn set_precision(&self, precision: String) -> Result<()> {
+        guard(|| {
+            let p = Precision::parse(&precision)?;
+            lock(&self.inner).set_precision(p)
+        })
+    }
+
+    /// The current precision of the matrix products: "f32" or "bf16".
+    #[napi]
+    pub fn precision(&self) -> String {
+        match lock(&self.inner).precision() {
+            Precision::F32 => "f32".into(),
+            Precision::Bf16 => "bf16".into(),
+        }
     }
 
     /// Number of optimizer steps taken.
@@ -212,8 +233,9 @@ pub struct EngineInfo {
     pub candle_version: String,
     /// Threads candle uses for CPU matrix products (`RAYON_NUM_THREADS`, default: all cores).
     pub threads: u32,
-    /// The library computing CPU matrix products: `"OpenBLAS <version> ... (<kernel>)"` when the
-    /// build linked OpenBLAS, else `"candle gemm crate"` (same results, slower).
+    /// What computes CPU matrix products: `"OpenBLAS <version> ... (<kernel>); bf16: AMX"`, or
+    /// `"candle gemm crate; ..."` in a build without OpenBLAS (same results, slower); after `bf16:`,
+    /// `AMX` or `emulated (no AMX)` for `precision: "bf16"`.
     pub cpu_gemm: String,
 }
 
