@@ -23,7 +23,7 @@ export const CONFIGS = {
   c: { title: 'small (char-level)', tokenizer: 'char', embedding: 64, hidden: 128, layers: 1, batch: 32, seq: 64 },
 };
 
-export const SYSTEMS = ['lstmgen', 'lstmgen-cuda', 'torch', 'keras', 'tfjs', 'brainjs'];
+export const SYSTEMS = ['lstmgen', 'lstmgen-bf16', 'lstmgen-cuda', 'torch', 'keras', 'tfjs', 'brainjs'];
 
 /**
  * Default work per system and configuration: timed steps, warm-up steps, generated tokens per sample, and
@@ -36,6 +36,7 @@ const W = (steps, warmup, gen, val = true, budget = 0) => ({ steps, warmup, gen,
 const FAST = { a: W(10, 2, 100), b: W(10, 2, 200), c: W(100, 5, 200) };
 const DEFAULT_STEPS = {
   lstmgen: FAST,
+  'lstmgen-bf16': FAST,
   'lstmgen-cuda': FAST,
   torch: FAST,
   keras: FAST,
@@ -211,10 +212,11 @@ function runChild(system, key, cfg, data, flags, logDir) {
   const base = { system, config: key, steps, warmup, genTokensPerSample: genTokens, validated: evaluate };
   // RAYON_NUM_THREADS: the thread count of candle's CPU kernels (lstmgen)
   const env = { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', PYTHONUNBUFFERED: '1', RAYON_NUM_THREADS: String(flags.threads) };
-  if (system === 'lstmgen' || system === 'lstmgen-cuda') {
+  if (system.startsWith('lstmgen')) {
     if (flags.lstmgenUnavailable) return Promise.resolve({ ...base, status: 'skipped', reason: flags.lstmgenUnavailable });
     cmd = ['node', path.join(here, 'peers', 'lstmgen.mjs'), ...args, '--train-text', data.files.trainText, '--val-text', data.files.valText,
-      '--tokenizer', cfg.tokenizer, '--prompt-text', data.promptText, '--system', system, '--device', system === 'lstmgen' ? 'cpu' : 'cuda'];
+      '--tokenizer', cfg.tokenizer, '--prompt-text', data.promptText, '--system', system, '--device', system === 'lstmgen-cuda' ? 'cuda' : 'cpu',
+      '--precision', system === 'lstmgen-bf16' ? 'bf16' : 'f32'];
   } else if (system === 'tfjs' || system === 'brainjs') {
     cmd = ['node', path.join(here, 'peers', `${system}.mjs`), ...args];
   } else {

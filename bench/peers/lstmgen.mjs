@@ -1,5 +1,5 @@
 // lstmgen peer: trains through the public API (`train()` of dist/), on the same text the harness tokenized.
-// Extra flags: --train-text FILE --val-text FILE --tokenizer char|word --device cpu|cuda --system NAME.
+// Extra flags: --train-text FILE --val-text FILE --tokenizer char|word --device cpu|cuda --precision f32|bf16 --system NAME.
 // The token ids lstmgen builds from the text are checked against the harness's --train/--val files.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,6 +11,7 @@ import { parseArgs, readIds, emit, skip, log } from './common.mjs';
 const a = parseArgs();
 const system = a.raw.system ?? 'lstmgen';
 const device = a.raw.device ?? 'cpu';
+const precision = a.raw.precision ?? 'f32';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const require = createRequire(import.meta.url);
 
@@ -51,6 +52,7 @@ try {
     clipNorm: a.clip,
     seed: a.seed,
     device,
+    precision,
     onStart: (info) => {
       started = info;
       if (info.trainTokens !== trainIds.length || info.valTokens !== valIds.length || info.vocabSize !== a.vocab) {
@@ -109,7 +111,7 @@ emit({
   genTokensPerSec: genTokens / genSeconds,
   sample: samples[0].slice(0, 120),
   threads: Number(process.env.RAYON_NUM_THREADS) || os.availableParallelism(),
-  versions: { lstmgen: require(path.join(repo, 'package.json')).version, node: process.version, device: model.device },
+  versions: { lstmgen: require(path.join(repo, 'package.json')).version, node: process.version, device: model.device, precision: model.precision, cpuGemm: lstmgen.engineInfo().cpuGemm },
   epochEnds: history.epochs.length,
   notes: [
     "the ids lstmgen builds from the text are checked equal to the harness's",
