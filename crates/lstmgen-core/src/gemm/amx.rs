@@ -106,7 +106,6 @@ pub fn pack_b(b: &Operand, k: usize, n: usize) -> PackedB {
     let mut data = vec![0u16; n.div_ceil(BLK) * ks * STEP];
     data.par_chunks_mut(ks * STEP).enumerate().for_each(|(nb, panel)| {
         let cols = (n - nb * BLK).min(BLK);
-        let mut buf = [0u16; BLK];
         if b.trans {
             // Column j of B is contiguous: convert it, then scatter the k pairs.
             let mut col = vec![0u16; k];
@@ -120,19 +119,27 @@ pub fn pack_b(b: &Operand, k: usize, n: usize) -> PackedB {
                     panel[s * STEP + t * 512 + (r / 2) * 32 + cc * 2 + r % 2] = v;
                 }
             }
-        } else {
-            // Row kk of B is contiguous: convert this block's 32 columns, then interleave.
-            for kk in 0..k {
-                let start = b.at(kk, nb * BLK);
-                convert(&b.data[start..start + cols], &mut buf[..cols]);
-                let (s, r) = (kk / BLK, kk % BLK);
-                let base = s * STEP + (r / 2) * 32 + r % 2;
-                for (c, &v) in buf[..cols].iter().enumerate() {
-                    panel[base + (c / 16) * 512 + (c % 16) * 2] = v;
-                }
-            }
         }
     });
+    if !b.trans {
+        // Row kk of B is contiguous: convert it whole (sequential reads), then scatter it over
+        // every column block's step kk / 32. Parallel over steps: disjoint parts of `data`.
+        let base = data.as_mut_ptr() as usize;
+        (0..ks).into_par_iter().for_each(|s| {
+            let mut row = vec![0u16; n];
+            for kk in s * BLK..(s * BLK + BLK).min(k) {
+                let start = b.at(kk, 0);
+                convert(&b.data[start..start + n], &mut row);
+                let r = kk % BLK;
+                for (j, &v) in row.iter().enumerate() {
+                    let (nb, c) = (j / BLK, j % BLK);
+                    let at = nb * ks * STEP + s * STEP + (c / 16) * 512 + (r / 2) * 32 + (c % 16) * 2 + r % 2;
+                    // SAFETY: `at` < data.len() (nb < nbs, s < ks); step s is written only here.
+                    unsafe { *(base as *mut u16).add(at) = v };
+                }
+            }
+        });
+    }
     PackedB { data, k, n }
 }
 
@@ -142,28 +149,33 @@ pub fn pack_b(b: &Operand, k: usize, n: usize) -> PackedB {
 fn pack_a(a: &Operand, m: usize, k: usize) -> Vec<u16> {
     let ks = k.div_ceil(BLK);
     let mut data = vec![0u16; m.div_ceil(BLK) * ks * STEP];
-    data.par_chunks_mut(ks * STEP).enumerate().for_each(|(mb, panel)| {
-        let rows = (m - mb * BLK).min(BLK);
-        if a.trans {
-            // Column kk of the logical A (a row of the stored transpose) is contiguous.
-            let mut buf = [0u16; BLK];
-            for kk in 0..k {
-                let start = a.at(mb * BLK, kk);
-                convert(&a.data[start..start + rows], &mut buf[..rows]);
-                let base = (kk / BLK) * STEP + kk % BLK;
-                for (r, &v) in buf[..rows].iter().enumerate() {
-                    panel[base + r * BLK] = v;
+    if a.trans {
+        // Column kk of the logical A is a contiguous row of the stored transpose: convert it
+        // whole, then scatter it over every row block's step kk / 32. Parallel over steps.
+        let base = data.as_mut_ptr() as usize;
+        (0..ks).into_par_iter().for_each(|s| {
+            let mut col = vec![0u16; m];
+            for kk in s * BLK..(s * BLK + BLK).min(k) {
+                let start = a.at(0, kk);
+                convert(&a.data[start..start + m], &mut col);
+                for (i, &v) in col.iter().enumerate() {
+                    let at = (i / BLK) * ks * STEP + s * STEP + (i % BLK) * BLK + kk % BLK;
+                    // SAFETY: `at` < data.len() (i < m, s < ks); step s is written only here.
+                    unsafe { *(base as *mut u16).add(at) = v };
                 }
             }
-        } else {
-            let mut row = vec![0u16; k];
-            for r in 0..rows {
-                let start = a.at(mb * BLK + r, 0);
-                convert(&a.data[start..start + k], &mut row);
-                for (s, chunk) in row.chunks(BLK).enumerate() {
-                    let d = s * STEP + r * BLK;
-                    panel[d..d + chunk.len()].copy_from_slice(chunk);
-                }
+        });
+        return data;
+    }
+    data.par_chunks_mut(ks * STEP).enumerate().for_each(|(mb, panel)| {
+        let rows = (m - mb * BLK).min(BLK);
+        let mut row = vec![0u16; k];
+        for r in 0..rows {
+            let start = a.at(mb * BLK + r, 0);
+            convert(&a.data[start..start + k], &mut row);
+            for (s, chunk) in row.chunks(BLK).enumerate() {
+                let d = s * STEP + r * BLK;
+                panel[d..d + chunk.len()].copy_from_slice(chunk);
             }
         }
     });
