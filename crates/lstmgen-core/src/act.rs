@@ -38,8 +38,8 @@ fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75; // ln 2 split so that n * LN2_HI is exact for |n| <= 128
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting it rounds to an integer
-    // Keeps 2^n a normal float (n in [-126, 127]). Both comparisons are false for NaN, so NaN
-    // passes through and propagates.
+                                     // Keeps 2^n a normal float (n in [-126, 127]). Both comparisons are false for NaN, so NaN
+                                     // passes through and propagates.
     let x = if x < -87.0 { -87.0 } else { x };
     let x = if x > 88.0 { 88.0 } else { x };
     let n = (x * LOG2E + ROUND) - ROUND;
@@ -61,7 +61,8 @@ fn sigmoid_loop(x: &mut [f32]) {
 }
 #[inline(always)]
 fn tanh_loop(x: &mut [f32]) {
-    x.iter_mut().for_each(|v| *v = 1.0 - 2.0 / (1.0 + exp_f32(2.0 * *v)));
+    x.iter_mut()
+        .for_each(|v| *v = 1.0 - 2.0 / (1.0 + exp_f32(2.0 * *v)));
 }
 
 /// Defines `$name(x)` that runs `$body(x)` compiled for the best instruction set the CPU has.
@@ -133,7 +134,12 @@ mod tests {
             }
         };
         check(f32::exp_in_place, f64::exp, true, "exp");
-        check(f32::sigmoid_in_place, |x| 1.0 / (1.0 + (-x).exp()), false, "sigmoid");
+        check(
+            f32::sigmoid_in_place,
+            |x| 1.0 / (1.0 + (-x).exp()),
+            false,
+            "sigmoid",
+        );
         check(f32::tanh_in_place, f64::tanh, false, "tanh");
         let mut s = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
         f32::sigmoid_in_place(&mut s);

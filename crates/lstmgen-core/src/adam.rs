@@ -46,18 +46,52 @@ impl Adam {
     pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
         let mut sq = 0f64;
         for g in grads {
-            sq += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
+            sq += match fused::sum_sq(g) {
+                Some(v) => v,
+                None => g
+                    .sqr()?
+                    .sum_all()?
+                    .to_dtype(DType::F64)?
+                    .to_scalar::<f64>()?,
+            };
         }
         Ok(sq.sqrt())
     }
 
-    /// Clips `grads` to `opt.clip_norm` (if > 0) and applies one update to `params` in place.
-    /// Returns the norm before clipping. A non-finite gradient norm, or an update that would make a
-    /// parameter non-finite, returns `Error::Numeric` and changes nothing.
+    /// One parameter tensor's AdamW update with candle ops (any device): new (param, m, v).
+    fn step_ops(
+        &self,
+        p: &Tensor,
+        g: &Tensor,
+        k: usize,
+        h: &fused::Hyper,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let g = if h.scale != 1.0 {
+            (g * h.scale)?
+        } else {
+            g.clone()
+        };
+        let m = ((&self.m[k] * h.beta1)? + (&g * (1.0 - h.beta1))?)?;
+        let v = ((&self.v[k] * h.beta2)? + (g.sqr()? * (1.0 - h.beta2))?)?;
+        let denom = ((&v / h.bc2)?.sqrt()? + h.eps)?;
+        let upd = ((&m / denom)? * (h.lr / h.bc1))?;
+        let mut p = p.clone();
+        if h.weight_decay > 0.0 {
+            p = (&p * (1.0 - h.lr * h.weight_decay))?;
+        }
+        let p = (p - upd)?;
+        let peak = p
+            .flatten_all()?
+            .abs()?
+            .max(0)?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
+        if !peak.is_finite() {
+            return Err(fused::non_finite(h.step, k, h.lr));
+        }
+        Ok((p, m, v))
+    }
+
     pub fn update(
         &mut self,
         params: &mut [Tensor],
@@ -80,36 +114,22 @@ impl Adam {
         let bc1 = 1.0 - opt.beta1.powi(t);
         let bc2 = 1.0 - opt.beta2.powi(t);
         let (mut new_p, mut new_m, mut new_v) = (Vec::new(), Vec::new(), Vec::new());
+        let h = fused::Hyper {
+            scale,
+            beta1: opt.beta1,
+            beta2: opt.beta2,
+            eps: opt.eps,
+            lr: opt.lr,
+            weight_decay: opt.weight_decay,
+            bc1,
+            bc2,
+            step: self.step + 1,
+        };
         for (k, g) in grads.iter().enumerate() {
-            let g = if scale != 1.0 {
-                (g * scale)?
-            } else {
-                g.clone()
+            let (p, m, v) = match fused::step(k, &params[k], g, &self.m[k], &self.v[k], &h) {
+                Some(r) => r?,
+                None => self.step_ops(&params[k], g, k, &h)?,
             };
-            let m = ((&self.m[k] * opt.beta1)? + (&g * (1.0 - opt.beta1))?)?;
-            let v = ((&self.v[k] * opt.beta2)? + (g.sqr()? * (1.0 - opt.beta2))?)?;
-            // p -= lr * (m / bc1) / (sqrt(v / bc2) + eps)
-            let denom = ((&v / bc2)?.sqrt()? + opt.eps)?;
-            let upd = ((&m / denom)? * (opt.lr / bc1))?;
-            let mut p = params[k].clone();
-            if opt.weight_decay > 0.0 {
-                p = (&p * (1.0 - opt.lr * opt.weight_decay))?;
-            }
-            let p = (p - upd)?;
-            // An update can overflow even from finite gradients (e.g. an absurd lr): refuse it.
-            let peak = p
-                .flatten_all()?
-                .abs()?
-                .max(0)?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
-            if !peak.is_finite() {
-                return Err(Error::Numeric(format!(
-                    "the update at step {} made parameter tensor {k} non-finite (lr {}); parameters were not updated",
-                    self.step + 1,
-                    opt.lr
-                )));
-            }
             new_p.push(p);
             new_m.push(m);
             new_v.push(v);
@@ -119,6 +139,139 @@ impl Adam {
         self.v = new_v;
         self.step += 1;
         Ok(norm)
+    }
+}
+
+/// The CPU form of the update: one pass per tensor over contiguous f32/f64 slices, in parallel
+/// chunks, computing exactly the formulas of [`Adam::step_ops`] (no intermediate tensors).
+mod fused {
+    use crate::act::Act;
+    use crate::cell::cpu_slice;
+    use crate::error::{Error, Result};
+    use candle_core::{DType, Tensor};
+    use rayon::prelude::*;
+
+    /// Elements per parallel chunk.
+    const CHUNK: usize = 1 << 15;
+
+    /// Hyper-parameters of one update (with clipping scale and bias corrections resolved).
+    pub struct Hyper {
+        pub scale: f64,
+        pub beta1: f64,
+        pub beta2: f64,
+        pub eps: f64,
+        pub lr: f64,
+        pub weight_decay: f64,
+        pub bc1: f64,
+        pub bc2: f64,
+        /// 1-based number of the step being taken (for messages).
+        pub step: u64,
+    }
+
+    pub fn non_finite(step: u64, k: usize, lr: f64) -> Error {
+        Error::Numeric(format!(
+            "the update at step {step} made parameter tensor {k} non-finite (lr {lr}); parameters were not updated"
+        ))
+    }
+
+    /// Sum of squares of a contiguous CPU tensor (f64 accumulation), or None elsewhere.
+    pub fn sum_sq(g: &Tensor) -> Option<f64> {
+        fn go<T: Act>(g: &Tensor) -> Option<f64> {
+            let (s, l) = g.storage_and_layout();
+            let x = cpu_slice::<T>(&s, l)?;
+            Some(
+                x.par_chunks(CHUNK)
+                    .map(|c| {
+                        c.iter()
+                            .map(|&v| {
+                                let v = v.to_f64();
+                                v * v
+                            })
+                            .sum::<f64>()
+                    })
+                    .sum(),
+            )
+        }
+        match g.dtype() {
+            DType::F32 => go::<f32>(g),
+            DType::F64 => go::<f64>(g),
+            _ => None,
+        }
+    }
+
+    /// New (param, m, v) for one tensor, or None when the tensors are not contiguous CPU f32/f64.
+    pub fn step(
+        k: usize,
+        p: &Tensor,
+        g: &Tensor,
+        m: &Tensor,
+        v: &Tensor,
+        h: &Hyper,
+    ) -> Option<Result<(Tensor, Tensor, Tensor)>> {
+        match p.dtype() {
+            DType::F32 => run::<f32>(k, p, g, m, v, h),
+            DType::F64 => run::<f64>(k, p, g, m, v, h),
+            _ => None,
+        }
+    }
+
+    fn run<T: Act>(
+        k: usize,
+        p: &Tensor,
+        g: &Tensor,
+        m: &Tensor,
+        v: &Tensor,
+        h: &Hyper,
+    ) -> Option<Result<(Tensor, Tensor, Tensor)>> {
+        let guards = [p, g, m, v].map(|t| t.storage_and_layout());
+        let [xp, xg, xm, xv] = [0, 1, 2, 3].map(|i| cpu_slice::<T>(&guards[i].0, guards[i].1));
+        let (xp, xg, xm, xv) = (xp?, xg?, xm?, xv?);
+        if xg.len() != xp.len() || xm.len() != xp.len() || xv.len() != xp.len() {
+            return None;
+        }
+        let c = |x: f64| T::from_f64(x);
+        let (scale, b1, b2, eps) = (c(h.scale), c(h.beta1), c(h.beta2), c(h.eps));
+        let (one_b1, one_b2, bc2) = (c(1.0 - h.beta1), c(1.0 - h.beta2), c(h.bc2));
+        let (step_size, decay) = (c(h.lr / h.bc1), c(1.0 - h.lr * h.weight_decay));
+        let (use_scale, use_decay) = (h.scale != 1.0, h.weight_decay > 0.0);
+        let n = xp.len();
+        let (mut np, mut nm, mut nv) = (vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
+        let finite = np
+            .par_chunks_mut(CHUNK)
+            .zip(nm.par_chunks_mut(CHUNK))
+            .zip(nv.par_chunks_mut(CHUNK))
+            .enumerate()
+            .map(|(ci, ((op, om), ov))| {
+                let o = ci * CHUNK;
+                let mut ok = true;
+                for i in 0..op.len() {
+                    let j = o + i;
+                    let gi = if use_scale { xg[j] * scale } else { xg[j] };
+                    let mi = xm[j] * b1 + gi * one_b1;
+                    let vi = xv[j] * b2 + gi * gi * one_b2;
+                    let upd = mi / ((vi / bc2).sqrt() + eps) * step_size;
+                    let pi = if use_decay { xp[j] * decay } else { xp[j] };
+                    let pn = pi - upd;
+                    ok &= pn.is_finite();
+                    op[i] = pn;
+                    om[i] = mi;
+                    ov[i] = vi;
+                }
+                ok
+            })
+            .reduce(|| true, |a, b| a && b);
+        if !finite {
+            return Some(Err(non_finite(h.step, k, h.lr)));
+        }
+        let (dims, dev) = (p.dims().to_vec(), p.device().clone());
+        drop(guards);
+        Some((|| {
+            Ok((
+                Tensor::from_vec(np, dims.clone(), &dev)?,
+                Tensor::from_vec(nm, dims.clone(), &dev)?,
+                Tensor::from_vec(nv, dims, &dev)?,
+            ))
+        })())
     }
 }
 

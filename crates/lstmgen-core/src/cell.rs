@@ -57,7 +57,9 @@ fn rows_per_chunk(batch: usize, hidden: usize) -> usize {
     if batch <= per {
         batch.max(1)
     } else {
-        batch.div_ceil(rayon::current_num_threads().max(1)).max(per.min(batch))
+        batch
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(per.min(batch))
     }
 }
 
@@ -171,7 +173,9 @@ pub fn backward(
         DType::F64 => on_cpu::<f64, _>(&ts, |s| backward_fused(s, gates)),
         _ => None,
     };
-    fused.unwrap_or_else(|| backward_ops(gates, c_prev, tanh_c, &(dh_out + dh_rec)?, dc_next, consts))
+    fused.unwrap_or_else(|| {
+        backward_ops(gates, c_prev, tanh_c, &(dh_out + dh_rec)?, dc_next, consts)
+    })
 }
 
 fn backward_fused<T: Act>(s: &[&[T]], gates_t: &Tensor) -> Result<StepGrad> {

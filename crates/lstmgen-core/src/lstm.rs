@@ -6,8 +6,8 @@
 //! Tensors are time-major: a sequence is `[seqLen * batch, features]`, row `t * batch + b`.
 
 use crate::cell;
-use crate::gemm::{self, Precision};
 use crate::error::Result;
+use crate::gemm::{self, Precision};
 use candle_core::{DType, Device, Tensor};
 
 /// Per-gate constants that let all four activations run as one pass over `z` `[batch, 4H]`:

@@ -4,9 +4,9 @@
 use crate::adam::Adam;
 use crate::config::{AdamConfig, ModelConfig};
 use crate::error::{ensure, Error, Result};
+use crate::gemm::{self, Precision};
 use crate::loss::{cross_entropy, CrossEntropy};
 use crate::lstm::{self, GateConsts, LayerCache, LayerWeights};
-use crate::gemm::{self, Precision};
 use crate::memory;
 use crate::params::{init_params, Layout};
 use candle_core::{DType, Device, Tensor};
@@ -291,7 +291,13 @@ impl Model {
             if let Some(m) = &cache.masks[l] {
                 d = (d * m)?;
             }
-            let g = lstm::backward(&self.layer(l), &self.consts, &cache.layers[l], &d, self.precision)?;
+            let g = lstm::backward(
+                &self.layer(l),
+                &self.consts,
+                &cache.layers[l],
+                &d,
+                self.precision,
+            )?;
             grads[ly.w_ih(l)] = Some(g.w_ih);
             grads[ly.w_hh(l)] = Some(g.w_hh);
             grads[ly.b_ih(l)] = Some(g.bias.clone());

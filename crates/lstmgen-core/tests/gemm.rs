@@ -4,10 +4,14 @@ use candle_core::{Device, Tensor};
 use lstmgen_core::gemm::{self, Precision};
 
 fn rand(rows: usize, cols: usize, seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let v: Vec<f32> = (0..rows * cols)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect();
@@ -17,8 +21,16 @@ fn rand(rows: usize, cols: usize, seed: u64) -> Tensor {
 /// Max |ours - candle| over `a @ b` for the four combinations of transposed operands.
 fn check(m: usize, k: usize, n: usize) {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        let a = if ta { rand(k, m, 1).t().unwrap() } else { rand(m, k, 1) };
-        let b = if tb { rand(n, k, 2).t().unwrap() } else { rand(k, n, 2) };
+        let a = if ta {
+            rand(k, m, 1).t().unwrap()
+        } else {
+            rand(m, k, 1)
+        };
+        let b = if tb {
+            rand(n, k, 2).t().unwrap()
+        } else {
+            rand(k, n, 2)
+        };
         let want = a.matmul(&b).unwrap();
         let got = gemm::matmul(&a, &b, Precision::F32).unwrap();
         assert_eq!(got.dims(), &[m, n]);
@@ -42,7 +54,13 @@ fn check(m: usize, k: usize, n: usize) {
 
 #[test]
 fn small_products_match_candle() {
-    for (m, k, n) in [(1, 1, 1), (3, 5, 7), (1, 64, 17), (17, 1, 9), (64, 128, 512)] {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (3, 5, 7),
+        (1, 64, 17),
+        (17, 1, 9),
+        (64, 128, 512),
+    ] {
         check(m, k, n);
     }
 }
@@ -64,7 +82,16 @@ fn narrowed_views_match_candle() {
     let b = rand(33, 19, 4);
     let want = a.matmul(&b).unwrap();
     let got = gemm::matmul(&a, &b, Precision::F32).unwrap();
-    let diff: f32 = (got - want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+    let diff: f32 = (got - want)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap();
     assert!(diff < 1e-4, "max diff {diff}");
 }
 
@@ -76,17 +103,30 @@ fn mismatched_shapes_are_an_error() {
 #[test]
 fn backend_is_named() {
     let b = gemm::backend();
-    assert!(b.starts_with("OpenBLAS") || b.starts_with("candle gemm crate"), "{b}");
+    assert!(
+        b.starts_with("OpenBLAS") || b.starts_with("candle gemm crate"),
+        "{b}"
+    );
     assert!(b.contains("; bf16: "), "{b}");
 }
 
 /// Rounds to bf16 and back (the reference for bf16 products).
 fn bf16(t: &Tensor) -> Tensor {
-    t.to_dtype(candle_core::DType::BF16).unwrap().to_dtype(candle_core::DType::F32).unwrap()
+    t.to_dtype(candle_core::DType::BF16)
+        .unwrap()
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
 }
 
 fn max_abs(t: Tensor) -> f32 {
-    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    t.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
 }
 
 /// bf16 products (AMX tiles where the CPU has them, else emulated) equal the f32 product of the
@@ -94,19 +134,40 @@ fn max_abs(t: Tensor) -> f32 {
 /// exercise the tile padding and the parallel split.
 #[test]
 fn bf16_products_match_rounded_f32_products() {
-    for (m, k, n) in [(1, 1, 1), (3, 5, 7), (33, 31, 65), (64, 512, 2048), (300, 129, 40), (2, 1000, 17)] {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (3, 5, 7),
+        (33, 31, 65),
+        (64, 512, 2048),
+        (300, 129, 40),
+        (2, 1000, 17),
+    ] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let a = if ta { rand(k, m, 5).t().unwrap() } else { rand(m, k, 5) };
-            let b = if tb { rand(n, k, 6).t().unwrap() } else { rand(k, n, 6) };
+            let a = if ta {
+                rand(k, m, 5).t().unwrap()
+            } else {
+                rand(m, k, 5)
+            };
+            let b = if tb {
+                rand(n, k, 6).t().unwrap()
+            } else {
+                rand(k, n, 6)
+            };
             let want = bf16(&a).matmul(&bf16(&b)).unwrap();
             let got = gemm::matmul(&a, &b, Precision::Bf16).unwrap();
             assert_eq!(got.dims(), &[m, n]);
             let diff = max_abs((&got - &want).unwrap());
-            assert!(diff <= 2e-6 * k as f32, "[{m},{k}]x[{k},{n}] ta={ta} tb={tb}: {diff}");
+            assert!(
+                diff <= 2e-6 * k as f32,
+                "[{m},{k}]x[{k},{n}] ta={ta} tb={tb}: {diff}"
+            );
             // and differ from the f32 product by no more than bf16 rounding allows
             let exact = a.matmul(&b).unwrap();
             let err = max_abs((&got - &exact).unwrap());
-            assert!(err <= 0.01 * (k as f32).sqrt() + 1e-6, "bf16 error {err} for k={k}");
+            assert!(
+                err <= 0.01 * (k as f32).sqrt() + 1e-6,
+                "bf16 error {err} for k={k}"
+            );
         }
     }
 }

@@ -104,23 +104,25 @@ impl PackedB {
 pub fn pack_b(b: &Operand, k: usize, n: usize) -> PackedB {
     let ks = k.div_ceil(BLK);
     let mut data = vec![0u16; n.div_ceil(BLK) * ks * STEP];
-    data.par_chunks_mut(ks * STEP).enumerate().for_each(|(nb, panel)| {
-        let cols = (n - nb * BLK).min(BLK);
-        if b.trans {
-            // Column j of B is contiguous: convert it, then scatter the k pairs.
-            let mut col = vec![0u16; k];
-            for c in 0..cols {
-                let j = nb * BLK + c;
-                let start = b.at(0, j);
-                convert(&b.data[start..start + k], &mut col);
-                let (t, cc) = (c / 16, c % 16);
-                for (kk, &v) in col.iter().enumerate() {
-                    let (s, r) = (kk / BLK, kk % BLK);
-                    panel[s * STEP + t * 512 + (r / 2) * 32 + cc * 2 + r % 2] = v;
+    data.par_chunks_mut(ks * STEP)
+        .enumerate()
+        .for_each(|(nb, panel)| {
+            let cols = (n - nb * BLK).min(BLK);
+            if b.trans {
+                // Column j of B is contiguous: convert it, then scatter the k pairs.
+                let mut col = vec![0u16; k];
+                for c in 0..cols {
+                    let j = nb * BLK + c;
+                    let start = b.at(0, j);
+                    convert(&b.data[start..start + k], &mut col);
+                    let (t, cc) = (c / 16, c % 16);
+                    for (kk, &v) in col.iter().enumerate() {
+                        let (s, r) = (kk / BLK, kk % BLK);
+                        panel[s * STEP + t * 512 + (r / 2) * 32 + cc * 2 + r % 2] = v;
+                    }
                 }
             }
-        }
-    });
+        });
     if !b.trans {
         // Row kk of B is contiguous: convert it whole (sequential reads), then scatter it over
         // every column block's step kk / 32. Parallel over steps: disjoint parts of `data`.
@@ -133,7 +135,12 @@ pub fn pack_b(b: &Operand, k: usize, n: usize) -> PackedB {
                 let r = kk % BLK;
                 for (j, &v) in row.iter().enumerate() {
                     let (nb, c) = (j / BLK, j % BLK);
-                    let at = nb * ks * STEP + s * STEP + (c / 16) * 512 + (r / 2) * 32 + (c % 16) * 2 + r % 2;
+                    let at = nb * ks * STEP
+                        + s * STEP
+                        + (c / 16) * 512
+                        + (r / 2) * 32
+                        + (c % 16) * 2
+                        + r % 2;
                     // SAFETY: `at` < data.len() (nb < nbs, s < ks); step s is written only here.
                     unsafe { *(base as *mut u16).add(at) = v };
                 }
@@ -167,18 +174,20 @@ fn pack_a(a: &Operand, m: usize, k: usize) -> Vec<u16> {
         });
         return data;
     }
-    data.par_chunks_mut(ks * STEP).enumerate().for_each(|(mb, panel)| {
-        let rows = (m - mb * BLK).min(BLK);
-        let mut row = vec![0u16; k];
-        for r in 0..rows {
-            let start = a.at(mb * BLK + r, 0);
-            convert(&a.data[start..start + k], &mut row);
-            for (s, chunk) in row.chunks(BLK).enumerate() {
-                let d = s * STEP + r * BLK;
-                panel[d..d + chunk.len()].copy_from_slice(chunk);
+    data.par_chunks_mut(ks * STEP)
+        .enumerate()
+        .for_each(|(mb, panel)| {
+            let rows = (m - mb * BLK).min(BLK);
+            let mut row = vec![0u16; k];
+            for r in 0..rows {
+                let start = a.at(mb * BLK + r, 0);
+                convert(&a.data[start..start + k], &mut row);
+                for (s, chunk) in row.chunks(BLK).enumerate() {
+                    let d = s * STEP + r * BLK;
+                    panel[d..d + chunk.len()].copy_from_slice(chunk);
+                }
             }
-        }
-    });
+        });
     data
 }
 
@@ -214,7 +223,13 @@ unsafe fn release() {
 
 /// C block `[32, 32]` (row stride 32 f32) = A panel x B panel over `ksteps` steps of 32.
 unsafe fn kernel(a: *const u16, b: *const u16, ksteps: usize, c: *mut f32) {
-    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    asm!(
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        "tilezero tmm3",
+        options(nostack, nomem)
+    );
     for s in 0..ksteps {
         let (ap, bp) = (a.add(s * STEP), b.add(s * STEP));
         asm!(

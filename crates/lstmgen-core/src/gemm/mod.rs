@@ -6,9 +6,9 @@
 //! product, so results agree across machines up to the order of additions. Other devices (CUDA)
 //! and f64 (the gradient check) always use candle's `matmul`.
 
+mod amx;
 #[cfg(lstmgen_blas)]
 mod blas;
-mod amx;
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Layout, Storage, Tensor};
@@ -51,7 +51,11 @@ pub fn backend() -> String {
     let f32_lib = blas::backend();
     #[cfg(not(lstmgen_blas))]
     let f32_lib = String::from("candle gemm crate");
-    let bf16 = if amx::available() { "AMX" } else { "emulated (no AMX)" };
+    let bf16 = if amx::available() {
+        "AMX"
+    } else {
+        "emulated (no AMX)"
+    };
     format!("{f32_lib}; bf16: {bf16}")
 }
 
@@ -109,7 +113,9 @@ fn round_bf16(t: &Tensor) -> Result<Tensor> {
 fn check_inner(a: &Tensor, k: usize) -> Result<(usize, usize)> {
     let (m, ka) = a.dims2()?;
     if ka != k {
-        return Err(Error::Internal(format!("matmul shapes [{m}, {ka}] x [{k}, ..]")));
+        return Err(Error::Internal(format!(
+            "matmul shapes [{m}, {ka}] x [{k}, ..]"
+        )));
     }
     Ok((m, ka))
 }
@@ -134,7 +140,11 @@ pub struct Packed {
 
 /// Prepares `b` `[k, n]` (may be a transposed view) as the right operand of products in `p`.
 pub fn pack(b: &Tensor, p: Precision) -> Result<Packed> {
-    let mut out = Packed { t: b.clone(), amx: None, rounded: None };
+    let mut out = Packed {
+        t: b.clone(),
+        amx: None,
+        rounded: None,
+    };
     if p == Precision::Bf16 && b.dtype() == DType::F32 && b.device().is_cpu() {
         let (k, n) = b.dims2()?;
         let (s, l) = b.storage_and_layout();
@@ -156,7 +166,11 @@ pub fn matmul_packed(a: &Tensor, b: &Packed) -> Result<Tensor> {
         };
         let a = {
             let (s, l) = a.storage_and_layout();
-            if operand(&s, l).is_some() { a.clone() } else { a.contiguous()? }
+            if operand(&s, l).is_some() {
+                a.clone()
+            } else {
+                a.contiguous()?
+            }
         };
         let (s, l) = a.storage_and_layout();
         let op = operand(&s, l)
