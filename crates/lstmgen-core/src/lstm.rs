@@ -172,7 +172,7 @@ pub fn backward(
     Ok(LayerGrads {
         w_ih: gemm::matmul(&dz_t, &cache.x, prec)?,
         w_hh: gemm::matmul(&dz_t, &cache.h_prev, prec)?,
-        bias: dz.sum(0)?,
+        bias: gemm::sum_rows(&dz)?,
         dx: gemm::matmul(&dz, w.w_ih, prec)?,
     })
 }

@@ -285,7 +285,7 @@ impl Model {
         let ly = self.layout;
         let mut grads: Vec<Option<Tensor>> = vec![None; ly.len()];
         grads[ly.dec_w()] = Some(gemm::matmul(&dlogits.t()?, &cache.top, self.precision)?);
-        grads[ly.dec_b()] = Some(dlogits.sum(0)?);
+        grads[ly.dec_b()] = Some(gemm::sum_rows(&dlogits)?);
         let mut d = gemm::matmul(&dlogits, &self.params[ly.dec_w()], self.precision)?; // dL/d(top) [T*B, H]
         for l in (0..self.cfg.num_layers).rev() {
             if let Some(m) = &cache.masks[l] {

@@ -186,3 +186,13 @@ fn packed_operand_is_reusable() {
         }
     }
 }
+
+/// Column sums agree with candle's `sum(0)`, including a single row and ragged row blocks.
+#[test]
+fn sum_rows_matches_candle() {
+    for (r, c) in [(1, 5), (7, 3), (1001, 65), (64, 2048)] {
+        let t = rand(r, c, 9);
+        let diff = max_abs((gemm::sum_rows(&t).unwrap() - t.sum(0).unwrap()).unwrap());
+        assert!(diff <= 1e-6 * r as f32, "[{r},{c}]: {diff}");
+    }
+}

@@ -260,8 +260,9 @@ unsafe fn kernel(a: *const u16, b: *const u16, ksteps: usize, c: *mut f32) {
 }
 
 /// `out[m, n] = a[m, k] @ b` with `a` rounded to bf16 and f32 accumulation. The caller has
-/// checked [`available`], that `a` covers `[m, k]`, `b.k() == k`, and `out.len() == m * n`.
-pub fn gemm(a: &Operand, m: usize, b: &PackedB, out: &mut [f32]) {
+/// checked [`available`], that `a` covers `[m, k]`, `b.k() == k`, and that `out` points to `m * n`
+/// writable floats; every one of them is written.
+pub fn gemm(a: &Operand, m: usize, b: &PackedB, out: *mut f32) {
     let (k, n) = (b.k, b.n);
     let pa = pack_a(a, m, k);
     let (mbs, nbs, ks) = (m.div_ceil(BLK), n.div_ceil(BLK), k.div_ceil(BLK));
@@ -272,7 +273,7 @@ pub fn gemm(a: &Operand, m: usize, b: &PackedB, out: &mut [f32]) {
     let by_cols = nbs >= 2 * threads || nbs >= mbs;
     let tasks = if by_cols { nbs } else { mbs };
     let per = tasks.div_ceil(threads);
-    let base = out.as_mut_ptr() as usize;
+    let base = out as usize;
     (0..tasks.div_ceil(per)).into_par_iter().for_each(|t| {
         let r = t * per..((t + 1) * per).min(tasks);
         let (rows, cols) = if by_cols { (0..mbs, r) } else { (r, 0..nbs) };

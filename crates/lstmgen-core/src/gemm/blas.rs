@@ -60,25 +60,26 @@ const PAR_MIN_MACS: usize = 1 << 22;
 
 /// `out[m, n] = a[m, k] @ b[k, n]`, split into row blocks (or column blocks when `m` is small,
 /// as in the per-timestep recurrent product `[batch, H] x [H, 4H]`) across rayon's threads.
-/// The caller has checked that `a` and `b` cover their logical matrices and `out.len() == m * n`.
-pub fn sgemm_par(a: &Operand, b: &Operand, m: usize, n: usize, k: usize, out: &mut [f32]) {
+/// The caller has checked that `a` and `b` cover their logical matrices and that `out` points to
+/// `m * n` writable floats; every one of them is written.
+pub fn sgemm_par(a: &Operand, b: &Operand, m: usize, n: usize, k: usize, out: *mut f32) {
     use rayon::prelude::*;
     init();
     let threads = rayon::current_num_threads().max(1);
     if threads == 1 || m * n * k < PAR_MIN_MACS {
-        return sgemm(a, b, 0..m, 0..n, k, out.as_mut_ptr(), n);
+        return sgemm(a, b, 0..m, 0..n, k, out, n);
     }
+    // Disjoint blocks of `out` per task, written through the raw pointer.
+    let base = out as usize;
     if m >= 4 * threads || m >= n {
         let rows = m.div_ceil(threads);
-        out.par_chunks_mut(rows * n).enumerate().for_each(|(i, c)| {
+        (0..m.div_ceil(rows)).into_par_iter().for_each(|i| {
             let r0 = i * rows;
-            sgemm(a, b, r0..(r0 + rows).min(m), 0..n, k, c.as_mut_ptr(), n);
+            let ptr = (base as *mut f32).wrapping_add(r0 * n);
+            sgemm(a, b, r0..(r0 + rows).min(m), 0..n, k, ptr, n);
         });
     } else {
-        // Column blocks of the same rows: disjoint pieces of `out`, written through a raw
-        // pointer because they interleave in memory.
         let cols = n.div_ceil(threads).next_multiple_of(16);
-        let base = out.as_mut_ptr() as usize;
         (0..n.div_ceil(cols)).into_par_iter().for_each(|j| {
             let c0 = j * cols;
             let ptr = (base as *mut f32).wrapping_add(c0);
