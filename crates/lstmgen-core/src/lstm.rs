@@ -9,6 +9,8 @@ use crate::cell;
 use crate::error::Result;
 use crate::gemm::{self, Precision};
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+use std::ops::Range;
 
 /// Per-gate constants that let all four activations run as one pass over `z` `[batch, 4H]`:
 /// sigmoid(x) = 0.5 * tanh(0.5 x) + 0.5, so `a = tanh(z * scale) * scale + shift` with
@@ -64,14 +66,60 @@ pub struct LayerWeights<'a> {
 pub struct LayerCache {
     /// Layer input `[T*B, in]`.
     x: Tensor,
-    /// Activated gates per step, each `[B, 4H]`.
-    gates: Vec<Tensor>,
-    /// Cell state before each step, each `[B, H]` (c_{t-1}).
-    c_prev: Vec<Tensor>,
-    /// tanh(c_t) per step, each `[B, H]`.
-    tanh_c: Vec<Tensor>,
+    /// Per row group (see [`row_groups`]): the recurrence's per-step values for those rows.
+    groups: Vec<GroupCache>,
     /// Hidden state before each step, stacked `[T*B, H]` (h_{t-1}).
     h_prev: Tensor,
+}
+
+/// Per-step values of one group of batch rows.
+struct GroupCache {
+    rows: Range<usize>,
+    /// Activated gates per step, each `[rows, 4H]`.
+    gates: Vec<Tensor>,
+    /// Cell state before each step, each `[rows, H]` (c_{t-1}).
+    c_prev: Vec<Tensor>,
+    /// tanh(c_t) per step, each `[rows, H]`.
+    tanh_c: Vec<Tensor>,
+}
+
+/// Smallest group of batch rows worth a thread of its own.
+const MIN_GROUP_ROWS: usize = 8;
+
+/// Contiguous groups of batch rows that run the recurrence independently, one per CPU thread:
+/// rows do not interact within a layer, so each thread carries its rows through all timesteps
+/// with no synchronisation per step. One group on other devices or for small batches.
+fn row_groups(batch: usize, device: &Device) -> Vec<Range<usize>> {
+    let threads = if device.is_cpu() {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let groups = threads.min(batch / MIN_GROUP_ROWS).max(1);
+    let per = batch.div_ceil(groups);
+    (0..groups)
+        .map(|g| g * per..((g + 1) * per).min(batch))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Runs `f` on every group, in parallel when there is more than one; results in group order.
+fn per_group<R: Send>(
+    groups: &[Range<usize>],
+    f: impl Fn(&Range<usize>) -> Result<R> + Sync + Send,
+) -> Result<Vec<R>> {
+    if groups.len() == 1 {
+        return Ok(vec![f(&groups[0])?]);
+    }
+    groups.par_iter().map(f).collect()
+}
+
+/// The pieces `parts[g][t]` (group g, step t) as one time-major tensor `[T*B, ..]`.
+fn time_major(parts: &[Vec<Tensor>], seq_len: usize) -> Result<Tensor> {
+    let pieces: Vec<&Tensor> = (0..seq_len)
+        .flat_map(|t| parts.iter().map(move |p| &p[t]))
+        .collect();
+    Ok(Tensor::cat(&pieces, 0)?)
 }
 
 /// Gradients of one layer's parameters and of its input.
@@ -100,22 +148,35 @@ pub fn forward(
     let bias = (w.b_ih + w.b_hh)?;
     let xw = gemm::matmul(x, &w.w_ih.t()?, prec)?.broadcast_add(&bias)?; // [T*B, 4H], one GEMM for all steps
     let w_hh_t = gemm::pack(&w.w_hh.t()?, prec)?; // packed once, used at every step
-    let (mut h, mut c) = (h0.clone(), c0.clone());
-    let mut outs = Vec::with_capacity(seq_len);
-    let (mut gates_all, mut c_prev_all, mut tanh_all) = (Vec::new(), Vec::new(), Vec::new());
-    for t in 0..seq_len {
-        let zh = gemm::matmul_packed(&h, &w_hh_t)?;
-        let step = cell::forward(&xw.narrow(0, t * batch, batch)?, &zh, &c, consts)?;
-        if keep_cache {
-            gates_all.push(step.gates);
-            c_prev_all.push(c);
-            tanh_all.push(step.tanh_c);
+    let groups = row_groups(batch, x.device());
+    let runs = per_group(&groups, |rows| {
+        let n = rows.len();
+        let (mut h, mut c) = (h0.narrow(0, rows.start, n)?, c0.narrow(0, rows.start, n)?);
+        let mut outs = Vec::with_capacity(seq_len);
+        let mut cache = GroupCache {
+            rows: rows.clone(),
+            gates: Vec::new(),
+            c_prev: Vec::new(),
+            tanh_c: Vec::new(),
+        };
+        for t in 0..seq_len {
+            let zh = gemm::matmul_packed(&h, &w_hh_t)?;
+            let step = cell::forward(&xw.narrow(0, t * batch + rows.start, n)?, &zh, &c, consts)?;
+            if keep_cache {
+                cache.gates.push(step.gates);
+                cache.c_prev.push(c);
+                cache.tanh_c.push(step.tanh_c);
+            }
+            outs.push(step.h.clone());
+            h = step.h;
+            c = step.c;
         }
-        outs.push(step.h.clone());
-        h = step.h;
-        c = step.c;
-    }
-    let out = Tensor::cat(&outs, 0)?;
+        Ok((outs, h, c, cache))
+    })?;
+    let outs: Vec<Vec<Tensor>> = runs.iter().map(|r| r.0.clone()).collect();
+    let out = time_major(&outs, seq_len)?;
+    let h = Tensor::cat(&runs.iter().map(|r| &r.1).collect::<Vec<_>>(), 0)?;
+    let c = Tensor::cat(&runs.iter().map(|r| &r.2).collect::<Vec<_>>(), 0)?;
     let cache = if keep_cache {
         // h_{t-1} for every step: h0 followed by the outputs of steps 0..T-1.
         let h_prev = if seq_len > 1 {
@@ -125,9 +186,7 @@ pub fn forward(
         };
         Some(LayerCache {
             x: x.clone(),
-            gates: gates_all,
-            c_prev: c_prev_all,
-            tanh_c: tanh_all,
+            groups: runs.into_iter().map(|r| r.3).collect(),
             h_prev,
         })
     } else {
@@ -145,29 +204,47 @@ pub fn backward(
     d_out: &Tensor,
     prec: Precision,
 ) -> Result<LayerGrads> {
-    let seq_len = cache.gates.len();
-    let batch = cache.c_prev[0].dim(0)?;
+    let seq_len = cache.groups[0].gates.len();
+    let batch = cache.h_prev.dim(0)? / seq_len;
     let w_hh = gemm::pack(w.w_hh, prec)?;
-    let mut dh_next: Option<Tensor> = None;
-    let mut dc_next: Option<Tensor> = None;
-    let mut dz_rev = Vec::with_capacity(seq_len);
-    for t in (0..seq_len).rev() {
-        let g = cell::backward(
-            &cache.gates[t],
-            &cache.c_prev[t],
-            &cache.tanh_c[t],
-            &d_out.narrow(0, t * batch, batch)?,
-            dh_next.as_ref().zip(dc_next.as_ref()),
-            consts,
-        )?;
-        if t > 0 {
-            dh_next = Some(gemm::matmul_packed(&g.dz, &w_hh)?);
-            dc_next = Some(g.dc_prev);
-        }
-        dz_rev.push(g.dz);
-    }
-    dz_rev.reverse();
-    let dz = Tensor::cat(&dz_rev, 0)?; // [T*B, 4H]
+    let dzs = per_group(
+        &cache
+            .groups
+            .iter()
+            .map(|g| g.rows.clone())
+            .collect::<Vec<_>>(),
+        |rows| {
+            let gc = cache
+                .groups
+                .iter()
+                .find(|g| g.rows == *rows)
+                .ok_or_else(|| {
+                    crate::error::Error::Internal("row group missing from the cache".into())
+                })?;
+            let n = rows.len();
+            let mut dh_next: Option<Tensor> = None;
+            let mut dc_next: Option<Tensor> = None;
+            let mut dz_rev = Vec::with_capacity(seq_len);
+            for t in (0..seq_len).rev() {
+                let g = cell::backward(
+                    &gc.gates[t],
+                    &gc.c_prev[t],
+                    &gc.tanh_c[t],
+                    &d_out.narrow(0, t * batch + rows.start, n)?,
+                    dh_next.as_ref().zip(dc_next.as_ref()),
+                    consts,
+                )?;
+                if t > 0 {
+                    dh_next = Some(gemm::matmul_packed(&g.dz, &w_hh)?);
+                    dc_next = Some(g.dc_prev);
+                }
+                dz_rev.push(g.dz);
+            }
+            dz_rev.reverse();
+            Ok(dz_rev)
+        },
+    )?;
+    let dz = time_major(&dzs, seq_len)?; // [T*B, 4H]
     let dz_t = dz.t()?;
     Ok(LayerGrads {
         w_ih: gemm::matmul(&dz_t, &cache.x, prec)?,

@@ -202,7 +202,9 @@ pub fn sum_rows(t: &Tensor) -> Result<Tensor> {
         let (rows, cols) = t.dims2().ok()?;
         let (s, l) = t.storage_and_layout();
         let x = crate::cell::cpu_slice::<T>(&s, l)?;
-        let block = rows.div_ceil(rayon::current_num_threads().max(1) * 4).max(1);
+        let block = rows
+            .div_ceil(rayon::current_num_threads().max(1) * 4)
+            .max(1);
         let sum = x
             .par_chunks(block * cols.max(1))
             .map(|chunk| {
