@@ -2,11 +2,13 @@
 //! forward call. The prompt is fed in one pass. Temperature, top-k and nucleus (top-p, Holtzman
 //! et al. 2020) filtering; seeded ChaCha8 RNG, so the same seed gives the same text.
 
+use crate::act::Act;
 use crate::config::SampleConfig;
 use crate::error::{ensure, Result};
 use crate::model::{Model, State};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 /// An in-progress batched sampling run: the carried state of `num_samples` sequences, the
 /// next-token logits, the RNG and what was generated so far. Lets callers stream tokens as they
@@ -113,16 +115,20 @@ impl Sampler {
                 break;
             }
             self.flush(model)?;
+            // One uniform draw per live sequence, in sequence order (so the seed fixes the text
+            // whatever the thread count), then the rows are sampled in parallel.
+            let draws: Vec<Option<f64>> = (0..n)
+                .map(|s| (!self.done[s]).then(|| self.rng.random::<f64>()))
+                .collect();
+            let (logits, cfg) = (&self.logits, &self.cfg);
+            let picked: Vec<Option<u32>> = draws
+                .par_iter()
+                .enumerate()
+                .map(|(s, d)| d.map(|u| sample_row(&logits[s * vocab..(s + 1) * vocab], cfg, u)))
+                .collect();
             let mut next = vec![0u32; n];
-            for s in 0..n {
-                if self.done[s] {
-                    continue;
-                }
-                let tok = sample_row(
-                    &self.logits[s * vocab..(s + 1) * vocab],
-                    &self.cfg,
-                    &mut self.rng,
-                );
+            for (s, tok) in picked.into_iter().enumerate() {
+                let Some(tok) = tok else { continue };
                 self.generated[s].push(tok);
                 fresh[s].push(tok);
                 next[s] = tok;
@@ -148,8 +154,10 @@ pub fn generate(model: &Model, prompt: &[u32], cfg: &SampleConfig) -> Result<Vec
     Ok(sampler.generated)
 }
 
-/// Draws one token id from a row of logits `[V]` under the temperature / top-k / top-p rules.
-pub fn sample_row(logits: &[f32], cfg: &SampleConfig, rng: &mut ChaCha8Rng) -> u32 {
+/// Draws one token id from a row of logits `[V]` under the temperature / top-k / top-p rules,
+/// using `u`, a uniform draw in [0, 1): the token where the cumulative probability passes `u`.
+/// Probabilities are `exp((l - max) / T)` (f32, vectorized) summed in f64.
+pub fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
     let argmax = || {
         let mut best = 0;
         for (i, &l) in logits.iter().enumerate() {
@@ -162,47 +170,98 @@ pub fn sample_row(logits: &[f32], cfg: &SampleConfig, rng: &mut ChaCha8Rng) -> u
     if cfg.temperature == 0.0 {
         return argmax();
     }
-    let mut idx: Vec<usize> = (0..logits.len()).collect();
     let filtered = cfg.top_k > 0 || cfg.top_p < 1.0;
+    let mut idx: Vec<usize> = Vec::new();
     if filtered {
+        idx = (0..logits.len()).collect();
         idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
         if cfg.top_k > 0 {
             idx.truncate(cfg.top_k.min(idx.len()));
         }
     }
-    let max = idx
-        .iter()
-        .map(|&i| logits[i])
-        .fold(f32::NEG_INFINITY, f32::max) as f64;
-    let mut probs: Vec<f64> = idx
-        .iter()
-        .map(|&i| ((logits[i] as f64 - max) / cfg.temperature).exp())
-        .collect();
-    let total: f64 = probs.iter().sum();
+    let at = |k: usize| if filtered { idx[k] } else { k };
+    let len = if filtered { idx.len() } else { logits.len() };
+    let max = (0..len)
+        .map(|k| logits[at(k)])
+        .fold(f32::NEG_INFINITY, f32::max);
+    let inv_t = (1.0 / cfg.temperature) as f32;
+    let mut probs: Vec<f32> = (0..len).map(|k| (logits[at(k)] - max) * inv_t).collect();
+    f32::exp_in_place(&mut probs);
+    let mut total: f64 = probs.iter().map(|&p| p as f64).sum();
     if !total.is_finite() || total <= 0.0 {
         return argmax();
     }
+    let mut keep = len;
     if cfg.top_p < 1.0 {
         // Keep the smallest prefix of the sorted tokens whose probability mass reaches top_p.
         let mut acc = 0.0;
-        let mut keep = probs.len();
-        for (k, p) in probs.iter().enumerate() {
-            acc += p / total;
+        for (k, &p) in probs.iter().enumerate() {
+            acc += p as f64 / total;
             if acc >= cfg.top_p {
                 keep = k + 1;
                 break;
             }
         }
-        probs.truncate(keep);
-        idx.truncate(keep);
+        total = probs[..keep].iter().map(|&p| p as f64).sum();
     }
-    let total: f64 = probs.iter().sum();
-    let mut r = rng.random::<f64>() * total;
-    for (k, p) in probs.iter().enumerate() {
-        r -= p;
+    let mut r = u * total;
+    for (k, &p) in probs[..keep].iter().enumerate() {
+        r -= p as f64;
         if r < 0.0 {
-            return idx[k] as u32;
+            return at(k) as u32;
         }
     }
-    idx[probs.len() - 1] as u32
+    at(keep - 1) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(temperature: f64, top_k: usize, top_p: f64) -> SampleConfig {
+        SampleConfig {
+            num_samples: 1,
+            max_tokens: 1,
+            temperature,
+            top_k,
+            top_p,
+            seed: 0,
+            stop_sequences: vec![],
+        }
+    }
+
+    /// Frequencies of `sample_row` over evenly spaced draws u = (i + 0.5) / N equal the softmax
+    /// probabilities (at temperature T, after top-k / top-p filtering) within 1/N.
+    #[test]
+    fn draws_follow_the_filtered_softmax() {
+        let logits = [2.0f32, -1.0, 0.5, 3.0, 0.0, 1.0];
+        let softmax = |t: f64, keep: &[usize]| -> Vec<f64> {
+            let w: Vec<f64> = (0..logits.len())
+                .map(|i| if keep.contains(&i) { (logits[i] as f64 / t).exp() } else { 0.0 })
+                .collect();
+            let s: f64 = w.iter().sum();
+            w.iter().map(|x| x / s).collect()
+        };
+        let all = [0, 1, 2, 3, 4, 5];
+        // sorted by logit: 3, 0, 5, 2, 4, 1
+        let cases = [
+            (cfg(1.0, 0, 1.0), softmax(1.0, &all)),
+            (cfg(0.5, 0, 1.0), softmax(0.5, &all)),
+            (cfg(1.0, 2, 1.0), softmax(1.0, &[3, 0])),
+            // top-p 0.8 at T=1: p(3)=0.61, p(0)=0.22 -> the first two reach 0.8
+            (cfg(1.0, 0, 0.8), softmax(1.0, &[3, 0])),
+        ];
+        const N: usize = 20_000;
+        for (c, want) in cases {
+            let mut counts = [0usize; 6];
+            for i in 0..N {
+                counts[sample_row(&logits, &c, (i as f64 + 0.5) / N as f64) as usize] += 1;
+            }
+            for k in 0..6 {
+                let got = counts[k] as f64 / N as f64;
+                assert!((got - want[k]).abs() <= 1.0 / N as f64 + 1e-6, "{c:?}: token {k}: {got} vs {}", want[k]);
+            }
+        }
+        assert_eq!(sample_row(&logits, &cfg(0.0, 0, 1.0), 0.99), 3);
+    }
 }
