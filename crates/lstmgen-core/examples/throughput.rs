@@ -5,7 +5,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use candle_core::Device;
 use lstmgen_core::gemm::{self, Precision};
-use lstmgen_core::{AdamConfig, Model, ModelConfig};
+use lstmgen_core::{AdamConfig, Model, ModelConfig, SampleConfig};
 use std::time::Instant;
 
 fn main() {
@@ -45,4 +45,36 @@ fn main() {
         (n * steps) as f64 / secs,
         secs / steps as f64
     );
+    // Generation: 64 samples of GEN_TOKENS tokens (default 100) after a 1-token prompt.
+    let gen: usize = std::env::var("GEN_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    if gen > 0 {
+        let cfg = SampleConfig {
+            num_samples: 64,
+            max_tokens: gen,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 1,
+            stop_sequences: vec![],
+        };
+        lstmgen_core::sample::generate(
+            &model,
+            &ids[..1],
+            &SampleConfig {
+                max_tokens: 2,
+                ..cfg.clone()
+            },
+        )
+        .unwrap();
+        let t0 = Instant::now();
+        lstmgen_core::sample::generate(&model, &ids[..1], &cfg).unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "generation: {:.0} tokens/s (64 samples x {gen})",
+            (64 * gen) as f64 / secs
+        );
+    }
 }

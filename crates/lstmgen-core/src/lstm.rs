@@ -60,6 +60,24 @@ pub struct LayerWeights<'a> {
     pub w_hh: &'a Tensor,
     pub b_ih: &'a Tensor,
     pub b_hh: &'a Tensor,
+    /// `w_ih^T` and `w_hh^T` already packed for the products (inference with unchanged weights),
+    /// or None to pack them per call.
+    pub packed: Option<&'a PackedLayer>,
+}
+
+/// A layer's transposed weights prepared once for many forward calls (sampling).
+pub struct PackedLayer {
+    pub w_ih_t: gemm::Packed,
+    pub w_hh_t: gemm::Packed,
+}
+
+impl PackedLayer {
+    pub fn new(w: &LayerWeights, prec: Precision) -> Result<Self> {
+        Ok(Self {
+            w_ih_t: gemm::pack(&w.w_ih.t()?, prec)?,
+            w_hh_t: gemm::pack(&w.w_hh.t()?, prec)?,
+        })
+    }
 }
 
 /// What the backward pass needs from the forward pass of one layer. O(seqLen * batch * 6H) floats.
@@ -146,8 +164,17 @@ pub fn forward(
 ) -> Result<(Tensor, Tensor, Tensor, Option<LayerCache>)> {
     let batch = h0.dim(0)?;
     let bias = (w.b_ih + w.b_hh)?;
-    let xw = gemm::matmul(x, &w.w_ih.t()?, prec)?.broadcast_add(&bias)?; // [T*B, 4H], one GEMM for all steps
-    let w_hh_t = gemm::pack(&w.w_hh.t()?, prec)?; // packed once, used at every step
+    let own;
+    let packed = match w.packed {
+        Some(p) => p,
+        None => {
+            own = PackedLayer::new(w, prec)?; // packed once, used at every step
+            &own
+        }
+    };
+    // [T*B, 4H]: the input projection of all steps as one product
+    let xw = gemm::matmul_packed(x, &packed.w_ih_t)?.broadcast_add(&bias)?;
+    let w_hh_t = &packed.w_hh_t;
     let groups = row_groups(batch, x.device());
     let runs = per_group(&groups, |rows| {
         let n = rows.len();
@@ -160,7 +187,7 @@ pub fn forward(
             tanh_c: Vec::new(),
         };
         for t in 0..seq_len {
-            let zh = gemm::matmul_packed(&h, &w_hh_t)?;
+            let zh = gemm::matmul_packed(&h, w_hh_t)?;
             let step = cell::forward(&xw.narrow(0, t * batch + rows.start, n)?, &zh, &c, consts)?;
             if keep_cache {
                 cache.gates.push(step.gates);

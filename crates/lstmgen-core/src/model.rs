@@ -6,12 +6,13 @@ use crate::config::{AdamConfig, ModelConfig};
 use crate::error::{ensure, Error, Result};
 use crate::gemm::{self, Precision};
 use crate::loss::{cross_entropy, CrossEntropy};
-use crate::lstm::{self, GateConsts, LayerCache, LayerWeights};
+use crate::lstm::{self, GateConsts, LayerCache, LayerWeights, PackedLayer};
 use crate::memory;
 use crate::params::{init_params, Layout};
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, Mutex};
 
 /// Hidden and cell state of every layer, each `[batch, H]`.
 #[derive(Clone)]
@@ -66,6 +67,17 @@ pub struct Model {
     step_shape_fits: Option<(usize, usize)>,
     /// Precision of the matrix products (training, evaluation, sampling).
     precision: Precision,
+    /// Weights packed for inference (see [`Model::inference_packs`]).
+    packs: Mutex<Option<Arc<InferencePacks>>>,
+}
+
+/// Weights packed for the products of inference, valid for one optimizer step and precision.
+struct InferencePacks {
+    step: u64,
+    precision: Precision,
+    layers: Vec<PackedLayer>,
+    /// Decoder weight, transposed `[H, V]`.
+    dec_t: gemm::Packed,
 }
 
 impl Model {
@@ -97,6 +109,7 @@ impl Model {
             eval_state: None,
             step_shape_fits: None,
             precision: Precision::F32,
+            packs: Mutex::new(None),
         })
     }
 
@@ -146,7 +159,35 @@ impl Model {
             w_hh: &p[ly.w_hh(l)],
             b_ih: &p[ly.b_ih(l)],
             b_hh: &p[ly.b_hh(l)],
+            packed: None,
         }
+    }
+
+    /// The weights packed for inference products, built on first use after each change of the
+    /// weights (keyed by the optimizer step) or precision; None when packing per call costs
+    /// nothing extra (f32, or not on the CPU).
+    fn inference_packs(&self) -> Result<Option<Arc<InferencePacks>>> {
+        if self.precision != Precision::Bf16 || !self.device.is_cpu() {
+            return Ok(None);
+        }
+        let mut slot = self.packs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = slot.as_ref() {
+            if p.step == self.step() && p.precision == self.precision {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let layers = (0..self.cfg.num_layers)
+            .map(|l| PackedLayer::new(&self.layer(l), self.precision))
+            .collect::<Result<Vec<_>>>()?;
+        let dec_t = gemm::pack(&self.params[self.layout.dec_w()].t()?, self.precision)?;
+        let packs = Arc::new(InferencePacks {
+            step: self.step(),
+            precision: self.precision,
+            layers,
+            dec_t,
+        });
+        *slot = Some(packs.clone());
+        Ok(Some(packs))
     }
 
     /// A zero state for `batch` sequences.
@@ -223,9 +264,16 @@ impl Model {
             c: Vec::new(),
         };
         let (mut caches, mut masks) = (Vec::new(), Vec::new());
+        let packs = if training {
+            None
+        } else {
+            self.inference_packs()?
+        };
         for l in 0..self.cfg.num_layers {
+            let mut weights = self.layer(l);
+            weights.packed = packs.as_ref().map(|p| &p.layers[l]);
             let (out, h, c, cache) = lstm::forward(
-                &self.layer(l),
+                &weights,
                 &self.consts,
                 &x,
                 &state.h[l],
@@ -248,8 +296,11 @@ impl Model {
             masks.push(mask);
         }
         let ly = &self.layout;
-        let logits = gemm::matmul(&x, &self.params[ly.dec_w()].t()?, self.precision)?
-            .broadcast_add(&self.params[ly.dec_b()])?;
+        let logits = match &packs {
+            Some(p) => gemm::matmul_packed(&x, &p.dec_t)?,
+            None => gemm::matmul(&x, &self.params[ly.dec_w()].t()?, self.precision)?,
+        }
+        .broadcast_add(&self.params[ly.dec_b()])?;
         let cache = training.then(|| ForwardCache {
             ids: ids.clone(),
             layers: caches,

@@ -237,7 +237,13 @@ mod tests {
         let logits = [2.0f32, -1.0, 0.5, 3.0, 0.0, 1.0];
         let softmax = |t: f64, keep: &[usize]| -> Vec<f64> {
             let w: Vec<f64> = (0..logits.len())
-                .map(|i| if keep.contains(&i) { (logits[i] as f64 / t).exp() } else { 0.0 })
+                .map(|i| {
+                    if keep.contains(&i) {
+                        (logits[i] as f64 / t).exp()
+                    } else {
+                        0.0
+                    }
+                })
                 .collect();
             let s: f64 = w.iter().sum();
             w.iter().map(|x| x / s).collect()
@@ -259,7 +265,11 @@ mod tests {
             }
             for k in 0..6 {
                 let got = counts[k] as f64 / N as f64;
-                assert!((got - want[k]).abs() <= 1.0 / N as f64 + 1e-6, "{c:?}: token {k}: {got} vs {}", want[k]);
+                assert!(
+                    (got - want[k]).abs() <= 1.0 / N as f64 + 1e-6,
+                    "{c:?}: token {k}: {got} vs {}",
+                    want[k]
+                );
             }
         }
         assert_eq!(sample_row(&logits, &cfg(0.0, 0, 1.0), 0.99), 3);
