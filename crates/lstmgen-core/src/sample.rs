@@ -173,21 +173,29 @@ pub fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
     let filtered = cfg.top_k > 0 || cfg.top_p < 1.0;
     let mut idx: Vec<usize> = Vec::new();
     if filtered {
+        // Descending logit, then ascending id: a total order, so the kept set is well defined.
+        let order = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
         idx = (0..logits.len()).collect();
-        idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-        if cfg.top_k > 0 {
-            idx.truncate(cfg.top_k.min(idx.len()));
+        if cfg.top_k > 0 && cfg.top_k < idx.len() {
+            idx.select_nth_unstable_by(cfg.top_k - 1, order); // O(V): the k best first
+            idx.truncate(cfg.top_k);
         }
+        idx.sort_unstable_by(order);
     }
     let at = |k: usize| if filtered { idx[k] } else { k };
     let len = if filtered { idx.len() } else { logits.len() };
-    let max = (0..len)
-        .map(|k| logits[at(k)])
-        .fold(f32::NEG_INFINITY, f32::max);
+    let mut probs: Vec<f32> = if filtered {
+        idx.iter().map(|&i| logits[i]).collect()
+    } else {
+        logits.to_vec()
+    };
+    let max = probs
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
     let inv_t = (1.0 / cfg.temperature) as f32;
-    let mut probs: Vec<f32> = (0..len).map(|k| (logits[at(k)] - max) * inv_t).collect();
+    probs.iter_mut().for_each(|p| *p = (*p - max) * inv_t);
     f32::exp_in_place(&mut probs);
-    let mut total: f64 = probs.iter().map(|&p| p as f64).sum();
+    let mut total: f64 = probs.chunks(BLOCK).map(block_sum).sum();
     if !total.is_finite() || total <= 0.0 {
         return argmax();
     }
@@ -202,16 +210,42 @@ pub fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
                 break;
             }
         }
-        total = probs[..keep].iter().map(|&p| p as f64).sum();
+        total = probs[..keep].chunks(BLOCK).map(block_sum).sum();
     }
+    // Find where the cumulative mass passes u * total: whole blocks first, then within one.
     let mut r = u * total;
-    for (k, &p) in probs[..keep].iter().enumerate() {
-        r -= p as f64;
-        if r < 0.0 {
-            return at(k) as u32;
+    let mut base = 0;
+    for block in probs[..keep].chunks(BLOCK) {
+        let s = block_sum(block);
+        if r < s {
+            for (k, &p) in block.iter().enumerate() {
+                r -= p as f64;
+                if r < 0.0 {
+                    return at(base + k) as u32;
+                }
+            }
+            break; // rounding left r just above the block's sum: take its last token
+        }
+        r -= s;
+        base += block.len();
+    }
+    at((base + BLOCK).min(keep) - 1) as u32
+}
+
+/// Probabilities per block of the cumulative search in [`sample_row`].
+const BLOCK: usize = 64;
+
+/// Sum of a block of probabilities in f64 (vectorized f32 partial sums of 8).
+fn block_sum(b: &[f32]) -> f64 {
+    let mut acc = [0f32; 8];
+    let chunks = b.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i];
         }
     }
-    at(keep - 1) as u32
+    acc.iter().map(|&x| x as f64).sum::<f64>() + tail as f64
 }
 
 #[cfg(test)]
