@@ -16,11 +16,12 @@ export const LABELS = {
   'lstmgen-bf16': 'lstmgen (CPU, bf16 mixed)',
   'lstmgen-cuda': 'lstmgen (CUDA)',
   torch: 'PyTorch nn.LSTM (CPU)',
+  'torch-bf16': 'PyTorch nn.LSTM (CPU, bf16 autocast)',
   keras: 'Keras / TensorFlow-CPU',
   tfjs: 'TensorFlow.js (cpu)',
   brainjs: 'brain.js recurrent.LSTM',
 };
-const COLORS = { lstmgen: '#d9480f', 'lstmgen-bf16': '#e8590c99', 'lstmgen-cuda': '#f08c00', torch: '#5c7cfa', keras: '#2f9e44', tfjs: '#868e96', brainjs: '#ae3ec9' };
+const COLORS = { lstmgen: '#d9480f', 'lstmgen-bf16': '#e8590c99', 'lstmgen-cuda': '#f08c00', torch: '#5c7cfa', 'torch-bf16': '#91a7ff', keras: '#2f9e44', tfjs: '#868e96', brainjs: '#ae3ec9' };
 const label = (s) => LABELS[s] ?? s;
 
 const ok = (r) => r && r.status === 'ok';
@@ -72,9 +73,17 @@ export function targets(report) {
   const peers = (key, filter = () => true) => byConfig(report, key).filter((r) => ok(r) && !r.system.startsWith('lstmgen') && filter(r));
   for (const key of Object.keys(report.configs)) {
    for (const me of VARIANTS.map((v) => ours(report, key, v)).filter(Boolean)) {
-    const all = peers(key);
+    // The issue's peers run f32; PyTorch's bf16 autocast run is the like-for-like bar of lstmgen's bf16.
+    const all = peers(key, (r) => r.system !== 'torch-bf16');
     if (all.length === 0) continue;
     const push = (t) => out.push({ ...t, system: me.system });
+    const amp = find(report, key, 'torch-bf16');
+    if (me.system === 'lstmgen-bf16' && ok(amp)) {
+      const v = me.trainTokensPerSec / amp.trainTokensPerSec;
+      push({ config: key, target: 'like for like: training >= 1.5x PyTorch with bf16 autocast', value: ratio(v), met: v >= 1.5 });
+      const g = me.genTokensPerSec / amp.genTokensPerSec;
+      push({ config: key, target: 'like for like: generation >= 10x PyTorch with bf16 autocast', value: ratio(g), met: g >= 10 });
+    }
     if (key === 'a' || key === 'b') {
       const best = all.reduce((x, y) => (y.trainTokensPerSec > x.trainTokensPerSec ? y : x));
       const v = me.trainTokensPerSec / best.trainTokensPerSec;
@@ -132,7 +141,8 @@ export function renderMarkdown(report) {
   L.push('## Results', '');
   L.push(
     'tokens/s is what is compared: the slow JavaScript peers run fewer steps (steps column). "÷" columns: lstmgen (CPU, f32) / that system, >1 means lstmgen is faster. ' +
-      'lstmgen (CPU, bf16 mixed) is `precision: \'bf16\'`: matrix-product inputs rounded to bfloat16 with f32 accumulation (PyTorch CPU autocast semantics) on Intel AMX tiles; the peers run f32. ' +
+      'lstmgen (CPU, bf16 mixed) is `precision: \'bf16\'`: matrix-product inputs rounded to bfloat16 with f32 accumulation (PyTorch CPU autocast semantics) on Intel AMX tiles; ' +
+      'PyTorch (CPU, bf16 autocast) is the same model under `torch.autocast(\'cpu\', dtype=torch.bfloat16)`, its like-for-like peer; the other peers run f32. ' +
       'Validation loss (nats/token) is comparable between rows of equal step counts only; † marks a row whose steps differ from lstmgen\'s.',
     '',
   );

@@ -23,7 +23,7 @@ export const CONFIGS = {
   c: { title: 'small (char-level)', tokenizer: 'char', embedding: 64, hidden: 128, layers: 1, batch: 32, seq: 64 },
 };
 
-export const SYSTEMS = ['lstmgen', 'lstmgen-bf16', 'lstmgen-cuda', 'torch', 'keras', 'tfjs', 'brainjs'];
+export const SYSTEMS = ['lstmgen', 'lstmgen-bf16', 'lstmgen-cuda', 'torch', 'torch-bf16', 'keras', 'tfjs', 'brainjs'];
 
 /**
  * Default work per system and configuration: timed steps, warm-up steps, generated tokens per sample, and
@@ -39,6 +39,7 @@ const DEFAULT_STEPS = {
   'lstmgen-bf16': FAST,
   'lstmgen-cuda': FAST,
   torch: FAST,
+  'torch-bf16': FAST,
   keras: FAST,
   // one tfjs step of (a) or (b) takes 5-15 minutes here: stopped after 5, reported as an upper bound on tokens/s
   tfjs: { a: W(1, 0, 2, false, 300), b: W(1, 0, 4, false, 300), c: W(10, 2, 50) },
@@ -222,7 +223,7 @@ function runChild(system, key, cfg, data, flags, logDir) {
   } else {
     const p = pythonFor(flags);
     if (p.missing) return Promise.resolve({ ...base, status: 'skipped', reason: p.missing });
-    cmd = [p.py, path.join(here, 'peers', system === 'keras' ? 'keras_lstm.py' : 'torch_lstm.py'), ...args];
+    cmd = [p.py, path.join(here, 'peers', system === 'keras' ? 'keras_lstm.py' : 'torch_lstm.py'), ...args, ...(system === 'torch-bf16' ? ['--autocast', 'bf16'] : [])];
   }
   const logFile = path.join(logDir, `${key}-${system}.log`);
   const logStream = fs.createWriteStream(logFile);

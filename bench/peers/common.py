@@ -31,6 +31,7 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--no-val", action="store_true", help="skip the validation pass")
+    p.add_argument("--autocast", choices=["bf16"], default=None, help="torch only: CPU autocast to bfloat16")
     a = p.parse_args(argv)
     a.prompt = [int(x) for x in a.prompt.split(",") if x != ""]
     return a

@@ -20,6 +20,11 @@ SYSTEM = "torch"
 
 def main():
     a = parse_args()
+    global SYSTEM
+    # --autocast bf16: PyTorch's CPU mixed precision (bf16 matmul inputs, f32 accumulation) around
+    # forward and loss, the same arithmetic as lstmgen's precision "bf16"
+    if a.autocast:
+        SYSTEM = f"torch-{a.autocast}"
     try:
         import numpy as np
         import torch
@@ -45,6 +50,13 @@ def main():
             return self.out(h), state
 
     model = LM()
+    import contextlib
+
+    def amp():
+        if not a.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     loss_fn = nn.CrossEntropyLoss()
     state = None
@@ -57,8 +69,9 @@ def main():
         y = torch.from_numpy(y)
         if state is not None:
             state = tuple(s.detach() for s in state)
-        logits, state = model(x, state)
-        loss = loss_fn(logits.reshape(-1, a.vocab), y.reshape(-1))
+        with amp():
+            logits, state = model(x, state)
+            loss = loss_fn(logits.reshape(-1, a.vocab).float(), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if a.clip > 0:
@@ -73,11 +86,11 @@ def main():
     model.eval()
     total, count, val_loss = 0.0, 0, None
     if not a.no_val:
-        with torch.inference_mode():
+        with torch.inference_mode(), amp():
             state = None
             for x, y, _ in batches(val_ids, eval_batch_size(len(val_ids), a.batch, a.seq), a.seq, False):
                 logits, state = model(torch.from_numpy(x), state)
-                total += nn.functional.cross_entropy(logits.reshape(-1, a.vocab), torch.from_numpy(y).reshape(-1), reduction="sum").item()
+                total += nn.functional.cross_entropy(logits.reshape(-1, a.vocab).float(), torch.from_numpy(y).reshape(-1), reduction="sum").item()
                 count += y.size
         val_loss = total / count
 
@@ -85,7 +98,7 @@ def main():
     gen = torch.Generator().manual_seed(a.seed)
 
     def generate(n):
-        with torch.inference_mode():
+        with torch.inference_mode(), amp():
             prompt = torch.tensor(a.prompt or [0], dtype=torch.long).repeat(a.gen_samples, 1)
             logits, state = model(prompt)
             last = logits[:, -1]
@@ -93,7 +106,7 @@ def main():
                 if a.temperature == 0:
                     nxt = last.argmax(dim=1, keepdim=True)
                 else:
-                    nxt = torch.multinomial(torch.softmax(last / a.temperature, dim=1), 1, generator=gen)
+                    nxt = torch.multinomial(torch.softmax(last.float() / a.temperature, dim=1), 1, generator=gen)
                 logits, state = model(nxt, state)
                 last = logits[:, -1]
 
@@ -116,7 +129,8 @@ def main():
             threads=torch.get_num_threads(),
             baseRssMiB=base_rss,
             versions={"torch": torch.__version__, "numpy": np.__version__, "mkldnn": torch.backends.mkldnn.is_available()},
-            notes=[f"torch.get_num_threads()={torch.get_num_threads()}, interop {torch.get_num_interop_threads()}"],
+            notes=[f"torch.get_num_threads()={torch.get_num_threads()}, interop {torch.get_num_interop_threads()}"]
+            + ([f"torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss (mixed precision)"] if a.autocast else []),
         )
     )
 
