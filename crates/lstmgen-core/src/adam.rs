@@ -146,6 +146,7 @@ impl Adam {
 /// chunks, computing exactly the formulas of [`Adam::step_ops`] (no intermediate tensors).
 mod fused {
     use crate::act::Act;
+    use crate::buf;
     use crate::cell::cpu_slice;
     use crate::error::{Error, Result};
     use candle_core::{DType, Tensor};
@@ -235,7 +236,11 @@ mod fused {
         let (step_size, decay) = (c(h.lr / h.bc1), c(1.0 - h.lr * h.weight_decay));
         let (use_scale, use_decay) = (h.scale != 1.0, h.weight_decay > 0.0);
         let n = xp.len();
-        let (mut np, mut nm, mut nv) = (vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
+        let (mut np, mut nm, mut nv) = (
+            buf::uninit::<T>(n),
+            buf::uninit::<T>(n),
+            buf::uninit::<T>(n),
+        );
         let finite = np
             .par_chunks_mut(CHUNK)
             .zip(nm.par_chunks_mut(CHUNK))
@@ -253,9 +258,9 @@ mod fused {
                     let pi = if use_decay { xp[j] * decay } else { xp[j] };
                     let pn = pi - upd;
                     ok &= pn.is_finite();
-                    op[i] = pn;
-                    om[i] = mi;
-                    ov[i] = vi;
+                    op[i].write(pn);
+                    om[i].write(mi);
+                    ov[i].write(vi);
                 }
                 ok
             })
@@ -265,6 +270,14 @@ mod fused {
         }
         let (dims, dev) = (p.dims().to_vec(), p.device().clone());
         drop(guards);
+        // SAFETY: the chunk loop above wrote every element i of every chunk.
+        let (np, nm, nv) = unsafe {
+            (
+                buf::assume_init(np),
+                buf::assume_init(nm),
+                buf::assume_init(nv),
+            )
+        };
         Some((|| {
             Ok((
                 Tensor::from_vec(np, dims.clone(), &dev)?,

@@ -7,6 +7,7 @@
 //! `dz_f = dc*c_prev*f(1-f)`, `dz_g = dc*i*(1-g^2)`, `dz_o = dh*tanh(c)*o(1-o)`; `dc_prev = dc*f`.
 
 use crate::act::Act;
+use crate::buf;
 use crate::error::Result;
 use crate::lstm::GateConsts;
 use candle_core::{DType, Layout, Storage, Tensor, WithDType};
@@ -80,10 +81,10 @@ fn forward_fused<T: Act>(s: &[&[T]], zt: &Tensor) -> Result<StepOut> {
     let hd = h4 / 4;
     let n = b * hd;
     let (mut gates, mut c, mut tc, mut h) = (
-        vec![T::zero(); b * h4],
-        vec![T::zero(); n],
-        vec![T::zero(); n],
-        vec![T::zero(); n],
+        buf::uninit::<T>(b * h4),
+        buf::uninit::<T>(n),
+        buf::uninit::<T>(n),
+        buf::uninit::<T>(n),
     );
     let rows = rows_per_chunk(b, hd);
     gates
@@ -97,33 +98,39 @@ fn forward_fused<T: Act>(s: &[&[T]], zt: &Tensor) -> Result<StepOut> {
             for lr in 0..gates.len() / h4 {
                 let r = r0 + lr;
                 let (zxr, zhr) = (&zx[r * h4..(r + 1) * h4], &zh[r * h4..(r + 1) * h4]);
-                let gr = &mut gates[lr * h4..(lr + 1) * h4];
-                for ((g, &a), &b) in gr.iter_mut().zip(zxr).zip(zhr) {
-                    *g = a + b;
-                }
+                let gr = buf::fill(
+                    &mut gates[lr * h4..(lr + 1) * h4],
+                    zxr.iter().zip(zhr).map(|(&a, &b)| a + b),
+                );
                 let (ifg, o) = gr.split_at_mut(3 * hd);
                 let (if_, g) = ifg.split_at_mut(2 * hd);
                 T::sigmoid_in_place(if_);
                 T::tanh_in_place(g);
                 T::sigmoid_in_place(o);
                 let (i, f) = if_.split_at(hd);
-                let (cr, tr, hr) = (
-                    &mut c[lr * hd..(lr + 1) * hd],
-                    &mut tc[lr * hd..(lr + 1) * hd],
-                    &mut h[lr * hd..(lr + 1) * hd],
-                );
                 let cpr = &cp[r * hd..(r + 1) * hd];
-                for j in 0..hd {
-                    cr[j] = f[j] * cpr[j] + i[j] * g[j];
-                }
-                tr.copy_from_slice(cr);
+                let cr = buf::fill(
+                    &mut c[lr * hd..(lr + 1) * hd],
+                    (0..hd).map(|j| f[j] * cpr[j] + i[j] * g[j]),
+                );
+                let tr = buf::fill(&mut tc[lr * hd..(lr + 1) * hd], cr.iter().copied());
                 T::tanh_in_place(tr);
-                for j in 0..hd {
-                    hr[j] = o[j] * tr[j];
-                }
+                buf::fill(
+                    &mut h[lr * hd..(lr + 1) * hd],
+                    o.iter().zip(tr.iter()).map(|(&o, &t)| o * t),
+                );
             }
         });
     let dev = zt.device();
+    // SAFETY: every row of every chunk went through `buf::fill` for all four outputs.
+    let (gates, c, tc, h) = unsafe {
+        (
+            buf::assume_init(gates),
+            buf::assume_init(c),
+            buf::assume_init(tc),
+            buf::assume_init(h),
+        )
+    };
     Ok(StepOut {
         gates: Tensor::from_vec(gates, (b, h4), dev)?,
         c: Tensor::from_vec(c, (b, hd), dev)?,
@@ -183,7 +190,7 @@ fn backward_fused<T: Act>(s: &[&[T]], gates_t: &Tensor) -> Result<StepGrad> {
     let (b, h4) = gates_t.dims2()?;
     let hd = h4 / 4;
     let one = T::one();
-    let (mut dz, mut dc_prev) = (vec![T::zero(); b * h4], vec![T::zero(); b * hd]);
+    let (mut dz, mut dc_prev) = (buf::uninit::<T>(b * h4), buf::uninit::<T>(b * hd));
     let rows = rows_per_chunk(b, hd);
     dz.par_chunks_mut(rows * h4)
         .zip(dc_prev.par_chunks_mut(rows * hd))
@@ -198,15 +205,17 @@ fn backward_fused<T: Act>(s: &[&[T]], gates_t: &Tensor) -> Result<StepGrad> {
                     let (i, f, g, o) = (ar[j], ar[hd + j], ar[2 * hd + j], ar[3 * hd + j]);
                     let (t, dh) = (tc[k], dho[k] + dhr[k]);
                     let dc = dcn[k] + dh * o * (one - t * t);
-                    dzr[j] = dc * g * i * (one - i);
-                    dzr[hd + j] = dc * cp[k] * f * (one - f);
-                    dzr[2 * hd + j] = dc * i * (one - g * g);
-                    dzr[3 * hd + j] = dh * t * o * (one - o);
-                    dc_prev[lr * hd + j] = dc * f;
+                    dzr[j].write(dc * g * i * (one - i));
+                    dzr[hd + j].write(dc * cp[k] * f * (one - f));
+                    dzr[2 * hd + j].write(dc * i * (one - g * g));
+                    dzr[3 * hd + j].write(dh * t * o * (one - o));
+                    dc_prev[lr * hd + j].write(dc * f);
                 }
             }
         });
     let dev = gates_t.device();
+    // SAFETY: for every row, the loop wrote all four gate sections of dz and dc_prev (j < hd).
+    let (dz, dc_prev) = unsafe { (buf::assume_init(dz), buf::assume_init(dc_prev)) };
     Ok(StepGrad {
         dz: Tensor::from_vec(dz, (b, h4), dev)?,
         dc_prev: Tensor::from_vec(dc_prev, (b, hd), dev)?,

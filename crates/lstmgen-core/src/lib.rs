@@ -7,6 +7,7 @@
 
 pub mod act;
 pub mod adam;
+mod buf;
 pub mod cell;
 pub mod config;
 pub mod device;

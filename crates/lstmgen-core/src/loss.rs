@@ -5,10 +5,12 @@
 //! loss_r = logsumexp(x_r) - x_r[t_r];  dL/dx_r = (softmax(x_r) - onehot(t_r)) / N.
 
 use crate::act::Act;
+use crate::buf;
 use crate::cell::cpu_slice;
 use crate::error::Result;
 use candle_core::{DType, Tensor, WithDType, D};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Loss statistics of `logits` `[N, V]` against `targets` `[N]` (u32).
 pub struct CrossEntropy {
@@ -43,11 +45,11 @@ fn fused<T: Act>(
         let (n, v) = logits.dims2()?;
         let inv_n = <T as WithDType>::from_f64(1.0 / n as f64);
         let mut grad = if want_grad {
-            vec![T::zero(); n * v]
+            buf::uninit::<T>(n * v)
         } else {
             Vec::new()
         };
-        let row_stats = |r: usize, g: Option<&mut [T]>| -> (f64, u64) {
+        let row_stats = |r: usize, g: Option<&mut [MaybeUninit<T>]>| -> (f64, u64) {
             let row = &x[r * v..(r + 1) * v];
             let (mut max, mut arg) = (row[0], 0);
             for (j, &e) in row.iter().enumerate() {
@@ -59,16 +61,14 @@ fn fused<T: Act>(
             let target = t[r] as usize;
             // e^(x - max) once, into the gradient row when there is one.
             let mut scratch;
+            let shifted = row.iter().map(|&xv| xv - max);
             let ex: &mut [T] = match g {
-                Some(g) => g,
+                Some(g) => buf::fill(g, shifted),
                 None => {
-                    scratch = row.to_vec();
+                    scratch = shifted.collect::<Vec<T>>();
                     &mut scratch
                 }
             };
-            for (e, &xv) in ex.iter_mut().zip(row) {
-                *e = xv - max;
-            }
             T::exp_in_place(ex);
             let sum: T = ex.iter().fold(T::zero(), |acc, &e| acc + e);
             let lse = sum.ln() + max;
@@ -91,6 +91,8 @@ fn fused<T: Act>(
                 .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
         };
         let grad = if want_grad {
+            // SAFETY: every row chunk of `grad` went through `buf::fill` in row_stats.
+            let grad = unsafe { buf::assume_init(grad) };
             Some(Tensor::from_vec(grad, (n, v), logits.device())?)
         } else {
             None
