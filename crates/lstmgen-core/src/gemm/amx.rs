@@ -221,8 +221,9 @@ unsafe fn release() {
     asm!("tilerelease", options(nostack, nomem));
 }
 
-/// C block `[32, 32]` (row stride 32 f32) = A panel x B panel over `ksteps` steps of 32.
-unsafe fn kernel(a: *const u16, b: *const u16, ksteps: usize, c: *mut f32) {
+/// C block `[32, 32]` at `c` with row stride `ldc` floats = A panel x B panel over `ksteps` steps
+/// of 32. The next step's B tiles are prefetched while this step's products run.
+unsafe fn kernel(a: *const u16, b: *const u16, ksteps: usize, c: *mut f32, ldc: usize) {
     asm!(
         "tilezero tmm0",
         "tilezero tmm1",
@@ -232,6 +233,10 @@ unsafe fn kernel(a: *const u16, b: *const u16, ksteps: usize, c: *mut f32) {
     );
     for s in 0..ksteps {
         let (ap, bp) = (a.add(s * STEP), b.add(s * STEP));
+        let next = b.add((s + 1).min(ksteps - 1) * STEP) as *const i8;
+        for line in 0..(STEP * 2 / 64) {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(next.add(line * 64));
+        }
         asm!(
             "tileloadd tmm4, [{a0} + {st}*1]",
             "tileloadd tmm5, [{a1} + {st}*1]",
@@ -253,8 +258,8 @@ unsafe fn kernel(a: *const u16, b: *const u16, ksteps: usize, c: *mut f32) {
         "tilestored [{c10} + {st}*1], tmm2",
         "tilestored [{c11} + {st}*1], tmm3",
         c00 = in(reg) c, c01 = in(reg) c.add(16),
-        c10 = in(reg) c.add(16 * BLK), c11 = in(reg) c.add(16 * BLK + 16),
-        st = in(reg) BLK * 4,
+        c10 = in(reg) c.add(16 * ldc), c11 = in(reg) c.add(16 * ldc + 16),
+        st = in(reg) ldc * 4,
         options(nostack),
     );
 }
@@ -288,12 +293,17 @@ pub fn gemm(a: &Operand, m: usize, b: &PackedB, out: *mut f32) {
                 for mb in rows.clone() {
                     let ap = pa.as_ptr().add(mb * ks * STEP);
                     for nb in nb0..nb1 {
-                        kernel(ap, b.panel(nb).as_ptr(), ks, c.as_mut_ptr());
                         let (i0, j0) = (mb * BLK, nb * BLK);
                         let (h, w) = ((m - i0).min(BLK), (n - j0).min(BLK));
+                        let dst = (base as *mut f32).add(i0 * n + j0);
+                        if h == BLK && w == BLK {
+                            // a whole block: the tiles go straight to the output
+                            kernel(ap, b.panel(nb).as_ptr(), ks, dst, n);
+                            continue;
+                        }
+                        kernel(ap, b.panel(nb).as_ptr(), ks, c.as_mut_ptr(), BLK);
                         for i in 0..h {
-                            let dst = (base as *mut f32).add((i0 + i) * n + j0);
-                            std::ptr::copy_nonoverlapping(c.as_ptr().add(i * BLK), dst, w);
+                            std::ptr::copy_nonoverlapping(c.as_ptr().add(i * BLK), dst.add(i * n), w);
                         }
                     }
                 }
