@@ -18,32 +18,26 @@ fn rand(rows: usize, cols: usize, seed: u64) -> Tensor {
     Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
 }
 
+/// `[rows, cols]` random, stored row-major or (`trans`) as the transpose of a `[cols, rows]` one.
+fn operand(rows: usize, cols: usize, trans: bool, seed: u64) -> Tensor {
+    if trans {
+        rand(cols, rows, seed).t().unwrap()
+    } else {
+        rand(rows, cols, seed)
+    }
+}
+
+/// The four combinations of transposed operands.
+const LAYOUTS: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
 /// Max |ours - candle| over `a @ b` for the four combinations of transposed operands.
 fn check(m: usize, k: usize, n: usize) {
-    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        let a = if ta {
-            rand(k, m, 1).t().unwrap()
-        } else {
-            rand(m, k, 1)
-        };
-        let b = if tb {
-            rand(n, k, 2).t().unwrap()
-        } else {
-            rand(k, n, 2)
-        };
+    for (ta, tb) in LAYOUTS {
+        let (a, b) = (operand(m, k, ta, 1), operand(k, n, tb, 2));
         let want = a.matmul(&b).unwrap();
         let got = gemm::matmul(&a, &b, Precision::F32).unwrap();
         assert_eq!(got.dims(), &[m, n]);
-        let diff: f32 = (got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = max_abs((got - want).unwrap());
         // Sums of k products of values in [-0.5, 0.5): rounding differs by order only.
         assert!(
             diff <= 1e-5 * k as f32,
@@ -82,16 +76,7 @@ fn narrowed_views_match_candle() {
     let b = rand(33, 19, 4);
     let want = a.matmul(&b).unwrap();
     let got = gemm::matmul(&a, &b, Precision::F32).unwrap();
-    let diff: f32 = (got - want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let diff = max_abs((got - want).unwrap());
     assert!(diff < 1e-4, "max diff {diff}");
 }
 
@@ -142,17 +127,8 @@ fn bf16_products_match_rounded_f32_products() {
         (300, 129, 40),
         (2, 1000, 17),
     ] {
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let a = if ta {
-                rand(k, m, 5).t().unwrap()
-            } else {
-                rand(m, k, 5)
-            };
-            let b = if tb {
-                rand(n, k, 6).t().unwrap()
-            } else {
-                rand(k, n, 6)
-            };
+        for (ta, tb) in LAYOUTS {
+            let (a, b) = (operand(m, k, ta, 5), operand(k, n, tb, 6));
             let want = bf16(&a).matmul(&bf16(&b)).unwrap();
             let got = gemm::matmul(&a, &b, Precision::Bf16).unwrap();
             assert_eq!(got.dims(), &[m, n]);
