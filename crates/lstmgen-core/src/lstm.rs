@@ -72,6 +72,7 @@ pub struct PackedLayer {
 }
 
 impl PackedLayer {
+    /// Packs `w_ih^T` and `w_hh^T` of `w` for products in precision `prec`.
     pub fn new(w: &LayerWeights, prec: Precision) -> Result<Self> {
         Ok(Self {
             w_ih_t: gemm::pack(&w.w_ih.t()?, prec)?,
