@@ -20,11 +20,17 @@ fn main() {
         gemm::matmul_packed(&x, &packed).unwrap();
     }
     let s = t0.elapsed().as_secs_f64() / reps as f64;
-    println!("[{m}x{k}] x [{k}x{n}] {p:?} (B packed once): {:.1} GFLOP/s", 2.0 * (m * k * n) as f64 / s / 1e9);
+    println!(
+        "[{m}x{k}] x [{k}x{n}] {p:?} (B packed once): {:.1} GFLOP/s",
+        2.0 * (m * k * n) as f64 / s / 1e9
+    );
     let t0 = Instant::now();
     for _ in 0..reps {
         gemm::matmul(&x, &wt, p).unwrap();
     }
     let s = t0.elapsed().as_secs_f64() / reps as f64;
-    println!("[{m}x{k}] x [{k}x{n}] {p:?} (packing per call): {:.1} GFLOP/s", 2.0 * (m * k * n) as f64 / s / 1e9);
+    println!(
+        "[{m}x{k}] x [{k}x{n}] {p:?} (packing per call): {:.1} GFLOP/s",
+        2.0 * (m * k * n) as f64 / s / 1e9
+    );
 }

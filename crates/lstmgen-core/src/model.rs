@@ -71,6 +71,12 @@ pub struct Model {
     packs: Mutex<Option<Arc<InferencePacks>>>,
 }
 
+/// Inverted-dropout mask from uniform draws `u` in [0, 1): 0 where `u < p`, else `1 / (1 - p)`
+/// (the same rule as the CPU's host-drawn masks).
+pub(crate) fn mask_from_uniform(u: &Tensor, p: f32) -> Result<Tensor> {
+    Ok((u.ge(p as f64)?.to_dtype(u.dtype())? * (1.0 / (1.0 - p as f64)))?)
+}
+
 /// Weights packed for the products of inference, valid for one optimizer step and precision.
 struct InferencePacks {
     step: u64,
@@ -238,6 +244,13 @@ impl Model {
             return Ok(None);
         }
         let keep = 1.0 / (1.0 - p);
+        if !self.device.is_cpu() {
+            // On a GPU the mask is drawn there (cuRAND), seeded from this step's dropout RNG, so
+            // only a seed crosses the bus and a resumed run draws the same masks.
+            self.device.set_seed(rng.random::<u64>())?;
+            let u = Tensor::rand(0f32, 1f32, (rows, self.cfg.hidden_size), &self.device)?;
+            return Ok(Some(mask_from_uniform(&u, p)?.to_dtype(self.dtype())?));
+        }
         let n = rows * self.cfg.hidden_size;
         let data: Vec<f32> = (0..n)
             .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
@@ -470,6 +483,23 @@ impl Model {
         Ok((out, next))
     }
 
+    /// Next-token logits `[batch, V]` for one token per sequence (`ids` `[batch]`), left on the
+    /// model's device, and the new state. Used by sampling on a GPU.
+    pub fn next_logits(&self, ids: &[u32], state: Option<&State>) -> Result<(Tensor, State)> {
+        let batch = ids.len();
+        let t = self.time_major(ids, batch, 1, "inputs")?;
+        let zero;
+        let state = match state {
+            Some(s) => s,
+            None => {
+                zero = self.zero_state(batch)?;
+                &zero
+            }
+        };
+        let (logits, next, _) = self.forward(&t, state, 1, None)?;
+        Ok((logits, next))
+    }
+
     /// Adam's state (moments and step count).
     pub fn adam(&self) -> &Adam {
         &self.adam
@@ -485,5 +515,21 @@ impl Model {
     pub fn restore_training(&mut self, adam: Adam, state: Option<State>) {
         self.adam = adam;
         self.train_state = state;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The GPU dropout rule: 0 where u < p, 1/(1-p) elsewhere.
+    #[test]
+    fn mask_from_uniform_drops_below_p_and_rescales() {
+        let u = Tensor::new(&[0.05f32, 0.25, 0.2499, 0.9], &Device::Cpu).unwrap();
+        let m = mask_from_uniform(&u, 0.25)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(m, vec![0.0, 1.0 / 0.75, 0.0, 1.0 / 0.75]);
     }
 }

@@ -1,11 +1,18 @@
 //! Batched sampling: `num_samples` continuations of one prompt, advanced together one token per
 //! forward call. The prompt is fed in one pass. Temperature, top-k and nucleus (top-p, Holtzman
 //! et al. 2020) filtering; seeded ChaCha8 RNG, so the same seed gives the same text.
+//!
+//! On a GPU, plain temperature sampling and greedy decoding stay on the device: the token of each
+//! row is `argmax(logits / T + g)` with Gumbel noise `g = -ln(-ln u)` from the device's RNG (the
+//! Gumbel-max trick, an exact draw from softmax(logits / T)), so only the ids come back. Top-k and
+//! top-p copy the logits to the host. The device RNG is seeded with the sampling seed; it is shared
+//! by everything on that device, so concurrent samplers on one GPU are not reproducible.
 
 use crate::act::Act;
 use crate::config::SampleConfig;
 use crate::error::{ensure, Result};
 use crate::model::{Model, State};
+use candle_core::{DType, Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -24,6 +31,32 @@ pub struct Sampler {
     done: Vec<bool>,
     /// Tokens sampled at the last step but not yet fed through the model.
     pending: Option<Vec<u32>>,
+    /// Next-token logits `[num_samples, V]` left on the GPU (see the module docs); when set,
+    /// they supersede `logits`.
+    device_logits: Option<Tensor>,
+}
+
+/// Whether this run samples on the model's device: a GPU, and no top-k/top-p filter.
+fn samples_on_device(model: &Model, cfg: &SampleConfig) -> bool {
+    !model.device().is_cpu() && cfg.top_k == 0 && cfg.top_p >= 1.0
+}
+
+/// One token per row of `logits` `[n, V]` on their device; only the `n` ids come to the host.
+fn sample_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Vec<u32>> {
+    let ids = if cfg.temperature == 0.0 {
+        logits.argmax(D::Minus1)?
+    } else {
+        let u = Tensor::rand(f32::EPSILON, 1f32, logits.shape(), logits.device())?;
+        gumbel_argmax(logits, &u, cfg.temperature)?
+    };
+    Ok(ids.to_dtype(DType::U32)?.to_vec1::<u32>()?)
+}
+
+/// `argmax(logits / t - ln(-ln u))` per row: with `u` uniform in (0, 1), an exact draw from
+/// softmax(logits / t) (the Gumbel-max trick; e.g. Maddison et al. 2014, "A* sampling").
+pub(crate) fn gumbel_argmax(logits: &Tensor, u: &Tensor, t: f64) -> Result<Tensor> {
+    let g = u.log()?.neg()?.log()?.neg()?;
+    Ok(((logits.to_dtype(DType::F32)? / t)? + g)?.argmax(D::Minus1)?)
 }
 
 impl Sampler {
@@ -55,9 +88,13 @@ impl Sampler {
                 .map(|c| c.repeat((n, 1)))
                 .collect::<candle_core::Result<_>>()?,
         };
+        if samples_on_device(model, cfg) {
+            model.device().set_seed(cfg.seed)?;
+        }
         Ok(Self {
             cfg: cfg.clone(),
             state,
+            device_logits: None,
             logits: last.repeat(n),
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             generated: vec![Vec::new(); n],
@@ -92,11 +129,32 @@ impl Sampler {
     /// Runs the last sampled tokens through the model so `logits` predict the next position.
     fn flush(&mut self, model: &Model) -> Result<()> {
         if let Some(next) = self.pending.take() {
+            if samples_on_device(model, &self.cfg) {
+                let (l, st) = model.next_logits(&next, Some(&self.state))?;
+                self.device_logits = Some(l);
+                self.state = st;
+                return Ok(());
+            }
             let (l, st) = model.logits(&next, self.cfg.num_samples, 1, Some(&self.state))?;
             self.logits = l;
             self.state = st;
         }
         Ok(())
+    }
+
+    /// One token per live sequence from the host logits: one uniform draw per live sequence, in
+    /// sequence order (so the seed fixes the text whatever the thread count), then the rows are
+    /// sampled in parallel.
+    fn sample_on_host(&mut self, vocab: usize) -> Vec<Option<u32>> {
+        let draws: Vec<Option<f64>> = (0..self.cfg.num_samples)
+            .map(|s| (!self.done[s]).then(|| self.rng.random::<f64>()))
+            .collect();
+        let (logits, cfg) = (&self.logits, &self.cfg);
+        draws
+            .par_iter()
+            .enumerate()
+            .map(|(s, d)| d.map(|u| sample_row(&logits[s * vocab..(s + 1) * vocab], cfg, u)))
+            .collect()
     }
 
     /// Whether every sequence has ended (stop sequence or `max_tokens`).
@@ -115,17 +173,13 @@ impl Sampler {
                 break;
             }
             self.flush(model)?;
-            // One uniform draw per live sequence, in sequence order (so the seed fixes the text
-            // whatever the thread count), then the rows are sampled in parallel.
-            let draws: Vec<Option<f64>> = (0..n)
-                .map(|s| (!self.done[s]).then(|| self.rng.random::<f64>()))
-                .collect();
-            let (logits, cfg) = (&self.logits, &self.cfg);
-            let picked: Vec<Option<u32>> = draws
-                .par_iter()
-                .enumerate()
-                .map(|(s, d)| d.map(|u| sample_row(&logits[s * vocab..(s + 1) * vocab], cfg, u)))
-                .collect();
+            let picked: Vec<Option<u32>> = match self.device_logits.take() {
+                Some(l) => {
+                    let ids = sample_on_device(&l, &self.cfg)?;
+                    (0..n).map(|s| (!self.done[s]).then(|| ids[s])).collect()
+                }
+                None => self.sample_on_host(vocab),
+            };
             let mut next = vec![0u32; n];
             for (s, tok) in picked.into_iter().enumerate() {
                 let Some(tok) = tok else { continue };
@@ -307,5 +361,34 @@ mod tests {
             }
         }
         assert_eq!(sample_row(&logits, &cfg(0.0, 0, 1.0), 0.99), 3);
+    }
+
+    /// The device path's Gumbel-max draws (run here on the CPU with seeded uniforms) follow
+    /// softmax(logits / T): every token's frequency within 4.5 standard errors.
+    #[test]
+    fn gumbel_argmax_draws_follow_the_softmax() {
+        use candle_core::Device;
+        let logits = [2.0f32, -1.0, 0.5, 3.0, 0.0, 1.0];
+        const N: usize = 60_000;
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for t in [1.0f64, 0.5, 2.0] {
+            let l = Tensor::from_vec(logits.repeat(N), (N, 6), &Device::Cpu).unwrap();
+            let u: Vec<f32> = (0..N * 6)
+                .map(|_| rng.random::<f32>().max(f32::EPSILON))
+                .collect();
+            let u = Tensor::from_vec(u, (N, 6), &Device::Cpu).unwrap();
+            let ids = gumbel_argmax(&l, &u, t).unwrap().to_vec1::<u32>().unwrap();
+            let w: Vec<f64> = logits.iter().map(|&x| (x as f64 / t).exp()).collect();
+            let z: f64 = w.iter().sum();
+            for k in 0..6 {
+                let p = w[k] / z;
+                let got = ids.iter().filter(|&&i| i as usize == k).count() as f64 / N as f64;
+                let se = (p * (1.0 - p) / N as f64).sqrt();
+                assert!(
+                    (got - p).abs() <= 4.5 * se + 1e-9,
+                    "T={t} token {k}: {got} vs {p}"
+                );
+            }
+        }
     }
 }

@@ -235,7 +235,9 @@ unsafe fn kernel(a: *const u16, b: *const u16, ksteps: usize, c: *mut f32, ldc: 
         let (ap, bp) = (a.add(s * STEP), b.add(s * STEP));
         let next = b.add((s + 1).min(ksteps - 1) * STEP) as *const i8;
         for line in 0..(STEP * 2 / 64) {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(next.add(line * 64));
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                next.add(line * 64),
+            );
         }
         asm!(
             "tileloadd tmm4, [{a0} + {st}*1]",
@@ -303,7 +305,11 @@ pub fn gemm(a: &Operand, m: usize, b: &PackedB, out: *mut f32) {
                         }
                         kernel(ap, b.panel(nb).as_ptr(), ks, c.as_mut_ptr(), BLK);
                         for i in 0..h {
-                            std::ptr::copy_nonoverlapping(c.as_ptr().add(i * BLK), dst.add(i * n), w);
+                            std::ptr::copy_nonoverlapping(
+                                c.as_ptr().add(i * BLK),
+                                dst.add(i * n),
+                                w,
+                            );
                         }
                     }
                 }
