@@ -102,9 +102,13 @@ describe('lstmgen CLI', () => {
     expect(nan.code).toBe(2);
     expect(nan.stderr).toContain('--lr: must be a finite number > 0, got NaN');
 
-    const top = lstmgen('generate', '--model', modelFile, '--top-p', '1.5');
+    const top = lstmgen('generate', '--model', modelFile, '--prompt', 'the', '--top-p', '1.5');
     expect(top.code).toBe(2);
     expect(top.stderr).toContain('--top-p: must be a number in (0, 1], got 1.5');
+    expect(top.stdout).toBe(''); // nothing is printed before the options are checked
+    const strict = lstmgen('generate', '--model', modelFile, '--prompt', 'th\u{1F600}', '--strict');
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toBe('');
 
     const unknown = lstmgen('train', '--corpus', corpus, '--hiden-size', '3');
     expect(unknown.code).toBe(2);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_DIM, parseEvaluateOptions, parseGenerateOptions, parseTrainConfig, TRAIN_DEFAULTS } from '../ts/config';
+import { MAX_DIM, MAX_LAYERS, parseEvaluateOptions, parseLoadOptions, parsePrecision, parseGenerateOptions, parseTrainConfig, TRAIN_DEFAULTS } from '../ts/config';
 import { ConfigError, DataError, DeviceError, ModelFileError, NativeError, NumericError, wrapNative } from '../ts/errors';
 
 /** The ConfigError thrown by `fn`. */
@@ -55,7 +55,7 @@ describe('parseTrainConfig', () => {
   it.each([
     ['hiddenSize', 1e8, 'hiddenSize: must be <= 1048576, got 100000000'],
     ['embeddingDim', MAX_DIM + 1, 'embeddingDim: must be <= 1048576, got 1048577'],
-    ['numLayers', 2 ** 21, 'numLayers: must be <= 1048576, got 2097152'],
+    ['numLayers', MAX_LAYERS + 1, 'numLayers: must be <= 256, got 257'],
     ['vocabSize', 2 ** 20 + 1, 'vocabSize: must be <= 1048576, got 1048577'],
     ['hiddenSize', Infinity, 'hiddenSize: must be a positive integer, got Infinity'],
   ])('bounds %s = %s to the engine limit, naming the field', (field, value, message) => {
@@ -65,8 +65,8 @@ describe('parseTrainConfig', () => {
   });
 
   it('accepts every dimension at the engine limit 2^20', () => {
-    const c = parseTrainConfig({ corpus: 'x', hiddenSize: MAX_DIM, embeddingDim: MAX_DIM, numLayers: MAX_DIM, vocabSize: MAX_DIM });
-    expect([c.hiddenSize, c.embeddingDim, c.numLayers, c.vocabSize]).toEqual([MAX_DIM, MAX_DIM, MAX_DIM, MAX_DIM]);
+    const c = parseTrainConfig({ corpus: 'x', hiddenSize: MAX_DIM, embeddingDim: MAX_DIM, numLayers: MAX_LAYERS, vocabSize: MAX_DIM });
+    expect([c.hiddenSize, c.embeddingDim, c.numLayers, c.vocabSize]).toEqual([MAX_DIM, MAX_DIM, MAX_LAYERS, MAX_DIM]);
   });
 
   it('requires a corpus and rejects unknown options', () => {
@@ -153,5 +153,16 @@ describe('wrapNative', () => {
     expect(err).toBeInstanceOf(Cls);
     expect(err.message).toBe(text);
     expect(err.cause).toBe(original);
+  });
+});
+
+describe('load options and precision', () => {
+  it('loadModel options and setPrecision values are checked with a ConfigError naming the field', () => {
+    expect(parseLoadOptions({ device: 'cpu', precision: 'bf16' })).toEqual({ device: 'cpu', precision: 'bf16' });
+    expect(() => parseLoadOptions({ precision: 'fp8' })).toThrow('precision: must be "f32" or "bf16", got "fp8"');
+    expect(() => parseLoadOptions({ device: 'gpu' })).toThrow(/^device: must be "auto", "cpu" or "cuda"/);
+    expect(() => parseLoadOptions({ devcie: 'cpu' })).toThrow(/devcie: unknown option/);
+    expect(parsePrecision('f32')).toBe('f32');
+    expect(() => parsePrecision('f16')).toThrow('precision: must be "f32" or "bf16", got "f16"');
   });
 });

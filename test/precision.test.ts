@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { train } from '../ts/train';
 import { loadModel } from '../ts/model';
 import { engineInfo } from '../ts/native';
-import { ConfigError, DataError } from '../ts/errors';
+import { ConfigError } from '../ts/errors';
 import { shakespeare, tmpDir, TINY } from './helpers';
 
 describe('precision: bf16', () => {
@@ -56,9 +56,12 @@ describe('precision: bf16', () => {
     await expect(train({ ...TINY, precision: 'fp8' as never })).rejects.toThrow(/precision/);
   });
 
-  it('setPrecision() rejects an unknown value with a DataError', async () => {
+  it('setPrecision() and loadModel() reject an unknown value with a ConfigError naming precision', async () => {
     const { model } = await train({ ...TINY, maxSteps: 1 });
-    expect(() => model.setPrecision('f16' as never)).toThrow(DataError);
+    expect(() => model.setPrecision('f16' as never)).toThrow(ConfigError);
     expect(model.precision).toBe('f32');
+    const file = path.join(tmpDir(), 'm.lstm');
+    await model.save(file);
+    await expect(loadModel(file, { precision: 'fp8' as never })).rejects.toThrow(/^precision: must be "f32" or "bf16"/);
   });
 });

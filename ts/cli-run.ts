@@ -96,7 +96,11 @@ export async function plotCommand(runFile: string, flags: { out: string; title?:
 export async function printStream(model: LstmModel, options: Record<string, unknown>): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { numSamples, ...streamOptions } = options; // one sample
+  // The options (at the call) and the prompt (at the first piece) are checked before anything is printed.
+  const pieces = model.stream(streamOptions);
+  const first = await pieces.next();
   process.stdout.write(String(options.prompt ?? ''));
-  for await (const piece of model.stream(streamOptions)) process.stdout.write(piece);
+  if (!first.done) process.stdout.write(first.value);
+  for await (const piece of pieces) process.stdout.write(piece);
   process.stdout.write('\n');
 }

@@ -23,8 +23,10 @@ const rules = (...checks: Array<[ok: (v: number) => boolean, why: string]>) =>
 const isPositiveInt = (v: number) => Number.isInteger(v) && v > 0;
 const positiveInt = num(isPositiveInt, 'must be a positive integer');
 
-/** Largest size the engine accepts for any single model dimension (vocabSize, embeddingDim, hiddenSize, numLayers): 2^20. */
+/** Largest size the engine accepts for any single model dimension (vocabSize, embeddingDim, hiddenSize): 2^20. */
 export const MAX_DIM = 1 << 20;
+/** Most stacked LSTM layers the engine accepts: 256. */
+export const MAX_LAYERS = 256;
 /** Largest `maxTokens` the engine accepts: 2^24. */
 export const MAX_TOKENS = 1 << 24;
 /** Largest `numSamples` the engine accepts: 65536. */
@@ -141,7 +143,7 @@ export const TrainConfigSchema = z.strictObject({
   lowercase: z.boolean({ error: 'must be true or false' }).default(TRAIN_DEFAULTS.lowercase),
   embeddingDim: dim.default(TRAIN_DEFAULTS.embeddingDim),
   hiddenSize: dim.default(TRAIN_DEFAULTS.hiddenSize),
-  numLayers: dim.default(TRAIN_DEFAULTS.numLayers),
+  numLayers: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_LAYERS)).default(TRAIN_DEFAULTS.numLayers),
   /** Inverted-dropout probability between layers and before the output layer (training only). */
   dropout: unitOpen.default(TRAIN_DEFAULTS.dropout),
   /** Truncated-BPTT length in tokens. */
@@ -297,6 +299,32 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string)
   const field = issue.path.map(String).join('.');
   if (!field) throw new ConfigError('', `${what} must be an object, got ${show(input)}`);
   throw new ConfigError(field, `${issue.message}, got ${show(valueAt(input, issue.path))}`);
+}
+
+/** Options of `loadModel()` / `LstmModel.load()`. */
+export const LoadOptionsSchema = z
+  .object({
+    /** Where the weights go; default `auto` (CUDA when usable, else CPU). */
+    device: device.optional(),
+    /** Matrix-product precision for generation, evaluation and further training; default `f32`. */
+    precision: PrecisionSchema.optional(),
+  })
+  .strict();
+
+/**
+ * Validate the options of `loadModel()`.
+ * @throws ConfigError naming the field, e.g. `"precision: must be \"f32\" or \"bf16\", got \"fp8\""`.
+ */
+export function parseLoadOptions(input: unknown = {}): z.output<typeof LoadOptionsSchema> {
+  return parseWith(LoadOptionsSchema, input, 'the load options');
+}
+
+/**
+ * Validate a precision value (`model.setPrecision()`).
+ * @throws ConfigError with field `precision` for anything but `"f32"` or `"bf16"`.
+ */
+export function parsePrecision(input: unknown): 'f32' | 'bf16' {
+  return parseWith(z.object({ precision: PrecisionSchema }), { precision: input }, 'the precision').precision;
 }
 
 /**

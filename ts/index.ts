@@ -52,4 +52,5 @@ export {
   wrapNative,
   type ErrorCode,
 } from './errors';
+export type { TrainOptions, LrScheduleOptions, EarlyStoppingOptions } from './train-options';
 export { engineInfo, type Device, type EngineInfo, type Precision } from './native';

@@ -1,7 +1,7 @@
 /** A trained (or loaded) LSTM language model: native weights + tokenizer + the config it was trained with. */
 import * as fs from 'node:fs';
 import { writeFileAtomic } from './atomic';
-import { parseEvaluateOptions, parseGenerateOptions, parseStreamOptions, type GenerateOptionsInput, type StreamOptionsInput, type TrainConfig } from './config';
+import { parseEvaluateOptions, parseGenerateOptions, parseLoadOptions, parsePrecision, parseStreamOptions, type GenerateOptionsInput, type StreamOptionsInput, type TrainConfig } from './config';
 import { loadCorpus, makeBatches, describeCorpus, type CorpusSource } from './data';
 import { DataError, ModelFileError } from './errors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
@@ -81,10 +81,11 @@ export class LstmModel {
 
   /**
    * Sets the precision of later matrix products; weights are unchanged (f32).
-   * @throws DataError for `bf16` on a CUDA model.
+   * @throws ConfigError (field `precision`) for anything but `'f32'` or `'bf16'`; DataError for `bf16` on a
+   *   CUDA model (bf16 is CPU-only).
    */
   setPrecision(precision: Precision): void {
-    this.native.setPrecision(precision);
+    this.native.setPrecision(parsePrecision(precision));
   }
 
   /**
@@ -187,12 +188,14 @@ export class LstmModel {
 
   /**
    * Load a model written by {@link save}.
-   * @throws ModelFileError if the file is missing, truncated, corrupt, or not an lstmgen model;
-   *   DeviceError if the addon cannot load or `device` is unavailable.
+   * @throws ConfigError naming the option for an invalid `device` or `precision`; ModelFileError if the file
+   *   is missing, truncated, corrupt, or not an lstmgen model; DeviceError if the addon cannot load or `device`
+   *   is unavailable; DataError for `precision: 'bf16'` on a CUDA model.
    */
   static async load(file: string, options: LoadOptions = {}): Promise<LstmModel> {
-    const native = loadNative(file, 'model file', (bytes) => NativeHandle.fromSafetensors(bytes, options.device ?? 'auto'));
-    if (options.precision) native.setPrecision(options.precision);
+    const opts = parseLoadOptions(options);
+    const native = loadNative(file, 'model file', (bytes) => NativeHandle.fromSafetensors(bytes, opts.device ?? 'auto'));
+    if (opts.precision) native.setPrecision(opts.precision);
     const meta = native.metadata();
     const missing = Object.values(METADATA_KEYS).filter((k) => typeof meta[k] !== 'string');
     if (missing.length > 0) {
@@ -228,7 +231,10 @@ function parseStoredConfig(json: string, file: string): ModelConfig {
 export interface LoadOptions {
   /** Where the weights go; default `auto` (CUDA when usable, else CPU). */
   device?: Device;
-  /** Matrix-product precision for generation and evaluation; default `f32`. */
+  /**
+   * Matrix-product precision for generation, evaluation and further training; default `f32`. `bf16` is
+   * CPU-only: with `device: 'auto'` on a machine where CUDA is used, loading throws a DataError.
+   */
   precision?: Precision;
 }
 

@@ -1,7 +1,8 @@
 /** The training loop: one awaited native truncated-BPTT step per minibatch, validation, schedules, checkpoints, logs. */
 import * as path from 'node:path';
 import { CheckpointWriter, assertSameTokenizer, readCheckpoint, resumeInput, type TrainingState } from './checkpoint';
-import { parseTrainConfig, type TrainConfigInput } from './config';
+import { parseTrainConfig } from './config';
+import type { TrainOptions } from './train-options';
 import { batchAt, batchLayout, loadCorpus, splitText } from './data';
 import { NumericError } from './errors';
 import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory } from './events';
@@ -55,7 +56,7 @@ const ignore = () => {};
  *   cannot load or the device is unavailable; NumericError (with `step`) for a non-finite loss or gradient
  *   under `onNonFinite: 'stop'`, or non-finite weights at a checkpoint. Errors thrown by callbacks propagate.
  */
-export async function train(input: TrainConfigInput): Promise<TrainResult> {
+export async function train(input: TrainOptions): Promise<TrainResult> {
   const given = parseTrainConfig(input);
   const resumed = given.resumeFrom ? await readCheckpoint(given.resumeFrom, given.device) : undefined;
   const cfg = resumed ? parseTrainConfig(resumeInput(input, resumed.model.config)) : given;

@@ -22,6 +22,8 @@ pub struct ModelConfig {
 
 /// Largest size accepted for any single dimension, to turn typos into errors instead of OOM.
 pub const MAX_DIM: usize = 1 << 20;
+/// Most stacked layers accepted (each layer runs its own recurrence; thousands would take hours).
+pub const MAX_LAYERS: usize = 256;
 
 impl ModelConfig {
     /// Checks every field; the error names the field and the accepted range.
@@ -30,12 +32,14 @@ impl ModelConfig {
             ("vocabSize", self.vocab_size),
             ("embeddingDim", self.embedding_dim),
             ("hiddenSize", self.hidden_size),
-            ("numLayers", self.num_layers),
         ] {
             ensure(v >= 1 && v <= MAX_DIM, || {
                 format!("{name} must be in [1, {MAX_DIM}], got {v}")
             })?;
         }
+        ensure(self.num_layers >= 1 && self.num_layers <= MAX_LAYERS, || {
+            format!("numLayers must be in [1, {MAX_LAYERS}], got {}", self.num_layers)
+        })?;
         ensure(
             self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout),
             || format!("dropout must be in [0, 1), got {}", self.dropout),
