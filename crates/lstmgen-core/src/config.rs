@@ -37,9 +37,15 @@ impl ModelConfig {
                 format!("{name} must be in [1, {MAX_DIM}], got {v}")
             })?;
         }
-        ensure(self.num_layers >= 1 && self.num_layers <= MAX_LAYERS, || {
-            format!("numLayers must be in [1, {MAX_LAYERS}], got {}", self.num_layers)
-        })?;
+        ensure(
+            self.num_layers >= 1 && self.num_layers <= MAX_LAYERS,
+            || {
+                format!(
+                    "numLayers must be in [1, {MAX_LAYERS}], got {}",
+                    self.num_layers
+                )
+            },
+        )?;
         ensure(
             self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout),
             || format!("dropout must be in [0, 1), got {}", self.dropout),

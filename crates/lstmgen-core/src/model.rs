@@ -169,11 +169,11 @@ impl Model {
         }
     }
 
-    /// The weights packed for inference products, built on first use after each change of the
-    /// weights (keyed by the optimizer step) or precision; None when packing per call costs
-    /// nothing extra (f32, or not on the CPU).
+    /// The weights packed for inference products (bf16 AMX panels, or f32 panels for the
+    /// small-row kernel), built on first use after each change of the weights (keyed by the
+    /// optimizer step) or precision; None off the CPU, where nothing is packed.
     fn inference_packs(&self) -> Result<Option<Arc<InferencePacks>>> {
-        if self.precision != Precision::Bf16 || !self.device.is_cpu() {
+        if !self.device.is_cpu() {
             return Ok(None);
         }
         let mut slot = self.packs.lock().unwrap_or_else(|e| e.into_inner());

@@ -148,17 +148,28 @@ fn bf16_products_match_rounded_f32_products() {
     }
 }
 
-/// A packed right operand gives the same products as packing it per call.
+/// A packed right operand (f32: the AVX-512 kernel for small row counts; bf16: AMX panels) gives the
+/// products of candle's f32 matmul of the same operands (bf16: of the bf16-rounded operands), for row
+/// counts that exercise the 8-row blocks and their remainders and column counts around the 48-column
+/// panels, with the weight stored transposed (as `w_hh.t()`) or row-major.
 #[test]
-fn packed_operand_is_reusable() {
-    let w = rand(96, 64, 7).t().unwrap(); // [64, 96] as a transposed view, like w_hh.t()
-    for p in [Precision::F32, Precision::Bf16] {
-        let packed = gemm::pack(&w, p).unwrap();
-        for seed in 0..3 {
-            let h = rand(8, 64, 10 + seed);
-            let once = gemm::matmul(&h, &w, p).unwrap();
-            let again = gemm::matmul_packed(&h, &packed).unwrap();
-            assert_eq!(max_abs((once - again).unwrap()), 0.0);
+fn packed_operands_match_candle() {
+    for (m, k, n) in [(1, 64, 96), (7, 33, 47), (9, 128, 49), (32, 512, 2048), (300, 40, 100)] {
+        for tb in [true, false] {
+            let w = operand(k, n, tb, 7);
+            for p in [Precision::F32, Precision::Bf16] {
+                let packed = gemm::pack(&w, p).unwrap();
+                for seed in 0..2 {
+                    let h = rand(m, k, 10 + seed);
+                    let got = gemm::matmul_packed(&h, &packed).unwrap();
+                    let want = match p {
+                        Precision::F32 => h.matmul(&w).unwrap(),
+                        Precision::Bf16 => bf16(&h).matmul(&bf16(&w)).unwrap(),
+                    };
+                    let diff = max_abs((got - want).unwrap());
+                    assert!(diff <= 2e-6 * k as f32, "{p:?} [{m},{k}]x[{k},{n}] tb={tb}: {diff}");
+                }
+            }
         }
     }
 }

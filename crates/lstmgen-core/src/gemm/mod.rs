@@ -9,6 +9,7 @@
 mod amx;
 #[cfg(lstmgen_blas)]
 mod blas;
+mod f32k;
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Layout, Storage, Tensor};
@@ -124,8 +125,14 @@ fn check_inner(a: &Tensor, k: usize) -> Result<(usize, usize)> {
 /// (`.t()`), in precision `p`. Returns a contiguous `[m, n]` tensor.
 /// Errors: mismatched inner dimensions; candle's errors on other devices.
 pub fn matmul(a: &Tensor, b: &Tensor, p: Precision) -> Result<Tensor> {
-    matmul_packed(a, &pack(b, p)?)
+    match p {
+        Precision::F32 => f32_matmul(a, b), // one-off: nothing to gain from packing `b` ourselves
+        Precision::Bf16 => matmul_packed(a, &pack(b, p)?),
+    }
 }
+
+/// Most rows for which the pre-packed f32 kernel beats OpenBLAS (which packs per call).
+const F32K_MAX_ROWS: usize = 256;
 
 /// The right operand of [`matmul_packed`], prepared once and used for many products (the
 /// recurrent weight, used at every timestep).
@@ -136,6 +143,8 @@ pub struct Packed {
     amx: Option<amx::PackedB>,
     /// bf16-rounded copy (bf16 without AMX).
     rounded: Option<Tensor>,
+    /// f32 panels for small-row products (AVX-512).
+    f32k: Option<f32k::PackedF32>,
 }
 
 /// Prepares `b` `[k, n]` (may be a transposed view) as the right operand of products in `p`.
@@ -144,8 +153,13 @@ pub fn pack(b: &Tensor, p: Precision) -> Result<Packed> {
         t: b.clone(),
         amx: None,
         rounded: None,
+        f32k: None,
     };
-    if p == Precision::Bf16 && b.dtype() == DType::F32 && b.device().is_cpu() {
+    if p == Precision::F32 && b.dtype() == DType::F32 && b.device().is_cpu() && f32k::available() {
+        let (k, n) = b.dims2()?;
+        let (s, l) = b.storage_and_layout();
+        out.f32k = operand(&s, l).map(|op| f32k::pack(&op, k, n));
+    } else if p == Precision::Bf16 && b.dtype() == DType::F32 && b.device().is_cpu() {
         let (k, n) = b.dims2()?;
         let (s, l) = b.storage_and_layout();
         match operand(&s, l) {
@@ -158,6 +172,22 @@ pub fn pack(b: &Tensor, p: Precision) -> Result<Packed> {
 
 /// `a @ b` with `b` prepared by [`pack`] (in the precision given there).
 pub fn matmul_packed(a: &Tensor, b: &Packed) -> Result<Tensor> {
+    if let Some(pf) = &b.f32k {
+        let (m, _) = check_inner(a, pf.k())?;
+        if m <= F32K_MAX_ROWS && a.dtype() == DType::F32 {
+            let (s, l) = a.storage_and_layout();
+            if let Some(op) = operand(&s, l).filter(|op| !op.trans) {
+                let out = if m > 0 && pf.n() > 0 && pf.k() > 0 {
+                    // SAFETY: f32k::gemm writes every element of the m x n output.
+                    unsafe { uninit_product(m * pf.n(), |p| f32k::gemm(&op, m, pf, p)) }
+                } else {
+                    vec![0f32; m * pf.n()]
+                };
+                drop(s);
+                return Ok(Tensor::from_vec(out, (m, pf.n()), a.device())?);
+            }
+        }
+    }
     if let Some(pb) = &b.amx {
         let (m, _) = check_inner(a, pb.k())?;
         let a = match a.dtype() {
