@@ -154,7 +154,13 @@ fn bf16_products_match_rounded_f32_products() {
 /// panels, with the weight stored transposed (as `w_hh.t()`) or row-major.
 #[test]
 fn packed_operands_match_candle() {
-    for (m, k, n) in [(1, 64, 96), (7, 33, 47), (9, 128, 49), (32, 512, 2048), (300, 40, 100)] {
+    for (m, k, n) in [
+        (1, 64, 96),
+        (7, 33, 47),
+        (9, 128, 49),
+        (32, 512, 2048),
+        (300, 40, 100),
+    ] {
         for tb in [true, false] {
             let w = operand(k, n, tb, 7);
             for p in [Precision::F32, Precision::Bf16] {
@@ -167,7 +173,10 @@ fn packed_operands_match_candle() {
                         Precision::Bf16 => bf16(&h).matmul(&bf16(&w)).unwrap(),
                     };
                     let diff = max_abs((got - want).unwrap());
-                    assert!(diff <= 2e-6 * k as f32, "{p:?} [{m},{k}]x[{k},{n}] tb={tb}: {diff}");
+                    assert!(
+                        diff <= 2e-6 * k as f32,
+                        "{p:?} [{m},{k}]x[{k},{n}] tb={tb}: {diff}"
+                    );
                 }
             }
         }

@@ -39,10 +39,26 @@ impl Precision {
     }
 }
 
+/// `LSTMGEN_CPU_KERNELS=generic` turns off the AMX and AVX-512 product kernels (read once): products
+/// then take the portable paths (OpenBLAS or candle for f32, bf16 rounding + f32 product for bf16),
+/// which is how CPUs without those features run, and how the tests check those paths here.
+fn generic_only() -> bool {
+    static GENERIC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *GENERIC.get_or_init(|| std::env::var("LSTMGEN_CPU_KERNELS").is_ok_and(|v| v == "generic"))
+}
+
+fn use_amx() -> bool {
+    !generic_only() && amx::available()
+}
+
+fn use_f32k() -> bool {
+    !generic_only() && f32k::available()
+}
+
 /// Whether bf16 products run on AMX tiles here (else they are emulated: bf16 rounding, then the
 /// f32 product; same results, no speed-up).
 pub fn amx_available() -> bool {
-    amx::available()
+    use_amx()
 }
 
 /// Which code computes CPU matrix products, for `engineInfo()`: e.g.
@@ -52,7 +68,7 @@ pub fn backend() -> String {
     let f32_lib = blas::backend();
     #[cfg(not(lstmgen_blas))]
     let f32_lib = String::from("candle gemm crate");
-    let bf16 = if amx::available() {
+    let bf16 = if use_amx() {
         "AMX"
     } else {
         "emulated (no AMX)"
@@ -155,7 +171,7 @@ pub fn pack(b: &Tensor, p: Precision) -> Result<Packed> {
         rounded: None,
         f32k: None,
     };
-    if p == Precision::F32 && b.dtype() == DType::F32 && b.device().is_cpu() && f32k::available() {
+    if p == Precision::F32 && b.dtype() == DType::F32 && b.device().is_cpu() && use_f32k() {
         let (k, n) = b.dims2()?;
         let (s, l) = b.storage_and_layout();
         out.f32k = operand(&s, l).map(|op| f32k::pack(&op, k, n));
@@ -163,7 +179,7 @@ pub fn pack(b: &Tensor, p: Precision) -> Result<Packed> {
         let (k, n) = b.dims2()?;
         let (s, l) = b.storage_and_layout();
         match operand(&s, l) {
-            Some(op) if amx::available() => out.amx = Some(amx::pack_b(&op, k, n)),
+            Some(op) if use_amx() => out.amx = Some(amx::pack_b(&op, k, n)),
             _ => out.rounded = Some(round_bf16(b)?),
         }
     }
