@@ -33,7 +33,7 @@ impl ModelConfig {
             ("embeddingDim", self.embedding_dim),
             ("hiddenSize", self.hidden_size),
         ] {
-            ensure(v >= 1 && v <= MAX_DIM, || {
+            ensure((1..=MAX_DIM).contains(&v), || {
                 format!("{name} must be in [1, {MAX_DIM}], got {v}")
             })?;
         }

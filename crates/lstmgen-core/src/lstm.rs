@@ -153,6 +153,7 @@ pub struct LayerGrads {
 
 /// Runs one layer over `x` `[T*B, in]` from state `(h0, c0)` `[B, H]`.
 /// Returns the outputs `[T*B, H]`, the final `(h, c)`, and the cache when `keep_cache`.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     w: &LayerWeights,
     consts: &GateConsts,
