@@ -123,9 +123,9 @@ fn row_groups(batch: usize, device: &Device) -> Vec<Range<usize>> {
 }
 
 /// Runs `f` on every group, in parallel when there is more than one; results in group order.
-fn per_group<R: Send>(
-    groups: &[Range<usize>],
-    f: impl Fn(&Range<usize>) -> Result<R> + Sync + Send,
+fn per_group<G: Sync, R: Send>(
+    groups: &[G],
+    f: impl Fn(&G) -> Result<R> + Sync + Send,
 ) -> Result<Vec<R>> {
     if groups.len() == 1 {
         return Ok(vec![f(&groups[0])?]);
@@ -236,43 +236,30 @@ pub fn backward(
     let seq_len = cache.groups[0].gates.len();
     let batch = cache.h_prev.dim(0)? / seq_len;
     let w_hh = gemm::pack(w.w_hh, prec)?;
-    let dzs = per_group(
-        &cache
-            .groups
-            .iter()
-            .map(|g| g.rows.clone())
-            .collect::<Vec<_>>(),
-        |rows| {
-            let gc = cache
-                .groups
-                .iter()
-                .find(|g| g.rows == *rows)
-                .ok_or_else(|| {
-                    crate::error::Error::Internal("row group missing from the cache".into())
-                })?;
-            let n = rows.len();
-            let mut dh_next: Option<Tensor> = None;
-            let mut dc_next: Option<Tensor> = None;
-            let mut dz_rev = Vec::with_capacity(seq_len);
-            for t in (0..seq_len).rev() {
-                let g = cell::backward(
-                    &gc.gates[t],
-                    &gc.c_prev[t],
-                    &gc.tanh_c[t],
-                    &d_out.narrow(0, t * batch + rows.start, n)?,
-                    dh_next.as_ref().zip(dc_next.as_ref()),
-                    consts,
-                )?;
-                if t > 0 {
-                    dh_next = Some(gemm::matmul_packed(&g.dz, &w_hh)?);
-                    dc_next = Some(g.dc_prev);
-                }
-                dz_rev.push(g.dz);
+    let dzs = per_group(&cache.groups, |gc| {
+        let rows = &gc.rows;
+        let n = rows.len();
+        let mut dh_next: Option<Tensor> = None;
+        let mut dc_next: Option<Tensor> = None;
+        let mut dz_rev = Vec::with_capacity(seq_len);
+        for t in (0..seq_len).rev() {
+            let g = cell::backward(
+                &gc.gates[t],
+                &gc.c_prev[t],
+                &gc.tanh_c[t],
+                &d_out.narrow(0, t * batch + rows.start, n)?,
+                dh_next.as_ref().zip(dc_next.as_ref()),
+                consts,
+            )?;
+            if t > 0 {
+                dh_next = Some(gemm::matmul_packed(&g.dz, &w_hh)?);
+                dc_next = Some(g.dc_prev);
             }
-            dz_rev.reverse();
-            Ok(dz_rev)
-        },
-    )?;
+            dz_rev.push(g.dz);
+        }
+        dz_rev.reverse();
+        Ok(dz_rev)
+    })?;
     let dz = time_major(&dzs, seq_len)?; // [T*B, 4H]
     let dz_t = dz.t()?;
     Ok(LayerGrads {

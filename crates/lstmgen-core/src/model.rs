@@ -461,16 +461,7 @@ impl Model {
         seq_len: usize,
         state: Option<&State>,
     ) -> Result<(Vec<f32>, State)> {
-        let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
-        let zero;
-        let state = match state {
-            Some(s) => s,
-            None => {
-                zero = self.zero_state(batch)?;
-                &zero
-            }
-        };
-        let (logits, next, _) = self.forward(&ids, state, seq_len, None)?;
+        let (logits, next) = self.infer(inputs, batch, seq_len, state)?;
         let v = self.cfg.vocab_size;
         // time-major [T, B, V] -> batch-major [B, T, V]
         let out = logits
@@ -483,11 +474,16 @@ impl Model {
         Ok((out, next))
     }
 
-    /// Next-token logits `[batch, V]` for one token per sequence (`ids` `[batch]`), left on the
-    /// model's device, and the new state. Used by sampling on a GPU.
-    pub fn next_logits(&self, ids: &[u32], state: Option<&State>) -> Result<(Tensor, State)> {
-        let batch = ids.len();
-        let t = self.time_major(ids, batch, 1, "inputs")?;
+    /// Forward pass without dropout over row-major ids `[batch, seqLen]` from `state` (zero when
+    /// `None`): time-major logits `[T*B, V]` on the model's device, and the final state.
+    fn infer(
+        &self,
+        inputs: &[u32],
+        batch: usize,
+        seq_len: usize,
+        state: Option<&State>,
+    ) -> Result<(Tensor, State)> {
+        let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let zero;
         let state = match state {
             Some(s) => s,
@@ -496,8 +492,14 @@ impl Model {
                 &zero
             }
         };
-        let (logits, next, _) = self.forward(&t, state, 1, None)?;
+        let (logits, next, _) = self.forward(&ids, state, seq_len, None)?;
         Ok((logits, next))
+    }
+
+    /// Next-token logits `[batch, V]` for one token per sequence (`ids` `[batch]`), left on the
+    /// model's device, and the new state. Used by sampling on a GPU.
+    pub fn next_logits(&self, ids: &[u32], state: Option<&State>) -> Result<(Tensor, State)> {
+        self.infer(ids, ids.len(), 1, state)
     }
 
     /// Adam's state (moments and step count).
