@@ -33,6 +33,21 @@ pub fn cpu_threads() -> usize {
     candle_core::utils::get_num_threads()
 }
 
+/// Largest absolute elementwise difference of two f64 tensors (unit tests).
+#[cfg(test)]
+pub(crate) fn max_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

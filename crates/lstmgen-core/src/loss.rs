@@ -162,16 +162,6 @@ mod tests {
         );
         assert!((a.loss_sum - b.loss_sum).abs() < 1e-12);
         assert_eq!(a.correct, b.correct);
-        let diff = (a.grad.unwrap() - b.grad.unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        assert!(diff < 1e-12);
+        assert!(crate::max_diff(&a.grad.unwrap(), &b.grad.unwrap()) < 1e-12);
     }
 }

@@ -1,22 +1,10 @@
 //! `gemm::matmul` (OpenBLAS when linked, split across threads for large products) computes the
 //! same products as candle's own matmul for every layout the engine uses.
-use candle_core::{Device, Tensor};
-use lstmgen_core::gemm::{self, Precision};
+mod common;
 
-fn rand(rows: usize, cols: usize, seed: u64) -> Tensor {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let v: Vec<f32> = (0..rows * cols)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect();
-    Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
-}
+use candle_core::Tensor;
+use common::{bf16, max_abs, rand};
+use lstmgen_core::gemm::{self, Precision};
 
 /// `[rows, cols]` random, stored row-major or (`trans`) as the transpose of a `[cols, rows]` one.
 fn operand(rows: usize, cols: usize, trans: bool, seed: u64) -> Tensor {
@@ -93,25 +81,6 @@ fn backend_is_named() {
         "{b}"
     );
     assert!(b.contains("; bf16: "), "{b}");
-}
-
-/// Rounds to bf16 and back (the reference for bf16 products).
-fn bf16(t: &Tensor) -> Tensor {
-    t.to_dtype(candle_core::DType::BF16)
-        .unwrap()
-        .to_dtype(candle_core::DType::F32)
-        .unwrap()
-}
-
-fn max_abs(t: Tensor) -> f32 {
-    t.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
 }
 
 /// bf16 products (AMX tiles where the CPU has them, else emulated) equal the f32 product of the

@@ -1,40 +1,12 @@
 //! The portable product paths that CPUs without AMX or AVX-512 take (forced here with
 //! `LSTMGEN_CPU_KERNELS=generic`): bf16 by rounding then the f32 product, f32 packed operands by the
 //! f32 library. One test, so the variable is set before the engine reads it (its own process).
-use candle_core::{DType, Device, Tensor};
+mod common;
+
+use candle_core::Device;
+use common::{bf16, max_abs, rand};
 use lstmgen_core::gemm::{self, Precision};
 use lstmgen_core::{AdamConfig, Model, ModelConfig};
-
-fn rand(rows: usize, cols: usize, seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let v: Vec<f32> = (0..rows * cols)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect();
-    Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
-}
-
-fn max_abs(t: Tensor) -> f32 {
-    t.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
-
-fn bf16(t: &Tensor) -> Tensor {
-    t.to_dtype(DType::BF16)
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap()
-}
 
 #[test]
 fn generic_paths_compute_the_same_products_and_train() {
