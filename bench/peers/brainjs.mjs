@@ -7,17 +7,12 @@
 // Equation.predictTargetIndex (its START->first and last->END predictions are trained but not counted).
 // Takes the common benchmark flags (see common.mjs) and prints one JSON line.
 import { createRequire } from 'node:module';
-import { parseArgs, readIds, batches, trainBatches, evalBatchSize, emit, skip, log, peakRssMiB } from './common.mjs';
+import { parseArgs, readIds, batches, trainBatches, evalBatchSize, emit, log, peakRssMiB, requireOrSkip } from './common.mjs';
 
 const SYSTEM = 'brainjs';
 const a = parseArgs();
-const require = createRequire(import.meta.url);
-let brain;
-try {
-  brain = require('brain.js');
-} catch (err) {
-  skip(SYSTEM, `cannot load brain.js: ${String(err.message).split('\n')[0]} (npm install)`);
-}
+const brain = requireOrSkip(SYSTEM, 'brain.js', 'brain.js', 'npm install');
+const require = createRequire(import.meta.url); // brain.js internals (sampling helpers) and its version
 const baseRss = peakRssMiB();
 const trainIds = readIds(a.train);
 const valIds = readIds(a.val);

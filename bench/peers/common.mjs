@@ -2,6 +2,9 @@
 // (the same as lstmgen's ts/data.ts and bench/peers/common.py) and the one-JSON-line result.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
 
 /**
  * The command line every peer takes (the Python peers parse the same flags):
@@ -106,6 +109,18 @@ export function emit(result) {
 export function skip(system, reason) {
   process.stdout.write(JSON.stringify({ system, status: 'skipped', reason }) + '\n');
   process.exit(0);
+}
+
+/**
+ * `require(id)` from this folder, or a `skipped` result for `system` naming `what` and `hint` (the fix)
+ * when it cannot be loaded.
+ */
+export function requireOrSkip(system, id, what, hint) {
+  try {
+    return require(id);
+  } catch (err) {
+    skip(system, `cannot load ${what}: ${String(err.message).split('\n')[0]}${hint ? ` (${hint})` : ''}`);
+  }
 }
 
 export const log = (...a) => console.error(...a);

@@ -126,6 +126,17 @@ def eprint(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
+def timed_generation(generate, a):
+    """Calls generate(2) as a warm-up (for Keras it also traces both input shapes), then times
+    generate(a.gen_tokens); returns the generation fields of a result (a.gen_samples per call)."""
+    generate(2)
+    g0 = time.perf_counter()
+    generate(a.gen_tokens)
+    seconds = time.perf_counter() - g0
+    tokens = a.gen_samples * a.gen_tokens
+    return dict(genTokens=tokens, genSeconds=seconds, genTokensPerSec=tokens / seconds)
+
+
 def emit(result):
     result = dict(result, peakRssMiB=peak_rss_mib())
     sys.stdout.write(json.dumps(result) + "\n")

@@ -3,7 +3,6 @@ x layers -> Dense logits, sparse categorical cross-entropy from logits, Adam wit
 train_on_batch with the state carried between batches (truncated BPTT). Takes the common benchmark flags
 (see common.py) and prints one JSON line."""
 import os
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,6 +17,7 @@ from common import (  # noqa: E402
     read_ids,
     sample_rows,
     skip,
+    timed_generation,
     timed_training,
 )
 
@@ -91,11 +91,6 @@ def main():
             nxt = sample_rows(last, a.temperature, rng).astype(np.int32)[:, None]
             last = gen.predict_on_batch(nxt)[:, -1]
 
-    generate(2)  # warm-up (traces both input shapes)
-    g0 = time.perf_counter()
-    generate(a.gen_tokens)
-    gen_seconds = time.perf_counter() - g0
-    gen_tokens = a.gen_samples * a.gen_tokens
 
     intra = tf.config.threading.get_intra_op_parallelism_threads()
     inter = tf.config.threading.get_inter_op_parallelism_threads()
@@ -106,9 +101,7 @@ def main():
             status="ok",
             valLoss=val_loss,
             valTokens=count,
-            genTokens=gen_tokens,
-            genSeconds=gen_seconds,
-            genTokensPerSec=gen_tokens / gen_seconds,
+            **timed_generation(generate, a),
             threads=intra,
             baseRssMiB=base_rss,
             versions={"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},

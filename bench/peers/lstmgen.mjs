@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, readIds, emit, skip, log } from './common.mjs';
+import { parseArgs, readIds, emit, skip, log, requireOrSkip } from './common.mjs';
 
 const a = parseArgs();
 const system = a.raw.system ?? 'lstmgen';
@@ -15,12 +15,7 @@ const precision = a.raw.precision ?? 'f32';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const require = createRequire(import.meta.url);
 
-let lstmgen;
-try {
-  lstmgen = require(path.join(repo, 'dist'));
-} catch (err) {
-  skip(system, `cannot load dist/ (run npm run build): ${String(err.message).split('\n')[0]}`);
-}
+const lstmgen = requireOrSkip(system, path.join(repo, 'dist'), 'dist/', 'run npm run build');
 
 const trainText = fs.readFileSync(a.raw['train-text'], 'utf8');
 const valText = fs.readFileSync(a.raw['val-text'], 'utf8');

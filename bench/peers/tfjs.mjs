@@ -2,18 +2,11 @@
 // embedding -> stateful LSTM (returnSequences) x layers -> dense softmax, sparse categorical cross-entropy,
 // Adam, trainOnBatch with the state carried between batches. tfjs's optimizers have no gradient clipping.
 // Takes the common benchmark flags (see common.mjs) and prints one JSON line.
-import { createRequire } from 'node:module';
-import { parseArgs, readIds, batches, evalBatchSize, timedTraining, emit, skip, log, peakRssMiB } from './common.mjs';
+import { parseArgs, readIds, batches, evalBatchSize, timedTraining, emit, log, peakRssMiB, requireOrSkip } from './common.mjs';
 
 const SYSTEM = 'tfjs';
 const a = parseArgs();
-const require = createRequire(import.meta.url);
-let tf;
-try {
-  tf = require('@tensorflow/tfjs');
-} catch (err) {
-  skip(SYSTEM, `cannot load @tensorflow/tfjs: ${String(err.message).split('\n')[0]} (npm install)`);
-}
+const tf = requireOrSkip(SYSTEM, '@tensorflow/tfjs', '@tensorflow/tfjs', 'npm install');
 // The faster backends do not train this model here: tfjs-node cannot be installed (its install step downloads
 // libtensorflow), and @tensorflow/tfjs-backend-wasm 4.22.0 fails trainOnBatch with "Kernel 'UnsortedSegmentSum'
 // not registered for backend 'wasm'" (the embedding gradient; checked by hand). So: the cpu backend.

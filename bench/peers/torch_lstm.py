@@ -1,7 +1,6 @@
 """PyTorch peer: nn.Embedding -> nn.LSTM (batch_first, num_layers) -> nn.Linear on the CPU, Adam with
 global gradient-norm clipping, truncated BPTT with the hidden state carried between batches (detached).
 Takes the common benchmark flags (see common.py) and prints one JSON line."""
-import time
 
 from common import (
     emit,
@@ -12,6 +11,7 @@ from common import (
     peak_rss_mib,
     read_ids,
     skip,
+    timed_generation,
     timed_training,
 )
 
@@ -110,11 +110,6 @@ def main():
                 logits, state = model(nxt, state)
                 last = logits[:, -1]
 
-    generate(2)  # warm-up
-    g0 = time.perf_counter()
-    generate(a.gen_tokens)
-    gen_seconds = time.perf_counter() - g0
-    gen_tokens = a.gen_samples * a.gen_tokens
 
     emit(
         dict(
@@ -123,9 +118,7 @@ def main():
             status="ok",
             valLoss=val_loss,
             valTokens=count,
-            genTokens=gen_tokens,
-            genSeconds=gen_seconds,
-            genTokensPerSec=gen_tokens / gen_seconds,
+            **timed_generation(generate, a),
             threads=torch.get_num_threads(),
             baseRssMiB=base_rss,
             versions={"torch": torch.__version__, "numpy": np.__version__, "mkldnn": torch.backends.mkldnn.is_available()},
