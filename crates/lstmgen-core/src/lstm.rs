@@ -166,17 +166,20 @@ pub fn forward(
 ) -> Result<(Tensor, Tensor, Tensor, Option<LayerCache>)> {
     let batch = h0.dim(0)?;
     let bias = (w.b_ih + w.b_hh)?;
+    // [T*B, 4H]: the input projection of all steps as one product
+    let xw = match w.packed {
+        Some(p) => gemm::matmul_packed(x, &p.w_ih_t)?,
+        None => gemm::matmul(x, &w.w_ih.t()?, prec)?,
+    }
+    .broadcast_add(&bias)?;
     let own;
-    let packed = match w.packed {
-        Some(p) => p,
+    let w_hh_t = match w.packed {
+        Some(p) => &p.w_hh_t,
         None => {
-            own = PackedLayer::new(w, prec)?; // packed once, used at every step
+            own = gemm::pack(&w.w_hh.t()?, prec)?; // packed once, used at every step
             &own
         }
     };
-    // [T*B, 4H]: the input projection of all steps as one product
-    let xw = gemm::matmul_packed(x, &packed.w_ih_t)?.broadcast_add(&bias)?;
-    let w_hh_t = &packed.w_hh_t;
     let groups = row_groups(batch, x.device());
     let runs = per_group(&groups, |rows| {
         let n = rows.len();
