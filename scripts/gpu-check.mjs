@@ -13,6 +13,8 @@ import * as path from 'node:path';
 export const CONFIGS = {
   // The Keras word-LM reference configuration.
   keras: { vocabSize: 10000, embeddingDim: 256, hiddenSize: 1024, numLayers: 1, batchSize: 64, seqLen: 35 },
+  // The char-level tinyshakespeare configuration (b) of bench/.
+  char: { vocabSize: 65, embeddingDim: 64, hiddenSize: 512, numLayers: 2, batchSize: 64, seqLen: 128 },
   large: { vocabSize: 10000, embeddingDim: 512, hiddenSize: 2048, numLayers: 2, batchSize: 256, seqLen: 35 },
 };
 // Tolerances of (a). f32 on both sides; cuBLAS sums in another order than gemm on the CPU.
@@ -152,13 +154,69 @@ async function match() {
     gradReadoutSelfCheck: selfCheck,
     tolerance: TOL,
   };
+  try {
+    r.extras = await extras(cpu, b, weights, cfg);
+  } catch (e) {
+    r.extras = { error: String(e?.stack ?? e) };
+  }
   r.pass =
+    !r.extras.error &&
+    r.extras.dropoutDeterministic &&
+    r.extras.dropoutLossFinite &&
+    r.extras.bf16Refused &&
     r.lossAbsDiff <= TOL.loss * Math.max(1, c.evalLoss) &&
     r.trainLossAbsDiff <= TOL.loss * Math.max(1, c.step.loss) &&
     r.logitsMaxAbsDiff <= TOL.logits &&
     r.gradNormRelDiff <= TOL.gradNorm &&
     r.gradMaxRelDiff <= TOL.grad;
   return r;
+}
+
+/**
+ * What (a) adds beyond the numbers: dropout masks drawn on the GPU (finite loss, and the same seeds give
+ * the same losses, which resuming relies on), `precision: 'bf16'` refused on CUDA with an error, and
+ * greedy generation on the GPU against the CPU (informative: ties and rounding may part them).
+ */
+async function extras(cpu, b, weights, cfg) {
+  const n = 8 * 24;
+  const x = ids(n, cfg.vocabSize, 21);
+  const y = ids(n, cfg.vocabSize, 22);
+  const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, clipNorm: 5 };
+  const dropoutRun = async () => {
+    const m = b.NativeModel.create({ ...cfg, dropout: 0.3 }, 5, 'cuda');
+    const losses = [];
+    for (let i = 0; i < 5; i++) losses.push((await m.trainStep(x, y, 8, 24, adam, 1000 + i)).loss);
+    return losses;
+  };
+  const d1 = await dropoutRun();
+  const d2 = await dropoutRun();
+  let bf16Error = null;
+  try {
+    b.NativeModel.create(cfg, 1, 'cuda').setPrecision('bf16');
+  } catch (e) {
+    bf16Error = String(e.message).split('\n')[0];
+  }
+  const greedy = { numSamples: 4, maxTokens: 48, temperature: 0, topK: 0, topP: 1, seed: 3, stopSequences: [] };
+  const prompt = new Uint32Array([1, 2, 3]);
+  const gc = await cpu.NativeModel.fromSafetensors(weights, 'cpu').generate(prompt, greedy);
+  const gg = await b.NativeModel.fromSafetensors(weights, 'cuda').generate(prompt, greedy);
+  const samePrefix = gc.map((row, i) => {
+    let k = 0;
+    while (k < row.length && row[k] === gg[i][k]) k++;
+    return k;
+  });
+  const sampled = await b.NativeModel.fromSafetensors(weights, 'cuda').generate(prompt, { ...greedy, temperature: 1 });
+  return {
+    dropoutLosses: d1,
+    dropoutDeterministic: d1.every((l, i) => l === d2[i]),
+    dropoutLossFinite: d1.every(Number.isFinite),
+    bf16Error,
+    bf16Refused: bf16Error !== null,
+    greedySamePrefix: samePrefix,
+    greedyTokens: greedy.maxTokens,
+    gumbelSampleLengths: sampled.map((r) => r.length),
+    gumbelIdsInRange: sampled.every((r) => r.every((t) => t >= 0 && t < cfg.vocabSize)),
+  };
 }
 
 /** Peak memory (MiB) of this process on the GPU, sampled with nvidia-smi every 50 ms. */
@@ -214,13 +272,15 @@ async function generateBench() {
   const tokens = Number(opt('tokens', '256'));
   const watch = memoryWatch();
   const model = b.NativeModel.create({ vocabSize: c.vocabSize, embeddingDim: c.embeddingDim, hiddenSize: c.hiddenSize, numLayers: c.numLayers, dropout: 0 }, 1, 'cuda');
-  const o = { numSamples: samples, maxTokens: tokens, temperature: 1, topK: 0, topP: 0.95, seed: 3, stopSequences: [] };
+  const topP = Number(opt('top-p', '1')); // 1: sampled on the GPU (Gumbel-max); < 1: logits go to the host
+  const o = { numSamples: samples, maxTokens: tokens, temperature: 1, topK: 0, topP, seed: 3, stopSequences: [] };
   await model.generate(new Uint32Array([1]), { ...o, maxTokens: 8 }); // warm-up
   const t0 = process.hrtime.bigint();
   const out = await model.generate(new Uint32Array([1]), o);
   const sec = Number(process.hrtime.bigint() - t0) / 1e9;
   const generated = out.reduce((s, x) => s + x.length, 0);
-  return { kind: 'generate', impl: 'lstmgen (CUDA)', config: 'keras', samples, tokens, device: info.cudaDevice, seconds: sec, tokensPerSec: generated / sec, peakMiB: await watch.stop() };
+  const impl = `lstmgen (CUDA), ${topP >= 1 ? 'sampled on the GPU' : `top-p ${topP} on the host`}`;
+  return { kind: 'generate', impl, config: 'keras', samples, tokens, device: info.cudaDevice, seconds: sec, tokensPerSec: generated / sec, peakMiB: await watch.stop() };
 }
 
 function report(files) {
@@ -236,6 +296,14 @@ function report(files) {
       `    loss |diff| ${m.lossAbsDiff.toExponential(2)} (tol ${TOL.loss} rel), logits max |diff| ${m.logitsMaxAbsDiff.toExponential(2)} (tol ${TOL.logits}),`,
       `    grad norm rel diff ${m.gradNormRelDiff.toExponential(2)} (tol ${TOL.gradNorm}), gradients max |diff| / max |g| ${m.gradMaxRelDiff.toExponential(2)} (tol ${TOL.grad}, worst ${m.gradWorstTensor})`,
     );
+    const x = m.extras;
+    if (x?.error) lines.push(`    extras failed: ${x.error.split('\n').slice(0, 3).join(' | ')}`);
+    else if (x)
+      lines.push(
+        `    dropout 0.3 on the GPU: losses ${x.dropoutLosses.map((l) => l.toFixed(4)).join(' ')}, same seeds same losses: ${x.dropoutDeterministic}`,
+        `    bf16 on CUDA refused: ${x.bf16Refused} (${x.bf16Error ?? 'no error'})`,
+        `    greedy generation, tokens equal to the CPU's before the first difference: ${x.greedySamePrefix.join(', ')} of ${x.greedyTokens}; Gumbel-max sampling ids in range: ${x.gumbelIdsInRange}`,
+      );
   }
   lines.push('', '| what | config | implementation | tokens/s | peak GPU MiB | steps / time |', '|---|---|---|---:|---:|---|');
   for (const r of rows.filter((x) => x.kind !== 'match')) {
@@ -255,7 +323,7 @@ const out = opt('out');
 const write = (r) => {
   const text = JSON.stringify(r, null, 1);
   if (out) fs.writeFileSync(out, text + '\n');
-  console.error(`gpu-check: ${r.kind}${r.config ? ' ' + r.config : ''}: ${r.kind === 'match' ? (r.pass ? 'PASS' : 'FAIL') : Math.round(r.tokensPerSec) + ' tokens/s'}`);
+  console.error(`gpu-check: ${r.kind}${typeof r.config === 'string' ? ' ' + r.config : ''}: ${r.kind === 'match' ? (r.pass ? 'PASS' : 'FAIL') : Math.round(r.tokensPerSec) + ' tokens/s'}`);
 };
 if (cmd === 'match') match().then(write);
 else if (cmd === 'train') trainBench().then(write);

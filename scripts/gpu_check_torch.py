@@ -16,6 +16,7 @@ import time
 
 CONFIGS = {
     "keras": dict(vocabSize=10000, embeddingDim=256, hiddenSize=1024, numLayers=1, batchSize=64, seqLen=35),
+    "char": dict(vocabSize=65, embeddingDim=64, hiddenSize=512, numLayers=2, batchSize=64, seqLen=128),
     "large": dict(vocabSize=10000, embeddingDim=512, hiddenSize=2048, numLayers=2, batchSize=256, seqLen=35),
 }
 
