@@ -164,6 +164,10 @@ async function match() {
     r.extras.dropoutDeterministic &&
     r.extras.dropoutLossFinite &&
     r.extras.bf16Refused &&
+    r.extras.topK1IsGreedyOnGpu &&
+    r.extras.topPTinyIsGreedyOnGpu &&
+    r.extras.topK5InCpuSet &&
+    r.extras.topP09InCpuNucleus &&
     r.lossAbsDiff <= TOL.loss * Math.max(1, c.evalLoss) &&
     r.trainLossAbsDiff <= TOL.loss * Math.max(1, c.step.loss) &&
     r.logitsMaxAbsDiff <= TOL.logits &&
@@ -205,7 +209,27 @@ async function extras(cpu, b, weights, cfg) {
     while (k < row.length && row[k] === gg[i][k]) k++;
     return k;
   });
-  const sampled = await b.NativeModel.fromSafetensors(weights, 'cuda').generate(prompt, { ...greedy, temperature: 1 });
+  const gpuModel = b.NativeModel.fromSafetensors(weights, 'cuda');
+  const sampled = await gpuModel.generate(prompt, { ...greedy, temperature: 1 });
+  // Top-k / top-p filtered on the GPU: k = 1 and a tiny nucleus must give the greedy text, and
+  // first tokens drawn with k = 5 or p = 0.9 must lie in the set the CPU's logits define.
+  const same = (a, c) => a.length === c.length && a.every((row, i) => row.length === c[i].length && row.every((t, j) => t === c[i][j]));
+  const topk1 = await gpuModel.generate(prompt, { ...greedy, temperature: 1, topK: 1, seed: 8 });
+  const topPTiny = await gpuModel.generate(prompt, { ...greedy, temperature: 1, topP: 1e-6, seed: 9 });
+  const logits = await cpu.NativeModel.fromSafetensors(weights, 'cpu').logits(prompt, 1, prompt.length);
+  const last = Array.from(logits.slice((prompt.length - 1) * cfg.vocabSize));
+  const order = last.map((l, i) => [l, i]).sort((x, y) => y[0] - x[0] || x[1] - y[1]);
+  const top5 = new Set(order.slice(0, 5).map((x) => x[1]));
+  const mx = order[0][0];
+  const z = last.reduce((acc, l) => acc + Math.exp(l - mx), 0);
+  const nucleus = new Set();
+  for (let k = 0, acc = 0; k < order.length && acc < 0.9; k++) {
+    nucleus.add(order[k][1]);
+    acc += Math.exp(order[k][0] - mx) / z;
+  }
+  const firsts = async (o) => (await gpuModel.generate(prompt, { ...greedy, numSamples: 512, maxTokens: 1, temperature: 1, ...o })).map((r) => r[0]);
+  const k5 = await firsts({ topK: 5, seed: 10 });
+  const p9 = await firsts({ topP: 0.9, seed: 11 });
   return {
     dropoutLosses: d1,
     dropoutDeterministic: d1.every((l, i) => l === d2[i]),
@@ -216,6 +240,13 @@ async function extras(cpu, b, weights, cfg) {
     greedyTokens: greedy.maxTokens,
     gumbelSampleLengths: sampled.map((r) => r.length),
     gumbelIdsInRange: sampled.every((r) => r.every((t) => t >= 0 && t < cfg.vocabSize)),
+    topK1IsGreedyOnGpu: same(topk1, gg),
+    topPTinyIsGreedyOnGpu: same(topPTiny, gg),
+    topK5InCpuSet: k5.every((t) => top5.has(t)),
+    topK5Distinct: new Set(k5).size,
+    topP09InCpuNucleus: p9.every((t) => nucleus.has(t)),
+    topP09Distinct: new Set(p9).size,
+    nucleusSize: nucleus.size,
   };
 }
 
@@ -262,7 +293,8 @@ async function trainBench() {
     elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
   }
   const peakMiB = await watch.stop();
-  return { kind: 'train', impl: 'lstmgen (CUDA)', config: name, shape: c, device: info.cudaDevice, steps, seconds: elapsed, tokensPerSec: (steps * n) / elapsed, lastLoss: loss, peakMiB };
+  const impl = process.env.LSTMGEN_CUDA_KERNELS === 'candle' ? 'lstmgen (CUDA, candle ops only)' : 'lstmgen (CUDA)';
+  return { kind: 'train', impl, config: name, shape: c, device: info.cudaDevice, steps, seconds: elapsed, tokensPerSec: (steps * n) / elapsed, lastLoss: loss, peakMiB };
 }
 
 async function generateBench() {
@@ -279,7 +311,8 @@ async function generateBench() {
   const out = await model.generate(new Uint32Array([1]), o);
   const sec = Number(process.hrtime.bigint() - t0) / 1e9;
   const generated = out.reduce((s, x) => s + x.length, 0);
-  const impl = `lstmgen (CUDA), ${topP >= 1 ? 'sampled on the GPU' : `top-p ${topP} on the host`}`;
+  const where = process.env.LSTMGEN_CUDA_KERNELS === 'candle' && topP < 1 ? 'on the host' : 'on the GPU';
+  const impl = `lstmgen (CUDA), ${topP >= 1 ? 'unfiltered' : `top-p ${topP}`}, sampled ${where}`;
   return { kind: 'generate', impl, config: 'keras', samples, tokens, device: info.cudaDevice, seconds: sec, tokensPerSec: generated / sec, peakMiB: await watch.stop() };
 }
 
@@ -303,6 +336,7 @@ function report(files) {
         `    dropout 0.3 on the GPU: losses ${x.dropoutLosses.map((l) => l.toFixed(4)).join(' ')}, same seeds same losses: ${x.dropoutDeterministic}`,
         `    bf16 on CUDA refused: ${x.bf16Refused} (${x.bf16Error ?? 'no error'})`,
         `    greedy generation, tokens equal to the CPU's before the first difference: ${x.greedySamePrefix.join(', ')} of ${x.greedyTokens}; Gumbel-max sampling ids in range: ${x.gumbelIdsInRange}`,
+        `    top-k/top-p on the GPU: k=1 gives the greedy text ${x.topK1IsGreedyOnGpu}, p=1e-6 too ${x.topPTinyIsGreedyOnGpu}; 512 draws with k=5 in the CPU's top 5 ${x.topK5InCpuSet} (${x.topK5Distinct} distinct), with p=0.9 in the CPU's nucleus of ${x.nucleusSize} ${x.topP09InCpuNucleus} (${x.topP09Distinct} distinct)`,
       );
   }
   lines.push('', '| what | config | implementation | tokens/s | peak GPU MiB | steps / time |', '|---|---|---|---:|---:|---|');

@@ -10,7 +10,9 @@
 # env: SECONDS_PER_BENCH (default 20), SKIP_TORCH=1, CONFIGS (default 'keras char large'), STEP_LIMIT (s, 150)
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-RES="${OUT:-$ROOT/gpu-check-results}"
+# With $OUT (the device tool's folder, at most 8 files come back) the JSON files go to a temporary
+# folder and come back as $OUT/results.tar next to $OUT/table.md.
+if [[ -n "${OUT:-}" ]]; then RES="$(mktemp -d)"; else RES="$ROOT/gpu-check-results"; fi
 mkdir -p "$RES"
 BUNDLE="$ROOT/.gpu-bundle/gpu-check.tar.xz"
 if [[ -f "$BUNDLE" ]]; then
@@ -78,10 +80,14 @@ train_cfg() {
 }
 CFGS=(${CONFIGS:-keras char large})
 train_cfg "${CFGS[0]}"
+# the same with candle ops in place of lstmgen's CUDA kernels (cell, Adam): what the kernels bring
+LSTMGEN_CUDA_KERNELS=candle run_node train --cuda "$CUDA" --config "${CFGS[0]}" --seconds "$SECS" --out "$RES/b-lstmgen-${CFGS[0]}-candle.json" && FILES+=("$RES/b-lstmgen-${CFGS[0]}-candle.json")
 run_node generate --cuda "$CUDA" --top-p 1 --out "$RES/c-lstmgen.json" && FILES+=("$RES/c-lstmgen.json")
 run_node generate --cuda "$CUDA" --top-p 0.95 --out "$RES/c-lstmgen-topp.json" && FILES+=("$RES/c-lstmgen-topp.json")
+LSTMGEN_CUDA_KERNELS=candle run_node generate --cuda "$CUDA" --top-p 0.95 --out "$RES/c-lstmgen-topp-host.json" && FILES+=("$RES/c-lstmgen-topp-host.json")
 if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
   run_torch generate --out "$RES/c-torch.json" && FILES+=("$RES/c-torch.json")
 fi
 for cfg in "${CFGS[@]:1}"; do train_cfg "$cfg"; done
 run_node report "${FILES[@]}" | tee "$RES/table.md"
+if [[ -n "${OUT:-}" ]]; then cp "$RES/table.md" "$OUT/" && tar -C "$RES" -cf "$OUT/results.tar" .; fi

@@ -4,7 +4,12 @@
 //! products. `LSTMGEN_OPENBLAS=/path/to/libopenblas.a` picks a library; `LSTMGEN_OPENBLAS=off`
 //! disables the search. The library is linked statically, so the built `.node` needs nothing at
 //! run time.
+//!
+//! With the `cuda` feature it also compiles the kernels in `src/cuda/*.cu` to PTX with nvcc (`NVCC`, else
+//! `$CUDA_HOME/bin/nvcc`, else `nvcc` on PATH) for compute capability 7.5, the oldest CUDA 13
+//! supports; the driver compiles the PTX for the GPU it runs on.
 use std::path::PathBuf;
+use std::process::Command;
 
 const CANDIDATES: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a",
@@ -14,6 +19,35 @@ const CANDIDATES: &[&str] = &[
 ];
 
 fn main() {
+    link_openblas();
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        compile_cuda_kernels();
+    }
+}
+
+fn compile_cuda_kernels() {
+    println!("cargo::rerun-if-env-changed=NVCC");
+    let nvcc = std::env::var_os("NVCC")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CUDA_HOME").map(|h| PathBuf::from(h).join("bin/nvcc")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("nvcc"));
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    for name in ["lstm_cell", "adam", "sample"] {
+        let src = format!("src/cuda/{name}.cu");
+        println!("cargo::rerun-if-changed={src}");
+        let status = Command::new(&nvcc)
+            .args(["--ptx", "-arch=compute_75", "-O3", &src, "-o"])
+            .arg(out_dir.join(format!("{name}.ptx")))
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {} (set NVCC or CUDA_HOME): {e}", nvcc.display())
+            });
+        assert!(status.success(), "{} failed on {src}", nvcc.display());
+    }
+}
+
+fn link_openblas() {
     println!("cargo::rustc-check-cfg=cfg(lstmgen_blas)");
     println!("cargo::rerun-if-env-changed=LSTMGEN_OPENBLAS");
     let chosen = match std::env::var("LSTMGEN_OPENBLAS") {

@@ -6,6 +6,8 @@ use crate::config::AdamConfig;
 use crate::error::{Error, Result};
 use candle_core::{DType, Tensor};
 
+pub(crate) use fused::Hyper;
+
 /// Adam's first and second moments for every parameter, and the step count.
 pub struct Adam {
     m: Vec<Tensor>,
@@ -42,20 +44,39 @@ impl Adam {
         Self { m, v, step }
     }
 
-    /// Global L2 norm sqrt(sum over all gradients of g^2), in f64.
+    /// Global L2 norm sqrt(sum over all gradients of g^2), in f64. Gradients on a GPU are summed
+    /// there and read back once.
     pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
         let mut sq = 0f64;
+        let mut on_device = Vec::new();
         for g in grads {
-            sq += match fused::sum_sq(g) {
-                Some(v) => v,
-                None => g
-                    .sqr()?
-                    .sum_all()?
-                    .to_dtype(DType::F64)?
-                    .to_scalar::<f64>()?,
-            };
+            match fused::sum_sq(g) {
+                Some(v) => sq += v,
+                None => on_device.push(g.sqr()?.sum_all()?.to_dtype(DType::F64)?),
+            }
+        }
+        if !on_device.is_empty() {
+            sq += Tensor::stack(&on_device, 0)?
+                .sum_all()?
+                .to_scalar::<f64>()?;
         }
         Ok(sq.sqrt())
+    }
+
+    /// New (param, m, v) of tensor `k` off the CPU: one CUDA kernel where it applies, else candle
+    /// ops. Finiteness is checked by the caller, for all tensors at once.
+    fn step_on_device(
+        &self,
+        p: &Tensor,
+        g: &Tensor,
+        k: usize,
+        h: &Hyper,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        #[cfg(feature = "cuda")]
+        if let Some(r) = crate::cuda::adam::step(p, g, &self.m[k], &self.v[k], h) {
+            return r;
+        }
+        self.step_ops(p, g, k, h)
     }
 
     /// One parameter tensor's AdamW update with candle ops (any device): new (param, m, v).
@@ -64,7 +85,7 @@ impl Adam {
         p: &Tensor,
         g: &Tensor,
         k: usize,
-        h: &fused::Hyper,
+        h: &Hyper,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let g = if h.scale != 1.0 {
             (g * h.scale)?
@@ -80,15 +101,6 @@ impl Adam {
             p = (&p * (1.0 - h.lr * h.weight_decay))?;
         }
         let p = (p - upd)?;
-        let peak = p
-            .flatten_all()?
-            .abs()?
-            .max(0)?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?;
-        if !peak.is_finite() {
-            return Err(fused::non_finite(h.step, k, h.lr));
-        }
         Ok((p, m, v))
     }
 
@@ -114,7 +126,7 @@ impl Adam {
         let bc1 = 1.0 - opt.beta1.powi(t);
         let bc2 = 1.0 - opt.beta2.powi(t);
         let (mut new_p, mut new_m, mut new_v) = (Vec::new(), Vec::new(), Vec::new());
-        let h = fused::Hyper {
+        let h = Hyper {
             scale,
             beta1: opt.beta1,
             beta2: opt.beta2,
@@ -125,14 +137,27 @@ impl Adam {
             bc2,
             step: self.step + 1,
         };
+        // sum |p| of each tensor updated off the CPU (NaN and inf survive the sum), read back once
+        let mut sums = Vec::new();
         for (k, g) in grads.iter().enumerate() {
             let (p, m, v) = match fused::step(k, &params[k], g, &self.m[k], &self.v[k], &h) {
-                Some(r) => r?,
-                None => self.step_ops(&params[k], g, k, &h)?,
+                Some(r) => r?, // checked for finiteness on the way
+                None => {
+                    let r = self.step_on_device(&params[k], g, k, &h)?;
+                    sums.push((k, r.0.abs()?.sum_all()?.to_dtype(DType::F64)?));
+                    r
+                }
             };
             new_p.push(p);
             new_m.push(m);
             new_v.push(v);
+        }
+        if !sums.is_empty() {
+            let all = Tensor::stack(&sums.iter().map(|s| &s.1).collect::<Vec<_>>(), 0)?;
+            let bad = all.to_vec1::<f64>()?.iter().position(|x| !x.is_finite());
+            if let Some(i) = bad {
+                return Err(fused::non_finite(h.step, sums[i].0, h.lr));
+            }
         }
         params.clone_from_slice(&new_p);
         self.m = new_m;
@@ -376,5 +401,47 @@ mod tests {
         assert!(err.to_string().starts_with("E_NUMERIC"), "{err}");
         assert_eq!(params[0].to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
         assert_eq!(adam.step(), 0);
+    }
+
+    /// The path taken off the CPU (candle ops, finiteness read back once for all tensors) gives
+    /// the fused CPU loop's results; a non-contiguous (transposed) gradient makes the CPU take it.
+    #[test]
+    fn device_path_matches_fused_and_refuses_overflow() {
+        let dev = Device::Cpu;
+        let p0 = Tensor::new(&[[1.0f64, -2.0, 0.5], [0.25, 3.0, -1.5]], &dev).unwrap();
+        let g = Tensor::new(&[[0.3f64, -0.1], [0.7, 0.2], [-0.4, 0.9]], &dev).unwrap();
+        let opt = AdamConfig {
+            lr: 0.05,
+            weight_decay: 0.01,
+            clip_norm: 1.0,
+            ..AdamConfig::default()
+        };
+        let (mut fused_p, mut ops_p) = (vec![p0.clone()], vec![p0.clone()]);
+        let (mut fused, mut ops) = (Adam::new(&fused_p).unwrap(), Adam::new(&ops_p).unwrap());
+        for _ in 0..3 {
+            let nf = fused
+                .update(&mut fused_p, &[g.t().unwrap().contiguous().unwrap()], &opt)
+                .unwrap();
+            let no = ops.update(&mut ops_p, &[g.t().unwrap()], &opt).unwrap();
+            assert!((nf - no).abs() < 1e-12);
+            assert!(crate::max_diff(&fused_p[0], &ops_p[0]) < 1e-12);
+        }
+        let mut p32 = vec![p0.to_dtype(DType::F32).unwrap()];
+        let mut adam32 = Adam::new(&p32).unwrap();
+        let big = AdamConfig {
+            lr: 1e39,
+            ..AdamConfig::default()
+        };
+        let g32 = g.to_dtype(DType::F32).unwrap();
+        let err = adam32
+            .update(&mut p32, &[g32.t().unwrap()], &big)
+            .unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
+        assert_eq!(
+            p32[0].to_vec2::<f32>().unwrap(),
+            p0.to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap()
+        );
+        assert_eq!(adam32.step(), 0);
+        assert_eq!(ops.step(), 3);
     }
 }

@@ -1,6 +1,7 @@
 //! One LSTM time step's elementwise work (the four gates, the cell update and their derivatives).
-//! On the CPU it runs as one fused pass over contiguous slices (one allocation per output);
-//! elsewhere it falls back to candle tensor ops, which compute the same equations.
+//! On the CPU it runs as one fused pass over contiguous slices (one allocation per output), on
+//! CUDA as one kernel (cuda_cell.rs); elsewhere it falls back to candle tensor ops, which compute
+//! the same equations.
 //!
 //! Forward (PyTorch `nn.LSTM`, gates i, f, g, o): `c = f*c_prev + i*g`, `h = o*tanh(c)`.
 //! Backward (Graves 2013): `dc = dc_next + dh*o*(1-tanh(c)^2)`; `dz_i = dc*g*i(1-i)`,
@@ -67,6 +68,10 @@ fn rows_per_chunk(batch: usize, hidden: usize) -> usize {
 /// One forward step from the pre-activations `z = zx + zh`, each `[B, 4H]` (the input
 /// projection of this step and the recurrent product), and `c_prev` `[B, H]`.
 pub fn forward(zx: &Tensor, zh: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<StepOut> {
+    #[cfg(feature = "cuda")]
+    if let Some(r) = crate::cuda::cell::forward(zx, zh, c_prev) {
+        return r;
+    }
     let fused = match zx.dtype() {
         DType::F32 => on_cpu::<f32, _>(&[zx, zh, c_prev], |s| forward_fused(s, zx)),
         DType::F64 => on_cpu::<f64, _>(&[zx, zh, c_prev], |s| forward_fused(s, zx)),
@@ -166,6 +171,10 @@ pub fn backward(
     next: Option<(&Tensor, &Tensor)>,
     consts: &GateConsts,
 ) -> Result<StepGrad> {
+    #[cfg(feature = "cuda")]
+    if let Some(r) = crate::cuda::cell::backward(gates, c_prev, tanh_c, dh_out, next) {
+        return r;
+    }
     let zero;
     let (dh_rec, dc_next) = match next {
         Some(n) => n,

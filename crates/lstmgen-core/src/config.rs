@@ -131,6 +131,11 @@ pub struct SampleConfig {
 }
 
 impl SampleConfig {
+    /// Whether a top-k or top-p filter is on.
+    pub fn filters(&self) -> bool {
+        self.top_k > 0 || self.top_p < 1.0
+    }
+
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<()> {
         ensure(self.num_samples >= 1 && self.num_samples <= 65536, || {

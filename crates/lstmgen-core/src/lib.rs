@@ -10,6 +10,8 @@ pub mod adam;
 mod buf;
 pub mod cell;
 pub mod config;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod device;
 pub mod error;
 pub mod gemm;

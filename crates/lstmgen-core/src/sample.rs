@@ -36,9 +36,20 @@ pub struct Sampler {
     device_logits: Option<Tensor>,
 }
 
-/// Whether this run samples on the model's device: a GPU, and no top-k/top-p filter.
+/// Whether this run samples on the model's device: any GPU run, except one with a top-k/top-p
+/// filter when lstmgen's CUDA kernels are off (`LSTMGEN_CUDA_KERNELS=candle`).
 fn samples_on_device(model: &Model, cfg: &SampleConfig) -> bool {
-    !model.device().is_cpu() && cfg.top_k == 0 && cfg.top_p >= 1.0
+    !model.device().is_cpu() && (!cfg.filters() || device_filter_available())
+}
+
+#[cfg(feature = "cuda")]
+fn device_filter_available() -> bool {
+    crate::cuda::enabled()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn device_filter_available() -> bool {
+    false
 }
 
 /// One token per row of `logits` `[n, V]` on their device; only the `n` ids come to the host.
@@ -46,10 +57,31 @@ fn sample_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Vec<u32>> {
     let ids = if cfg.temperature == 0.0 {
         logits.argmax(D::Minus1)?
     } else {
+        let filtered;
+        let logits = if cfg.filters() {
+            filtered = filter_on_device(logits, cfg)?;
+            &filtered
+        } else {
+            logits
+        };
         let u = Tensor::rand(f32::EPSILON, 1f32, logits.shape(), logits.device())?;
         gumbel_argmax(logits, &u, cfg.temperature)?
     };
     Ok(ids.to_dtype(DType::U32)?.to_vec1::<u32>()?)
+}
+
+/// `logits` with the tokens outside the top-k / top-p set at -inf (lstmgen's CUDA kernel).
+#[cfg(feature = "cuda")]
+fn filter_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Tensor> {
+    let l = logits.to_dtype(DType::F32)?.contiguous()?;
+    crate::cuda::sample::filter(&l, cfg.top_k, cfg.top_p, cfg.temperature)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn filter_on_device(_: &Tensor, _: &SampleConfig) -> Result<Tensor> {
+    Err(crate::Error::Internal(
+        "top-k/top-p filtering on a device needs the CUDA build".into(),
+    ))
 }
 
 /// `argmax(logits / t - ln(-ln u))` per row: with `u` uniform in (0, 1), an exact draw from
@@ -224,7 +256,7 @@ pub fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
     if cfg.temperature == 0.0 {
         return argmax();
     }
-    let filtered = cfg.top_k > 0 || cfg.top_p < 1.0;
+    let filtered = cfg.filters();
     let mut idx: Vec<usize> = Vec::new();
     if filtered {
         // Descending logit, then ascending id: a total order, so the kept set is well defined.

@@ -1,0 +1,74 @@
+//! lstmgen's own CUDA kernels (feature `cuda`): the LSTM cell step (cell.rs), the AdamW update
+//! (adam.rs), each one launch where candle ops take ten or more, and top-k/top-p filtering for
+//! sampling (sample.rs), which otherwise needs the logits on the host. The `.cu` sources beside this
+//! file are compiled to PTX by build.rs and loaded once per device. They apply to contiguous f32
+//! CUDA tensors; callers fall back to candle ops otherwise, or when `LSTMGEN_CUDA_KERNELS=candle`
+//! (for comparison, and as an escape hatch).
+
+pub(crate) mod adam;
+pub(crate) mod cell;
+pub(crate) mod sample;
+
+use crate::error::{Error, Result};
+use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaSlice, CudaView};
+use candle_core::cuda_backend::{CudaDevice, CudaStorage};
+use candle_core::op::BackpropOp;
+use candle_core::{DType, Device, Layout, Shape, Storage, Tensor};
+use std::sync::OnceLock;
+
+/// Whether the kernels are on (`LSTMGEN_CUDA_KERNELS` other than `candle`; read once).
+pub(crate) fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LSTMGEN_CUDA_KERNELS").as_deref() != Ok("candle"))
+}
+
+/// The CUDA device of `ts` when the kernels apply to all of them: f32, on CUDA, contiguous.
+fn applies<'a>(ts: &[&'a Tensor]) -> Option<&'a CudaDevice> {
+    let Device::Cuda(dev) = ts[0].device() else {
+        return None;
+    };
+    let ok = enabled()
+        && ts
+            .iter()
+            .all(|t| t.dtype() == DType::F32 && t.device().is_cuda() && t.is_contiguous());
+    ok.then_some(dev)
+}
+
+/// Kernel `name` of the PTX module `module` (compiled by build.rs), loaded on first use; launch
+/// it with `dev.cuda_stream().launch_builder(&f)` (candle's stream, so it orders with candle ops).
+fn function(dev: &CudaDevice, module: &'static str, name: &str) -> Result<CudaFunction> {
+    let ptx = match module {
+        "lstm_cell" => include_str!(concat!(env!("OUT_DIR"), "/lstm_cell.ptx")),
+        "adam" => include_str!(concat!(env!("OUT_DIR"), "/adam.ptx")),
+        "sample" => include_str!(concat!(env!("OUT_DIR"), "/sample.ptx")),
+        _ => return Err(Error::Internal(format!("no CUDA module {module}"))),
+    };
+    Ok(dev
+        .get_or_load_custom_func(name, &format!("lstmgen_{module}"), ptx)?
+        .into_cuda_function())
+}
+
+/// The f32 elements of a contiguous CUDA tensor's storage, from its layout's offset.
+fn view<'a>(storage: &'a Storage, layout: &Layout) -> Result<CudaView<'a, f32>> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| Error::Internal("CUDA kernel input is not contiguous".into()))?;
+    match storage {
+        Storage::Cuda(s) => Ok(s.as_cuda_slice::<f32>()?.slice(start..end)),
+        _ => Err(Error::Internal("CUDA kernel input is not on CUDA".into())),
+    }
+}
+
+/// Fresh device memory for `n` f32 outputs.
+///
+/// # Safety
+/// The memory is uninitialised: the caller's kernel must write every element before it is read.
+unsafe fn alloc(dev: &CudaDevice, n: usize) -> Result<CudaSlice<f32>> {
+    Ok(unsafe { dev.alloc::<f32>(n) }?)
+}
+
+/// A tensor of `shape` owning `slice` (no gradient tracking: the engine's backward is explicit).
+fn tensor(slice: CudaSlice<f32>, dev: &CudaDevice, shape: impl Into<Shape>) -> Tensor {
+    let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(slice, dev.clone()));
+    Tensor::from_storage(storage, shape, BackpropOp::none(), false)
+}

@@ -1,0 +1,92 @@
+// Top-k / top-p (nucleus) filtering of next-token logits on the GPU, one block per row: tokens
+// outside the kept set get -inf, the others keep their logit, so that Gumbel-max sampling of the
+// result (sample.rs) draws from the renormalised kept distribution and only the ids leave the GPU.
+// The kept set is {l >= tau}: tau is found by bisection on the logit value, each step a block-wide
+// count (top-k: the k largest) or probability mass (top-p: the smallest set of most likely tokens
+// whose mass under softmax(l / T) reaches top_p of the top-k set's), as on the host (sample.rs),
+// except that tokens tied exactly at the boundary are all kept (the host breaks ties by id).
+// Compiled to PTX by build.rs (feature `cuda`) and loaded by src/cuda/sample.rs.
+
+#define FULL_MASK 0xffffffffu
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+__device__ float block_sum(float v, float* sh) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  __syncthreads();  // sh may still be read from the previous call
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < nw ? sh[lane] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+    if (lane == 0) sh[32] = v;
+  }
+  __syncthreads();
+  return sh[32];
+}
+
+// Max (sign = 1) or min (sign = -1) over the block; every thread gets the result.
+__device__ float block_max(float v, float* sh, float sign) {
+  v *= sign;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  __syncthreads();
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < nw ? sh[lane] : -INFINITY;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
+    if (lane == 0) sh[32] = v;
+  }
+  __syncthreads();
+  return sh[32] * sign;
+}
+
+// Number of logits >= tau (mass == 0) or their mass sum exp((l - mx) * inv_t) (mass == 1).
+__device__ float kept(const float* row, unsigned int vocab, float tau, int mass, float mx,
+                      float inv_t, float* sh) {
+  float acc = 0.0f;
+  for (unsigned int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    float l = row[i];
+    if (l >= tau) acc += mass ? expf((l - mx) * inv_t) : 1.0f;
+  }
+  return block_sum(acc, sh);
+}
+
+// The largest tau in [lo, hi] with measure(>= tau) >= target, knowing measure(>= lo) >= target.
+__device__ float bisect(const float* row, unsigned int vocab, float lo, float hi, float target,
+                        int mass, float mx, float inv_t, float* sh) {
+  if (kept(row, vocab, hi, mass, mx, inv_t, sh) >= target) return hi;
+  for (int it = 0; it < 80; it++) {  // measure(>= hi) < target throughout
+    float mid = lo + (hi - lo) * 0.5f;
+    if (!(mid > lo && mid < hi)) break;  // lo and hi are adjacent floats
+    if (kept(row, vocab, mid, mass, mx, inv_t, sh) >= target) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+extern "C" __global__ void topk_topp_filter_f32(const float* __restrict__ logits,
+                                                float* __restrict__ out, unsigned int vocab,
+                                                unsigned int top_k, float top_p, float inv_t) {
+  __shared__ float sh[33];
+  const float* row = logits + (size_t)blockIdx.x * vocab;
+  float* orow = out + (size_t)blockIdx.x * vocab;
+  float mx = -INFINITY, mn = INFINITY;
+  for (unsigned int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    mx = fmaxf(mx, row[i]);
+    mn = fminf(mn, row[i]);
+  }
+  mx = block_max(mx, sh, 1.0f);
+  mn = block_max(mn, sh, -1.0f);
+  float tau = mn;  // everything kept
+  if (top_k > 0 && top_k < vocab) tau = bisect(row, vocab, mn, mx, (float)top_k, 0, mx, inv_t, sh);
+  if (top_p < 1.0f) {
+    float z = kept(row, vocab, tau, 1, mx, inv_t, sh);
+    tau = bisect(row, vocab, tau, mx, top_p * z, 1, mx, inv_t, sh);
+  }
+  for (unsigned int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    float l = row[i];
+    orow[i] = l >= tau ? l : -INFINITY;
+  }
+}

@@ -1,0 +1,46 @@
+//! Top-k / top-p filtering of next-token logits on the GPU (kernel in sample.cu), so that sampling
+//! with a filter stays on the device like unfiltered sampling: the kept tokens keep their logits,
+//! the others become -inf, and crate::sample's Gumbel-max draw picks among the kept ones.
+
+use super::{alloc, applies, function, tensor, view};
+use crate::error::{Error, Result};
+use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::WrapErr;
+use candle_core::Tensor;
+
+/// Threads per row (a multiple of 32, as the kernel's block reductions need).
+const THREADS: u32 = 256;
+
+/// `logits` `[n, V]` (contiguous f32 on CUDA) with every token outside the row's top-`top_k`
+/// (0: no limit) and then outside its top-`top_p` nucleus under softmax(logits / `temperature`)
+/// set to -inf. Errors when the kernel does not apply (other dtype or device, or
+/// `LSTMGEN_CUDA_KERNELS=candle`; see crate::sample::samples_on_device).
+pub(crate) fn filter(
+    logits: &Tensor,
+    top_k: usize,
+    top_p: f64,
+    temperature: f64,
+) -> Result<Tensor> {
+    let dev = applies(&[logits]).ok_or_else(|| {
+        Error::Internal("top-k/top-p filtering on the GPU needs contiguous f32 CUDA logits".into())
+    })?;
+    let (n, vocab) = logits.dims2()?;
+    let (s, l) = logits.storage_and_layout();
+    let src = view(&s, l)?;
+    // SAFETY: block r writes all `vocab` entries of row r, for every row.
+    let out = unsafe { alloc(dev, n * vocab)? };
+    let (v, k) = (vocab as u32, top_k.min(u32::MAX as usize) as u32);
+    let (p, inv_t) = (top_p as f32, (1.0 / temperature) as f32);
+    let func = function(dev, "sample", "topk_topp_filter_f32")?;
+    let stream = dev.cuda_stream();
+    let mut args = stream.launch_builder(&func);
+    args.arg(&src).arg(&out).arg(&v).arg(&k).arg(&p).arg(&inv_t);
+    let cfg = LaunchConfig {
+        grid_dim: (n as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: argument types and order match topk_topp_filter_f32; both buffers hold n*vocab f32.
+    unsafe { args.launch(cfg) }.w()?;
+    Ok(tensor(out, dev, (n, vocab)))
+}
