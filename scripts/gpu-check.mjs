@@ -164,6 +164,7 @@ async function match() {
     r.extras.dropoutDeterministic &&
     r.extras.dropoutLossFinite &&
     r.extras.bf16Refused &&
+    r.extras.gumbelWorstStdErr <= 5 &&
     r.extras.topK1IsGreedyOnGpu &&
     r.extras.topPTinyIsGreedyOnGpu &&
     r.extras.topK5InCpuSet &&
@@ -228,6 +229,16 @@ async function extras(cpu, b, weights, cfg) {
     acc += Math.exp(order[k][0] - mx) / z;
   }
   const firsts = async (o) => (await gpuModel.generate(prompt, { ...greedy, numSamples: 512, maxTokens: 1, temperature: 1, ...o })).map((r) => r[0]);
+  // Unfiltered draws on the GPU follow softmax(logits): each token's frequency over 8192 draws
+  // within 5 standard errors of the CPU's probability.
+  const nDraws = 8192;
+  const draws = (await gpuModel.generate(prompt, { ...greedy, numSamples: nDraws, maxTokens: 1, temperature: 1, seed: 12 })).map((r) => r[0]);
+  const counts = new Array(cfg.vocabSize).fill(0);
+  for (const t of draws) counts[t]++;
+  const worstSe = Math.max(...last.map((l, i) => {
+    const p = Math.exp(l - mx) / z;
+    return Math.abs(counts[i] / nDraws - p) / Math.sqrt((p * (1 - p)) / nDraws + 1e-12);
+  }));
   const k5 = await firsts({ topK: 5, seed: 10 });
   const p9 = await firsts({ topP: 0.9, seed: 11 });
   return {
@@ -240,6 +251,7 @@ async function extras(cpu, b, weights, cfg) {
     greedyTokens: greedy.maxTokens,
     gumbelSampleLengths: sampled.map((r) => r.length),
     gumbelIdsInRange: sampled.every((r) => r.every((t) => t >= 0 && t < cfg.vocabSize)),
+    gumbelWorstStdErr: worstSe,
     topK1IsGreedyOnGpu: same(topk1, gg),
     topPTinyIsGreedyOnGpu: same(topPTiny, gg),
     topK5InCpuSet: k5.every((t) => top5.has(t)),
@@ -335,7 +347,7 @@ function report(files) {
       lines.push(
         `    dropout 0.3 on the GPU: losses ${x.dropoutLosses.map((l) => l.toFixed(4)).join(' ')}, same seeds same losses: ${x.dropoutDeterministic}`,
         `    bf16 on CUDA refused: ${x.bf16Refused} (${x.bf16Error ?? 'no error'})`,
-        `    greedy generation, tokens equal to the CPU's before the first difference: ${x.greedySamePrefix.join(', ')} of ${x.greedyTokens}; Gumbel-max sampling ids in range: ${x.gumbelIdsInRange}`,
+        `    greedy generation, tokens equal to the CPU's before the first difference: ${x.greedySamePrefix.join(', ')} of ${x.greedyTokens}; Gumbel-max sampling ids in range: ${x.gumbelIdsInRange}, 8192 draws vs the CPU's softmax: worst token ${x.gumbelWorstStdErr?.toFixed(2)} standard errors (limit 5)`,
         `    top-k/top-p on the GPU: k=1 gives the greedy text ${x.topK1IsGreedyOnGpu}, p=1e-6 too ${x.topPTinyIsGreedyOnGpu}; 512 draws with k=5 in the CPU's top 5 ${x.topK5InCpuSet} (${x.topK5Distinct} distinct), with p=0.9 in the CPU's nucleus of ${x.nucleusSize} ${x.topP09InCpuNucleus} (${x.topP09Distinct} distinct)`,
       );
   }

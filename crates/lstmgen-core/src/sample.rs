@@ -65,9 +65,18 @@ fn sample_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Vec<u32>> {
             logits
         };
         let u = Tensor::rand(f32::EPSILON, 1f32, logits.shape(), logits.device())?;
-        gumbel_argmax(logits, &u, cfg.temperature)?
+        gumbel_on_device(logits, &u, cfg.temperature)?
     };
     Ok(ids.to_dtype(DType::U32)?.to_vec1::<u32>()?)
+}
+
+/// [`gumbel_argmax`] as one CUDA kernel where it applies, else with candle ops.
+fn gumbel_on_device(logits: &Tensor, u: &Tensor, t: f64) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Some(r) = crate::cuda::sample::gumbel_argmax(logits, u, t) {
+        return r;
+    }
+    gumbel_argmax(logits, u, t)
 }
 
 /// `logits` with the tokens outside the top-k / top-p set at -inf (lstmgen's CUDA kernel).
@@ -85,8 +94,10 @@ fn filter_on_device(_: &Tensor, _: &SampleConfig) -> Result<Tensor> {
 }
 
 /// `argmax(logits / t - ln(-ln u))` per row: with `u` uniform in (0, 1), an exact draw from
-/// softmax(logits / t) (the Gumbel-max trick; e.g. Maddison et al. 2014, "A* sampling").
+/// softmax(logits / t) (the Gumbel-max trick; e.g. Maddison et al. 2014, "A* sampling"). `u` is
+/// clamped to [2^-126, 1 - 2^-24]: cuRAND's uniforms include 1, where the noise would be +inf.
 pub(crate) fn gumbel_argmax(logits: &Tensor, u: &Tensor, t: f64) -> Result<Tensor> {
+    let u = u.clamp(f32::MIN_POSITIVE, 1.0 - f32::EPSILON / 2.0)?;
     let g = u.log()?.neg()?.log()?.neg()?;
     Ok(((logits.to_dtype(DType::F32)? / t)? + g)?.argmax(D::Minus1)?)
 }
@@ -422,5 +433,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A uniform of exactly 1 (which cuRAND can return) adds a large finite noise, not +inf:
+    /// a token 20 nats ahead still wins against it.
+    #[test]
+    fn gumbel_argmax_survives_a_uniform_of_one() {
+        use candle_core::Device;
+        let l = Tensor::new(&[[0.0f32, 20.0]], &Device::Cpu).unwrap();
+        let u = Tensor::new(&[[1.0f32, 0.5]], &Device::Cpu).unwrap();
+        let ids = gumbel_argmax(&l, &u, 1.0).unwrap().to_vec1::<u32>().unwrap();
+        assert_eq!(ids, vec![1]);
     }
 }

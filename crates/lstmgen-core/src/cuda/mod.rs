@@ -11,7 +11,7 @@ pub(crate) mod sample;
 
 use crate::error::{Error, Result};
 use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaSlice, CudaView};
-use candle_core::cuda_backend::{CudaDevice, CudaStorage};
+use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Layout, Shape, Storage, Tensor};
 use std::sync::OnceLock;
@@ -68,7 +68,7 @@ unsafe fn alloc(dev: &CudaDevice, n: usize) -> Result<CudaSlice<f32>> {
 }
 
 /// A tensor of `shape` owning `slice` (no gradient tracking: the engine's backward is explicit).
-fn tensor(slice: CudaSlice<f32>, dev: &CudaDevice, shape: impl Into<Shape>) -> Tensor {
+fn tensor<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: impl Into<Shape>) -> Tensor {
     let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(slice, dev.clone()));
     Tensor::from_storage(storage, shape, BackpropOp::none(), false)
 }

@@ -90,3 +90,54 @@ extern "C" __global__ void topk_topp_filter_f32(const float* __restrict__ logits
     orow[i] = l >= tau ? l : -INFINITY;
   }
 }
+
+// One token per row by the Gumbel-max trick: argmax_i(l_i / t - ln(-ln u_i)), u uniform in (0, 1]
+// (cuRAND's range); u is clamped below 1 so that u = 1 gives the largest finite perturbation
+// instead of +inf. Ties go to the lowest id. One block per row; ids are written as u32.
+extern "C" __global__ void gumbel_argmax_f32(const float* __restrict__ logits,
+                                             const float* __restrict__ u,
+                                             unsigned int* __restrict__ ids, unsigned int vocab,
+                                             float t) {
+  __shared__ float shv[32];
+  __shared__ unsigned int shi[32];
+  const float* row = logits + (size_t)blockIdx.x * vocab;
+  const float* urow = u + (size_t)blockIdx.x * vocab;
+  float best = -INFINITY;
+  unsigned int arg = 0xffffffffu;
+  for (unsigned int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    float ui = fminf(fmaxf(urow[i], 1.17549435e-38f), 0.99999994f);
+    float v = row[i] / t - logf(-logf(ui));
+    if (v > best) {  // NaN never wins; a row with no value above -inf gives id 0
+      best = v;
+      arg = i;
+    }
+  }
+  // (value, id) pairs: larger value wins, then the lower id
+  for (int o = 16; o > 0; o >>= 1) {
+    float ov = __shfl_xor_sync(FULL_MASK, best, o);
+    unsigned int oi = __shfl_xor_sync(FULL_MASK, arg, o);
+    if (ov > best || (ov == best && oi < arg)) {
+      best = ov;
+      arg = oi;
+    }
+  }
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  if (lane == 0) {
+    shv[warp] = best;
+    shi[warp] = arg;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    best = lane < nw ? shv[lane] : -INFINITY;
+    arg = lane < nw ? shi[lane] : 0xffffffffu;
+    for (int o = 16; o > 0; o >>= 1) {
+      float ov = __shfl_xor_sync(FULL_MASK, best, o);
+      unsigned int oi = __shfl_xor_sync(FULL_MASK, arg, o);
+      if (ov > best || (ov == best && oi < arg)) {
+        best = ov;
+        arg = oi;
+      }
+    }
+    if (lane == 0) ids[blockIdx.x] = arg == 0xffffffffu ? 0u : arg;
+  }
+}

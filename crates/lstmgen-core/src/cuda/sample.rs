@@ -1,6 +1,6 @@
-//! Top-k / top-p filtering of next-token logits on the GPU (kernel in sample.cu), so that sampling
-//! with a filter stays on the device like unfiltered sampling: the kept tokens keep their logits,
-//! the others become -inf, and crate::sample's Gumbel-max draw picks among the kept ones.
+//! Sampling on the GPU (kernels in sample.cu): top-k / top-p filtering of next-token logits (the
+//! kept tokens keep their logits, the others become -inf) and the Gumbel-max draw of one token per
+//! row, so that only the ids leave the device.
 
 use super::{alloc, applies, function, tensor, view};
 use crate::error::{Error, Result};
@@ -43,4 +43,36 @@ pub(crate) fn filter(
     // SAFETY: argument types and order match topk_topp_filter_f32; both buffers hold n*vocab f32.
     unsafe { args.launch(cfg) }.w()?;
     Ok(tensor(out, dev, (n, vocab)))
+}
+
+/// One token id per row of `logits` `[n, V]`: argmax of `logits / t - ln(-ln u)` with `u` `[n, V]`
+/// uniform in (0, 1] (see crate::sample::gumbel_argmax), as a u32 tensor `[n]`; `None` when the
+/// kernel does not apply (then the caller uses candle ops).
+pub(crate) fn gumbel_argmax(logits: &Tensor, u: &Tensor, t: f64) -> Option<Result<Tensor>> {
+    let dev = applies(&[logits, u])?;
+    if logits.dims() != u.dims() || logits.rank() != 2 {
+        return None;
+    }
+    Some((|| {
+        let (n, vocab) = logits.dims2()?;
+        let (sl, ll) = logits.storage_and_layout();
+        let (su, lu) = u.storage_and_layout();
+        let (vl, vu) = (view(&sl, ll)?, view(&su, lu)?);
+        // SAFETY: block r writes ids[r], for every row.
+        let ids = unsafe { dev.alloc::<u32>(n)? };
+        let (v, tf) = (vocab as u32, t as f32);
+        let func = function(dev, "sample", "gumbel_argmax_f32")?;
+        let stream = dev.cuda_stream();
+        let mut args = stream.launch_builder(&func);
+        args.arg(&vl).arg(&vu).arg(&ids).arg(&v).arg(&tf);
+        let cfg = LaunchConfig {
+            grid_dim: (n as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: argument types and order match gumbel_argmax_f32; logits and u hold n*vocab
+        // f32, ids n u32.
+        unsafe { args.launch(cfg) }.w()?;
+        Ok(tensor(ids, dev, n))
+    })())
 }
