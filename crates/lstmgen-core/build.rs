@@ -33,11 +33,20 @@ fn compile_cuda_kernels() {
         .filter(|p| p.is_file())
         .unwrap_or_else(|| PathBuf::from("nvcc"));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for name in ["lstm_cell", "adam", "sample"] {
+    println!("cargo::rerun-if-changed=src/cuda/reduce.cuh");
+    for name in ["lstm_cell", "adam", "sample", "loss"] {
         let src = format!("src/cuda/{name}.cu");
         println!("cargo::rerun-if-changed={src}");
         let status = Command::new(&nvcc)
-            .args(["--ptx", "-arch=compute_75", "-O3", &src, "-o"])
+            .args([
+                "--ptx",
+                "-arch=compute_75",
+                "-O3",
+                "-I",
+                "src/cuda",
+                &src,
+                "-o",
+            ])
             .arg(out_dir.join(format!("{name}.ptx")))
             .status()
             .unwrap_or_else(|e| {

@@ -1,6 +1,7 @@
 //! Softmax cross-entropy over the vocabulary: summed loss (nats), correct argmax predictions and,
 //! for training, dL/dlogits of the *mean* loss. Log-softmax subtracts the row max first.
-//! On the CPU it is one fused, row-parallel pass; elsewhere candle ops compute the same.
+//! On the CPU it is one fused, row-parallel pass, on CUDA one kernel (cuda/loss.rs); elsewhere
+//! candle ops compute the same.
 //!
 //! loss_r = logsumexp(x_r) - x_r[t_r];  dL/dx_r = (softmax(x_r) - onehot(t_r)) / N.
 
@@ -29,6 +30,8 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Resu
         DType::F64 => fused::<f64>(logits, targets, want_grad),
         _ => None,
     };
+    #[cfg(feature = "cuda")]
+    let fused = fused.or_else(|| crate::cuda::loss::cross_entropy(logits, targets, want_grad));
     fused.unwrap_or_else(|| with_ops(logits, targets, want_grad))
 }
 

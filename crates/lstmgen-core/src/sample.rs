@@ -442,7 +442,10 @@ mod tests {
         use candle_core::Device;
         let l = Tensor::new(&[[0.0f32, 20.0]], &Device::Cpu).unwrap();
         let u = Tensor::new(&[[1.0f32, 0.5]], &Device::Cpu).unwrap();
-        let ids = gumbel_argmax(&l, &u, 1.0).unwrap().to_vec1::<u32>().unwrap();
+        let ids = gumbel_argmax(&l, &u, 1.0)
+            .unwrap()
+            .to_vec1::<u32>()
+            .unwrap();
         assert_eq!(ids, vec![1]);
     }
 }

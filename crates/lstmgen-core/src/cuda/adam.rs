@@ -30,7 +30,7 @@ fn step_on(dev: &CudaDevice, ts: [&Tensor; 4], h: &Hyper) -> Result<(Tensor, Ten
     let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
     let views = guards
         .iter()
-        .map(|(s, l)| view(s, l))
+        .map(|(s, l)| view::<f32>(s, l))
         .collect::<Result<Vec<_>>>()?;
     // SAFETY: one thread per element writes its p, m and v.
     let (np, nm, nv) = unsafe { (alloc(dev, n)?, alloc(dev, n)?, alloc(dev, n)?) };

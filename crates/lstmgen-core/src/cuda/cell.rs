@@ -23,7 +23,11 @@ fn forward_on(dev: &CudaDevice, zx: &Tensor, zh: &Tensor, c_prev: &Tensor) -> Re
     let (sx, lx) = zx.storage_and_layout();
     let (sh, lh) = zh.storage_and_layout();
     let (sc, lc) = c_prev.storage_and_layout();
-    let (vx, vh, vc) = (view(&sx, lx)?, view(&sh, lh)?, view(&sc, lc)?);
+    let (vx, vh, vc) = (
+        view::<f32>(&sx, lx)?,
+        view::<f32>(&sh, lh)?,
+        view::<f32>(&sc, lc)?,
+    );
     // SAFETY: one thread per (row, unit) writes its four gates and its c, tanh(c) and h.
     let (gates, c, tc, h) = unsafe {
         (
@@ -72,7 +76,7 @@ fn backward_on(dev: &CudaDevice, ts: [&Tensor; 6], has_next: bool) -> Result<Ste
     let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
     let views = guards
         .iter()
-        .map(|(s, l)| view(s, l))
+        .map(|(s, l)| view::<f32>(s, l))
         .collect::<Result<Vec<_>>>()?;
     // SAFETY: one thread per (row, unit) writes its four sections of dz and its dc_prev.
     let (dz, dc_prev) = unsafe { (alloc(dev, b * h4)?, alloc(dev, n)?) };

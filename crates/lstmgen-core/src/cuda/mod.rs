@@ -1,12 +1,14 @@
 //! lstmgen's own CUDA kernels (feature `cuda`): the LSTM cell step (cell.rs), the AdamW update
-//! (adam.rs), each one launch where candle ops take ten or more, and top-k/top-p filtering for
-//! sampling (sample.rs), which otherwise needs the logits on the host. The `.cu` sources beside this
+//! (adam.rs) and softmax cross-entropy (loss.rs), each one launch where candle ops take ten or
+//! more, and sampling (sample.rs: top-k/top-p filtering, which otherwise needs the logits on the
+//! host, and the Gumbel-max draw). The `.cu` sources beside this
 //! file are compiled to PTX by build.rs and loaded once per device. They apply to contiguous f32
 //! CUDA tensors; callers fall back to candle ops otherwise, or when `LSTMGEN_CUDA_KERNELS=candle`
 //! (for comparison, and as an escape hatch).
 
 pub(crate) mod adam;
 pub(crate) mod cell;
+pub(crate) mod loss;
 pub(crate) mod sample;
 
 use crate::error::{Error, Result};
@@ -41,6 +43,7 @@ fn function(dev: &CudaDevice, module: &'static str, name: &str) -> Result<CudaFu
         "lstm_cell" => include_str!(concat!(env!("OUT_DIR"), "/lstm_cell.ptx")),
         "adam" => include_str!(concat!(env!("OUT_DIR"), "/adam.ptx")),
         "sample" => include_str!(concat!(env!("OUT_DIR"), "/sample.ptx")),
+        "loss" => include_str!(concat!(env!("OUT_DIR"), "/loss.ptx")),
         _ => return Err(Error::Internal(format!("no CUDA module {module}"))),
     };
     Ok(dev
@@ -48,13 +51,13 @@ fn function(dev: &CudaDevice, module: &'static str, name: &str) -> Result<CudaFu
         .into_cuda_function())
 }
 
-/// The f32 elements of a contiguous CUDA tensor's storage, from its layout's offset.
-fn view<'a>(storage: &'a Storage, layout: &Layout) -> Result<CudaView<'a, f32>> {
+/// The elements of a contiguous CUDA tensor's storage (dtype `T`), from its layout's offset.
+fn view<'a, T: CudaDType>(storage: &'a Storage, layout: &Layout) -> Result<CudaView<'a, T>> {
     let (start, end) = layout
         .contiguous_offsets()
         .ok_or_else(|| Error::Internal("CUDA kernel input is not contiguous".into()))?;
     match storage {
-        Storage::Cuda(s) => Ok(s.as_cuda_slice::<f32>()?.slice(start..end)),
+        Storage::Cuda(s) => Ok(s.as_cuda_slice::<T>()?.slice(start..end)),
         _ => Err(Error::Internal("CUDA kernel input is not on CUDA".into())),
     }
 }

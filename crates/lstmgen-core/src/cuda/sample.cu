@@ -7,40 +7,7 @@
 // except that tokens tied exactly at the boundary are all kept (the host breaks ties by id).
 // Compiled to PTX by build.rs (feature `cuda`) and loaded by src/cuda/sample.rs.
 
-#define FULL_MASK 0xffffffffu
-
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
-__device__ float block_sum(float v, float* sh) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  __syncthreads();  // sh may still be read from the previous call
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < nw ? sh[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-    if (lane == 0) sh[32] = v;
-  }
-  __syncthreads();
-  return sh[32];
-}
-
-// Max (sign = 1) or min (sign = -1) over the block; every thread gets the result.
-__device__ float block_max(float v, float* sh, float sign) {
-  v *= sign;
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  __syncthreads();
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < nw ? sh[lane] : -INFINITY;
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
-    if (lane == 0) sh[32] = v;
-  }
-  __syncthreads();
-  return sh[32] * sign;
-}
+#include "reduce.cuh"
 
 // Number of logits >= tau (mass == 0) or their mass sum exp((l - mx) * inv_t) (mass == 1).
 __device__ float kept(const float* row, unsigned int vocab, float tau, int mass, float mx,
@@ -98,8 +65,8 @@ extern "C" __global__ void gumbel_argmax_f32(const float* __restrict__ logits,
                                              const float* __restrict__ u,
                                              unsigned int* __restrict__ ids, unsigned int vocab,
                                              float t) {
-  __shared__ float shv[32];
-  __shared__ unsigned int shi[32];
+  __shared__ float shv[33];
+  __shared__ unsigned int shi[33];
   const float* row = logits + (size_t)blockIdx.x * vocab;
   const float* urow = u + (size_t)blockIdx.x * vocab;
   float best = -INFINITY;
@@ -112,32 +79,6 @@ extern "C" __global__ void gumbel_argmax_f32(const float* __restrict__ logits,
       arg = i;
     }
   }
-  // (value, id) pairs: larger value wins, then the lower id
-  for (int o = 16; o > 0; o >>= 1) {
-    float ov = __shfl_xor_sync(FULL_MASK, best, o);
-    unsigned int oi = __shfl_xor_sync(FULL_MASK, arg, o);
-    if (ov > best || (ov == best && oi < arg)) {
-      best = ov;
-      arg = oi;
-    }
-  }
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  if (lane == 0) {
-    shv[warp] = best;
-    shi[warp] = arg;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    best = lane < nw ? shv[lane] : -INFINITY;
-    arg = lane < nw ? shi[lane] : 0xffffffffu;
-    for (int o = 16; o > 0; o >>= 1) {
-      float ov = __shfl_xor_sync(FULL_MASK, best, o);
-      unsigned int oi = __shfl_xor_sync(FULL_MASK, arg, o);
-      if (ov > best || (ov == best && oi < arg)) {
-        best = ov;
-        arg = oi;
-      }
-    }
-    if (lane == 0) ids[blockIdx.x] = arg == 0xffffffffu ? 0u : arg;
-  }
+  block_argmax(&best, &arg, shv, shi);
+  if (threadIdx.x == 0) ids[blockIdx.x] = arg == 0xffffffffu ? 0u : arg;
 }

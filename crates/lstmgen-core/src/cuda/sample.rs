@@ -26,7 +26,7 @@ pub(crate) fn filter(
     })?;
     let (n, vocab) = logits.dims2()?;
     let (s, l) = logits.storage_and_layout();
-    let src = view(&s, l)?;
+    let src = view::<f32>(&s, l)?;
     // SAFETY: block r writes all `vocab` entries of row r, for every row.
     let out = unsafe { alloc(dev, n * vocab)? };
     let (v, k) = (vocab as u32, top_k.min(u32::MAX as usize) as u32);
@@ -57,7 +57,7 @@ pub(crate) fn gumbel_argmax(logits: &Tensor, u: &Tensor, t: f64) -> Option<Resul
         let (n, vocab) = logits.dims2()?;
         let (sl, ll) = logits.storage_and_layout();
         let (su, lu) = u.storage_and_layout();
-        let (vl, vu) = (view(&sl, ll)?, view(&su, lu)?);
+        let (vl, vu) = (view::<f32>(&sl, ll)?, view::<f32>(&su, lu)?);
         // SAFETY: block r writes ids[r], for every row.
         let ids = unsafe { dev.alloc::<u32>(n)? };
         let (v, tf) = (vocab as u32, t as f32);
