@@ -122,4 +122,25 @@ describe('lstmgen CLI: long runs', () => {
     const [json] = jsonLines(lstmgen(...args, '--json').stdout);
     expect(streamed.stdout).toBe(`ROMEO:${(json.samples as string[])[0]}\n`);
   });
+
+  it('output piped into a reader that stops early ends quietly, exit 0 (no EPIPE stack)', () => {
+    const model = path.join(dir, 'p.lstm');
+    expect(lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '5', '--out', model).code).toBe(0);
+    const cmd = `set -o pipefail; "${process.execPath}" "${CLI}" generate --model "${model}" --max-tokens 200000 --seed 1 | head -c 20`;
+    const r = spawnSync('bash', ['-c', cmd], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    expect(r.stdout.length).toBe(20);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('--resume with --max-steps at or below the checkpoint\'s step fails before training, naming the flag; --out is untouched', () => {
+    const ck = path.join(dir, 'ck-resume');
+    const out = path.join(dir, 'r.lstm');
+    expect(lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '6', '--checkpoint-dir', ck, '--out', out).code).toBe(0);
+    const before = fs.readFileSync(out);
+    const r = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '3', '--resume', ck, '--out', out);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^lstmgen: --max-steps: the checkpoint .* is at step 6, already at or past the end of the run \(maxSteps 3\)/m);
+    expect(fs.readFileSync(out).equals(before)).toBe(true);
+  });
 });

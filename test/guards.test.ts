@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { train } from '../ts/train';
 import { NumericError } from '../ts/errors';
-import { LstmModel } from '../ts/model';
+import { assertFiniteTensors } from '../ts/safetensors';
 import { NativeHandle } from '../ts/native';
 import { readRunLog } from '../ts/runlog';
 import { tensorBytes, TINY, tmpDir } from './helpers';
@@ -33,18 +33,25 @@ describe('non-finite guard', () => {
     expect(tensorBytes(model.native.toSafetensors({}))).toEqual(tensorBytes(one.model.native.toSafetensors({})));
   });
 
-  it('never writes non-finite weights: save() and checkpoints refuse, the previous file stays intact', async () => {
+  it('never writes or loads non-finite weights: loading and the save check refuse them, checkpoints stay finite', async () => {
     const dir = tmpDir();
     const file = path.join(dir, 'model.lstm');
     const good = await train({ ...TINY, maxSteps: 3 });
     await good.model.save(file);
     const before = fs.readFileSync(file);
 
-    // Training can no longer produce non-finite weights, so craft them: a NaN in the decoder bias.
+    // Neither training nor loading can produce non-finite weights any more, so craft the bytes: a NaN in the
+    // decoder bias. Loading refuses them; the check save() runs on the bytes it is about to write refuses them.
     const bytes = Buffer.from(good.model.native.toSafetensors({}));
     tensorBytes(bytes)['decoder.bias'].writeFloatLE(NaN, 0);
-    const broken = new LstmModel(NativeHandle.fromTorchStateDict(bytes, 'cpu'), good.model.tokenizer, good.model.config);
-    const err = await broken.save(file).then(() => new Error('saved'), (e: unknown) => e);
+    expect(() => NativeHandle.fromTorchStateDict(bytes, 'cpu')).toThrow(/tensor decoder\.bias holds a non-finite value/);
+    const err = (() => {
+      try {
+        assertFiniteTensors(bytes, 'model');
+      } catch (e) {
+        return e;
+      }
+    })();
     expect(err).toBeInstanceOf(NumericError);
     expect((err as Error).message).toMatch(/non-finite values .*refusing to write/);
     expect(fs.readFileSync(file).equals(before)).toBe(true);

@@ -1,6 +1,7 @@
 // Needs the native addon (npm run build:native).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { train } from '../ts/train';
 import { loadModel, LstmModel } from '../ts/model';
@@ -14,6 +15,22 @@ function foreignSafetensors(): Buffer {
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(padded.length));
   return Buffer.concat([len, Buffer.from(padded), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer)]);
+}
+
+/** `bytes` (an lstmgen file) with element 0 of `tensor` set to `value` and a checksum that matches. */
+function withValue(bytes: Buffer, tensor: string, value: number): Buffer {
+  const b = Buffer.from(bytes);
+  const n = Number(b.readBigUInt64LE(0));
+  const header = JSON.parse(b.subarray(8, 8 + n).toString('utf8'));
+  const base = 8 + n;
+  b.writeFloatLE(value, base + header[tensor].data_offsets[0]);
+  // lstmgen.crc32: CRC-32 of every tensor's data, in name order
+  const names = Object.keys(header).filter((k) => k !== '__metadata__').sort();
+  const crc = names.reduce((c, k) => zlib.crc32(b.subarray(base + header[k].data_offsets[0], base + header[k].data_offsets[1]), c), 0);
+  const old = header.__metadata__['lstmgen.crc32'];
+  const text = b.subarray(8, 8 + n).toString('utf8').replace(`"${old}"`, `"${crc.toString(16).padStart(8, '0')}"`);
+  b.write(text, 8, 'utf8');
+  return b;
 }
 
 describe('model file', () => {
@@ -93,5 +110,19 @@ describe('model file', () => {
       expect(err, name).toBeInstanceOf(ModelFileError);
     }
     expect((await model.generate({ prompt: 'a', maxTokens: 3, seed: 1 })).length).toBe(1);
+  });
+
+  it('refuses a weight that is NaN or infinite even under a valid checksum, naming the tensor', async () => {
+    const bytes = fs.readFileSync(file);
+    const intact = path.join(dir, 'intact.lstm');
+    fs.writeFileSync(intact, withValue(bytes, 'decoder.weight', 0.25));
+    await expect(loadModel(intact)).resolves.toBeInstanceOf(LstmModel); // the rewrite itself is sound
+    for (const value of [NaN, Infinity]) {
+      const f = path.join(dir, `bad-${value}.lstm`);
+      fs.writeFileSync(f, withValue(bytes, 'decoder.weight', value));
+      const err = (await loadModel(f).catch((e: unknown) => e)) as ModelFileError;
+      expect(err).toBeInstanceOf(ModelFileError);
+      expect(err.message).toMatch(/tensor decoder\.weight holds a non-finite value/);
+    }
   });
 });

@@ -9,7 +9,7 @@ import { train } from '../ts/train';
 import { shakespeare, TINY } from './helpers';
 
 /** A validated schedule config. */
-const sched = (s: object) => parseTrainConfig({ corpus: 'x', lrSchedule: s as LrScheduleConfig }).lrSchedule;
+const sched = (s: object) => parseTrainConfig({ corpus: 'x', lr: 1, lrSchedule: s as LrScheduleConfig }).lrSchedule;
 
 describe('LrSchedule', () => {
   it('constant and step decay', () => {

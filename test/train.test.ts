@@ -1,6 +1,8 @@
 // Needs the native addon (npm run build:native).
 import { describe, expect, it, vi } from 'vitest';
 import { train } from '../ts/train';
+import { loadModel } from '../ts/model';
+import { importTorch, type ImportTorchOptions } from '../ts/torch';
 import { ConfigError, DataError } from '../ts/errors';
 import { shakespeare, TINY } from './helpers';
 
@@ -92,6 +94,34 @@ describe('train()', () => {
     expect(model.steps).toBe(3);
     const [text] = await model.generate({ prompt: 'ROMEO:', maxTokens: 10, seed: 1 });
     expect([...text].length).toBeLessThanOrEqual(10);
+  });
+
+  it('awaits async callbacks, and a callback that rejects rejects train() with its error', async () => {
+    const seen: number[] = [];
+    await train({
+      ...TINY,
+      maxSteps: 4,
+      onStep: async (s) => {
+        await new Promise((r) => setTimeout(r, s.step === 4 ? 300 : 5));
+        seen.push(s.step); // the last one long after its step: train() must still wait for it
+      },
+    });
+    expect(seen).toEqual([1, 2, 3, 4]);
+    for (const hook of ['onStep', 'onEpoch'] as const) {
+      const fail = async () => {
+        throw new Error(`${hook} failed`);
+      };
+      await expect(train({ ...TINY, maxSteps: 3, [hook]: fail })).rejects.toThrow(`${hook} failed`);
+    }
+  });
+
+  it('public functions reject missing or mistyped arguments with a ConfigError naming them', async () => {
+    const { model } = await train({ ...TINY, maxSteps: 1 });
+    const field = (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (e instanceof ConfigError ? e.field : String(e)));
+    expect(await field(loadModel(undefined as unknown as string))).toBe('file');
+    expect(await field(importTorch('x.st', undefined as unknown as ImportTorchOptions))).toBe('tokenizer');
+    expect(await field(model.evaluate(5 as unknown as string))).toBe('corpus');
+    expect(await field(train({ ...TINY, lr: 0.01, lrSchedule: { type: 'cosine', minLr: 1 } }))).toBe('lrSchedule.minLr');
   });
 
   it('runs several epochs when maxSteps needs them and validates after each', async () => {

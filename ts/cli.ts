@@ -132,7 +132,8 @@ interface EvalFlags {
 
 async function evalCommand(flags: EvalFlags): Promise<void> {
   const model = await loadModel(flags.model, { device: flags.device, precision: flags.precision });
-  const r = await model.evaluate(flags.corpus, { batchSize: flags.batchSize, seqLen: flags.seqLen });
+  const onWarning = (m: string) => process.emitWarning(m, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' });
+  const r = await model.evaluate(flags.corpus, { batchSize: flags.batchSize, seqLen: flags.seqLen, onWarning });
   if (flags.json) {
     emit({ loss: r.loss, perplexity: r.perplexity, accuracy: r.accuracy, bitsPerChar: r.bitsPerChar ?? null });
   } else {
@@ -252,6 +253,11 @@ export async function main(argv: string[]): Promise<number> {
   // Replace Node's default warning printer (which adds a --trace-warnings hint) with one line on stderr.
   process.removeAllListeners('warning');
   process.on('warning', (w) => process.stderr.write(`lstmgen: warning: ${w.message}\n`));
+  // Output piped into a reader that stops early (`| head`): end quietly, as Unix tools do.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   try {
     await buildProgram().parseAsync(argv);
     return 0;

@@ -172,10 +172,10 @@ export const TrainConfigSchema = z.strictObject({
   precision: PrecisionSchema.default(TRAIN_DEFAULTS.precision),
   /** Also evaluate on the validation text every this many steps (reported through `onEval`). */
   evalEvery: positiveInt.optional(),
-  onStart: fn<(info: StartInfo) => void>().optional(),
-  onStep: fn<(info: StepInfo) => void>().optional(),
-  onEval: fn<(info: EvalInfo) => void>().optional(),
-  onEpoch: fn<(info: EpochInfo) => void>().optional(),
+  onStart: fn<(info: StartInfo) => void | Promise<void>>().optional(),
+  onStep: fn<(info: StepInfo) => void | Promise<void>>().optional(),
+  onEval: fn<(info: EvalInfo) => void | Promise<void>>().optional(),
+  onEpoch: fn<(info: EpochInfo) => void | Promise<void>>().optional(),
   /** Checked between steps: when aborted, training stops and `train()` resolves with the model so far. */
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'must be an AbortSignal').optional(),
   /** Learning-rate schedule over the base `lr`; default constant. */
@@ -202,12 +202,16 @@ export const TrainConfigSchema = z.strictObject({
   resumeFrom: path.optional(),
   /** Write metrics as JSON lines to this file (see `RunRecord`); appended to when resuming. */
   logFile: path.optional(),
-  onCheckpoint: fn<(info: CheckpointInfo) => void>().optional(),
+  onCheckpoint: fn<(info: CheckpointInfo) => void | Promise<void>>().optional(),
 }).superRefine((cfg, ctx) => {
   for (const field of ['checkpointEvery', 'keepCheckpoints'] as const) {
     if (cfg[field] !== undefined && cfg.checkpointDir === undefined) {
       ctx.addIssue({ code: 'custom', path: [field], message: 'needs checkpointDir', input: cfg[field] });
     }
+  }
+  const sched = cfg.lrSchedule;
+  if ((sched.type === 'cosine' || sched.type === 'plateau') && sched.minLr > cfg.lr) {
+    ctx.addIssue({ code: 'custom', path: ['lrSchedule', 'minLr'], message: `must not exceed lr (${cfg.lr})`, input: sched.minLr });
   }
 });
 
@@ -299,6 +303,24 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string)
   const field = issue.path.map(String).join('.');
   if (!field) throw new ConfigError('', `${what} must be an object, got ${show(input)}`);
   throw new ConfigError(field, `${issue.message}, got ${show(valueAt(input, issue.path))}`);
+}
+
+/**
+ * Check a file-path argument of a public function.
+ * @throws ConfigError naming `field` unless `value` is a non-empty string.
+ */
+export function assertPath(value: unknown, field: string): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(field, `must be a file path (a non-empty string), got ${show(value)}`);
+}
+
+/**
+ * Check a corpus argument (as the `corpus` option of `train()`).
+ * @throws ConfigError naming `field` unless `value` is a path, a builtin name, `{ path }` or `{ text }`.
+ */
+export function parseCorpusSource(value: unknown, field = 'corpus'): CorpusSource {
+  const r = corpus.safeParse(value);
+  if (!r.success) throw new ConfigError(field, `${r.error.issues[0].message}, got ${show(value)}`);
+  return r.data;
 }
 
 /** Options of `loadModel()` / `LstmModel.load()`. */

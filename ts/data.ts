@@ -3,7 +3,7 @@
  * (Zaremba et al. 2014; PyTorch word_language_model `batchify`/`get_batch`; DESIGN.md "Data layout").
  */
 import * as fs from 'node:fs';
-import { DataError } from './errors';
+import { DataError, fileErrorReason } from './errors';
 
 /** A text source: a builtin name (`'moby-dick'`), a file path, `{ path }` or `{ text }`. */
 export type CorpusSource = string | { path: string } | { text: string };
@@ -41,10 +41,8 @@ export function loadCorpus(corpus: CorpusSource): string {
       try {
         text = fs.readFileSync(name, 'utf8').replace(/^\uFEFF/, '');
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.message;
         throw new DataError(
-          `cannot read corpus ${JSON.stringify(name)}: ${why}; give an existing text file or a builtin name (${Object.keys(BUILTIN_CORPORA).join(', ')})`,
+          `cannot read corpus ${JSON.stringify(name)}: ${fileErrorReason(err)}; give an existing text file or a builtin name (${Object.keys(BUILTIN_CORPORA).join(', ')})`,
           { cause: err },
         );
       }

@@ -101,3 +101,11 @@ export function wrapNative(err: unknown): LstmgenError {
   }
   return new NativeError(message, { cause: err });
 }
+
+/** Why reading a file failed, for messages: "no such file", "it is a directory", else the system's message. */
+export function fileErrorReason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return 'no such file';
+  if (e.code === 'EISDIR') return 'it is a directory';
+  return e.message;
+}

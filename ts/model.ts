@@ -1,9 +1,9 @@
 /** A trained (or loaded) LSTM language model: native weights + tokenizer + the config it was trained with. */
 import * as fs from 'node:fs';
 import { writeFileAtomic } from './atomic';
-import { parseEvaluateOptions, parseGenerateOptions, parseLoadOptions, parsePrecision, parseStreamOptions, type GenerateOptionsInput, type StreamOptionsInput, type TrainConfig } from './config';
+import { assertPath, parseCorpusSource, parseEvaluateOptions, parseGenerateOptions, parseLoadOptions, parsePrecision, parseStreamOptions, type GenerateOptionsInput, type StreamOptionsInput, type TrainConfig } from './config';
 import { loadCorpus, makeBatches, describeCorpus, type CorpusSource } from './data';
-import { DataError, ModelFileError } from './errors';
+import { DataError, fileErrorReason, ModelFileError } from './errors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
 import { NativeHandle, type Device, type Precision } from './native';
 import { assertFiniteTensors } from './safetensors';
@@ -123,7 +123,7 @@ export class LstmModel {
    */
   async evaluate(corpus: CorpusSource | Uint32Array, options: EvaluateOptions = {}): Promise<EvalResult> {
     const opts = parseEvaluateOptions(options);
-    const ids = corpus instanceof Uint32Array ? corpus : this.tokenizer.encode(loadCorpus(corpus), { onWarning: () => {}, ...opts });
+    const ids = corpus instanceof Uint32Array ? corpus : this.tokenizer.encode(loadCorpus(parseCorpusSource(corpus)), { onWarning: () => {}, ...opts });
     const seqLen = opts.seqLen ?? this.config.seqLen;
     const fit = Math.floor((ids.length - 1) / seqLen); // streams that hold one full sequence
     const batchSize = Math.max(1, Math.min(opts.batchSize ?? this.config.batchSize, fit));
@@ -193,6 +193,7 @@ export class LstmModel {
    *   is unavailable; DataError for `precision: 'bf16'` on a CUDA model.
    */
   static async load(file: string, options: LoadOptions = {}): Promise<LstmModel> {
+    assertPath(file, 'file');
     const opts = parseLoadOptions(options);
     const native = loadNative(file, 'model file', (bytes) => NativeHandle.fromSafetensors(bytes, opts.device ?? 'auto'));
     if (opts.precision) native.setPrecision(opts.precision);
@@ -201,7 +202,7 @@ export class LstmModel {
     if (missing.length > 0) {
       throw new ModelFileError(`${file}: not an lstmgen model (metadata ${missing.join(', ')} missing)`);
     }
-    const tokenizer = tokenizerFromJSON(meta[METADATA_KEYS.tokenizer]);
+    const tokenizer = withFileName(file, () => tokenizerFromJSON(meta[METADATA_KEYS.tokenizer]));
     const config = parseStoredConfig(meta[METADATA_KEYS.config], file);
     const vocabSize = native.config().vocabSize;
     if (tokenizer.vocabSize !== vocabSize) {
@@ -249,7 +250,7 @@ export function readBytes(file: string, what: string): Buffer {
     return fs.readFileSync(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
+    throw new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${fileErrorReason(err)}`, { cause: err });
   }
 }
 

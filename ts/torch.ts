@@ -5,7 +5,7 @@
  * `nn.Embedding`, `nn.LSTM(batch_first=True)` and `nn.Linear` (see scripts/torch_interop.py). Import: the same
  * state dict written by PyTorch, plus a tokenizer, becomes an {@link LstmModel}.
  */
-import { parseTrainConfig } from './config';
+import { assertPath, parseTrainConfig } from './config';
 import { ConfigError, ModelFileError } from './errors';
 import { loadNative, LstmModel, METADATA_KEYS, readBytes, toModelConfig, withFileName } from './model';
 import { NativeHandle, type Device } from './native';
@@ -33,6 +33,10 @@ export interface ImportTorchOptions {
  *   unusable; ConfigError (field `tokenizer`) if the tokenizer's size differs from the embedding's rows.
  */
 export async function importTorch(file: string, options: ImportTorchOptions): Promise<LstmModel> {
+  assertPath(file, 'file');
+  if (typeof options !== 'object' || options === null || options.tokenizer === undefined) {
+    throw new ConfigError('tokenizer', 'is required: a Tokenizer, its JSON, or the path of a tokenizer JSON file or lstmgen model file');
+  }
   const tokenizer = resolveTokenizer(options.tokenizer);
   const native = loadNative(file, 'PyTorch state dict', (bytes) => NativeHandle.fromTorchStateDict(bytes, options.device ?? 'auto'));
   const shape = native.config();

@@ -90,14 +90,18 @@ export interface TrainOptions {
   precision?: 'f32' | 'bf16';
   /** Also evaluate on the validation text every this many steps (reported through `onEval`). */
   evalEvery?: number;
-  /** Called once before the first step with the corpus sizes, vocabulary and device. */
-  onStart?: (info: StartInfo) => void;
+  /**
+   * Called once before the first step with the corpus sizes, vocabulary and device. Every callback may be
+   * async: training waits for its promise, and a callback that throws or rejects stops training and rejects
+   * `train()` with that error.
+   */
+  onStart?: (info: StartInfo) => void | Promise<void>;
   /** Called after every step with its loss (nats/token), gradient norm and tokens/s. */
-  onStep?: (info: StepInfo) => void;
+  onStep?: (info: StepInfo) => void | Promise<void>;
   /** Called after every `evalEvery` validation. */
-  onEval?: (info: EvalInfo) => void;
+  onEval?: (info: EvalInfo) => void | Promise<void>;
   /** Called at every epoch end with the validation loss (nats/token), perplexity and accuracy. */
-  onEpoch?: (info: EpochInfo) => void;
+  onEpoch?: (info: EpochInfo) => void | Promise<void>;
   /** Checked between steps: when aborted, training stops and `train()` resolves with the model so far. */
   signal?: AbortSignal;
   /** Learning-rate schedule over the base `lr`; default constant. */
@@ -125,7 +129,7 @@ export interface TrainOptions {
   /** Write metrics as JSON lines to this file (see `RunRecord`); appended to when resuming. */
   logFile?: string;
   /** Called after every checkpoint written. */
-  onCheckpoint?: (info: CheckpointInfo) => void;
+  onCheckpoint?: (info: CheckpointInfo) => void | Promise<void>;
 }
 
 // Compile-time: TrainOptions and the schema's input type accept exactly the same objects.

@@ -4,7 +4,7 @@ import { CheckpointWriter, assertSameTokenizer, readCheckpoint, resumeInput, typ
 import { parseTrainConfig } from './config';
 import type { TrainOptions } from './train-options';
 import { batchAt, batchLayout, loadCorpus, splitText } from './data';
-import { NumericError } from './errors';
+import { ConfigError, NumericError } from './errors';
 import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory } from './events';
 import { LstmModel, toModelConfig, type EvalResult } from './model';
 import { NativeHandle, type NativeStepResult } from './native';
@@ -67,7 +67,8 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   if (resumed) assertSameTokenizer(resumed.model.tokenizer, built);
   const tokenizer = resumed?.model.tokenizer ?? built;
   const trainIds = tokenizer.encode(split.train, { onWarning: ignore });
-  const valIds = tokenizer.encode(split.val, { onWarning: ignore });
+  // the vocabulary comes from the training text: symbols only the validation text has count as <unk>
+  const valIds = tokenizer.encode(split.val, { onWarning: (m) => process.emitWarning(`validation text: ${m}`, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' }) });
   const layout = batchLayout(trainIds.length, cfg.batchSize, cfg.seqLen, 'the training text');
   const stepsPerEpoch = layout.fullBatches;
   batchLayout(valIds.length, 1, cfg.seqLen, 'the validation text');
@@ -92,6 +93,13 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   if (batch >= stepsPerEpoch) [epoch, batch] = [epoch + 1, 0]; // the corpus got shorter
   let epochLossSum = st?.epochLossSum ?? 0;
   let epochSteps = st?.epochSteps ?? 0;
+  if (resumed && step >= totalSteps) {
+    const limit = cfg.maxSteps !== undefined ? `maxSteps ${cfg.maxSteps}` : `epochs ${epochs} (${totalSteps} steps)`;
+    throw new ConfigError(
+      cfg.maxSteps !== undefined ? 'maxSteps' : 'epochs',
+      `the checkpoint ${given.resumeFrom} is at step ${step}, already at or past the end of the run (${limit}); raise it to train further`,
+    );
+  }
   const schedule = new LrSchedule(cfg.lrSchedule, cfg.lr, totalSteps, st?.schedule);
   const best = new PlateauTracker(0, st?.best);
   let bestStep = st?.best.step ?? null;
@@ -113,11 +121,11 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   const writer = cfg.checkpointDir ? new CheckpointWriter(cfg.checkpointDir, cfg.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS, st?.step) : undefined;
   const checkpointEvery = cfg.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
   const log = cfg.logFile ? RunLog.open(cfg.logFile, resumed !== undefined) : undefined;
-  const recordCheckpoint = (info: CheckpointInfo | null) => {
+  const recordCheckpoint = async (info: CheckpointInfo | null) => {
     if (!info) return;
     history.checkpoints.push(info);
     log?.write({ type: 'checkpoint', ...info });
-    cfg.onCheckpoint?.(info);
+    await cfg.onCheckpoint?.(info);
   };
   const validate = () => model.evaluate(valIds, { batchSize: cfg.batchSize, seqLen: cfg.seqLen });
   const opt = { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay, clipNorm: cfg.clipNorm };
@@ -128,7 +136,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   try {
     const start = { totalSteps, stepsPerEpoch, trainTokens: trainIds.length, valTokens: valIds.length, vocabSize: tokenizer.vocabSize, device: model.device, startStep: step };
     log?.write({ type: 'start', time: new Date().toISOString(), ...start });
-    cfg.onStart?.(start);
+    await cfg.onStart?.(start);
 
     while (step < totalSteps) {
       if (cfg.signal?.aborted) {
@@ -165,7 +173,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
         const info: StepInfo = { step, epoch, loss: r.loss, tokensPerSec: b.inputs.length / dt, gradNorm: r.gradNorm, lr };
         history.steps.push(info);
         log?.write({ type: 'step', ...info });
-        cfg.onStep?.(info);
+        await cfg.onStep?.(info);
       }
 
       let monitored: number | undefined;
@@ -175,7 +183,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
         const e: EvalInfo = { step, epoch, valLoss: evaluated.loss, valPerplexity: evaluated.perplexity, valAccuracy: evaluated.accuracy };
         history.evals.push(e);
         log?.write({ type: 'eval', ...e });
-        cfg.onEval?.(e);
+        await cfg.onEval?.(e);
         monitored = evaluated.loss;
       }
       if (batch === stepsPerEpoch) {
@@ -183,7 +191,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
         const e = { epoch, trainLoss: epochLossSum / epochSteps, valLoss: v.loss, valPerplexity: v.perplexity, valAccuracy: v.accuracy };
         history.epochs.push(e);
         log?.write({ type: 'epoch', step, ...e });
-        cfg.onEpoch?.(e);
+        await cfg.onEpoch?.(e);
         if (!cfg.evalEvery) monitored = v.loss;
         [epoch, batch] = [epoch + 1, 0];
       }
@@ -195,12 +203,12 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
           if (cfg.earlyStopping?.restoreBest) bestWeights = model.toBytes();
           if (writer) {
             bestPath = path.join(writer.dir, 'best.lstm');
-            recordCheckpoint(await writer.best(model, state()));
+            await recordCheckpoint(await writer.best(model, state()));
           }
         }
         if (early && !early.update(monitored) && early.bad >= cfg.earlyStopping!.patience) history.stoppedEarly = true;
       }
-      if (writer && step % checkpointEvery === 0) recordCheckpoint(await writer.periodic(model, state(), 'periodic'));
+      if (writer && step % checkpointEvery === 0) await recordCheckpoint(await writer.periodic(model, state(), 'periodic'));
       if (history.stoppedEarly) break;
     }
 
@@ -210,9 +218,9 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
       const e = { epoch, trainLoss: epochLossSum / epochSteps, valLoss: v.loss, valPerplexity: v.perplexity, valAccuracy: v.accuracy };
       history.epochs.push(e);
       log?.write({ type: 'epoch', step, ...e });
-      cfg.onEpoch?.(e);
+      await cfg.onEpoch?.(e);
     }
-    if (writer) recordCheckpoint(await writer.periodic(model, state(), 'final'));
+    if (writer) await recordCheckpoint(await writer.periodic(model, state(), 'final'));
     if (history.stoppedEarly && cfg.earlyStopping?.restoreBest && bestStep !== null && bestStep !== step) {
       model = await restoreBest(model, bestWeights, bestPath);
     }

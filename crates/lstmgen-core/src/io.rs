@@ -116,7 +116,12 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
     let metadata = header.metadata().clone().unwrap_or_default();
     match metadata.get(KEY_FORMAT) {
         Some(f) if f == FORMAT => {}
-        _ => {
+        Some(other) => {
+            return Err(bad(format!(
+                "{KEY_FORMAT} is {other:?}, but this build reads {FORMAT:?}: the file comes from an incompatible lstmgen or another tool"
+            )))
+        }
+        None => {
             return Err(bad(
                 "this safetensors file was not written by lstmgen (no lstmgen.format metadata)"
                     .into(),
@@ -197,7 +202,9 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
     Ok(Loaded { model, metadata })
 }
 
-/// Reads tensor `name`, which must be F32 of `shape`, onto `device`; `Error::ModelFile` otherwise.
+/// Reads tensor `name`, which must be F32 of `shape` with only finite values, onto `device`;
+/// `Error::ModelFile` otherwise (lstmgen never saves NaN or inf, so they mean damage or a diverged
+/// import, which would otherwise give NaN losses and `<unk>`-only text).
 fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], device: &Device) -> Result<Tensor> {
     let view = st
         .tensor(name)
@@ -215,6 +222,12 @@ fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], device: &Device) -> R
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
+    if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+        return Err(Error::ModelFile(format!(
+            "tensor {name} holds a non-finite value ({} at index {i}): the model is damaged or diverged",
+            data[i]
+        )));
+    }
     Ok(Tensor::from_vec(data, shape, device)?)
 }
 
