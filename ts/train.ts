@@ -54,13 +54,16 @@ const ignore = () => {};
  *   DataError for an unreadable/empty corpus or one too short for one batch (training) or one sequence
  *   (validation); ModelFileError for an unreadable checkpoint or a failed write; DeviceError if the addon
  *   cannot load or the device is unavailable; NumericError (with `step`) for a non-finite loss or gradient
- *   under `onNonFinite: 'stop'`, or non-finite weights at a checkpoint. Errors thrown by callbacks propagate.
+ *   under `onNonFinite: 'stop'`, or non-finite weights at a checkpoint. Errors thrown by callbacks (or promises they return, which are awaited) propagate.
  */
 export async function train(input: TrainOptions): Promise<TrainResult> {
   const given = parseTrainConfig(input);
   const resumed = given.resumeFrom ? await readCheckpoint(given.resumeFrom, given.device) : undefined;
   const cfg = resumed ? parseTrainConfig(resumeInput(input, resumed.model.config)) : given;
 
+  if (cfg.tokenizer === 'char' && (input as { vocabSize?: unknown }).vocabSize !== undefined) {
+    process.emitWarning('vocabSize is ignored by the char tokenizer: its vocabulary is every symbol of the training text', { code: 'LSTMGEN_IGNORED_OPTION' });
+  }
   const text = loadCorpus(cfg.corpus);
   const split = cfg.valCorpus ? { train: text, val: loadCorpus(cfg.valCorpus) } : splitText(text, cfg.valFraction);
   const built = buildTokenizer(split.train, { kind: cfg.tokenizer, vocabSize: cfg.vocabSize, lowercase: cfg.lowercase });
@@ -69,7 +72,8 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   const trainIds = tokenizer.encode(split.train, { onWarning: ignore });
   // the vocabulary comes from the training text: symbols only the validation text has count as <unk>
   const valIds = tokenizer.encode(split.val, { onWarning: (m) => process.emitWarning(`validation text: ${m}`, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' }) });
-  const layout = batchLayout(trainIds.length, cfg.batchSize, cfg.seqLen, 'the training text');
+  const held = cfg.valCorpus ? '' : ` (the corpus minus the last valFraction = ${cfg.valFraction} held out for validation)`;
+  const layout = batchLayout(trainIds.length, cfg.batchSize, cfg.seqLen, `the training text${held}`);
   const stepsPerEpoch = layout.fullBatches;
   batchLayout(valIds.length, 1, cfg.seqLen, 'the validation text');
   const epochs = cfg.epochs ?? (cfg.maxSteps ? Math.ceil(cfg.maxSteps / stepsPerEpoch) : 1);
