@@ -1,10 +1,11 @@
 //! lstmgen's own CUDA kernels (feature `cuda`): the LSTM cell step (cell.rs), the AdamW update
 //! (adam.rs) and softmax cross-entropy (loss.rs), each one launch where candle ops take ten or
 //! more, and sampling (sample.rs: top-k/top-p filtering, which otherwise needs the logits on the
-//! host, and the Gumbel-max draw). The `.cu` sources beside this
-//! file are compiled to PTX by build.rs and loaded once per device. They apply to contiguous f32
-//! CUDA tensors; callers fall back to candle ops otherwise, or when `LSTMGEN_CUDA_KERNELS=candle`
-//! (for comparison, and as an escape hatch).
+//! host, and the Gumbel-max draw). The `.cu` sources beside this file are compiled to PTX by
+//! build.rs and loaded once per device. They apply to contiguous f32 CUDA tensors; callers fall
+//! back to candle ops otherwise, or when `LSTMGEN_CUDA_KERNELS=candle` (for comparison, and as an
+//! escape hatch). Correctness is checked on a GPU by `scripts/gpu-check.sh` (CUDA against the CPU
+//! build: loss, logits, every gradient, sampling distributions).
 
 pub(crate) mod adam;
 pub(crate) mod cell;
