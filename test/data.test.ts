@@ -83,6 +83,25 @@ describe('loadCorpus / splitText', () => {
     expect(() => loadCorpus(empty)).toThrow(DataError);
   });
 
+  it('warns when a corpus looks binary, not for text', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const bytes = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24));
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lstmgen-')), 'blob.bin');
+      fs.writeFileSync(file, bytes);
+      loadCorpus(file);
+      loadCorpus({ text: 'plain text\twith\ttabs\r\nand lines\n'.repeat(50) });
+      loadCorpus('moby-dick');
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/blob\.bin" does not look like text: \d+\.\d% of its first \d+ characters/);
+  });
+
   it('holds out about the last valFraction, cutting at whitespace', () => {
     const text = Array.from({ length: 1000 }, (_, i) => `w${i}`).join(' ');
     const { train, val } = splitText(text, 0.1);

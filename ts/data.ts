@@ -26,6 +26,7 @@ export function describeCorpus(corpus: CorpusSource): string {
 
 /**
  * The text of `corpus`. A plain string is a builtin name if one matches, else a file path (UTF-8, BOM removed).
+ * Warns (`LSTMGEN_BINARY_CORPUS`) when the text looks like binary data.
  * @throws DataError if the file cannot be read or the text is empty.
  */
 export function loadCorpus(corpus: CorpusSource): string {
@@ -49,7 +50,27 @@ export function loadCorpus(corpus: CorpusSource): string {
     }
   }
   if (text.length === 0) throw new DataError(`corpus ${JSON.stringify(describeCorpus(corpus))} is empty; give a non-empty text`);
+  warnIfBinary(text, describeCorpus(corpus));
   return text;
+}
+
+/** Characters looked at by {@link warnIfBinary}. */
+const BINARY_SAMPLE = 65_536;
+
+/**
+ * Warn (`LSTMGEN_BINARY_CORPUS`) when more than 1% of the first 65,536 characters are invalid UTF-8 (U+FFFD) or
+ * control characters other than tab, newline and carriage return: the file is probably not text (an archive, an
+ * image), and a model of it would learn bytes, not language.
+ */
+function warnIfBinary(text: string, name: string): void {
+  const sample = text.slice(0, BINARY_SAMPLE);
+  const odd = sample.match(/[\uFFFD\x00-\x08\x0B\x0C\x0E-\x1F\x7F]/g)?.length ?? 0;
+  if (odd > 0.01 * sample.length) {
+    const pct = ((100 * odd) / sample.length).toFixed(1);
+    process.emitWarning(`corpus ${JSON.stringify(name)} does not look like text: ${pct}% of its first ${sample.length} characters are invalid UTF-8 or control characters`, {
+      code: 'LSTMGEN_BINARY_CORPUS',
+    });
+  }
 }
 
 /**
