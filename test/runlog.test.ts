@@ -35,6 +35,8 @@ describe('metrics log', () => {
     expect(() => readRunLog(bad)).toThrow(/bad.jsonl:1: not a JSON line/);
     fs.writeFileSync(bad, '[1]\n');
     expect(() => readRunLog(bad)).toThrow(DataError);
+    fs.writeFileSync(bad, '{"type":"step","step":"a","loss":"NaN"}\n{"type":"end"}\n');
+    expect(() => readRunLog(bad)).toThrow(/bad.jsonl:1: a step record needs an integer "step" and a finite "loss", got "a" and "NaN"/);
     expect(() => readRunLog(path.join(dir, 'missing.jsonl'))).toThrow(/no such file/);
   });
 });

@@ -3,7 +3,7 @@
  * by `plotRun()`. Losses are nats/token, `lr` the rate used by the step, `tokensPerSec` that step's throughput.
  */
 import * as fs from 'node:fs';
-import { ConfigError, DataError, ModelFileError } from './errors';
+import { ConfigError, DataError, fileErrorReason, ModelFileError } from './errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo } from './events';
 
 /** One line of a run log. `start` and `end` bracket each (possibly resumed) run. */
@@ -61,8 +61,7 @@ export function readRunLog(file: string): RunRecord[] {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new DataError(`cannot read run log ${JSON.stringify(file)}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
+    throw new DataError(`cannot read run log ${JSON.stringify(file)}: ${fileErrorReason(err)}`, { cause: err });
   }
   const lines = text.split('\n');
   const records: RunRecord[] = [];
@@ -77,6 +76,10 @@ export function readRunLog(file: string): RunRecord[] {
     }
     if (typeof rec !== 'object' || rec === null || typeof (rec as { type?: unknown }).type !== 'string') {
       throw new DataError(`${file}:${i + 1}: not a run-log record (no "type")`);
+    }
+    const r = rec as { type: string; step?: unknown; loss?: unknown };
+    if (r.type === 'step' && !(Number.isInteger(r.step) && Number.isFinite(r.loss))) {
+      throw new DataError(`${file}:${i + 1}: a step record needs an integer "step" and a finite "loss", got ${JSON.stringify(r.step)} and ${JSON.stringify(r.loss)}`);
     }
     records.push(rec as RunRecord);
   });
