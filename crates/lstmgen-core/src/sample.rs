@@ -267,7 +267,8 @@ pub fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
     if cfg.temperature == 0.0 {
         return argmax();
     }
-    let filtered = cfg.filters();
+    // top_k >= V keeps everything: take the unfiltered path, so the seed gives the same text as topK 0
+    let filtered = (cfg.top_k > 0 && cfg.top_k < logits.len()) || cfg.top_p < 1.0;
     let mut idx: Vec<usize> = Vec::new();
     if filtered {
         // Descending logit, then ascending id: a total order, so the kept set is well defined.
@@ -447,5 +448,17 @@ mod tests {
             .to_vec1::<u32>()
             .unwrap();
         assert_eq!(ids, vec![1]);
+    }
+
+    /// A top-k of at least the vocabulary size filters nothing and draws exactly what no filter draws.
+    #[test]
+    fn top_k_of_the_whole_vocabulary_is_no_filter() {
+        let logits = [0.3f32, -1.2, 2.0, 0.0, 1.1];
+        for i in 0..200 {
+            let u = (i as f64 + 0.5) / 200.0;
+            let plain = sample_row(&logits, &cfg(0.9, 0, 1.0), u);
+            assert_eq!(sample_row(&logits, &cfg(0.9, 5, 1.0), u), plain);
+            assert_eq!(sample_row(&logits, &cfg(0.9, 1000, 1.0), u), plain);
+        }
     }
 }
