@@ -167,11 +167,13 @@ pub fn forward(
     let batch = h0.dim(0)?;
     let bias = (w.b_ih + w.b_hh)?;
     // [T*B, 4H]: the input projection of all steps as one product
-    let xw = match w.packed {
-        Some(p) => gemm::matmul_packed(x, &p.w_ih_t)?,
-        None => gemm::matmul(x, &w.w_ih.t()?, prec)?,
-    }
-    .broadcast_add(&bias)?;
+    let xw = gemm::add_bias(
+        &match w.packed {
+            Some(p) => gemm::matmul_packed(x, &p.w_ih_t)?,
+            None => gemm::matmul(x, &w.w_ih.t()?, prec)?,
+        },
+        &bias,
+    )?;
     let own;
     let w_hh_t = match w.packed {
         Some(p) => &p.w_hh_t,

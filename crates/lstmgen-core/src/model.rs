@@ -309,11 +309,13 @@ impl Model {
             masks.push(mask);
         }
         let ly = &self.layout;
-        let logits = match &packs {
-            Some(p) => gemm::matmul_packed(&x, &p.dec_t)?,
-            None => gemm::matmul(&x, &self.params[ly.dec_w()].t()?, self.precision)?,
-        }
-        .broadcast_add(&self.params[ly.dec_b()])?;
+        let logits = gemm::add_bias(
+            &match &packs {
+                Some(p) => gemm::matmul_packed(&x, &p.dec_t)?,
+                None => gemm::matmul(&x, &self.params[ly.dec_w()].t()?, self.precision)?,
+            },
+            &self.params[ly.dec_b()],
+        )?;
         let cache = training.then(|| ForwardCache {
             ids: ids.clone(),
             layers: caches,

@@ -279,6 +279,42 @@ pub fn sum_rows(t: &Tensor) -> Result<Tensor> {
     fused.unwrap_or_else(|| Ok(t.sum(0)?))
 }
 
+/// `x` `[rows, cols]` plus the bias `b` `[cols]` on every row (the forward of [`sum_rows`]). On the
+/// CPU one parallel pass in rayon's pool into a fresh buffer; candle's `broadcast_add` there ran
+/// in a thread pool of its own, whose wake-ups competed with rayon's on two cores. Elsewhere
+/// candle's `broadcast_add`.
+pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    fn go<T: crate::act::Act>(x: &Tensor, b: &Tensor) -> Option<Result<Tensor>> {
+        use rayon::prelude::*;
+        let (rows, cols) = x.dims2().ok()?;
+        let (xs, xl) = x.storage_and_layout();
+        let (bs, bl) = b.storage_and_layout();
+        let xv = crate::cell::cpu_slice::<T>(&xs, xl)?;
+        let bv = crate::cell::cpu_slice::<T>(&bs, bl)?;
+        if bv.len() != cols || cols == 0 {
+            return None;
+        }
+        let mut out = crate::buf::uninit::<T>(rows * cols);
+        let block = rows.div_ceil(rayon::current_num_threads().max(1)).max(1) * cols;
+        out.par_chunks_mut(block)
+            .zip(xv.par_chunks(block))
+            .for_each(|(o, xr)| {
+                for (orow, xrow) in o.chunks_mut(cols).zip(xr.chunks(cols)) {
+                    crate::buf::fill(orow, xrow.iter().zip(bv).map(|(&a, &c)| a + c));
+                }
+            });
+        // SAFETY: every row of every chunk was filled (the chunks of `out` and `xv` align).
+        let out = unsafe { crate::buf::assume_init(out) };
+        Some(Tensor::from_vec(out, (rows, cols), x.device()).map_err(Into::into))
+    }
+    let fused = match x.dtype() {
+        DType::F32 if b.dtype() == DType::F32 => go::<f32>(x, b),
+        DType::F64 if b.dtype() == DType::F64 => go::<f64>(x, b),
+        _ => None,
+    };
+    fused.unwrap_or_else(|| Ok(x.broadcast_add(b)?))
+}
+
 /// A vector of `len` floats filled by `fill` through a raw pointer, without zeroing it first (the
 /// products are large: zeroing them cost ~10% of a training step).
 ///
