@@ -1,15 +1,12 @@
 //! Softmax cross-entropy as one CUDA kernel (loss.cu), the GPU counterpart of crate::loss's fused
 //! CPU loop: per-row losses and hits computed in one launch, their sums read back together.
 
-use super::{alloc, applies, function, tensor, view};
+use super::{alloc, applies, function, per_row, tensor, view};
 use crate::error::Result;
 use crate::loss::CrossEntropy;
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{DType, Tensor};
-
-/// Threads per row (a multiple of 32, as the kernel's block reductions need).
-const THREADS: u32 = 256;
 
 /// [`CrossEntropy`] of `logits` `[N, V]` (contiguous f32 on CUDA) against `targets` `[N]` (u32, on
 /// the same device; ids checked by the caller), or `None` when the kernel does not apply.
@@ -49,14 +46,9 @@ pub(crate) fn cross_entropy(
             .arg(&row_loss)
             .arg(&row_correct);
         args.arg(&v).arg(&inv_n).arg(&wg);
-        let cfg = LaunchConfig {
-            grid_dim: (n as u32, 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
         // SAFETY: argument types and order match softmax_xent_f32; logits and grad (when used)
         // hold n*vocab f32, targets n u32, row_loss and row_correct n f32.
-        unsafe { args.launch(cfg) }.w()?;
+        unsafe { args.launch(per_row(n)) }.w()?;
         let sums = Tensor::stack(
             &[
                 tensor(row_loss, dev, n).to_dtype(DType::F64)?.sum_all()?,

@@ -13,7 +13,7 @@ pub(crate) mod loss;
 pub(crate) mod sample;
 
 use crate::error::{Error, Result};
-use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaSlice, CudaView};
+use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaSlice, CudaView, LaunchConfig};
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Layout, Shape, Storage, Tensor};
@@ -60,6 +60,19 @@ fn view<'a, T: CudaDType>(storage: &'a Storage, layout: &Layout) -> Result<CudaV
     match storage {
         Storage::Cuda(s) => Ok(s.as_cuda_slice::<T>()?.slice(start..end)),
         _ => Err(Error::Internal("CUDA kernel input is not on CUDA".into())),
+    }
+}
+
+/// Threads per block of the kernels that give each row of a matrix one block (loss.cu, sample.cu):
+/// a multiple of 32, as their block reductions (reduce.cuh) need.
+const ROW_THREADS: u32 = 256;
+
+/// Launch shape of a one-block-per-row kernel over `rows` rows.
+fn per_row(rows: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (rows as u32, 1, 1),
+        block_dim: (ROW_THREADS, 1, 1),
+        shared_mem_bytes: 0,
     }
 }
 

@@ -2,14 +2,11 @@
 //! kept tokens keep their logits, the others become -inf) and the Gumbel-max draw of one token per
 //! row, so that only the ids leave the device.
 
-use super::{alloc, applies, function, tensor, view};
+use super::{alloc, applies, function, per_row, tensor, view};
 use crate::error::{Error, Result};
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::WrapErr;
 use candle_core::Tensor;
-
-/// Threads per row (a multiple of 32, as the kernel's block reductions need).
-const THREADS: u32 = 256;
 
 /// `logits` `[n, V]` (contiguous f32 on CUDA) with every token outside the row's top-`top_k`
 /// (0: no limit) and then outside its top-`top_p` nucleus under softmax(logits / `temperature`)
@@ -35,13 +32,8 @@ pub(crate) fn filter(
     let stream = dev.cuda_stream();
     let mut args = stream.launch_builder(&func);
     args.arg(&src).arg(&out).arg(&v).arg(&k).arg(&p).arg(&inv_t);
-    let cfg = LaunchConfig {
-        grid_dim: (n as u32, 1, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
     // SAFETY: argument types and order match topk_topp_filter_f32; both buffers hold n*vocab f32.
-    unsafe { args.launch(cfg) }.w()?;
+    unsafe { args.launch(per_row(n)) }.w()?;
     Ok(tensor(out, dev, (n, vocab)))
 }
 
@@ -65,14 +57,9 @@ pub(crate) fn gumbel_argmax(logits: &Tensor, u: &Tensor, t: f64) -> Option<Resul
         let stream = dev.cuda_stream();
         let mut args = stream.launch_builder(&func);
         args.arg(&vl).arg(&vu).arg(&ids).arg(&v).arg(&tf);
-        let cfg = LaunchConfig {
-            grid_dim: (n as u32, 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
         // SAFETY: argument types and order match gumbel_argmax_f32; logits and u hold n*vocab
         // f32, ids n u32.
-        unsafe { args.launch(cfg) }.w()?;
+        unsafe { args.launch(per_row(n)) }.w()?;
         Ok(tensor(ids, dev, n))
     })())
 }
