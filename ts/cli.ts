@@ -12,6 +12,7 @@ import { ConfigError, LstmgenError } from './errors';
 import { loadModel } from './model';
 import { engineInfo, type Precision } from './native';
 import { train } from './train';
+import { warnUnknownSymbols } from './tokenizer';
 import type { EpochInfo } from './events';
 import { flagOf, parseLrSchedule, plotCommand, printStream, runFlagsToConfig, runSummaryLines, writtenFiles } from './cli-run';
 
@@ -132,8 +133,7 @@ interface EvalFlags {
 
 async function evalCommand(flags: EvalFlags): Promise<void> {
   const model = await loadModel(flags.model, { device: flags.device, precision: flags.precision });
-  const onWarning = (m: string) => process.emitWarning(m, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' });
-  const r = await model.evaluate(flags.corpus, { batchSize: flags.batchSize, seqLen: flags.seqLen, onWarning });
+  const r = await model.evaluate(flags.corpus, { batchSize: flags.batchSize, seqLen: flags.seqLen, onWarning: warnUnknownSymbols });
   if (flags.json) {
     emit({ loss: r.loss, perplexity: r.perplexity, accuracy: r.accuracy, bitsPerChar: r.bitsPerChar ?? null });
   } else {

@@ -249,7 +249,6 @@ export function readBytes(file: string, what: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
     throw new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${fileErrorReason(err)}`, { cause: err });
   }
 }

@@ -11,7 +11,7 @@ import { NativeHandle, type NativeStepResult } from './native';
 import { PlateauTracker } from './plateau';
 import { RunLog } from './runlog';
 import { LrSchedule } from './schedule';
-import { buildTokenizer } from './tokenizer';
+import { buildTokenizer, warnUnknownSymbols } from './tokenizer';
 
 /** Result of {@link train}. */
 export interface TrainResult {
@@ -71,7 +71,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   const tokenizer = resumed?.model.tokenizer ?? built;
   const trainIds = tokenizer.encode(split.train, { onWarning: ignore });
   // the vocabulary comes from the training text: symbols only the validation text has count as <unk>
-  const valIds = tokenizer.encode(split.val, { onWarning: (m) => process.emitWarning(`validation text: ${m}`, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' }) });
+  const valIds = tokenizer.encode(split.val, { onWarning: (m) => warnUnknownSymbols(`validation text: ${m}`) });
   const held = cfg.valCorpus ? '' : ` (the corpus minus the last valFraction = ${cfg.valFraction} held out for validation)`;
   const layout = batchLayout(trainIds.length, cfg.batchSize, cfg.seqLen, `the training text${held}`);
   const stepsPerEpoch = layout.fullBatches;

@@ -7,13 +7,18 @@ import { DataError } from '../errors';
 /** The unknown-symbol token; always id 0. */
 export const UNK = '<unk>';
 
+/** The default receiver of unknown-symbol warnings: `process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' })`. */
+export function warnUnknownSymbols(message: string): void {
+  process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' });
+}
+
 /** Options of {@link Tokenizer.encode}. */
 export interface EncodeOptions {
   /** Throw a DataError on symbols outside the vocabulary instead of mapping them to `<unk>`. */
   strict?: boolean;
   /**
    * Receives the single warning of a call that mapped symbols to `<unk>`.
-   * Default: `process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' })`.
+   * Default: {@link warnUnknownSymbols}.
    */
   onWarning?: (message: string) => void;
 }
@@ -84,7 +89,7 @@ export abstract class TableTokenizer implements Tokenizer {
       const examples = [...unknown].map((s) => JSON.stringify(s)).join(', ');
       const what = `${unknownCount} symbol${unknownCount > 1 ? 's' : ''} not in the vocabulary (${examples}${unknownCount > unknown.size ? ', ...' : ''})`;
       if (options.strict) throw new DataError(`${what}; remove them or encode without strict to map them to ${UNK}`);
-      const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' }));
+      const warn = options.onWarning ?? warnUnknownSymbols;
       warn(`${what} mapped to ${UNK}`);
     }
     return Uint32Array.from(ids);

@@ -7,6 +7,7 @@ import { EOS, WordTokenizer } from './word';
 
 export { UNK, EOS, CharTokenizer, WordTokenizer };
 export type { Tokenizer, TokenizerJSON, EncodeOptions } from './base';
+export { warnUnknownSymbols } from './base';
 
 /** Options of {@link buildTokenizer}; `vocabSize` and `lowercase` apply to word tokenizers only. */
 export interface TokenizerOptions {
