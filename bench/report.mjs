@@ -67,13 +67,16 @@ export function ratioLines(report) {
   return lines;
 }
 
-/** The targets of issue 4, each with the measured value and whether it is met. */
+/**
+ * The speed targets (training at least 1.5x the fastest peer and 100x TF.js and brain.js, generation 10x
+ * the fastest peer), each with the measured value and whether it is met.
+ */
 export function targets(report) {
   const out = [];
   const peers = (key, filter = () => true) => byConfig(report, key).filter((r) => ok(r) && !r.system.startsWith('lstmgen') && filter(r));
   for (const key of Object.keys(report.configs)) {
    for (const me of VARIANTS.map((v) => ours(report, key, v)).filter(Boolean)) {
-    // The issue's peers run f32; PyTorch's bf16 autocast run is the like-for-like bar of lstmgen's bf16.
+    // The peers run f32; PyTorch's bf16 autocast run is the like-for-like bar of lstmgen's bf16.
     const all = peers(key, (r) => r.system !== 'torch-bf16');
     if (all.length === 0) continue;
     const push = (t) => out.push({ ...t, system: me.system });
@@ -177,7 +180,7 @@ export function renderMarkdown(report) {
 
   const t = targets(report);
   if (t.length) {
-    L.push('## Targets of issue 4', '', '| config | lstmgen | target | measured | met |', '| --- | --- | --- | --- | --- |');
+    L.push('## Speed targets', '', '| config | lstmgen | target | measured | met |', '| --- | --- | --- | --- | --- |');
     for (const x of t) L.push(`| (${x.config}) | ${label(x.system)} | ${x.target} | ${x.value} | ${x.met === undefined ? 'unknown' : x.met ? 'yes' : '**no**'} |`);
     L.push('');
   }

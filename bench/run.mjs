@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench`: the comparative benchmark of lstmgen against the LSTM trainers users would pick instead
-// (issue 4, point 2). One run: for each configuration, tokenize tinyshakespeare once, then train every system
+// One run: for each configuration, tokenize tinyshakespeare once, then train every system
 // in its own child process on the same token ids, shapes and step counts (after warm-up steps), and collect
 // training tokens/s, generation tokens/s (a batch of 64 samples), peak resident memory and validation loss.
 // Writes bench/results/latest.{md,json,svg} and prints the lstmgen/peer ratios. See bench/README.md.
@@ -16,7 +16,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
 const require = createRequire(import.meta.url);
 
-/** The configurations of issue 4. */
+/** The benchmark configurations: (a) the Keras reference model, (b) and (c) char-level models. */
 export const CONFIGS = {
   a: { title: 'Keras reference (word-level)', tokenizer: 'word', vocabSize: 10000, embedding: 256, hidden: 1024, layers: 1, batch: 64, seq: 35 },
   b: { title: 'char-level tinyshakespeare', tokenizer: 'char', embedding: 64, hidden: 512, layers: 2, batch: 64, seq: 128 },
@@ -107,7 +107,7 @@ function parseFlags(argv) {
 
 /** The corpus: --corpus, $BENCH_CORPUS, or tinyshakespeare in shared/ (beside or above the clone). */
 function findCorpus(flag) {
-  const candidates = [flag, process.env.BENCH_CORPUS, path.join(repo, 'shared/data/tinyshakespeare/input.txt'), path.join(repo, '../shared/data/tinyshakespeare/input.txt'), '/work/shared/data/tinyshakespeare/input.txt'].filter(Boolean);
+  const candidates = [flag, process.env.BENCH_CORPUS, path.join(repo, 'shared/data/tinyshakespeare/input.txt'), path.join(repo, '../shared/data/tinyshakespeare/input.txt')].filter(Boolean);
   for (const c of candidates) if (fs.existsSync(c)) return c;
   throw new Error(`tinyshakespeare not found (tried ${candidates.join(', ')}); give --corpus FILE or BENCH_CORPUS`);
 }
@@ -344,6 +344,8 @@ async function main() {
     for (const system of flags.systems) {
       process.stdout.write(`  ${system.padEnd(13)}`);
       const r = await runChild(system, key, cfg, data, flags, logDir);
+      // Reasons quote file paths; keep them relative to the clone so results read the same on any machine.
+      if (r.reason) r.reason = r.reason.replaceAll(`${repo}${path.sep}`, '');
       results.push(r);
       if (r.status === 'ok') {
         console.log(`train ${fmt(r.trainTokensPerSec)} tok/s (${r.trainSteps}+${r.warmupSteps} steps), gen ${fmt(r.genTokensPerSec)} tok/s, peak ${fmt(r.peakRssMiB)} MiB, val loss ${r.valLoss == null ? "-" : r.valLoss.toFixed(3)}  [${r.wallSeconds.toFixed(0)} s]`);

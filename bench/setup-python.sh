@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Python peers of the benchmark (Keras on TensorFlow-CPU, PyTorch) into a virtual environment.
-#   BENCH_VENV   venv to create or reuse (default: bench/.venv); e.g. BENCH_VENV=/work/pyref reuses an existing one
+#   BENCH_VENV   venv to create or reuse (default: bench/.venv); an existing venv there is reused
 #   BENCH_PYTHON python used to create a new venv (default: python3; needs 3.10-3.12 for tensorflow-cpu)
 # `npm run bench` uses the same BENCH_VENV; a peer whose packages are missing is reported as skipped.
 set -euo pipefail

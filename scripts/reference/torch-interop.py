@@ -3,17 +3,17 @@
 
     npm run build:ts
     node dist/cli.js train --corpus moby-dick --max-steps 50 --num-layers 2 --out /tmp/m.lstm   # any model
-    /work/pyref/bin/python scripts/torch_interop.py /tmp/m.lstm
+    .venv-ref/bin/python scripts/reference/torch-interop.py /tmp/m.lstm
 
 Export: loads the lstmgen model file with safetensors.torch.load_file (the metadata is ignored) into
-Embedding -> nn.LSTM(batch_first=True) -> Linear, runs the ids that `node scripts/torch_interop.js logits`
+Embedding -> nn.LSTM(batch_first=True) -> Linear, runs the ids that `node scripts/reference/torch-interop.js logits`
 chose, and prints max |logit difference| against the logits lstmgen wrote.
 Import: builds a freshly initialised PyTorch module of the same shape, saves its state dict with
 safetensors.torch.save_file, has lstmgen import it (`importTorch`, tokenizer from the model file), and prints
 max |logit difference| between PyTorch's and lstmgen's logits.
 Exits 1 if either difference exceeds --tol (default 1e-4).
 
-Environment: scripts/requirements-ref.txt (torch, safetensors), e.g. the venv /work/pyref.
+Environment: scripts/reference/requirements.txt (torch, safetensors), e.g. the venv .venv-ref.
 """
 import argparse
 import json
@@ -26,8 +26,8 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NODE_SCRIPT = os.path.join(REPO, "scripts", "torch_interop.js")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NODE_SCRIPT = os.path.join(REPO, "scripts", "reference", "torch-interop.js")
 
 
 class LstmLM(nn.Module):

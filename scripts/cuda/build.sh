@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Builds the CUDA variant of the addon, lstmgen.linux-x64-gnu-cuda.node at the repository root, with the
-# local CUDA 13.0 toolkit of scripts/install-cuda.sh (installed first if missing). No GPU or nvidia-smi
+# local CUDA 13.0 toolkit of scripts/cuda/install.sh (installed first if missing). No GPU or nvidia-smi
 # needed: CUDA_COMPUTE_CAP (default 90, the H200) picks the PTX target. Uses its own cargo target dir
 # (target/cuda by default) so that it never invalidates the CPU build.
 #
-#   bash scripts/build-cuda.sh
+#   bash scripts/cuda/build.sh
 # env: CUDA_COMPUTE_CAP (default 90), LSTMGEN_CUDA_PREFIX (toolkit, default .cuda/),
 #      LSTMGEN_CUDA_TARGET_DIR (cargo target dir, default target/cuda), NICE=1 (run under nice -n 19)
 #
 # The result links libcuda, cuBLAS, cuRAND and NVRTC dynamically: it loads only where those exist.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PREFIX="${LSTMGEN_CUDA_PREFIX:-$ROOT/.cuda}"
 cd "$ROOT"
-bash scripts/install-cuda.sh "$PREFIX"
+bash scripts/cuda/install.sh "$PREFIX"
 # shellcheck source=/dev/null
 source "$PREFIX/env.sh"
 export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"

@@ -1,8 +1,8 @@
-"""PyTorch baseline of scripts/gpu-check.sh: nn.Embedding + nn.LSTM (cuDNN) + nn.Linear, cross-entropy, Adam,
-f32, truncated BPTT with the state carried (detached) between batches; the same shapes as gpu-check.mjs.
+"""PyTorch baseline of scripts/gpu/check.sh: nn.Embedding + nn.LSTM (cuDNN) + nn.Linear, cross-entropy, Adam,
+f32, truncated BPTT with the state carried (detached) between batches; the same shapes as check.mjs.
 
-    python3 gpu_check_torch.py train --config keras|large --out b.json [--seconds 20]
-    python3 gpu_check_torch.py generate --out c.json [--samples 256 --tokens 256]
+    python3 check-torch.py train --config keras|large --out b.json [--seconds 20]
+    python3 check-torch.py generate --out c.json [--samples 256 --tokens 256]
 
 Exits 3 with one line when no CUDA GPU is usable (or torch is missing).
 """

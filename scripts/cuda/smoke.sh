@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Smoke test of the CUDA build on a machine without a GPU or driver: loads lstmgen.linux-x64-gnu-cuda.node
-# against the local CUDA 13.0 libraries (scripts/install-cuda.sh) and a generated libcuda.so.1 whose every
+# against the local CUDA 13.0 libraries (scripts/cuda/install.sh) and a generated libcuda.so.1 whose every
 # function returns CUDA_ERROR_STUB_LIBRARY (34), then checks that the loader takes the path
 # "CUDA build loaded, no usable GPU -> CPU build" with the driver's error in the reason, and that
 # device "cuda" fails with that reason. Proves the build links and loads (every library it needs exists).
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PREFIX="${LSTMGEN_CUDA_PREFIX:-$ROOT/.cuda}"
 NODE_FILE="$ROOT/lstmgen.linux-x64-gnu-cuda.node"
 cd "$ROOT"
-[[ -f "$NODE_FILE" ]] || { echo "cuda-smoke: $NODE_FILE is missing (scripts/build-cuda.sh)" >&2; exit 1; }
+[[ -f "$NODE_FILE" ]] || { echo "cuda-smoke: $NODE_FILE is missing (scripts/cuda/build.sh)" >&2; exit 1; }
 [[ -f dist/native.js ]] || { echo "cuda-smoke: dist/ is missing (npm run build:ts)" >&2; exit 1; }
 STUB="$(mktemp -d)"
 trap 'rm -rf "$STUB"' EXIT

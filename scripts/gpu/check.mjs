@@ -1,9 +1,9 @@
-// GPU check of lstmgen's CUDA build, run by scripts/gpu-check.sh with a carried Node binary on a machine
+// GPU check of lstmgen's CUDA build, run by scripts/gpu/check.sh with a carried Node binary on a machine
 // without Node, Rust or network. Uses only the two .node files (no npm packages):
-//   node gpu-check.mjs match   --cpu CPU.node --cuda CUDA.node --out a.json
-//   node gpu-check.mjs train   --cuda CUDA.node --config keras|large --out b.json [--seconds 20]
-//   node gpu-check.mjs generate --cuda CUDA.node --out c.json [--samples 256 --tokens 256]
-//   node gpu-check.mjs report  FILE.json...      (prints the table)
+//   node check.mjs match   --cpu CPU.node --cuda CUDA.node --out a.json
+//   node check.mjs train   --cuda CUDA.node --config keras|large --out b.json [--seconds 20]
+//   node check.mjs generate --cuda CUDA.node --out c.json [--samples 256 --tokens 256]
+//   node check.mjs report  FILE.json...      (prints the table)
 // `match` computes the CPU reference first and only then needs the GPU; every subcommand that needs the
 // GPU exits 3 with a one-line reason when the CUDA build cannot load or sees no GPU.
 import { spawn } from 'node:child_process';
@@ -37,7 +37,7 @@ function dlopen(file) {
 /** The CUDA build, or exit 3 saying why the GPU part cannot run. */
 function loadCuda() {
   const file = opt('cuda');
-  if (!file || !fs.existsSync(file)) noGpu(`the CUDA build is missing (${file ?? 'no --cuda'}); build it with scripts/build-cuda.sh`);
+  if (!file || !fs.existsSync(file)) noGpu(`the CUDA build is missing (${file ?? 'no --cuda'}); build it with scripts/cuda/build.sh`);
   let b;
   try {
     b = dlopen(file);
@@ -376,6 +376,6 @@ else if (cmd === 'train') trainBench().then(write);
 else if (cmd === 'generate') generateBench().then(write);
 else if (cmd === 'report') report(args.slice(1));
 else {
-  console.error('usage: gpu-check.mjs match|train|generate|report ...');
+  console.error('usage: check.mjs match|train|generate|report ...');
   process.exit(2);
 }

@@ -4,11 +4,11 @@
 # No GPU, driver or root needed. Pinned to CUDA 13.0 (update 2): PTX from a newer nvcc does not load on
 # driver 580 (CUDA 13.0), which the lent H200 machine runs.
 #
-#   bash scripts/install-cuda.sh [PREFIX]      # then: source PREFIX/env.sh
+#   bash scripts/cuda/install.sh [PREFIX]      # then: source PREFIX/env.sh
 #
 # Idempotent: does nothing when PREFIX/.installed matches the pinned set.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PREFIX="${1:-$ROOT/.cuda}"
 PINS=(
   nvidia-cuda-nvcc==13.0.88     # nvcc, ptxas, fatbinary

@@ -2,9 +2,9 @@
 """Generate an independent forward-pass reference fixture with PyTorch nn.LSTM (CPU).
 
 Regenerate (from the repo root):
-    python3 -m venv /work/pyref
-    /work/pyref/bin/pip install -r scripts/requirements-ref.txt
-    /work/pyref/bin/python scripts/make_forward_fixture.py
+    python3 -m venv .venv-ref
+    .venv-ref/bin/pip install -r scripts/reference/requirements.txt
+    .venv-ref/bin/python scripts/reference/make-forward-fixture.py
 
 Writes crates/lstmgen-core/tests/fixtures/forward_reference.json.
 
@@ -26,7 +26,7 @@ V, E, H, L = 11, 5, 7, 2
 B = 3
 SEQ_LENS = [6, 4]
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(REPO, "crates", "lstmgen-core", "tests", "fixtures", "forward_reference.json")
 
 
@@ -80,7 +80,7 @@ def main():
             })
 
     fixture = {
-        "source": f"PyTorch {torch.__version__} nn.LSTM, scripts/make_forward_fixture.py",
+        "source": f"PyTorch {torch.__version__} nn.LSTM, scripts/reference/make-forward-fixture.py",
         "config": {"vocabSize": V, "embeddingDim": E, "hiddenSize": H, "numLayers": L},
         "params": params,
         "batches": batches,

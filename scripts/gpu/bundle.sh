@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Packs what scripts/gpu-check.sh needs on the GPU machine (which has no Node, Rust or network) into
+# Packs what scripts/gpu/check.sh needs on the GPU machine (which has no Node, Rust or network) into
 # .gpu-bundle/gpu-check.tar.xz: this machine's Node binary and the CPU and CUDA builds of the addon.
 # The scripts themselves travel with the work tree. Carry the folder, e.g. with the device tool:
-#   run(command="bash scripts/gpu-check.sh", carry=[".gpu-bundle"])
+#   run(command="bash scripts/gpu/check.sh", carry=[".gpu-bundle"])
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 CUDA_NODE="${LSTMGEN_CUDA_NODE:-lstmgen.linux-x64-gnu-cuda.node}"  # override: test the bundle without a CUDA build
 for f in lstmgen.linux-x64-gnu.node "$CUDA_NODE"; do
-  [[ -f "$f" ]] || { echo "gpu-bundle: $f is missing (npm run build:native / scripts/build-cuda.sh)" >&2; exit 1; }
+  [[ -f "$f" ]] || { echo "gpu-bundle: $f is missing (npm run build:native / scripts/cuda/build.sh)" >&2; exit 1; }
 done
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT

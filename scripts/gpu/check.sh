@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check of issue 3, point 6, in one call. On the GPU machine (nvcc, PyTorch, CUDA 13 libraries,
-# no Node/Rust/network) it runs from the work tree with .gpu-bundle/ carried (scripts/gpu-bundle.sh);
+# The GPU check in one call. On the GPU machine (nvcc, PyTorch, CUDA 13 libraries,
+# no Node/Rust/network) it runs from the work tree with .gpu-bundle/ carried (scripts/gpu/bundle.sh);
 # on a development machine it uses `node` and the built .node files in the repository root.
 #   (a) CUDA build vs CPU build: losses, logits and gradients on the same weights and batch
 #   (b) training tokens/s and peak GPU memory, Keras config and a large one, next to PyTorch nn.LSTM
@@ -9,7 +9,7 @@
 # Exits 3 with a clear message at the first step that needs a GPU when there is none.
 # env: SECONDS_PER_BENCH (default 20), SKIP_TORCH=1, CONFIGS (default 'keras char large'), STEP_LIMIT (s, 150)
 set -uo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 # With $OUT (the device tool's folder, at most 8 files come back) the JSON files go to a temporary
 # folder and come back as $OUT/results.tar next to $OUT/table.md.
 if [[ -n "${OUT:-}" ]]; then RES="$(mktemp -d)"; else RES="$ROOT/gpu-check-results"; fi
@@ -23,7 +23,7 @@ if [[ -f "$BUNDLE" ]]; then
 else
   NODE="$(command -v node || true)"; CPU="$ROOT/lstmgen.linux-x64-gnu.node"; CUDA="$ROOT/lstmgen.linux-x64-gnu-cuda.node"
 fi
-[[ -n "$NODE" && -x "$NODE" ]] || { echo "gpu-check: no Node: run scripts/gpu-bundle.sh and carry .gpu-bundle/" >&2; exit 1; }
+[[ -n "$NODE" && -x "$NODE" ]] || { echo "gpu-check: no Node: run scripts/gpu/bundle.sh and carry .gpu-bundle/" >&2; exit 1; }
 [[ -f "$CPU" ]] || { echo "gpu-check: CPU build $CPU is missing" >&2; exit 1; }
 echo "gpu-check: node $("$NODE" --version), CPU build $CPU, CUDA build $CUDA" >&2
 
@@ -58,8 +58,8 @@ done
 
 # Each step has a time limit, so that a hang costs one step and not the machine's whole lease.
 STEP_LIMIT="${STEP_LIMIT:-120}"
-run_node() { timeout "$STEP_LIMIT" "$NODE" "$ROOT/scripts/gpu-check.mjs" "$@"; }
-run_torch() { timeout "$STEP_LIMIT" "$PY" "$ROOT/scripts/gpu_check_torch.py" "$@"; }
+run_node() { timeout "$STEP_LIMIT" "$NODE" "$ROOT/scripts/gpu/check.mjs" "$@"; }
+run_torch() { timeout "$STEP_LIMIT" "$PY" "$ROOT/scripts/gpu/check-torch.py" "$@"; }
 fail() { echo "gpu-check: $1" >&2; exit "${2:-1}"; }
 SECS="${SECONDS_PER_BENCH:-20}"
 

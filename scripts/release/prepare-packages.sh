@@ -2,10 +2,10 @@
 # Copies the built addons into the per-platform npm packages under npm/ and stamps them with the main
 # package's version, ready for `npm pack` / `npm publish`:
 #   lstmgen.linux-x64-gnu.node       (npm run build:native)     -> npm/linux-x64-gnu/
-#   lstmgen.linux-x64-gnu-cuda.node  (scripts/build-cuda.sh)    -> npm/linux-x64-gnu-cuda/  (skipped if not built)
+#   lstmgen.linux-x64-gnu-cuda.node  (scripts/cuda/build.sh)    -> npm/linux-x64-gnu-cuda/  (skipped if not built)
 # Also sets the main package's optionalDependencies to that version. Fails if the CPU addon is missing.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 node - <<'JS'
 const fs = require('fs');
@@ -28,7 +28,7 @@ for (const dir of dirs) {
   } else {
     fs.rmSync(path.join('npm', dir, node), { force: true });
     if (!dir.endsWith('-cuda')) throw new Error(`${node} is missing: run npm run build:native first`);
-    console.log(`npm/${dir}: ${node} not built (scripts/build-cuda.sh); skipped`);
+    console.log(`npm/${dir}: ${node} not built (scripts/cuda/build.sh); skipped`);
   }
   main.optionalDependencies ??= {};
   if (main.optionalDependencies[pkg.name] !== main.version) {

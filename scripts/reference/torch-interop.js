@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
- * The lstmgen half of scripts/torch_interop.py (needs `npm run build:ts`). Writes JSON for the Python side:
+ * The lstmgen half of scripts/reference/torch-interop.py (needs `npm run build:ts`). Writes JSON for the Python side:
  *
- *   node scripts/torch_interop.js logits MODEL.lstm OUT.json
+ *   node scripts/reference/torch-interop.js logits MODEL.lstm OUT.json
  *       ids [batch, seqLen] from the start of a text in the model's vocabulary, and lstmgen's logits for them
- *   node scripts/torch_interop.js import TORCH.safetensors TOKENIZER IDS.json OUT.json
+ *   node scripts/reference/torch-interop.js import TORCH.safetensors TOKENIZER IDS.json OUT.json
  *       imports a PyTorch state dict with importTorch() (TOKENIZER: an lstmgen model or tokenizer JSON file)
  *       and writes its logits for the ids of IDS.json
  *
@@ -12,7 +12,7 @@
  */
 const fs = require('node:fs');
 const path = require('node:path');
-const { loadModel, importTorch } = require(path.join(__dirname, '..', 'dist', 'index.js'));
+const { loadModel, importTorch } = require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
 
 const BATCH = 2;
 const SEQ_LEN = 48;
@@ -38,11 +38,11 @@ async function main([mode, ...args]) {
     const model = await importTorch(torchFile, { tokenizer, device: 'cpu' });
     return writeLogits(model, JSON.parse(fs.readFileSync(idsFile, 'utf8')).ids, out);
   }
-  console.error('usage: torch_interop.js logits MODEL.lstm OUT.json | import TORCH.safetensors TOKENIZER IDS.json OUT.json');
+  console.error('usage: torch-interop.js logits MODEL.lstm OUT.json | import TORCH.safetensors TOKENIZER IDS.json OUT.json');
   process.exitCode = 2;
 }
 
 main(process.argv.slice(2)).catch((err) => {
-  console.error(`torch_interop.js: ${err.message}`);
+  console.error(`torch-interop.js: ${err.message}`);
   process.exitCode = 1;
 });
