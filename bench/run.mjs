@@ -1,16 +1,16 @@
 #!/usr/bin/env node
+import { spawn, spawnSync } from 'node:child_process';
 // `npm run bench`: the comparative benchmark of lstmgen against the LSTM trainers users would pick instead
 // One run: for each configuration, tokenize tinyshakespeare once, then train every system
 // in its own child process on the same token ids, shapes and step counts (after warm-up steps), and collect
 // training tokens/s, generation tokens/s (a batch of 64 samples), peak resident memory and validation loss.
 // Writes bench/results/latest.{md,json,svg} and prints the lstmgen/peer ratios. See bench/README.md.
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { renderMarkdown, renderSvg, ratioLines, fmt } from './report.mjs';
+import { fmt, ratioLines, renderMarkdown, renderSvg } from './report.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -18,8 +18,25 @@ const require = createRequire(import.meta.url);
 
 /** The benchmark configurations: (a) the Keras reference model, (b) and (c) char-level models. */
 export const CONFIGS = {
-  a: { title: 'Keras reference (word-level)', tokenizer: 'word', vocabSize: 10000, embedding: 256, hidden: 1024, layers: 1, batch: 64, seq: 35 },
-  b: { title: 'char-level tinyshakespeare', tokenizer: 'char', embedding: 64, hidden: 512, layers: 2, batch: 64, seq: 128 },
+  a: {
+    title: 'Keras reference (word-level)',
+    tokenizer: 'word',
+    vocabSize: 10000,
+    embedding: 256,
+    hidden: 1024,
+    layers: 1,
+    batch: 64,
+    seq: 35,
+  },
+  b: {
+    title: 'char-level tinyshakespeare',
+    tokenizer: 'char',
+    embedding: 64,
+    hidden: 512,
+    layers: 2,
+    batch: 64,
+    seq: 128,
+  },
   c: { title: 'small (char-level)', tokenizer: 'char', embedding: 64, hidden: 128, layers: 1, batch: 32, seq: 64 },
 };
 
@@ -67,7 +84,17 @@ const HELP = `usage: npm run bench -- [options]
 environment: BENCH_VENV (Python venv with the peers, default bench/.venv; see bench/setup-python.sh)`;
 
 function parseFlags(argv) {
-  const f = { configs: 'a,b,c', systems: SYSTEMS.join(','), genSamples: 64, valTokens: 16384, threads: os.availableParallelism(), timeout: 1500, out: path.join(here, 'results'), build: true, verbose: false };
+  const f = {
+    configs: 'a,b,c',
+    systems: SYSTEMS.join(','),
+    genSamples: 64,
+    valTokens: 16384,
+    threads: os.availableParallelism(),
+    timeout: 1500,
+    out: path.join(here, 'results'),
+    build: true,
+    verbose: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -76,38 +103,83 @@ function parseFlags(argv) {
       return x;
     };
     switch (a) {
-      case '--configs': f.configs = v(); break;
-      case '--systems': f.systems = v(); break;
-      case '--steps': f.steps = +v(); break;
-      case '--warmup': f.warmup = +v(); break;
-      case '--gen-tokens': f.genTokens = +v(); break;
-      case '--gen-samples': f.genSamples = +v(); break;
-      case '--val-tokens': f.valTokens = +v(); break;
-      case '--threads': f.threads = +v(); break;
-      case '--timeout': f.timeout = +v(); break;
-      case '--train-budget': f.trainBudget = +v(); break;
-      case '--corpus': f.corpus = v(); break;
-      case '--out': f.out = path.resolve(v()); break;
-      case '--no-build': f.build = false; break;
-      case '--no-setup': f.setup = false; break;
-      case '--val': f.val = true; break;
-      case '--no-val': f.val = false; break;
-      case '--verbose': f.verbose = true; break;
-      case '-h': case '--help': console.log(HELP); process.exit(0); break;
-      default: throw new Error(`unknown option ${a}\n${HELP}`);
+      case '--configs':
+        f.configs = v();
+        break;
+      case '--systems':
+        f.systems = v();
+        break;
+      case '--steps':
+        f.steps = +v();
+        break;
+      case '--warmup':
+        f.warmup = +v();
+        break;
+      case '--gen-tokens':
+        f.genTokens = +v();
+        break;
+      case '--gen-samples':
+        f.genSamples = +v();
+        break;
+      case '--val-tokens':
+        f.valTokens = +v();
+        break;
+      case '--threads':
+        f.threads = +v();
+        break;
+      case '--timeout':
+        f.timeout = +v();
+        break;
+      case '--train-budget':
+        f.trainBudget = +v();
+        break;
+      case '--corpus':
+        f.corpus = v();
+        break;
+      case '--out':
+        f.out = path.resolve(v());
+        break;
+      case '--no-build':
+        f.build = false;
+        break;
+      case '--no-setup':
+        f.setup = false;
+        break;
+      case '--val':
+        f.val = true;
+        break;
+      case '--no-val':
+        f.val = false;
+        break;
+      case '--verbose':
+        f.verbose = true;
+        break;
+      case '-h':
+      case '--help':
+        console.log(HELP);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n${HELP}`);
     }
   }
   f.setup ??= true;
   f.configs = f.configs.split(',').filter(Boolean);
   f.systems = f.systems.split(',').filter(Boolean);
-  for (const c of f.configs) if (!CONFIGS[c]) throw new Error(`unknown configuration ${c} (have ${Object.keys(CONFIGS)})`);
+  for (const c of f.configs)
+    if (!CONFIGS[c]) throw new Error(`unknown configuration ${c} (have ${Object.keys(CONFIGS)})`);
   for (const s of f.systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s} (have ${SYSTEMS})`);
   return f;
 }
 
 /** The corpus: --corpus, $BENCH_CORPUS, or tinyshakespeare in shared/ (beside or above the clone). */
 function findCorpus(flag) {
-  const candidates = [flag, process.env.BENCH_CORPUS, path.join(repo, 'shared/data/tinyshakespeare/input.txt'), path.join(repo, '../shared/data/tinyshakespeare/input.txt')].filter(Boolean);
+  const candidates = [
+    flag,
+    process.env.BENCH_CORPUS,
+    path.join(repo, 'shared/data/tinyshakespeare/input.txt'),
+    path.join(repo, '../shared/data/tinyshakespeare/input.txt'),
+  ].filter(Boolean);
   for (const c of candidates) if (fs.existsSync(c)) return c;
   throw new Error(`tinyshakespeare not found (tried ${candidates.join(', ')}); give --corpus FILE or BENCH_CORPUS`);
 }
@@ -120,7 +192,8 @@ function ensureBuilt(build) {
     let t = 0;
     if (!fs.existsSync(dir)) return t;
     for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-      if (e.isFile() && re.test(e.name)) t = Math.max(t, fs.statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs);
+      if (e.isFile() && re.test(e.name))
+        t = Math.max(t, fs.statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs);
     }
     return t;
   };
@@ -162,7 +235,11 @@ const writeIds = (file, ids) => fs.writeFileSync(file, Buffer.from(ids.buffer, i
 function prepareData(key, cfg, text, flags, work) {
   const lib = require(path.join(repo, 'dist'));
   const split = lib.splitText(text, 0.1);
-  const tok = lib.buildTokenizer(split.train, { kind: cfg.tokenizer, vocabSize: cfg.vocabSize ?? 10000, lowercase: true });
+  const tok = lib.buildTokenizer(split.train, {
+    kind: cfg.tokenizer,
+    vocabSize: cfg.vocabSize ?? 10000,
+    lowercase: true,
+  });
   const valText = capValText(split.val, tok, flags.valTokens);
   const quiet = { onWarning: () => {} };
   const trainIds = tok.encode(split.train, quiet);
@@ -171,12 +248,25 @@ function prepareData(key, cfg, text, flags, work) {
   const prompt = Array.from(tok.encode(promptText, quiet));
   const dir = path.join(work, key);
   fs.mkdirSync(dir, { recursive: true });
-  const files = { train: path.join(dir, 'train.u32'), val: path.join(dir, 'val.u32'), trainText: path.join(dir, 'train.txt'), valText: path.join(dir, 'val.txt') };
+  const files = {
+    train: path.join(dir, 'train.u32'),
+    val: path.join(dir, 'val.u32'),
+    trainText: path.join(dir, 'train.txt'),
+    valText: path.join(dir, 'val.txt'),
+  };
   writeIds(files.train, trainIds);
   writeIds(files.val, valIds);
   fs.writeFileSync(files.trainText, split.train);
   fs.writeFileSync(files.valText, valText);
-  return { files, vocab: tok.vocabSize, trainTokens: trainIds.length, valTokens: valIds.length, prompt, promptText, stepsPerEpoch: Math.floor(Math.floor((trainIds.length - 1) / cfg.batch) / cfg.seq) };
+  return {
+    files,
+    vocab: tok.vocabSize,
+    trainTokens: trainIds.length,
+    valTokens: valIds.length,
+    prompt,
+    promptText,
+    stepsPerEpoch: Math.floor(Math.floor((trainIds.length - 1) / cfg.batch) / cfg.seq),
+  };
 }
 
 let setupTried = false;
@@ -186,12 +276,17 @@ function pythonFor(flags) {
   const py = path.join(venv, 'bin', 'python');
   if (!fs.existsSync(py) && flags?.setup && !setupTried) {
     setupTried = true;
-    console.log(`\n> bash bench/setup-python.sh   (no venv at ${venv}; installs torch, tensorflow-cpu, keras from PyPI, several GB)`);
+    console.log(
+      `\n> bash bench/setup-python.sh   (no venv at ${venv}; installs torch, tensorflow-cpu, keras from PyPI, several GB)`,
+    );
     const r = spawnSync('bash', [path.join(here, 'setup-python.sh')], { cwd: repo, stdio: 'inherit' });
     if (r.status !== 0) flags.setupFailed = `bench/setup-python.sh failed (exit ${r.status})`;
   }
   if (fs.existsSync(py)) return { py, venv };
-  return { venv, missing: flags?.setupFailed ?? `no Python venv at ${venv} (run bench/setup-python.sh, or set BENCH_VENV)` };
+  return {
+    venv,
+    missing: flags?.setupFailed ?? `no Python venv at ${venv} (run bench/setup-python.sh, or set BENCH_VENV)`,
+  };
 }
 
 /** Run one system on one configuration in a child process; resolves with its result object. */
@@ -204,26 +299,86 @@ function runChild(system, key, cfg, data, flags, logDir) {
   const budget = flags.trainBudget ?? d.budget;
   const tokensPerStep = system === 'brainjs' ? cfg.seq : cfg.batch * cfg.seq;
   const args = [
-    '--train', data.files.train, '--val', data.files.val, '--vocab', data.vocab, '--embedding', cfg.embedding, '--hidden', cfg.hidden,
-    '--layers', cfg.layers, '--batch', cfg.batch, '--seq', cfg.seq, '--steps', steps, '--warmup', warmup, '--lr', 3e-3, '--clip', 5,
-    '--seed', 1234, '--gen-samples', flags.genSamples, '--gen-tokens', genTokens, '--prompt', data.prompt.join(','), '--temperature', 1,
-    '--threads', flags.threads, ...(evaluate ? [] : ['--no-val']),
+    '--train',
+    data.files.train,
+    '--val',
+    data.files.val,
+    '--vocab',
+    data.vocab,
+    '--embedding',
+    cfg.embedding,
+    '--hidden',
+    cfg.hidden,
+    '--layers',
+    cfg.layers,
+    '--batch',
+    cfg.batch,
+    '--seq',
+    cfg.seq,
+    '--steps',
+    steps,
+    '--warmup',
+    warmup,
+    '--lr',
+    3e-3,
+    '--clip',
+    5,
+    '--seed',
+    1234,
+    '--gen-samples',
+    flags.genSamples,
+    '--gen-tokens',
+    genTokens,
+    '--prompt',
+    data.prompt.join(','),
+    '--temperature',
+    1,
+    '--threads',
+    flags.threads,
+    ...(evaluate ? [] : ['--no-val']),
   ].map(String);
   let cmd;
   const base = { system, config: key, steps, warmup, genTokensPerSample: genTokens, validated: evaluate };
   // RAYON_NUM_THREADS: the thread count of candle's CPU kernels (lstmgen)
-  const env = { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', PYTHONUNBUFFERED: '1', RAYON_NUM_THREADS: String(flags.threads) };
+  const env = {
+    ...process.env,
+    TF_CPP_MIN_LOG_LEVEL: '2',
+    PYTHONUNBUFFERED: '1',
+    RAYON_NUM_THREADS: String(flags.threads),
+  };
   if (system.startsWith('lstmgen')) {
-    if (flags.lstmgenUnavailable) return Promise.resolve({ ...base, status: 'skipped', reason: flags.lstmgenUnavailable });
-    cmd = ['node', path.join(here, 'peers', 'lstmgen.mjs'), ...args, '--train-text', data.files.trainText, '--val-text', data.files.valText,
-      '--tokenizer', cfg.tokenizer, '--prompt-text', data.promptText, '--system', system, '--device', system === 'lstmgen-cuda' ? 'cuda' : 'cpu',
-      '--precision', system === 'lstmgen-bf16' ? 'bf16' : 'f32'];
+    if (flags.lstmgenUnavailable)
+      return Promise.resolve({ ...base, status: 'skipped', reason: flags.lstmgenUnavailable });
+    cmd = [
+      'node',
+      path.join(here, 'peers', 'lstmgen.mjs'),
+      ...args,
+      '--train-text',
+      data.files.trainText,
+      '--val-text',
+      data.files.valText,
+      '--tokenizer',
+      cfg.tokenizer,
+      '--prompt-text',
+      data.promptText,
+      '--system',
+      system,
+      '--device',
+      system === 'lstmgen-cuda' ? 'cuda' : 'cpu',
+      '--precision',
+      system === 'lstmgen-bf16' ? 'bf16' : 'f32',
+    ];
   } else if (system === 'tfjs' || system === 'brainjs') {
     cmd = ['node', path.join(here, 'peers', `${system}.mjs`), ...args];
   } else {
     const p = pythonFor(flags);
     if (p.missing) return Promise.resolve({ ...base, status: 'skipped', reason: p.missing });
-    cmd = [p.py, path.join(here, 'peers', system === 'keras' ? 'keras_lstm.py' : 'torch_lstm.py'), ...args, ...(system === 'torch-bf16' ? ['--autocast', 'bf16'] : [])];
+    cmd = [
+      p.py,
+      path.join(here, 'peers', system === 'keras' ? 'keras_lstm.py' : 'torch_lstm.py'),
+      ...args,
+      ...(system === 'torch-bf16' ? ['--autocast', 'bf16'] : []),
+    ];
   }
   const logFile = path.join(logDir, `${key}-${system}.log`);
   const logStream = fs.createWriteStream(logFile);
@@ -243,7 +398,13 @@ function runChild(system, key, cfg, data, flags, logDir) {
     }, flags.timeout * 1000);
     // the training budget: a run whose training outlasts it is stopped and reported as an upper bound
     const watchdog = setInterval(() => {
-      if (budget > 0 && trainStart && !overBudget && stepsDone < steps + warmup && Date.now() - trainStart > budget * 1000) {
+      if (
+        budget > 0 &&
+        trainStart &&
+        !overBudget &&
+        stepsDone < steps + warmup &&
+        Date.now() - trainStart > budget * 1000
+      ) {
         overBudget = (Date.now() - trainStart) / 1000;
         child.kill('SIGKILL');
       }
@@ -283,7 +444,11 @@ function runChild(system, key, cfg, data, flags, logDir) {
           wallSeconds: wall,
         });
       }
-      const line = out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+      const line = out
+        .trim()
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{'));
       let r;
       try {
         r = line ? JSON.parse(line) : undefined;
@@ -291,8 +456,18 @@ function runChild(system, key, cfg, data, flags, logDir) {
         r = undefined;
       }
       if (r && (code === 0 || r.status === 'skipped')) return resolve({ ...base, ...r, system, wallSeconds: wall });
-      const lastErr = errTail.trim().split('\n').filter((l) => l.trim()).slice(-3).join(' | ');
-      resolve({ ...base, status: 'failed', reason: `${signal ? `killed (${signal})` : `exit ${code}`}: ${lastErr || 'no output'} (log: ${path.relative(repo, logFile)})`, wallSeconds: wall });
+      const lastErr = errTail
+        .trim()
+        .split('\n')
+        .filter((l) => l.trim())
+        .slice(-3)
+        .join(' | ');
+      resolve({
+        ...base,
+        status: 'failed',
+        reason: `${signal ? `killed (${signal})` : `exit ${code}`}: ${lastErr || 'no output'} (log: ${path.relative(repo, logFile)})`,
+        wallSeconds: wall,
+      });
     });
   });
 }
@@ -326,7 +501,8 @@ async function main() {
   fs.mkdirSync(flags.out, { recursive: true });
   // the tokenizer lives in dist/: build it even when lstmgen itself is not benchmarked
   flags.lstmgenUnavailable = ensureBuilt(flags.build);
-  if (!fs.existsSync(path.join(repo, 'dist', 'index.js'))) throw new Error(`dist/ is needed to tokenize: ${flags.lstmgenUnavailable}`);
+  if (!fs.existsSync(path.join(repo, 'dist', 'index.js')))
+    throw new Error(`dist/ is needed to tokenize: ${flags.lstmgenUnavailable}`);
   const corpus = findCorpus(flags.corpus);
   const text = fs.readFileSync(corpus, 'utf8');
   if (flags.systems.some((s) => s === 'torch' || s === 'keras')) pythonFor(flags); // set up the venv first, when missing
@@ -339,8 +515,17 @@ async function main() {
   for (const key of flags.configs) {
     const cfg = CONFIGS[key];
     const data = prepareData(key, cfg, text, flags, work);
-    configs[key] = { ...cfg, vocab: data.vocab, trainTokens: data.trainTokens, valTokens: data.valTokens, stepsPerEpoch: data.stepsPerEpoch, prompt: data.promptText };
-    console.log(`\n(${key}) ${cfg.title}: vocab ${data.vocab}, embedding ${cfg.embedding}, hidden ${cfg.hidden}, ${cfg.layers} layer(s), batch ${cfg.batch}, seqLen ${cfg.seq}; ${data.trainTokens} train / ${data.valTokens} val tokens`);
+    configs[key] = {
+      ...cfg,
+      vocab: data.vocab,
+      trainTokens: data.trainTokens,
+      valTokens: data.valTokens,
+      stepsPerEpoch: data.stepsPerEpoch,
+      prompt: data.promptText,
+    };
+    console.log(
+      `\n(${key}) ${cfg.title}: vocab ${data.vocab}, embedding ${cfg.embedding}, hidden ${cfg.hidden}, ${cfg.layers} layer(s), batch ${cfg.batch}, seqLen ${cfg.seq}; ${data.trainTokens} train / ${data.valTokens} val tokens`,
+    );
     for (const system of flags.systems) {
       process.stdout.write(`  ${system.padEnd(13)}`);
       const r = await runChild(system, key, cfg, data, flags, logDir);
@@ -348,23 +533,33 @@ async function main() {
       if (r.reason) r.reason = r.reason.replaceAll(`${repo}${path.sep}`, '');
       results.push(r);
       if (r.status === 'ok') {
-        console.log(`train ${fmt(r.trainTokensPerSec)} tok/s (${r.trainSteps}+${r.warmupSteps} steps), gen ${fmt(r.genTokensPerSec)} tok/s, peak ${fmt(r.peakRssMiB)} MiB, val loss ${r.valLoss == null ? "-" : r.valLoss.toFixed(3)}  [${r.wallSeconds.toFixed(0)} s]`);
+        console.log(
+          `train ${fmt(r.trainTokensPerSec)} tok/s (${r.trainSteps}+${r.warmupSteps} steps), gen ${fmt(r.genTokensPerSec)} tok/s, peak ${fmt(r.peakRssMiB)} MiB, val loss ${r.valLoss == null ? '-' : r.valLoss.toFixed(3)}  [${r.wallSeconds.toFixed(0)} s]`,
+        );
       } else {
         console.log(`${r.status}: ${r.reason}`);
       }
     }
   }
   m.loadAverageAtEnd = os.loadavg().map((x) => +x.toFixed(2));
-  const report = { date: started.toISOString(), durationSeconds: (Date.now() - started.getTime()) / 1000, command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(), corpus: path.basename(path.dirname(corpus)) + '/' + path.basename(corpus), machine: m, configs, results };
-  fs.writeFileSync(path.join(flags.out, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+  const report = {
+    date: started.toISOString(),
+    durationSeconds: (Date.now() - started.getTime()) / 1000,
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    corpus: `${path.basename(path.dirname(corpus))}/${path.basename(corpus)}`,
+    machine: m,
+    configs,
+    results,
+  };
+  fs.writeFileSync(path.join(flags.out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   fs.writeFileSync(path.join(flags.out, 'latest.md'), renderMarkdown(report));
   fs.writeFileSync(path.join(flags.out, 'latest.svg'), renderSvg(report));
   console.log('\nlstmgen / peer (higher is better for lstmgen):');
   for (const line of ratioLines(report)) console.log(`  ${line}`);
-  console.log(`\nwrote ${['latest.md', 'latest.json', 'latest.svg'].map((f) => path.relative(process.cwd(), path.join(flags.out, f))).join(', ')} in ${(report.durationSeconds / 60).toFixed(1)} min`);
+  console.log(
+    `\nwrote ${['latest.md', 'latest.json', 'latest.svg'].map((f) => path.relative(process.cwd(), path.join(flags.out, f))).join(', ')} in ${(report.durationSeconds / 60).toFixed(1)} min`,
+  );
 }
-
-
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main().catch((err) => {

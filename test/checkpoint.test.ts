@@ -2,12 +2,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { train, type TrainResult } from '../ts/train';
-import { loadModel } from '../ts/model';
 import { listCheckpoints, readCheckpoint } from '../ts/checkpoint';
 import { ConfigError, ModelFileError } from '../ts/errors';
 import type { CheckpointInfo } from '../ts/events';
+import { loadModel } from '../ts/model';
 import { readRunLog } from '../ts/runlog';
+import { type TrainResult, train } from '../ts/train';
 import { shakespeare, TINY, tmpDir } from './helpers';
 
 /** 2 layers with dropout, a short corpus (28 steps per epoch) so runs cross epoch boundaries. */
@@ -25,10 +25,21 @@ async function logitBytes(r: TrainResult): Promise<Buffer> {
 
 describe('checkpoints and exact resume', () => {
   it('resuming from a periodic checkpoint gives the same losses, rates and weights step for step', async () => {
-    const cfg = { ...BASE, maxSteps: 60, evalEvery: 3, lrSchedule: { type: 'plateau' as const, patience: 1, minDelta: 0.03 } };
+    const cfg = {
+      ...BASE,
+      maxSteps: 60,
+      evalEvery: 3,
+      lrSchedule: { type: 'plateau' as const, patience: 1, minDelta: 0.03 },
+    };
     const dir = tmpDir();
     const written: CheckpointInfo[] = [];
-    const full = await train({ ...cfg, checkpointDir: dir, checkpointEvery: 10, keepCheckpoints: 3, onCheckpoint: (c) => written.push(c) });
+    const full = await train({
+      ...cfg,
+      checkpointDir: dir,
+      checkpointEvery: 10,
+      keepCheckpoints: 3,
+      onCheckpoint: (c) => written.push(c),
+    });
     expect(full.history.epochs.length).toBeGreaterThanOrEqual(2); // the resumed part crosses an epoch boundary
     expect(full.history.steps[40].lr).toBeLessThan(cfg.lr); // the plateau schedule reduced the rate before step 41: its state matters
 
@@ -36,14 +47,21 @@ describe('checkpoints and exact resume', () => {
     const periodic = written.filter((c) => c.kind !== 'best').map((c) => c.step);
     expect(periodic).toEqual([10, 20, 30, 40, 50, 60]);
     expect(written.some((c) => c.kind === 'best')).toBe(true);
-    expect(fs.readdirSync(dir).sort()).toEqual(['best.lstm', 'step-00000040.lstm', 'step-00000050.lstm', 'step-00000060.lstm']);
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      'best.lstm',
+      'step-00000040.lstm',
+      'step-00000050.lstm',
+      'step-00000060.lstm',
+    ]);
     expect(listCheckpoints(dir).map((c) => c.step)).toEqual([40, 50, 60]);
 
     const resumed = await train({ ...cfg, resumeFrom: path.join(dir, 'step-00000040.lstm') });
     expect(resumed.history.steps[0].step).toBe(41);
     expect(losses(resumed)).toEqual(losses(full).slice(40)); // exact equality, dropout on
     expect(rates(resumed)).toEqual(rates(full).slice(40));
-    expect(resumed.history.evals.map((e) => e.valLoss)).toEqual(full.history.evals.filter((e) => e.step > 40).map((e) => e.valLoss));
+    expect(resumed.history.evals.map((e) => e.valLoss)).toEqual(
+      full.history.evals.filter((e) => e.step > 40).map((e) => e.valLoss),
+    );
     expect((await logitBytes(resumed)).equals(await logitBytes(full))).toBe(true);
 
     // a checkpoint is also a model file
@@ -56,9 +74,16 @@ describe('checkpoints and exact resume', () => {
     const full = await train(cfg);
     const dir = tmpDir();
     const controller = new AbortController();
-    const first = await train({ ...cfg, checkpointDir: dir, signal: controller.signal, onStep: (s) => s.step === 17 && controller.abort() });
+    const first = await train({
+      ...cfg,
+      checkpointDir: dir,
+      signal: controller.signal,
+      onStep: (s) => s.step === 17 && controller.abort(),
+    });
     expect(first.history.aborted).toBe(true);
-    expect(first.history.checkpoints).toEqual([{ step: 17, path: path.join(dir, 'step-00000017.lstm'), kind: 'final' }]);
+    expect(first.history.checkpoints).toEqual([
+      { step: 17, path: path.join(dir, 'step-00000017.lstm'), kind: 'final' },
+    ]);
     const rest = await train({ ...cfg, resumeFrom: dir });
     expect([...losses(first), ...losses(rest)]).toEqual(losses(full));
     expect([...rates(first), ...rates(rest)]).toEqual(rates(full));
@@ -75,7 +100,11 @@ describe('checkpoints and exact resume', () => {
     expect([...losses(first), ...losses(rest)]).toEqual(losses(full));
     const steps = readRunLog(log).filter((r) => r.type === 'step');
     expect(steps.map((r) => r.step)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
-    expect(readRunLog(log).filter((r) => r.type === 'start').map((r) => (r as { startStep: number }).startStep)).toEqual([0, 28]);
+    expect(
+      readRunLog(log)
+        .filter((r) => r.type === 'start')
+        .map((r) => (r as { startStep: number }).startStep),
+    ).toEqual([0, 28]);
   });
 
   it('takes shape and tokenizer from the checkpoint; rejects incompatible options; allows a new lr and epochs', async () => {
@@ -86,16 +115,26 @@ describe('checkpoints and exact resume', () => {
     expect(ckpt.state).toMatchObject({ step: 10, epoch: 1, batch: 10 });
     expect(ckpt.model.steps).toBe(10); // Adam's step count is restored
 
-    const err = (p: Promise<unknown>) => p.then(() => new Error('resolved'), (e: unknown) => e);
+    const err = (p: Promise<unknown>) =>
+      p.then(
+        () => new Error('resolved'),
+        (e: unknown) => e,
+      );
     const shape = await err(train({ ...BASE, hiddenSize: 64, resumeFrom: file }));
     expect(shape).toBeInstanceOf(ConfigError);
     expect((shape as ConfigError).field).toBe('hiddenSize');
-    expect((shape as Error).message).toMatch(/hiddenSize: cannot change when resuming \(the checkpoint has 32, got 64\)/);
+    expect((shape as Error).message).toMatch(
+      /hiddenSize: cannot change when resuming \(the checkpoint has 32, got 64\)/,
+    );
     expect(await err(train({ ...BASE, tokenizer: 'word', resumeFrom: file }))).toMatchObject({ field: 'tokenizer' });
     expect(await err(train({ ...BASE, batchSize: 4, resumeFrom: file }))).toMatchObject({ field: 'batchSize' });
-    const otherText = await err(train({ ...BASE, corpus: { text: shakespeare(4_000).toUpperCase() }, resumeFrom: file }));
+    const otherText = await err(
+      train({ ...BASE, corpus: { text: shakespeare(4_000).toUpperCase() }, resumeFrom: file }),
+    );
     expect(otherText).toBeInstanceOf(ConfigError);
-    expect((otherText as Error).message).toMatch(/^tokenizer: the corpus gives a different vocabulary than the checkpoint/);
+    expect((otherText as Error).message).toMatch(
+      /^tokenizer: the corpus gives a different vocabulary than the checkpoint/,
+    );
 
     // a plain model file has no training state
     const plain = path.join(dir, 'plain.lstm');

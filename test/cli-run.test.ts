@@ -16,7 +16,17 @@ let CLI: string;
  */
 function buildStage(): string {
   const stage = tmpDir();
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', path.join(stage, 'dist')], { cwd: ROOT });
+  execFileSync(
+    process.execPath,
+    [
+      path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      'tsconfig.json',
+      '--outDir',
+      path.join(stage, 'dist'),
+    ],
+    { cwd: ROOT },
+  );
   fs.symlinkSync(path.join(ROOT, 'index.js'), path.join(stage, 'index.js'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(stage, 'node_modules'));
   return path.join(stage, 'dist', 'cli.js');
@@ -36,7 +46,22 @@ const jsonLines = (stdout: string) =>
 describe('lstmgen CLI: long runs', () => {
   let dir: string;
   let corpus: string;
-  const tiny = ['--embedding-dim', '16', '--hidden-size', '32', '--seq-len', '16', '--batch-size', '8', '--lr', '0.01', '--device', 'cpu', '--dropout', '0.2'];
+  const tiny = [
+    '--embedding-dim',
+    '16',
+    '--hidden-size',
+    '32',
+    '--seq-len',
+    '16',
+    '--batch-size',
+    '8',
+    '--lr',
+    '0.01',
+    '--device',
+    'cpu',
+    '--dropout',
+    '0.2',
+  ];
 
   beforeAll(() => {
     CLI = buildStage();
@@ -49,25 +74,82 @@ describe('lstmgen CLI: long runs', () => {
     const ckpt = path.join(dir, 'ckpt');
     const log = path.join(dir, 'run.jsonl');
     const args = ['train', '--corpus', corpus, ...tiny, '--json', '--lr-schedule', 'step:stepSize=5,gamma=0.5'];
-    const first = lstmgen(...args, '--max-steps', '10', '--checkpoint-dir', ckpt, '--checkpoint-every', '4', '--keep', '2', '--log', log, '--out', path.join(dir, 'a.lstm'));
+    const first = lstmgen(
+      ...args,
+      '--max-steps',
+      '10',
+      '--checkpoint-dir',
+      ckpt,
+      '--checkpoint-every',
+      '4',
+      '--keep',
+      '2',
+      '--log',
+      log,
+      '--out',
+      path.join(dir, 'a.lstm'),
+    );
     expect(first.code, first.stderr).toBe(0);
     const lines = jsonLines(first.stdout);
     const checkpoints = lines.filter((l) => l.type === 'checkpoint');
-    expect(checkpoints).toEqual([4, 8, 10].map((step) => ({ type: 'checkpoint', step, path: path.join(ckpt, `step-${String(step).padStart(8, '0')}.lstm`) })));
+    expect(checkpoints).toEqual(
+      [4, 8, 10].map((step) => ({
+        type: 'checkpoint',
+        step,
+        path: path.join(ckpt, `step-${String(step).padStart(8, '0')}.lstm`),
+      })),
+    );
     expect(fs.readdirSync(ckpt).sort()).toEqual(['step-00000008.lstm', 'step-00000010.lstm']);
-    expect(lines.at(-1)).toMatchObject({ type: 'done', files: { log, checkpoint: path.join(ckpt, 'step-00000010.lstm') } });
+    expect(lines.at(-1)).toMatchObject({
+      type: 'done',
+      files: { log, checkpoint: path.join(ckpt, 'step-00000010.lstm') },
+    });
 
     // --resume takes the shape from the checkpoint; --max-steps counts from the start of the run
-    const rest = lstmgen('train', '--corpus', corpus, '--device', 'cpu', '--lr-schedule', 'step:stepSize=5,gamma=0.5', '--json', '--max-steps', '16', '--resume', ckpt, '--log', log, '--out', path.join(dir, 'b.lstm'));
+    const rest = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      '--device',
+      'cpu',
+      '--lr-schedule',
+      'step:stepSize=5,gamma=0.5',
+      '--json',
+      '--max-steps',
+      '16',
+      '--resume',
+      ckpt,
+      '--log',
+      log,
+      '--out',
+      path.join(dir, 'b.lstm'),
+    );
     expect(rest.code, rest.stderr).toBe(0);
     const whole = lstmgen(...args, '--max-steps', '16', '--out', path.join(dir, 'c.lstm'));
-    const losses = (out: string) => jsonLines(out).filter((l) => l.type === 'step').map((l) => [l.step, l.loss]);
+    const losses = (out: string) =>
+      jsonLines(out)
+        .filter((l) => l.type === 'step')
+        .map((l) => [l.step, l.loss]);
     expect([...losses(first.stdout), ...losses(rest.stdout)]).toEqual(losses(whole.stdout));
     expect(readRunLog(log).filter((r) => r.type === 'step')).toHaveLength(16);
 
-    const changed = lstmgen('train', '--corpus', corpus, '--device', 'cpu', '--hidden-size', '64', '--resume', ckpt, '--out', path.join(dir, 'd.lstm'));
+    const changed = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      '--device',
+      'cpu',
+      '--hidden-size',
+      '64',
+      '--resume',
+      ckpt,
+      '--out',
+      path.join(dir, 'd.lstm'),
+    );
     expect(changed.code).toBe(2);
-    expect(changed.stderr).toBe('lstmgen: --hidden-size: cannot change when resuming (the checkpoint has 32, got 64); start a new run instead\n');
+    expect(changed.stderr).toBe(
+      'lstmgen: --hidden-size: cannot change when resuming (the checkpoint has 32, got 64); start a new run instead\n',
+    );
     const schedule = lstmgen('train', '--corpus', corpus, '--lr-schedule', 'linear');
     expect(schedule.code).toBe(2);
     expect(schedule.stderr).toMatch(/^lstmgen: --lr-schedule \(type\): must be \{ type: "constant" \| "step"/);
@@ -77,7 +159,22 @@ describe('lstmgen CLI: long runs', () => {
     const log = path.join(dir, 'summary.jsonl');
     const ckpt = path.join(dir, 'ckpt2');
     const out = path.join(dir, 's.lstm');
-    const r = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '6', '--eval-every', '3', '--checkpoint-dir', ckpt, '--log', log, '--out', out);
+    const r = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      ...tiny,
+      '--max-steps',
+      '6',
+      '--eval-every',
+      '3',
+      '--checkpoint-dir',
+      ckpt,
+      '--log',
+      log,
+      '--out',
+      out,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`model saved to ${out}`);
     expect(r.stdout).toContain(`metrics log written to ${log}`);
@@ -105,18 +202,45 @@ describe('lstmgen CLI: long runs', () => {
     expect(stop.stderr).toMatch(/^lstmgen: step 1 \(epoch 1\): .*non-finite.*parameters were not updated/m);
     expect(fs.readFileSync(out).equals(before)).toBe(true); // a stopped run writes nothing
     // With 'skip', every update is refused, so the weights stay finite (the initial ones) and are saved.
-    const skip = lstmgen('train', '--corpus', corpus, ...tiny, '--lr', '1e39', '--max-steps', '5', '--on-non-finite', 'skip', '--out', out);
+    const skip = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      ...tiny,
+      '--lr',
+      '1e39',
+      '--max-steps',
+      '5',
+      '--on-non-finite',
+      'skip',
+      '--out',
+      out,
+    );
     expect(skip.code).toBe(0);
     expect(skip.stdout + skip.stderr).toMatch(/skipped 5 steps with a non-finite/);
     for (const data of Object.values(tensorBytes(fs.readFileSync(out)))) {
-      expect(new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)).every(Number.isFinite)).toBe(true);
+      expect(
+        new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)).every(Number.isFinite),
+      ).toBe(true);
     }
   });
 
   it('generate prints the text as it streams: the same text as --json for the seed', () => {
     const model = path.join(dir, 'g.lstm');
     expect(lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '20', '--out', model).code).toBe(0);
-    const args = ['generate', '--model', model, '--prompt', 'ROMEO:', '--max-tokens', '60', '--seed', '4', '--stop', '\n\n'];
+    const args = [
+      'generate',
+      '--model',
+      model,
+      '--prompt',
+      'ROMEO:',
+      '--max-tokens',
+      '60',
+      '--seed',
+      '4',
+      '--stop',
+      '\n\n',
+    ];
     const streamed = lstmgen(...args);
     expect(streamed.code, streamed.stderr).toBe(0);
     const [json] = jsonLines(lstmgen(...args, '--json').stdout);
@@ -133,14 +257,18 @@ describe('lstmgen CLI: long runs', () => {
     expect(r.status).toBe(0);
   });
 
-  it('--resume with --max-steps at or below the checkpoint\'s step fails before training, naming the flag; --out is untouched', () => {
+  it("--resume with --max-steps at or below the checkpoint's step fails before training, naming the flag; --out is untouched", () => {
     const ck = path.join(dir, 'ck-resume');
     const out = path.join(dir, 'r.lstm');
-    expect(lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '6', '--checkpoint-dir', ck, '--out', out).code).toBe(0);
+    expect(
+      lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '6', '--checkpoint-dir', ck, '--out', out).code,
+    ).toBe(0);
     const before = fs.readFileSync(out);
     const r = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '3', '--resume', ck, '--out', out);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^lstmgen: --max-steps: the checkpoint .* is at step 6, already at or past the end of the run \(maxSteps 3\)/m);
+    expect(r.stderr).toMatch(
+      /^lstmgen: --max-steps: the checkpoint .* is at step 6, already at or past the end of the run \(maxSteps 3\)/m,
+    );
     expect(fs.readFileSync(out).equals(before)).toBe(true);
   });
 });

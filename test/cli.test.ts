@@ -26,10 +26,27 @@ describe('lstmgen CLI', () => {
   let dir: string;
   let corpus: string;
   let modelFile: string;
-  const tiny = ['--embedding-dim', '16', '--hidden-size', '32', '--seq-len', '16', '--batch-size', '8', '--lr', '0.01', '--device', 'cpu'];
+  const tiny = [
+    '--embedding-dim',
+    '16',
+    '--hidden-size',
+    '32',
+    '--seq-len',
+    '16',
+    '--batch-size',
+    '8',
+    '--lr',
+    '0.01',
+    '--device',
+    'cpu',
+  ];
 
   beforeAll(() => {
-    execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT });
+    execFileSync(
+      process.execPath,
+      [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+      { cwd: ROOT },
+    );
     dir = tmpDir();
     corpus = path.join(dir, 'corpus.txt');
     fs.writeFileSync(corpus, shakespeare(20_000));
@@ -37,7 +54,19 @@ describe('lstmgen CLI', () => {
   }, 120_000);
 
   it('train --json prints only step, epoch and done JSON lines and writes the model', () => {
-    const r = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '6', '--seed', '3', '--out', modelFile, '--json');
+    const r = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      ...tiny,
+      '--max-steps',
+      '6',
+      '--seed',
+      '3',
+      '--out',
+      modelFile,
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
     const lines = jsonLines(r.stdout);
     const steps = lines.filter((l) => l.type === 'step');
@@ -45,10 +74,24 @@ describe('lstmgen CLI', () => {
     expect(Object.keys(steps[0]).sort()).toEqual(['epoch', 'loss', 'step', 'tokensPerSec', 'type']);
     const epochs = lines.filter((l) => l.type === 'epoch');
     expect(epochs).toHaveLength(1);
-    expect(Object.keys(epochs[0]).sort()).toEqual(['epoch', 'trainLoss', 'type', 'valAccuracy', 'valLoss', 'valPerplexity']);
+    expect(Object.keys(epochs[0]).sort()).toEqual([
+      'epoch',
+      'trainLoss',
+      'type',
+      'valAccuracy',
+      'valLoss',
+      'valPerplexity',
+    ]);
     const done = lines.at(-1)!;
     expect(done.type).toBe('done');
-    expect(Object.keys(done).sort()).toEqual(['aborted', 'modelPath', 'tokensPerSec', 'type', 'valLoss', 'valPerplexity']);
+    expect(Object.keys(done).sort()).toEqual([
+      'aborted',
+      'modelPath',
+      'tokensPerSec',
+      'type',
+      'valLoss',
+      'valPerplexity',
+    ]);
     expect(done.modelPath).toBe(modelFile);
     expect(done.aborted).toBe(false);
     expect(done.valLoss).toBe(epochs[0].valLoss);
@@ -57,7 +100,22 @@ describe('lstmgen CLI', () => {
   });
 
   it('generate --json prints {"samples":[...]}, reproducible with --seed', () => {
-    const args = ['generate', '--model', modelFile, '--prompt', 'ROMEO:', '--max-tokens', '30', '--temperature', '0.8', '--num-samples', '2', '--seed', '4', '--json'];
+    const args = [
+      'generate',
+      '--model',
+      modelFile,
+      '--prompt',
+      'ROMEO:',
+      '--max-tokens',
+      '30',
+      '--temperature',
+      '0.8',
+      '--num-samples',
+      '2',
+      '--seed',
+      '4',
+      '--json',
+    ];
     const a = lstmgen(...args);
     expect(a.code, a.stderr).toBe(0);
     const [out] = jsonLines(a.stdout);
@@ -132,7 +190,12 @@ describe('lstmgen CLI', () => {
   });
 
   it('eval rejects bad --batch-size/--seq-len (exit 2, flag named) and a too-short text (exit 1), never NaN', () => {
-    for (const [flag, value] of [['--seq-len', '-4'], ['--batch-size', '-1'], ['--batch-size', '0'], ['--batch-size', '1.5']]) {
+    for (const [flag, value] of [
+      ['--seq-len', '-4'],
+      ['--batch-size', '-1'],
+      ['--batch-size', '0'],
+      ['--batch-size', '1.5'],
+    ]) {
       const r = lstmgen('eval', '--model', modelFile, '--corpus', corpus, flag, value, '--json');
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toBe(`lstmgen: ${flag}: must be a positive integer, got ${value}\n`);
@@ -147,14 +210,38 @@ describe('lstmgen CLI', () => {
   });
 
   it('train checks --out and --checkpoint-dir before training and names the flag', () => {
-    const noDir = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '2', '--out', path.join(dir, 'no-such-dir', 'x.lstm'), '--json');
+    const noDir = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      ...tiny,
+      '--max-steps',
+      '2',
+      '--out',
+      path.join(dir, 'no-such-dir', 'x.lstm'),
+      '--json',
+    );
     expect(noDir.code).toBe(2);
-    expect(noDir.stderr).toBe(`lstmgen: --out: cannot write ${JSON.stringify(path.join(dir, 'no-such-dir', 'x.lstm'))}: directory ${JSON.stringify(path.join(dir, 'no-such-dir'))} does not exist\n`);
+    expect(noDir.stderr).toBe(
+      `lstmgen: --out: cannot write ${JSON.stringify(path.join(dir, 'no-such-dir', 'x.lstm'))}: directory ${JSON.stringify(path.join(dir, 'no-such-dir'))} does not exist\n`,
+    );
     expect(noDir.stdout).toBe(''); // not one step ran
     const isDir = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '2', '--out', dir);
     expect(isDir.code).toBe(2);
     expect(isDir.stderr).toMatch(/^lstmgen: --out: .*it is a directory\n$/);
-    const ckpt = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '2', '--checkpoint-dir', path.join(corpus, 'sub'), '--out', path.join(dir, 'c.lstm'), '--json');
+    const ckpt = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      ...tiny,
+      '--max-steps',
+      '2',
+      '--checkpoint-dir',
+      path.join(corpus, 'sub'),
+      '--out',
+      path.join(dir, 'c.lstm'),
+      '--json',
+    );
     expect(ckpt.code).toBe(2);
     expect(ckpt.stderr).toMatch(/^lstmgen: --checkpoint-dir: cannot write .*cannot create directory/);
     expect(ckpt.stdout).toBe('');
@@ -162,9 +249,25 @@ describe('lstmgen CLI', () => {
   });
 
   it('warns on stderr, exit 0, when training diverged (final validation loss > ln V)', () => {
-    const r = lstmgen('train', '--corpus', corpus, ...tiny.filter((_, i) => i < 8), '--device', 'cpu', '--lr', '1e6', '--max-steps', '12', '--out', path.join(dir, 'd.lstm'), '--json');
+    const r = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      ...tiny.filter((_, i) => i < 8),
+      '--device',
+      'cpu',
+      '--lr',
+      '1e6',
+      '--max-steps',
+      '12',
+      '--out',
+      path.join(dir, 'd.lstm'),
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/^lstmgen: warning: training diverged: the final validation loss .* is above ln\(vocabSize\) = [\d.]+.*lower lr/m);
+    expect(r.stderr).toMatch(
+      /^lstmgen: warning: training diverged: the final validation loss .* is above ln\(vocabSize\) = [\d.]+.*lower lr/m,
+    );
     expect(jsonLines(r.stdout).at(-1)!.type).toBe('done');
   });
 });

@@ -1,6 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_DIM, MAX_LAYERS, parseEvaluateOptions, parseLoadOptions, parsePrecision, parseGenerateOptions, parseTrainConfig, TRAIN_DEFAULTS } from '../ts/config';
-import { ConfigError, DataError, DeviceError, ModelFileError, NativeError, NumericError, wrapNative } from '../ts/errors';
+import {
+  MAX_DIM,
+  MAX_LAYERS,
+  parseEvaluateOptions,
+  parseGenerateOptions,
+  parseLoadOptions,
+  parsePrecision,
+  parseTrainConfig,
+  TRAIN_DEFAULTS,
+} from '../ts/config';
+import {
+  ConfigError,
+  DataError,
+  DeviceError,
+  ModelFileError,
+  NativeError,
+  NumericError,
+  wrapNative,
+} from '../ts/errors';
 
 /** The ConfigError thrown by `fn`. */
 function configError(fn: () => unknown): ConfigError {
@@ -65,7 +82,13 @@ describe('parseTrainConfig', () => {
   });
 
   it('accepts every dimension at the engine limit 2^20', () => {
-    const c = parseTrainConfig({ corpus: 'x', hiddenSize: MAX_DIM, embeddingDim: MAX_DIM, numLayers: MAX_LAYERS, vocabSize: MAX_DIM });
+    const c = parseTrainConfig({
+      corpus: 'x',
+      hiddenSize: MAX_DIM,
+      embeddingDim: MAX_DIM,
+      numLayers: MAX_LAYERS,
+      vocabSize: MAX_DIM,
+    });
     expect([c.hiddenSize, c.embeddingDim, c.numLayers, c.vocabSize]).toEqual([MAX_DIM, MAX_DIM, MAX_LAYERS, MAX_DIM]);
   });
 
@@ -78,7 +101,12 @@ describe('parseTrainConfig', () => {
   });
 
   it('accepts { path }, { text }, callbacks and a signal', () => {
-    const c = parseTrainConfig({ corpus: { text: 'abc' }, valCorpus: { path: 'v.txt' }, onStep: () => {}, signal: new AbortController().signal });
+    const c = parseTrainConfig({
+      corpus: { text: 'abc' },
+      valCorpus: { path: 'v.txt' },
+      onStep: () => {},
+      signal: new AbortController().signal,
+    });
     expect(c.corpus).toEqual({ text: 'abc' });
     expect(typeof c.onStep).toBe('function');
   });
@@ -122,7 +150,9 @@ describe('parseEvaluateOptions', () => {
   it('accepts no options and positive integers', () => {
     expect(parseEvaluateOptions()).toEqual({});
     expect(parseEvaluateOptions({ batchSize: 4, seqLen: 32 })).toMatchObject({ batchSize: 4, seqLen: 32 });
-    expect(parseEvaluateOptions({ batchSize: undefined, seqLen: undefined, strict: true })).toMatchObject({ strict: true });
+    expect(parseEvaluateOptions({ batchSize: undefined, seqLen: undefined, strict: true })).toMatchObject({
+      strict: true,
+    });
   });
 
   it.each([

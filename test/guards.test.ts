@@ -3,21 +3,26 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { train } from '../ts/train';
 import { NumericError } from '../ts/errors';
-import { assertFiniteTensors } from '../ts/safetensors';
 import { NativeHandle } from '../ts/native';
 import { readRunLog } from '../ts/runlog';
-import { tensorBytes, TINY, tmpDir } from './helpers';
+import { assertFiniteTensors } from '../ts/safetensors';
+import { train } from '../ts/train';
+import { TINY, tensorBytes, tmpDir } from './helpers';
 
 const HUGE = { ...TINY, lr: 1e39 };
 
 describe('non-finite guard', () => {
   it("onNonFinite 'stop' (default) throws a NumericError naming the step", async () => {
-    const err = await train(HUGE).then(() => new Error('resolved'), (e: unknown) => e);
+    const err = await train(HUGE).then(
+      () => new Error('resolved'),
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NumericError);
     expect((err as NumericError).step).toBe(1);
-    expect((err as Error).message).toMatch(/^step 1 \(epoch 1\): .*non-finite.*; parameters were not updated; lower lr/);
+    expect((err as Error).message).toMatch(
+      /^step 1 \(epoch 1\): .*non-finite.*; parameters were not updated; lower lr/,
+    );
   });
 
   it("onNonFinite 'skip' skips the steps, leaves the weights as they were, and logs them", async () => {
@@ -44,7 +49,9 @@ describe('non-finite guard', () => {
     // decoder bias. Loading refuses them; the check save() runs on the bytes it is about to write refuses them.
     const bytes = Buffer.from(good.model.native.toSafetensors({}));
     tensorBytes(bytes)['decoder.bias'].writeFloatLE(NaN, 0);
-    expect(() => NativeHandle.fromTorchStateDict(bytes, 'cpu')).toThrow(/tensor decoder\.bias holds a non-finite value/);
+    expect(() => NativeHandle.fromTorchStateDict(bytes, 'cpu')).toThrow(
+      /tensor decoder\.bias holds a non-finite value/,
+    );
     const err = (() => {
       try {
         assertFiniteTensors(bytes, 'model');
@@ -61,7 +68,9 @@ describe('non-finite guard', () => {
     await train({ ...HUGE, maxSteps: 10, onNonFinite: 'skip', checkpointDir: ckptDir, checkpointEvery: 5 });
     for (const f of fs.readdirSync(ckptDir)) {
       for (const data of Object.values(tensorBytes(fs.readFileSync(path.join(ckptDir, f))))) {
-        expect(new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)).every(Number.isFinite)).toBe(true);
+        expect(
+          new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)).every(Number.isFinite),
+        ).toBe(true);
       }
     }
   });

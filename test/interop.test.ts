@@ -3,11 +3,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { train } from '../ts/train';
-import { importTorch } from '../ts/torch';
-import type { LstmModel } from '../ts/model';
 import { ConfigError, ModelFileError } from '../ts/errors';
-import { tensorBytes, TINY, tmpDir } from './helpers';
+import type { LstmModel } from '../ts/model';
+import { importTorch } from '../ts/torch';
+import { train } from '../ts/train';
+import { TINY, tensorBytes, tmpDir } from './helpers';
 
 /** A safetensors file as PyTorch's `save_file` writes it: the given tensors (F32), metadata `{format: 'pt'}` only. */
 function torchSafetensors(tensors: Record<string, { shape: number[]; data: Buffer }>): Buffer {
@@ -27,7 +27,10 @@ function torchSafetensors(tensors: Record<string, { shape: number[]; data: Buffe
 /** The tensors of an lstmgen model with their shapes, in reverse name order (an order lstmgen does not write). */
 function tensorsOf(model: LstmModel): Record<string, { shape: number[]; data: Buffer }> {
   const bytes = model.native.toSafetensors({});
-  const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString()) as Record<string, { shape: number[] }>;
+  const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString()) as Record<
+    string,
+    { shape: number[] }
+  >;
   const data = tensorBytes(bytes);
   return Object.fromEntries(
     Object.keys(data)
@@ -68,7 +71,11 @@ describe('PyTorch interop', () => {
     for (const tokenizer of [modelFile, model.tokenizer, model.tokenizer.toJSON()]) {
       const imported = await importTorch(torchFile, { tokenizer, device: 'cpu' });
       const got = await imported.logits(ids, 2, 32);
-      expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength))).toBe(true);
+      expect(
+        Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(
+          Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength),
+        ),
+      ).toBe(true);
       expect(imported.native.config()).toEqual(model.native.config());
       expect(imported.config).toMatchObject({ embeddingDim: 16, hiddenSize: 32, numLayers: 2, tokenizer: 'char' });
     }
@@ -93,6 +100,8 @@ describe('PyTorch interop', () => {
     fs.writeFileSync(misshaped, torchSafetensors(t2));
     await expect(importTorch(misshaped, { tokenizer: modelFile })).rejects.toThrow(ModelFileError);
     await expect(importTorch(torchFile, { tokenizer: torchFile })).rejects.toThrow(/no tokenizer metadata/);
-    await expect(importTorch(path.join(dir, 'nope.safetensors'), { tokenizer: modelFile })).rejects.toThrow(/no such file/);
+    await expect(importTorch(path.join(dir, 'nope.safetensors'), { tokenizer: modelFile })).rejects.toThrow(
+      /no such file/,
+    );
   });
 });

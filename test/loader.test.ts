@@ -4,8 +4,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BinaryLoader, engineInfo, type LoaderDeps, type NativeBinding, type NativeEngineInfo } from '../ts/native';
 import { DeviceError } from '../ts/errors';
+import { BinaryLoader, engineInfo, type LoaderDeps, type NativeBinding, type NativeEngineInfo } from '../ts/native';
 import { train } from '../ts/train';
 import { TINY, tmpDir } from './helpers';
 
@@ -14,15 +14,29 @@ const ROOT = path.resolve(__dirname, '..');
 function fakeBinding(info: Partial<NativeEngineInfo>): NativeBinding {
   return {
     NativeModel: {} as NativeBinding['NativeModel'],
-    engineInfo: () => ({ cudaCompiled: false, candleVersion: '0.11.1', threads: 2, cpuGemm: 'candle gemm crate', ...info }),
+    engineInfo: () => ({
+      cudaCompiled: false,
+      candleVersion: '0.11.1',
+      threads: 2,
+      cpuGemm: 'candle gemm crate',
+      ...info,
+    }),
   };
 }
 
-const CPU = fakeBinding({ cudaUnavailableReason: 'E_DEVICE: this lstmgen binary was built without CUDA support (CPU build)' });
+const CPU = fakeBinding({
+  cudaUnavailableReason: 'E_DEVICE: this lstmgen binary was built without CUDA support (CPU build)',
+});
 const GPU = fakeBinding({ cudaCompiled: true, cudaDevice: 'cuda:0' });
-const NO_GPU = fakeBinding({ cudaCompiled: true, cudaUnavailableReason: 'E_DEVICE: CUDA device 0 is not usable: DriverError(CUDA_ERROR_NO_DEVICE, "no CUDA-capable device is detected")' });
+const NO_GPU = fakeBinding({
+  cudaCompiled: true,
+  cudaUnavailableReason:
+    'E_DEVICE: CUDA device 0 is not usable: DriverError(CUDA_ERROR_NO_DEVICE, "no CUDA-capable device is detected")',
+});
 
-function deps(cuda: { missing: string } | { path: string; binding?: NativeBinding; error?: string }): LoaderDeps & { loads: string[] } {
+function deps(
+  cuda: { missing: string } | { path: string; binding?: NativeBinding; error?: string },
+): LoaderDeps & { loads: string[] } {
   const loads: string[] = [];
   return {
     loads,
@@ -41,17 +55,28 @@ function deps(cuda: { missing: string } | { path: string; binding?: NativeBindin
 
 describe('build selection (fake builds)', () => {
   it('auto without a CUDA build uses the CPU build and says why', () => {
-    const loader = new BinaryLoader(deps({ missing: 'the CUDA build is not installed (npm package lstmgen-linux-x64-gnu-cuda)' }));
+    const loader = new BinaryLoader(
+      deps({ missing: 'the CUDA build is not installed (npm package lstmgen-linux-x64-gnu-cuda)' }),
+    );
     const { binary, device } = loader.forDevice('auto');
     expect(binary.kind).toBe('cpu');
     expect(device).toBe('cpu');
     const info = loader.engineInfo();
-    expect(info).toMatchObject({ binary: 'cpu', binaryPath: '/pkg/lstmgen.linux-x64-gnu.node', device: 'cpu', cudaCompiled: false, threads: 2 });
+    expect(info).toMatchObject({
+      binary: 'cpu',
+      binaryPath: '/pkg/lstmgen.linux-x64-gnu.node',
+      device: 'cpu',
+      cudaCompiled: false,
+      threads: 2,
+    });
     expect(info.fallbackReason).toMatch(/not installed.*lstmgen-linux-x64-gnu-cuda/);
   });
 
   it('auto with a CUDA build that fails to load falls back with the load error text', () => {
-    const d = deps({ path: '/pkg/cuda.node', error: 'libcublas.so.13: cannot open shared object file: No such file or directory\nmore' });
+    const d = deps({
+      path: '/pkg/cuda.node',
+      error: 'libcublas.so.13: cannot open shared object file: No such file or directory\nmore',
+    });
     const loader = new BinaryLoader(d);
     expect(loader.forDevice('auto').binary.kind).toBe('cpu');
     expect(loader.engineInfo().fallbackReason).toBe(
@@ -64,14 +89,24 @@ describe('build selection (fake builds)', () => {
   it('auto with a CUDA build but no GPU falls back and reports the driver error', () => {
     const loader = new BinaryLoader(deps({ path: '/pkg/cuda.node', binding: NO_GPU }));
     expect(loader.forDevice('auto').binary.kind).toBe('cpu');
-    expect(loader.engineInfo().fallbackReason).toMatch(/^the CUDA build loaded but sees no usable GPU: CUDA device 0 is not usable: .*CUDA_ERROR_NO_DEVICE/);
+    expect(loader.engineInfo().fallbackReason).toMatch(
+      /^the CUDA build loaded but sees no usable GPU: CUDA device 0 is not usable: .*CUDA_ERROR_NO_DEVICE/,
+    );
   });
 
   it('auto with a CUDA build and a GPU uses CUDA and never loads the CPU build', () => {
     const d = deps({ path: '/pkg/cuda.node', binding: GPU });
     const loader = new BinaryLoader(d);
-    expect(loader.forDevice('auto')).toMatchObject({ binary: { kind: 'cuda', path: '/pkg/cuda.node' }, device: 'cuda' });
-    expect(loader.engineInfo()).toMatchObject({ binary: 'cuda', device: 'cuda:0', cudaCompiled: true, fallbackReason: null });
+    expect(loader.forDevice('auto')).toMatchObject({
+      binary: { kind: 'cuda', path: '/pkg/cuda.node' },
+      device: 'cuda',
+    });
+    expect(loader.engineInfo()).toMatchObject({
+      binary: 'cuda',
+      device: 'cuda:0',
+      cudaCompiled: true,
+      fallbackReason: null,
+    });
     expect(loader.forDevice('cuda').binary.kind).toBe('cuda');
     expect(d.loads).toEqual(['/pkg/cuda.node']);
     expect(loader.forDevice('cpu').binary.kind).toBe('cpu'); // explicit cpu uses the CPU build
@@ -84,7 +119,10 @@ describe('build selection (fake builds)', () => {
 
   it.each([
     [{ missing: 'the CUDA build is not installed (npm package lstmgen-linux-x64-gnu-cuda)' }, /not installed/],
-    [{ path: '/pkg/cuda.node', error: 'libcuda.so.1: cannot open shared object file' }, /failed to load: libcuda\.so\.1/],
+    [
+      { path: '/pkg/cuda.node', error: 'libcuda.so.1: cannot open shared object file' },
+      /failed to load: libcuda\.so\.1/,
+    ],
     [{ path: '/pkg/cuda.node', binding: NO_GPU }, /no usable GPU.*CUDA_ERROR_NO_DEVICE/],
   ])('device "cuda" without a usable GPU throws DeviceError saying why (%#)', (cuda, why) => {
     const loader = new BinaryLoader(deps(cuda));
@@ -109,16 +147,25 @@ describe('build selection (fake builds)', () => {
       load: () => CPU,
     });
     expect(() => loader.forDevice('auto')).toThrow(DeviceError);
-    expect(() => loader.forDevice('cpu')).toThrow(/cannot load the lstmgen native addon .*Cannot find native binding.*\nhint: .*lstmgen-linux-x64-gnu/);
+    expect(() => loader.forDevice('cpu')).toThrow(
+      /cannot load the lstmgen native addon .*Cannot find native binding.*\nhint: .*lstmgen-linux-x64-gnu/,
+    );
     // build:native exists only in a source checkout: the hint says so, after the install advice
-    expect(() => loader.forDevice('cpu')).toThrow(/hint: install .*lstmgen-linux-x64-gnu.*optionalDependency.*; in a source checkout.*`npm run build:native`/);
+    expect(() => loader.forDevice('cpu')).toThrow(
+      /hint: install .*lstmgen-linux-x64-gnu.*optionalDependency.*; in a source checkout.*`npm run build:native`/,
+    );
   });
 });
 
 describe('build selection (real CPU build, no GPU)', () => {
   /** Run a snippet against dist/ in a child process with the given environment; returns its JSON output. */
   function child(code: string, env: Record<string, string>) {
-    const r = spawnSync(process.execPath, ['-e', code], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['-e', code], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 60_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     return JSON.parse(r.stdout) as Record<string, unknown>;
   }
@@ -139,7 +186,9 @@ describe('build selection (real CPU build, no GPU)', () => {
   it('a missing CUDA build (LSTMGEN_CUDA_BINARY) -> CPU, reason "not installed"', () => {
     const info = child(INFO, { LSTMGEN_CUDA_BINARY: '/nonexistent/lstmgen.linux-x64-gnu-cuda.node' });
     expect(info).toMatchObject({ binary: 'cpu', device: 'cpu', cudaCompiled: false });
-    expect(info.fallbackReason).toBe('the CUDA build is not installed: LSTMGEN_CUDA_BINARY=/nonexistent/lstmgen.linux-x64-gnu-cuda.node does not exist');
+    expect(info.fallbackReason).toBe(
+      'the CUDA build is not installed: LSTMGEN_CUDA_BINARY=/nonexistent/lstmgen.linux-x64-gnu-cuda.node does not exist',
+    );
   });
 
   it('a CUDA build that cannot load -> CPU, reason carries the dynamic linker message', () => {
@@ -147,7 +196,9 @@ describe('build selection (real CPU build, no GPU)', () => {
     fs.writeFileSync(bad, 'not an ELF file');
     const info = child(INFO, { LSTMGEN_CUDA_BINARY: bad });
     expect(info.binary).toBe('cpu');
-    expect(info.fallbackReason).toMatch(new RegExp(`^the CUDA build ${bad.replace(/[.]/g, '\\.')} failed to load: .*(invalid ELF header|file too short)`));
+    expect(info.fallbackReason).toMatch(
+      new RegExp(`^the CUDA build ${bad.replace(/[.]/g, '\\.')} failed to load: .*(invalid ELF header|file too short)`),
+    );
   });
 
   it('the CPU build used as a CUDA build -> CPU, "not a CUDA build"', () => {
@@ -159,7 +210,9 @@ describe('build selection (real CPU build, no GPU)', () => {
   it('train with device "cuda" on this machine throws DeviceError saying why', async () => {
     const err = await train({ ...TINY, device: 'cuda', maxSteps: 1 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeviceError);
-    expect((err as Error).message).toMatch(/^device "cuda" is not usable: the CUDA build (is not installed|.* failed to load|loaded but sees no usable GPU)/);
+    expect((err as Error).message).toMatch(
+      /^device "cuda" is not usable: the CUDA build (is not installed|.* failed to load|loaded but sees no usable GPU)/,
+    );
   });
 
   it('train with device "auto" runs on the CPU', async () => {

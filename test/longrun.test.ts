@@ -1,8 +1,8 @@
 // Needs the native addon. Long runs stay healthy (issue 5, point 6).
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { train } from '../ts/train';
 import { NativeError, wrapNative } from '../ts/errors';
+import { train } from '../ts/train';
 import { TINY } from './helpers';
 
 const MB = 2 ** 20;
@@ -11,7 +11,9 @@ describe('long runs', () => {
   // Measured here (2 cores, tiny model, 3,000 steps = 21 epochs with validation): RSS grows 5-8 MB between
   // step 500 and step 3,000 (V8 heap churn, flat after ~2,000 steps; 6,000 steps end within 1 MB of 3,000).
   // A leak of 8 KB per step would add 20 MB.
-  it('3,000 training steps keep resident memory flat (< 20 MB growth from step 500 to 3,000)', { timeout: 300_000 }, async () => {
+  it('3,000 training steps keep resident memory flat (< 20 MB growth from step 500 to 3,000)', {
+    timeout: 300_000,
+  }, async () => {
     const rss: Record<number, number> = {};
     const { history } = await train({
       ...TINY,
@@ -22,7 +24,9 @@ describe('long runs', () => {
     });
     expect(history.steps).toHaveLength(3000);
     const growth = (rss[3000] - rss[500]) / MB;
-    console.log(`RSS at step 500: ${(rss[500] / MB).toFixed(1)} MB, at step 3000: ${(rss[3000] / MB).toFixed(1)} MB, growth ${growth.toFixed(1)} MB`);
+    console.log(
+      `RSS at step 500: ${(rss[500] / MB).toFixed(1)} MB, at step 3000: ${(rss[3000] / MB).toFixed(1)} MB, growth ${growth.toFixed(1)} MB`,
+    );
     expect(growth).toBeLessThan(20);
   });
 

@@ -3,14 +3,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { train } from '../ts/train';
-import { loadModel, LstmModel } from '../ts/model';
 import { ModelFileError } from '../ts/errors';
+import { LstmModel, loadModel } from '../ts/model';
+import { train } from '../ts/train';
 import { TINY, tmpDir } from './helpers';
 
 /** A well-formed safetensors file (one F32 tensor) with only foreign metadata. */
 function foreignSafetensors(): Buffer {
-  const header = JSON.stringify({ __metadata__: { format: 'pt' }, weight: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] } });
+  const header = JSON.stringify({
+    __metadata__: { format: 'pt' },
+    weight: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] },
+  });
   const padded = header + ' '.repeat((8 - (header.length % 8)) % 8);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(padded.length));
@@ -25,10 +28,18 @@ function withValue(bytes: Buffer, tensor: string, value: number): Buffer {
   const base = 8 + n;
   b.writeFloatLE(value, base + header[tensor].data_offsets[0]);
   // lstmgen.crc32: CRC-32 of every tensor's data, in name order
-  const names = Object.keys(header).filter((k) => k !== '__metadata__').sort();
-  const crc = names.reduce((c, k) => zlib.crc32(b.subarray(base + header[k].data_offsets[0], base + header[k].data_offsets[1]), c), 0);
+  const names = Object.keys(header)
+    .filter((k) => k !== '__metadata__')
+    .sort();
+  const crc = names.reduce(
+    (c, k) => zlib.crc32(b.subarray(base + header[k].data_offsets[0], base + header[k].data_offsets[1]), c),
+    0,
+  );
   const old = header.__metadata__['lstmgen.crc32'];
-  const text = b.subarray(8, 8 + n).toString('utf8').replace(`"${old}"`, `"${crc.toString(16).padStart(8, '0')}"`);
+  const text = b
+    .subarray(8, 8 + n)
+    .toString('utf8')
+    .replace(`"${old}"`, `"${crc.toString(16).padStart(8, '0')}"`);
   b.write(text, 8, 'utf8');
   return b;
 }
@@ -53,7 +64,9 @@ describe('model file', () => {
     const input = ids.subarray(0, B * T);
     const [x, y] = [await model.logits(input, B, T), await loaded.logits(input, B, T)];
     expect(x.length).toBe(B * T * model.tokenizer.vocabSize);
-    expect(Buffer.from(y.buffer, y.byteOffset, y.byteLength).equals(Buffer.from(x.buffer, x.byteOffset, x.byteLength))).toBe(true);
+    expect(
+      Buffer.from(y.buffer, y.byteOffset, y.byteLength).equals(Buffer.from(x.buffer, x.byteOffset, x.byteLength)),
+    ).toBe(true);
     const opts = { prompt: 'ROMEO:', maxTokens: 60, temperature: 0.8, seed: 11, numSamples: 2 };
     expect(await loaded.generate(opts)).toEqual(await model.generate(opts));
     expect(loaded.tokenizer.tokens).toEqual(model.tokenizer.tokens);
@@ -76,7 +89,9 @@ describe('model file', () => {
     expect(fs.readdirSync(dir)).toEqual(['m.lstm']);
     // the message names the target and its missing directory, never the temporary file
     const err = (await model.save(target).catch((e: unknown) => e)) as ModelFileError;
-    expect(err.message).toBe(`cannot write model file ${JSON.stringify(target)}: directory ${JSON.stringify(path.dirname(target))} does not exist`);
+    expect(err.message).toBe(
+      `cannot write model file ${JSON.stringify(target)}: directory ${JSON.stringify(path.dirname(target))} does not exist`,
+    );
     expect(err.message).not.toMatch(/\.tmp-/);
     const asDir = (await model.save(dir).catch((e: unknown) => e)) as ModelFileError;
     expect(asDir).toBeInstanceOf(ModelFileError);

@@ -2,18 +2,20 @@
 // f32 accumulation and everything else in f32; AMX tiles where the CPU has them, emulated elsewhere.
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { train } from '../ts/train';
+import { ConfigError } from '../ts/errors';
 import { loadModel } from '../ts/model';
 import { engineInfo } from '../ts/native';
-import { ConfigError } from '../ts/errors';
-import { shakespeare, tmpDir, TINY } from './helpers';
+import { train } from '../ts/train';
+import { shakespeare, TINY, tmpDir } from './helpers';
 
 describe('precision: bf16', () => {
   it('engineInfo() says how bf16 products run here', () => {
     expect(engineInfo().cpuGemm).toMatch(/; bf16: (AMX|emulated \(no AMX\))$/);
   });
 
-  it('trains as well as f32 on the same data and seed, and the saved model loads in either precision', { timeout: 300_000 }, async () => {
+  it('trains as well as f32 on the same data and seed, and the saved model loads in either precision', {
+    timeout: 300_000,
+  }, async () => {
     const cfg = {
       corpus: { text: shakespeare(120_000) },
       embeddingDim: 32,

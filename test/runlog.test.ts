@@ -2,16 +2,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { train } from '../ts/train';
-import { readRunLog, type RunRecord } from '../ts/runlog';
-import { plotRun } from '../ts/plot';
 import { DataError } from '../ts/errors';
+import { plotRun } from '../ts/plot';
+import { type RunRecord, readRunLog } from '../ts/runlog';
+import { train } from '../ts/train';
 import { TINY, tmpDir } from './helpers';
 
 describe('metrics log', () => {
   it('has start, one record per step (step, epoch, loss, lr, tokens/s, gradNorm), evals, epochs, end', async () => {
     const file = path.join(tmpDir(), 'run.jsonl');
-    const { history } = await train({ ...TINY, evalEvery: 5, logFile: file, lrSchedule: { type: 'step', stepSize: 4, gamma: 0.5 } });
+    const { history } = await train({
+      ...TINY,
+      evalEvery: 5,
+      logFile: file,
+      lrSchedule: { type: 'step', stepSize: 4, gamma: 0.5 },
+    });
     const records = readRunLog(file);
     expect(records[0].type).toBe('start');
     expect(records.at(-1)).toMatchObject({ type: 'end', step: 12, aborted: false, stoppedEarly: false, bestStep: 10 });
@@ -28,7 +33,10 @@ describe('metrics log', () => {
   it('reading: a torn last line is dropped; other bad lines and missing files are DataErrors', () => {
     const dir = tmpDir();
     const ok = path.join(dir, 'torn.jsonl');
-    fs.writeFileSync(ok, '{"type":"step","step":1,"epoch":1,"loss":2,"lr":0.1,"tokensPerSec":1,"gradNorm":1}\n\n{"type":"st');
+    fs.writeFileSync(
+      ok,
+      '{"type":"step","step":1,"epoch":1,"loss":2,"lr":0.1,"tokensPerSec":1,"gradNorm":1}\n\n{"type":"st',
+    );
     expect(readRunLog(ok)).toHaveLength(1);
     const bad = path.join(dir, 'bad.jsonl');
     fs.writeFileSync(bad, 'nope\n{"type":"end"}\n');
@@ -36,7 +44,9 @@ describe('metrics log', () => {
     fs.writeFileSync(bad, '[1]\n');
     expect(() => readRunLog(bad)).toThrow(DataError);
     fs.writeFileSync(bad, '{"type":"step","step":"a","loss":"NaN"}\n{"type":"end"}\n');
-    expect(() => readRunLog(bad)).toThrow(/bad.jsonl:1: a step record needs an integer "step" and a finite "loss", got "a" and "NaN"/);
+    expect(() => readRunLog(bad)).toThrow(
+      /bad.jsonl:1: a step record needs an integer "step" and a finite "loss", got "a" and "NaN"/,
+    );
     expect(() => readRunLog(path.join(dir, 'missing.jsonl'))).toThrow(/no such file/);
   });
 });
@@ -44,15 +54,32 @@ describe('metrics log', () => {
 describe('plotRun', () => {
   const records: RunRecord[] = [];
   for (let step = 1; step <= 300; step++) {
-    records.push({ type: 'step', step, epoch: 1, loss: 4 / Math.sqrt(step), lr: step < 100 ? 0.01 : 0.005, tokensPerSec: 1000, gradNorm: 1 });
-    if (step % 50 === 0) records.push({ type: 'eval', step, epoch: 1, valLoss: 4.2 / Math.sqrt(step), valPerplexity: 1, valAccuracy: 0.5 });
+    records.push({
+      type: 'step',
+      step,
+      epoch: 1,
+      loss: 4 / Math.sqrt(step),
+      lr: step < 100 ? 0.01 : 0.005,
+      tokensPerSec: 1000,
+      gradNorm: 1,
+    });
+    if (step % 50 === 0)
+      records.push({
+        type: 'eval',
+        step,
+        epoch: 1,
+        valLoss: 4.2 / Math.sqrt(step),
+        valPerplexity: 1,
+        valAccuracy: 0.5,
+      });
   }
 
   it('draws training and validation loss and the learning rate as SVG (headless vega)', async () => {
     const svg = await plotRun(records, { title: 'tiny run' });
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-    for (const text of ['tiny run', 'train loss', 'validation loss', 'learning rate', 'loss (nats/token)', 'step']) expect(svg).toContain(`>${text}<`);
+    for (const text of ['tiny run', 'train loss', 'validation loss', 'learning rate', 'loss (nats/token)', 'step'])
+      expect(svg).toContain(`>${text}<`);
     expect(svg.match(/aria-roledescription="line mark"/g)).toHaveLength(3); // train loss, validation loss, learning rate
   });
 
@@ -62,6 +89,10 @@ describe('plotRun', () => {
     const a = await plotRun(file);
     const b = await plotRun(records, { title: 'run.jsonl' });
     expect(a).toBe(b);
-    await expect(plotRun([{ type: 'end', time: '', step: 0, aborted: false, stoppedEarly: false, bestValLoss: null, bestStep: null }])).rejects.toThrow(DataError);
+    await expect(
+      plotRun([
+        { type: 'end', time: '', step: 0, aborted: false, stoppedEarly: false, bestValLoss: null, bestStep: null },
+      ]),
+    ).rejects.toThrow(DataError);
   });
 });

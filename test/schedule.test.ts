@@ -1,10 +1,10 @@
 // LR schedules and early stopping (issue 5, point 2). The train() tests need the native addon.
 import { describe, expect, it } from 'vitest';
-import { LrSchedule } from '../ts/schedule';
-import { PlateauTracker } from '../ts/plateau';
-import { parseTrainConfig, type LrScheduleConfig } from '../ts/config';
-import { ConfigError } from '../ts/errors';
+import { type LrScheduleConfig, parseTrainConfig } from '../ts/config';
 import { splitText } from '../ts/data';
+import { ConfigError } from '../ts/errors';
+import { PlateauTracker } from '../ts/plateau';
+import { LrSchedule } from '../ts/schedule';
 import { train } from '../ts/train';
 import { shakespeare, TINY } from './helpers';
 
@@ -31,15 +31,26 @@ describe('LrSchedule', () => {
   });
 
   it('reduce on plateau: after `patience` validations without an improvement > minDelta; state round-trips', () => {
-    const s = new LrSchedule(sched({ type: 'plateau', factor: 0.5, patience: 2, minDelta: 0.01, minLr: 0.02 }), 0.1, 100);
+    const s = new LrSchedule(
+      sched({ type: 'plateau', factor: 0.5, patience: 2, minDelta: 0.01, minLr: 0.02 }),
+      0.1,
+      100,
+    );
     const lrs: number[] = [];
     for (const v of [3, 2.5, 2.495, 2.6, 2.4, 2.45, 2.41, 2.5, 2.5, 2.5, 2.5]) {
       s.onValidation(v);
       lrs.push(s.lrAt(0));
     }
     // reductions at the 4th, 7th, 9th and 11th validation; floor at minLr
-    [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.02, 0.02, 0.02].forEach((lr, i) => expect(lrs[i], `validation ${i + 1}`).toBeCloseTo(lr, 12));
-    const copy = new LrSchedule(sched({ type: 'plateau', factor: 0.5, patience: 2, minDelta: 0.01, minLr: 0 }), 0.1, 100, s.toJSON());
+    [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.02, 0.02, 0.02].forEach((lr, i) =>
+      expect(lrs[i], `validation ${i + 1}`).toBeCloseTo(lr, 12),
+    );
+    const copy = new LrSchedule(
+      sched({ type: 'plateau', factor: 0.5, patience: 2, minDelta: 0.01, minLr: 0 }),
+      0.1,
+      100,
+      s.toJSON(),
+    );
     expect(copy.lrAt(0)).toBeCloseTo(0.1 * 0.5 ** 4, 12);
     const otherType = new LrSchedule(sched({ type: 'constant' }), 0.1, 100, s.toJSON());
     expect(otherType.lrAt(0)).toBe(0.1);
@@ -85,7 +96,15 @@ describe('train() with schedules and early stopping', () => {
   it('stops after `patience` validations without improvement and returns the best weights', async () => {
     // A high rate on a small text overfits quickly, so the validation loss turns up.
     const text = shakespeare(6_000);
-    const cfg = { ...TINY, corpus: { text }, hiddenSize: 64, lr: 0.03, maxSteps: 400, evalEvery: 5, earlyStopping: { patience: 3 } };
+    const cfg = {
+      ...TINY,
+      corpus: { text },
+      hiddenSize: 64,
+      lr: 0.03,
+      maxSteps: 400,
+      evalEvery: 5,
+      earlyStopping: { patience: 3 },
+    };
     const { model, history } = await train(cfg);
     expect(history.stoppedEarly).toBe(true);
     const best = history.best!;
@@ -98,12 +117,18 @@ describe('train() with schedules and early stopping', () => {
     expect(history.evals.at(-4)!.step).toBe(best.step);
     expect(best.step).toBe(last - 3 * 5);
     // the returned model has the best weights: it evaluates to the best validation loss exactly
-    const v = await model.evaluate({ text: splitText(text, 0.1).val }, { batchSize: cfg.batchSize, seqLen: cfg.seqLen });
+    const v = await model.evaluate(
+      { text: splitText(text, 0.1).val },
+      { batchSize: cfg.batchSize, seqLen: cfg.seqLen },
+    );
     expect(v.loss).toBe(best.valLoss);
     expect(v.loss).toBeLessThan(history.evals.at(-1)!.valLoss);
 
     const kept = await train({ ...cfg, earlyStopping: { patience: 3, restoreBest: false } });
-    const v2 = await kept.model.evaluate({ text: splitText(text, 0.1).val }, { batchSize: cfg.batchSize, seqLen: cfg.seqLen });
+    const v2 = await kept.model.evaluate(
+      { text: splitText(text, 0.1).val },
+      { batchSize: cfg.batchSize, seqLen: cfg.seqLen },
+    );
     expect(v2.loss).toBe(kept.history.evals.at(-1)!.valLoss);
   });
 });

@@ -1,9 +1,9 @@
 // Needs the native addon. Streaming generation (issue 5, point 5).
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { train } from '../ts/train';
+import { ConfigError } from '../ts/errors';
 import type { LstmModel } from '../ts/model';
 import { SamplerHandle } from '../ts/native';
-import { ConfigError } from '../ts/errors';
+import { train } from '../ts/train';
 import { shakespeare, TINY } from './helpers';
 
 /** All pieces of a stream. */
@@ -19,7 +19,13 @@ describe('model.stream()', () => {
 
   beforeAll(async () => {
     ({ model: char } = await train({ ...TINY, maxSteps: 40 }));
-    ({ model: word } = await train({ ...TINY, corpus: { text: shakespeare(60_000) }, tokenizer: 'word', vocabSize: 300, maxSteps: 20 }));
+    ({ model: word } = await train({
+      ...TINY,
+      corpus: { text: shakespeare(60_000) },
+      tokenizer: 'word',
+      vocabSize: 300,
+      maxSteps: 20,
+    }));
   }, 120_000);
 
   it('streamed pieces joined equal generate() for the same seed (char and word models, any chunk size)', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { CharTokenizer, WordTokenizer, buildTokenizer, tokenizerFromJSON, UNK, EOS } from '../ts/tokenizer';
 import { DataError, ModelFileError } from '../ts/errors';
+import { buildTokenizer, CharTokenizer, EOS, tokenizerFromJSON, UNK, WordTokenizer } from '../ts/tokenizer';
 
 const MIXED = 'Hello, 世界! 👋🏽 naïve café — 🐳 whale\nsecond line 日本語 🇯🇵';
 
@@ -80,7 +80,23 @@ describe('word tokenizer', () => {
   it('splits words and punctuation, lower-cases, and ends lines with <eos>', () => {
     const tok = WordTokenizer.fromText(text, { vocabSize: 100, lowercase: true });
     const words = Array.from(tok.encode(text)).map((i) => tok.tokens[i]);
-    expect(words).toEqual(['the', 'whale', '!', 'the', 'sea', ',', 'the', 'whale', '.', EOS, 'call', 'me', 'ishmael', '.', EOS]);
+    expect(words).toEqual([
+      'the',
+      'whale',
+      '!',
+      'the',
+      'sea',
+      ',',
+      'the',
+      'whale',
+      '.',
+      EOS,
+      'call',
+      'me',
+      'ishmael',
+      '.',
+      EOS,
+    ]);
   });
 
   it('orders the vocabulary by frequency, ties by string, after <unk> and <eos>', () => {

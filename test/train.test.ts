@@ -1,9 +1,9 @@
 // Needs the native addon (npm run build:native).
 import { describe, expect, it, vi } from 'vitest';
-import { train } from '../ts/train';
-import { loadModel } from '../ts/model';
-import { importTorch, type ImportTorchOptions } from '../ts/torch';
 import { ConfigError, DataError } from '../ts/errors';
+import { loadModel } from '../ts/model';
+import { type ImportTorchOptions, importTorch } from '../ts/torch';
+import { train } from '../ts/train';
 import { shakespeare, TINY } from './helpers';
 
 describe('learning', () => {
@@ -117,11 +117,17 @@ describe('train()', () => {
 
   it('public functions reject missing or mistyped arguments with a ConfigError naming them', async () => {
     const { model } = await train({ ...TINY, maxSteps: 1 });
-    const field = (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (e instanceof ConfigError ? e.field : String(e)));
+    const field = (p: Promise<unknown>) =>
+      p.then(
+        () => 'resolved',
+        (e: unknown) => (e instanceof ConfigError ? e.field : String(e)),
+      );
     expect(await field(loadModel(undefined as unknown as string))).toBe('file');
     expect(await field(importTorch('x.st', undefined as unknown as ImportTorchOptions))).toBe('tokenizer');
     expect(await field(model.evaluate(5 as unknown as string))).toBe('corpus');
-    expect(await field(train({ ...TINY, lr: 0.01, lrSchedule: { type: 'cosine', minLr: 1 } }))).toBe('lrSchedule.minLr');
+    expect(await field(train({ ...TINY, lr: 0.01, lrSchedule: { type: 'cosine', minLr: 1 } }))).toBe(
+      'lrSchedule.minLr',
+    );
   });
 
   it('runs several epochs when maxSteps needs them and validates after each', async () => {
@@ -133,7 +139,12 @@ describe('train()', () => {
   });
 
   it('trains a word model; evaluate has no bitsPerChar', async () => {
-    const { model } = await train({ ...TINY, corpus: { text: shakespeare(60_000) }, tokenizer: 'word', vocabSize: 500 });
+    const { model } = await train({
+      ...TINY,
+      corpus: { text: shakespeare(60_000) },
+      tokenizer: 'word',
+      vocabSize: 500,
+    });
     expect(model.tokenizer.kind).toBe('word');
     expect(model.tokenizer.vocabSize).toBe(500);
     const r = await model.evaluate({ text: shakespeare(70_000).slice(60_000) }, { onWarning: () => {} });
@@ -145,7 +156,10 @@ describe('train()', () => {
 
   it('gives typed errors for bad input and the process lives on', async () => {
     await expect(train({ ...TINY, hiddenSize: 0 })).rejects.toThrow(ConfigError);
-    await expect(train({ ...TINY, hiddenSize: 1e8 })).rejects.toMatchObject({ name: 'ConfigError', field: 'hiddenSize' }); // not the engine's DataError
+    await expect(train({ ...TINY, hiddenSize: 1e8 })).rejects.toMatchObject({
+      name: 'ConfigError',
+      field: 'hiddenSize',
+    }); // not the engine's DataError
     await expect(train({ ...TINY, lr: NaN })).rejects.toThrow(/lr: must be a finite number > 0, got NaN/);
     await expect(train({ ...TINY, corpus: { text: '' } })).rejects.toThrow(DataError);
     await expect(train({ ...TINY, corpus: '/no/such/file.txt' })).rejects.toThrow(/no such file/);
@@ -158,7 +172,13 @@ describe('train()', () => {
   it('evaluate() rejects bad batchSize/seqLen with a ConfigError naming the option, a too-short text with a DataError', async () => {
     const { model } = await train({ ...TINY, maxSteps: 2 });
     const text = { text: shakespeare(3000) };
-    for (const [field, value] of [['seqLen', -4], ['seqLen', 0], ['batchSize', -1], ['batchSize', 0], ['batchSize', 1.5]] as const) {
+    for (const [field, value] of [
+      ['seqLen', -4],
+      ['seqLen', 0],
+      ['batchSize', -1],
+      ['batchSize', 0],
+      ['batchSize', 1.5],
+    ] as const) {
       await expect(model.evaluate(text, { [field]: value })).rejects.toMatchObject({ name: 'ConfigError', field });
     }
     await expect(model.evaluate({ text: 'ab' })).rejects.toThrow(DataError);
@@ -168,7 +188,8 @@ describe('train()', () => {
 
   it('warns (LSTMGEN_DIVERGED, run still resolves) when the final validation loss exceeds ln(vocabSize)', async () => {
     const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
-    const diverged = () => warn.mock.calls.filter((c) => (c[1] as { code?: string } | undefined)?.code === 'LSTMGEN_DIVERGED');
+    const diverged = () =>
+      warn.mock.calls.filter((c) => (c[1] as { code?: string } | undefined)?.code === 'LSTMGEN_DIVERGED');
     try {
       const { model, history } = await train({ ...TINY, lr: 1e6 });
       expect(history.epochs.at(-1)!.valLoss).toBeGreaterThan(Math.log(model.tokenizer.vocabSize));
@@ -196,7 +217,14 @@ describe('generate()', () => {
     const g2 = await model.generate({ prompt: 'the', maxTokens: 20, temperature: 0, seed: 2 });
     expect(g1).toEqual(g2);
 
-    const stopped = await model.generate({ prompt: 'the', maxTokens: 200, temperature: 1, seed: 5, numSamples: 4, stop: ['e'] });
+    const stopped = await model.generate({
+      prompt: 'the',
+      maxTokens: 200,
+      temperature: 1,
+      seed: 5,
+      numSamples: 4,
+      stop: ['e'],
+    });
     for (const s of stopped) expect(s).not.toContain('e');
 
     const k1 = await model.generate({ prompt: 'the', maxTokens: 20, temperature: 1, topK: 1, seed: 9 });

@@ -1,7 +1,8 @@
 /** Atomic file writes: the only place lstmgen writes model files and checkpoints. */
+
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { ConfigError, ModelFileError } from './errors';
 
 /** Why writing `file` failed, in words that name `file` (and its directory), never the temporary file. */
@@ -23,7 +24,9 @@ function writeFailure(err: unknown, file: string, tmp: string): string {
     case 'ENOSPC':
       return 'no space left on device';
     default:
-      return String(e?.message ?? err).split(tmp).join(file);
+      return String(e?.message ?? err)
+        .split(tmp)
+        .join(file);
   }
 }
 
@@ -47,7 +50,9 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array, what = 'm
     await fs.promises.rename(tmp, file);
   } catch (err) {
     await fs.promises.rm(tmp, { force: true });
-    throw new ModelFileError(`cannot write ${what} ${JSON.stringify(file)}: ${writeFailure(err, file, tmp)}`, { cause: err });
+    throw new ModelFileError(`cannot write ${what} ${JSON.stringify(file)}: ${writeFailure(err, file, tmp)}`, {
+      cause: err,
+    });
   }
 }
 
@@ -67,7 +72,9 @@ export function assertWritable(file: string, field: string, createDir = false): 
       fs.mkdirSync(dir, { recursive: true });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      fail(`cannot create directory ${JSON.stringify(dir)} (${e.code === 'EEXIST' || e.code === 'ENOTDIR' ? 'a file is in the way' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.message})`);
+      fail(
+        `cannot create directory ${JSON.stringify(dir)} (${e.code === 'EEXIST' || e.code === 'ENOTDIR' ? 'a file is in the way' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.message})`,
+      );
     }
   }
   let stat: fs.Stats;
@@ -81,7 +88,11 @@ export function assertWritable(file: string, field: string, createDir = false): 
     fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    fail(e.code === 'EROFS' ? `directory ${JSON.stringify(dir)} is on a read-only file system` : `directory ${JSON.stringify(dir)} is not writable`);
+    fail(
+      e.code === 'EROFS'
+        ? `directory ${JSON.stringify(dir)} is on a read-only file system`
+        : `directory ${JSON.stringify(dir)} is not writable`,
+    );
   }
   if (!createDir && fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) fail('it is a directory');
 }

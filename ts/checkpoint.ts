@@ -39,7 +39,19 @@ export interface TrainingState {
 }
 
 /** Fields fixed by a checkpoint: changing them would change the model's shape, vocabulary or data stream. */
-export const RESUME_LOCKED = ['tokenizer', 'vocabSize', 'lowercase', 'embeddingDim', 'hiddenSize', 'numLayers', 'dropout', 'seqLen', 'batchSize', 'seed', 'valFraction'] as const;
+export const RESUME_LOCKED = [
+  'tokenizer',
+  'vocabSize',
+  'lowercase',
+  'embeddingDim',
+  'hiddenSize',
+  'numLayers',
+  'dropout',
+  'seqLen',
+  'batchSize',
+  'seed',
+  'valFraction',
+] as const;
 
 /** A checkpoint read back: the model (with its training state in the engine) and the loop's state. */
 export interface LoadedCheckpoint {
@@ -86,7 +98,9 @@ export async function readCheckpoint(fileOrDir: string, device: Device): Promise
   const meta = model.native.metadata();
   const json = meta[TRAINING_KEY];
   if (typeof json !== 'string' || meta['lstmgen.step'] === undefined) {
-    throw new ModelFileError(`${file}: not a checkpoint (a model file without training state); resume from a file written with checkpointDir`);
+    throw new ModelFileError(
+      `${file}: not a checkpoint (a model file without training state); resume from a file written with checkpointDir`,
+    );
   }
   let state: TrainingState;
   try {
@@ -94,7 +108,12 @@ export async function readCheckpoint(fileOrDir: string, device: Device): Promise
   } catch (err) {
     throw new ModelFileError(`${file}: training metadata is not valid JSON`, { cause: err });
   }
-  if (state.version !== 1 || !Number.isInteger(state.step) || !Number.isInteger(state.epoch) || !Number.isInteger(state.batch)) {
+  if (
+    state.version !== 1 ||
+    !Number.isInteger(state.step) ||
+    !Number.isInteger(state.epoch) ||
+    !Number.isInteger(state.batch)
+  ) {
     throw new ModelFileError(`${file}: unsupported training metadata (version ${String(state.version)})`);
   }
   return { model, state, path: file };
@@ -112,7 +131,10 @@ export function resumeInput(input: TrainConfigInput, stored: ModelConfig): Train
     const kept = stored[field];
     if (given === undefined) merged[field] = kept;
     else if (given !== kept) {
-      throw new ConfigError(field, `cannot change when resuming (the checkpoint has ${JSON.stringify(kept)}, got ${JSON.stringify(given)}); start a new run instead`);
+      throw new ConfigError(
+        field,
+        `cannot change when resuming (the checkpoint has ${JSON.stringify(kept)}, got ${JSON.stringify(given)}); start a new run instead`,
+      );
     }
   }
   return merged as TrainConfigInput;

@@ -11,7 +11,12 @@ import type { LstmModel } from './model';
 import { plotRun } from './plot';
 
 /** Flags whose name is not the kebab-case of their config field (config field -> flag name without `--`). */
-export const FLAG_NAMES: Readonly<Record<string, string>> = { keepCheckpoints: 'keep', resumeFrom: 'resume', logFile: 'log', earlyStopping: 'early-stopping' };
+export const FLAG_NAMES: Readonly<Record<string, string>> = {
+  keepCheckpoints: 'keep',
+  resumeFrom: 'resume',
+  logFile: 'log',
+  earlyStopping: 'early-stopping',
+};
 
 /**
  * The flag of a config field for messages: `keepCheckpoints` -> `--keep`, `lrSchedule.minLr` -> `--lr-schedule (minLr)`.
@@ -64,10 +69,17 @@ export function runFlagsToConfig(flags: Record<string, unknown>): Record<string,
 }
 
 /** Files a training run wrote besides the model: the metrics log, the newest kept checkpoint and `best.lstm`. */
-export function writtenFiles(history: TrainHistory, logFile: string | undefined): { log?: string; checkpoint?: string; best?: string } {
+export function writtenFiles(
+  history: TrainHistory,
+  logFile: string | undefined,
+): { log?: string; checkpoint?: string; best?: string } {
   const periodic = history.checkpoints.filter((c) => c.kind !== 'best').at(-1);
   const best = history.checkpoints.filter((c) => c.kind === 'best').at(-1);
-  return { ...(logFile ? { log: logFile } : {}), ...(periodic ? { checkpoint: periodic.path } : {}), ...(best ? { best: best.path } : {}) };
+  return {
+    ...(logFile ? { log: logFile } : {}),
+    ...(periodic ? { checkpoint: periodic.path } : {}),
+    ...(best ? { best: best.path } : {}),
+  };
 }
 
 /** Human-readable lines about early stopping, skipped steps and the files written (after "model saved to ..."). */
@@ -75,17 +87,27 @@ export function runSummaryLines(history: TrainHistory, logFile: string | undefin
   const lines: string[] = [];
   const files = writtenFiles(history, logFile);
   if (history.stoppedEarly && history.best) {
-    lines.push(`stopped early: validation loss has not improved since step ${history.best.step} (${history.best.valLoss.toFixed(4)})`);
+    lines.push(
+      `stopped early: validation loss has not improved since step ${history.best.step} (${history.best.valLoss.toFixed(4)})`,
+    );
   }
-  if (history.skippedSteps.length > 0) lines.push(`skipped ${history.skippedSteps.length} steps with a non-finite loss, gradient or update (first: step ${history.skippedSteps[0]})`);
+  if (history.skippedSteps.length > 0)
+    lines.push(
+      `skipped ${history.skippedSteps.length} steps with a non-finite loss, gradient or update (first: step ${history.skippedSteps[0]})`,
+    );
   if (files.log) lines.push(`metrics log written to ${files.log} (plot it: lstmgen plot ${files.log} -o curves.svg)`);
-  if (files.checkpoint) lines.push(`checkpoint written to ${files.checkpoint} (continue: lstmgen train --resume ${files.checkpoint} ...)`);
-  if (files.best) lines.push(`best checkpoint written to ${files.best} (validation loss ${history.best?.valLoss.toFixed(4) ?? '?'})`);
+  if (files.checkpoint)
+    lines.push(`checkpoint written to ${files.checkpoint} (continue: lstmgen train --resume ${files.checkpoint} ...)`);
+  if (files.best)
+    lines.push(`best checkpoint written to ${files.best} (validation loss ${history.best?.valLoss.toFixed(4) ?? '?'})`);
   return lines;
 }
 
 /** `lstmgen plot RUN.jsonl -o FILE.svg`: draw the run's curves. Prints the file written (or `{"path"}` with --json). */
-export async function plotCommand(runFile: string, flags: { out: string; title?: string; json?: boolean }): Promise<void> {
+export async function plotCommand(
+  runFile: string,
+  flags: { out: string; title?: string; json?: boolean },
+): Promise<void> {
   const svg = await plotRun(runFile, { title: flags.title });
   fs.writeFileSync(flags.out, svg);
   if (flags.json) process.stdout.write(JSON.stringify({ path: flags.out }) + '\n');

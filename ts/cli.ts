@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { SingleBar } from 'cli-progress';
 /**
  * The `lstmgen` command: `train`, `generate`, `eval`, `info`, `plot`. Flags mirror the config fields (kebab-case).
  * With `--json` stdout carries exactly one JSON object per line and nothing else; progress and warnings go
@@ -6,20 +7,28 @@
  * option values).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { SingleBar } from 'cli-progress';
 import { assertWritable } from './atomic';
+import {
+  flagOf,
+  parseLrSchedule,
+  plotCommand,
+  printStream,
+  runFlagsToConfig,
+  runSummaryLines,
+  writtenFiles,
+} from './cli-run';
 import { ConfigError, LstmgenError } from './errors';
+import type { EpochInfo } from './events';
 import { loadModel } from './model';
 import { engineInfo, type Precision } from './native';
-import { train } from './train';
 import { warnUnknownSymbols } from './tokenizer';
-import type { EpochInfo } from './events';
-import { flagOf, parseLrSchedule, plotCommand, printStream, runFlagsToConfig, runSummaryLines, writtenFiles } from './cli-run';
+import { train } from './train';
 
 /** Parse a numeric flag value; NaN is passed on so that validation names the field. */
 function number(value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || (Number.isNaN(n) && value.trim() !== 'NaN')) throw new InvalidArgumentError('not a number.');
+  if (value.trim() === '' || (Number.isNaN(n) && value.trim() !== 'NaN'))
+    throw new InvalidArgumentError('not a number.');
   return n;
 }
 
@@ -71,7 +80,9 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
       signal: controller.signal,
       onStart: (s) => {
         if (json) return;
-        process.stderr.write(`training on ${s.trainTokens} tokens (validation ${s.valTokens}), vocabulary ${s.vocabSize}, device ${s.device}\n`);
+        process.stderr.write(
+          `training on ${s.trainTokens} tokens (validation ${s.valTokens}), vocabulary ${s.vocabSize}, device ${s.device}\n`,
+        );
         bar?.start(s.totalSteps, s.startStep, { epoch: 1, loss: '-', tps: '-' });
       },
       onStep: (s) => {
@@ -90,7 +101,15 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
     const last = history.epochs.at(-1);
     if (json) {
       const files = writtenFiles(history, config.logFile as string | undefined);
-      emit({ type: 'done', modelPath: out, valLoss: last?.valLoss ?? null, valPerplexity: last?.valPerplexity ?? null, tokensPerSec: history.tokensPerSec, aborted: history.aborted, ...(Object.keys(files).length ? { files } : {}) });
+      emit({
+        type: 'done',
+        modelPath: out,
+        valLoss: last?.valLoss ?? null,
+        valPerplexity: last?.valPerplexity ?? null,
+        tokensPerSec: history.tokensPerSec,
+        aborted: history.aborted,
+        ...(Object.keys(files).length ? { files } : {}),
+      });
     } else {
       for (const e of history.epochs) console.log(epochLine(e, model.tokenizer.kind === 'char'));
       console.log(
@@ -133,12 +152,18 @@ interface EvalFlags {
 
 async function evalCommand(flags: EvalFlags): Promise<void> {
   const model = await loadModel(flags.model, { device: flags.device, precision: flags.precision });
-  const r = await model.evaluate(flags.corpus, { batchSize: flags.batchSize, seqLen: flags.seqLen, onWarning: warnUnknownSymbols });
+  const r = await model.evaluate(flags.corpus, {
+    batchSize: flags.batchSize,
+    seqLen: flags.seqLen,
+    onWarning: warnUnknownSymbols,
+  });
   if (flags.json) {
     emit({ loss: r.loss, perplexity: r.perplexity, accuracy: r.accuracy, bitsPerChar: r.bitsPerChar ?? null });
   } else {
     const bpc = r.bitsPerChar !== undefined ? ` | ${fmt(r.bitsPerChar, 3)} bits/char` : '';
-    console.log(`loss ${fmt(r.loss)} nats/token | perplexity ${fmt(r.perplexity, 2)} | accuracy ${fmt(100 * r.accuracy, 1)}%${bpc} | ${r.tokens} tokens`);
+    console.log(
+      `loss ${fmt(r.loss)} nats/token | perplexity ${fmt(r.perplexity, 2)} | accuracy ${fmt(100 * r.accuracy, 1)}%${bpc} | ${r.tokens} tokens`,
+    );
   }
 }
 
@@ -164,7 +189,9 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write('lstmgen: ' + text.replace(/^error: /, '')) });
   const device = () => new Option('--device <device>', 'auto | cpu | cuda').default('auto');
   const precision = () =>
-    new Option('--precision <p>', 'matrix products: f32, or bf16 (bf16 inputs, f32 sums; Intel AMX; CPU only)').choices(['f32', 'bf16']).default('f32');
+    new Option('--precision <p>', 'matrix products: f32, or bf16 (bf16 inputs, f32 sums; Intel AMX; CPU only)')
+      .choices(['f32', 'bf16'])
+      .default('f32');
 
   program
     .command('train')
@@ -186,9 +213,21 @@ export function buildProgram(): Command {
     .option('--clip-norm <x>', 'clip global gradient norm, 0 = off (default 5)', number)
     .option('--val-fraction <f>', 'held-out fraction (default 0.1)', number)
     .option('--seed <n>', 'seed of weights and dropout (default 1234)', number)
-    .option('--eval-every <n>', 'also validate every n steps (these validations drive schedules and early stopping)', number)
-    .option('--lr-schedule <spec>', 'constant | step:stepSize=N,gamma=G | cosine:warmupSteps=N,minLr=X | plateau:factor=F,patience=N (or JSON)', parseLrSchedule)
-    .option('--early-stopping <patience>', 'stop after this many validations without improvement; keep the best weights', number)
+    .option(
+      '--eval-every <n>',
+      'also validate every n steps (these validations drive schedules and early stopping)',
+      number,
+    )
+    .option(
+      '--lr-schedule <spec>',
+      'constant | step:stepSize=N,gamma=G | cosine:warmupSteps=N,minLr=X | plateau:factor=F,patience=N (or JSON)',
+      parseLrSchedule,
+    )
+    .option(
+      '--early-stopping <patience>',
+      'stop after this many validations without improvement; keep the best weights',
+      number,
+    )
     .option('--on-non-finite <policy>', 'stop | skip a step with a non-finite loss or gradient (default stop)')
     .option('--checkpoint-dir <dir>', 'write checkpoints here (step-<n>.lstm, best.lstm)')
     .option('--checkpoint-every <n>', 'steps between checkpoints (default 1000)', number)
@@ -243,7 +282,10 @@ export function buildProgram(): Command {
   program
     .command('info')
     .description('show the native build and device in use (and why CUDA is not used)')
-    .option('--json', 'print {"binary","binaryPath","device","cudaCompiled","candleVersion","threads","cpuGemm","fallbackReason"}')
+    .option(
+      '--json',
+      'print {"binary","binaryPath","device","cudaCompiled","candleVersion","threads","cpuGemm","fallbackReason"}',
+    )
     .action(infoCommand);
   return program;
 }

@@ -3,8 +3,8 @@
  * {@link ConfigError} naming the first bad field and saying why, e.g. `"hiddenSize: must be a positive integer, got -3"`.
  */
 import { z } from 'zod';
-import { ConfigError } from './errors';
 import type { CorpusSource } from './data';
+import { ConfigError } from './errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo } from './events';
 
 const isNum = (v: unknown): v is number => typeof v === 'number';
@@ -36,11 +36,14 @@ const atMost = (max: number): [(v: number) => boolean, string] => [(v) => v <= m
 const dim = rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_DIM));
 const seed = num((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff, 'must be an integer in [0, 2^32-1]');
 const unitOpen = num((v) => v >= 0 && v < 1, 'must be a number in [0, 1)');
-const fn = <T extends (...args: never[]) => unknown>() => z.custom<T>((v) => typeof v === 'function', 'must be a function');
+const fn = <T extends (...args: never[]) => unknown>() =>
+  z.custom<T>((v) => typeof v === 'function', 'must be a function');
 const corpus = z.custom<CorpusSource>(
   (v) =>
     (typeof v === 'string' && v.length > 0) ||
-    (typeof v === 'object' && v !== null && (typeof (v as { path?: unknown }).path === 'string' || typeof (v as { text?: unknown }).text === 'string')),
+    (typeof v === 'object' &&
+      v !== null &&
+      (typeof (v as { path?: unknown }).path === 'string' || typeof (v as { text?: unknown }).text === 'string')),
   'must be a file path, "moby-dick", { path: string } or { text: string }',
 );
 
@@ -130,90 +133,105 @@ export const EarlyStoppingSchema = z.strictObject({
 export type EarlyStoppingConfig = z.output<typeof EarlyStoppingSchema>;
 
 /** Schema of the options of `train()`. */
-export const TrainConfigSchema = z.strictObject({
-  /** Training text: a file path, the builtin name `'moby-dick'`, `{ path }` or `{ text }`. */
-  corpus,
-  /** Separate validation text; when absent the last `valFraction` of `corpus` is held out. */
-  valCorpus: corpus.optional(),
-  valFraction: num((v) => v > 0 && v < 1, 'must be a number in (0, 1)').default(TRAIN_DEFAULTS.valFraction),
-  tokenizer: z.enum(['char', 'word'], { error: 'must be "char" or "word"' }).default(TRAIN_DEFAULTS.tokenizer),
-  /** Word models only: vocabulary size including `<unk>` and `<eos>`. */
-  vocabSize: rules([(v) => Number.isInteger(v) && v >= 3, 'must be an integer >= 3'], atMost(MAX_DIM)).default(TRAIN_DEFAULTS.vocabSize),
-  /** Word models only: lower-case the text before splitting. */
-  lowercase: z.boolean({ error: 'must be true or false' }).default(TRAIN_DEFAULTS.lowercase),
-  embeddingDim: dim.default(TRAIN_DEFAULTS.embeddingDim),
-  hiddenSize: dim.default(TRAIN_DEFAULTS.hiddenSize),
-  numLayers: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_LAYERS)).default(TRAIN_DEFAULTS.numLayers),
-  /** Inverted-dropout probability between layers and before the output layer (training only). */
-  dropout: unitOpen.default(TRAIN_DEFAULTS.dropout),
-  /** Truncated-BPTT length in tokens. */
-  seqLen: positiveInt.default(TRAIN_DEFAULTS.seqLen),
-  batchSize: positiveInt.default(TRAIN_DEFAULTS.batchSize),
-  /** Passes over the training text; default 1, or as many as `maxSteps` needs when that is set. */
-  epochs: positiveInt.optional(),
-  /** Upper bound on the total number of optimizer steps. */
-  maxSteps: positiveInt.optional(),
-  /** Adam learning rate. */
-  lr: num((v) => Number.isFinite(v) && v > 0, 'must be a finite number > 0').default(TRAIN_DEFAULTS.lr),
-  beta1: unitOpen.default(TRAIN_DEFAULTS.beta1),
-  beta2: unitOpen.default(TRAIN_DEFAULTS.beta2),
-  eps: num((v) => Number.isFinite(v) && v > 0, 'must be a finite number > 0').default(TRAIN_DEFAULTS.eps),
-  /** Decoupled (AdamW) weight decay. */
-  weightDecay: num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0').default(TRAIN_DEFAULTS.weightDecay),
-  /** Clip the global gradient L2 norm to this value; 0 turns clipping off. */
-  clipNorm: num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0 (0 = off)').default(TRAIN_DEFAULTS.clipNorm),
-  /** Seeds the initial weights and the dropout masks. */
-  seed: seed.default(TRAIN_DEFAULTS.seed),
-  device: device.default(TRAIN_DEFAULTS.device),
-  /**
-   * Matrix-product precision: `f32` (default) or `bf16` (bf16 inputs, f32 accumulation, on Intel AMX when
-   * present; CPU only). The model file is the same either way; the saved weights are f32.
-   */
-  precision: PrecisionSchema.default(TRAIN_DEFAULTS.precision),
-  /** Also evaluate on the validation text every this many steps (reported through `onEval`). */
-  evalEvery: positiveInt.optional(),
-  onStart: fn<(info: StartInfo) => void | Promise<void>>().optional(),
-  onStep: fn<(info: StepInfo) => void | Promise<void>>().optional(),
-  onEval: fn<(info: EvalInfo) => void | Promise<void>>().optional(),
-  onEpoch: fn<(info: EpochInfo) => void | Promise<void>>().optional(),
-  /** Checked between steps: when aborted, training stops and `train()` resolves with the model so far. */
-  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'must be an AbortSignal').optional(),
-  /** Learning-rate schedule over the base `lr`; default constant. */
-  lrSchedule: LrScheduleSchema.default({ type: 'constant' }),
-  /** Stop when the monitored validation loss stops improving (see {@link EarlyStoppingSchema}). */
-  earlyStopping: EarlyStoppingSchema.optional(),
-  /**
-   * A step whose loss or gradient is non-finite: `'stop'` (default) throws a NumericError naming the step;
-   * `'skip'` leaves the weights unchanged, records the step in `history.skippedSteps` and goes on.
-   */
-  onNonFinite: z.enum(['skip', 'stop'], { error: 'must be "skip" or "stop"' }).default('stop'),
-  /** Directory for checkpoints (created if missing): `step-<n>.lstm` every `checkpointEvery` steps and at the end, `best.lstm` at each new best validation loss. */
-  checkpointDir: path.optional(),
-  /** Steps between periodic checkpoints; default 1000 (needs `checkpointDir`). */
-  checkpointEvery: positiveInt.optional(),
-  /** Periodic checkpoints to keep (the newest); default 3 (needs `checkpointDir`). */
-  keepCheckpoints: positiveInt.optional(),
-  /**
-   * Continue from a checkpoint file (or the newest `step-<n>.lstm` of a directory): weights, Adam state, data
-   * position, dropout RNG, schedule and early-stopping state. Shape, tokenizer, seqLen, batchSize, dropout and
-   * seed come from the checkpoint (giving a different value is a ConfigError); lr, epochs, maxSteps and the
-   * schedule may change. `epochs` and `maxSteps` count from the start of the original run.
-   */
-  resumeFrom: path.optional(),
-  /** Write metrics as JSON lines to this file (see `RunRecord`); appended to when resuming. */
-  logFile: path.optional(),
-  onCheckpoint: fn<(info: CheckpointInfo) => void | Promise<void>>().optional(),
-}).superRefine((cfg, ctx) => {
-  for (const field of ['checkpointEvery', 'keepCheckpoints'] as const) {
-    if (cfg[field] !== undefined && cfg.checkpointDir === undefined) {
-      ctx.addIssue({ code: 'custom', path: [field], message: 'needs checkpointDir', input: cfg[field] });
+export const TrainConfigSchema = z
+  .strictObject({
+    /** Training text: a file path, the builtin name `'moby-dick'`, `{ path }` or `{ text }`. */
+    corpus,
+    /** Separate validation text; when absent the last `valFraction` of `corpus` is held out. */
+    valCorpus: corpus.optional(),
+    valFraction: num((v) => v > 0 && v < 1, 'must be a number in (0, 1)').default(TRAIN_DEFAULTS.valFraction),
+    tokenizer: z.enum(['char', 'word'], { error: 'must be "char" or "word"' }).default(TRAIN_DEFAULTS.tokenizer),
+    /** Word models only: vocabulary size including `<unk>` and `<eos>`. */
+    vocabSize: rules([(v) => Number.isInteger(v) && v >= 3, 'must be an integer >= 3'], atMost(MAX_DIM)).default(
+      TRAIN_DEFAULTS.vocabSize,
+    ),
+    /** Word models only: lower-case the text before splitting. */
+    lowercase: z.boolean({ error: 'must be true or false' }).default(TRAIN_DEFAULTS.lowercase),
+    embeddingDim: dim.default(TRAIN_DEFAULTS.embeddingDim),
+    hiddenSize: dim.default(TRAIN_DEFAULTS.hiddenSize),
+    numLayers: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_LAYERS)).default(
+      TRAIN_DEFAULTS.numLayers,
+    ),
+    /** Inverted-dropout probability between layers and before the output layer (training only). */
+    dropout: unitOpen.default(TRAIN_DEFAULTS.dropout),
+    /** Truncated-BPTT length in tokens. */
+    seqLen: positiveInt.default(TRAIN_DEFAULTS.seqLen),
+    batchSize: positiveInt.default(TRAIN_DEFAULTS.batchSize),
+    /** Passes over the training text; default 1, or as many as `maxSteps` needs when that is set. */
+    epochs: positiveInt.optional(),
+    /** Upper bound on the total number of optimizer steps. */
+    maxSteps: positiveInt.optional(),
+    /** Adam learning rate. */
+    lr: num((v) => Number.isFinite(v) && v > 0, 'must be a finite number > 0').default(TRAIN_DEFAULTS.lr),
+    beta1: unitOpen.default(TRAIN_DEFAULTS.beta1),
+    beta2: unitOpen.default(TRAIN_DEFAULTS.beta2),
+    eps: num((v) => Number.isFinite(v) && v > 0, 'must be a finite number > 0').default(TRAIN_DEFAULTS.eps),
+    /** Decoupled (AdamW) weight decay. */
+    weightDecay: num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0').default(
+      TRAIN_DEFAULTS.weightDecay,
+    ),
+    /** Clip the global gradient L2 norm to this value; 0 turns clipping off. */
+    clipNorm: num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0 (0 = off)').default(
+      TRAIN_DEFAULTS.clipNorm,
+    ),
+    /** Seeds the initial weights and the dropout masks. */
+    seed: seed.default(TRAIN_DEFAULTS.seed),
+    device: device.default(TRAIN_DEFAULTS.device),
+    /**
+     * Matrix-product precision: `f32` (default) or `bf16` (bf16 inputs, f32 accumulation, on Intel AMX when
+     * present; CPU only). The model file is the same either way; the saved weights are f32.
+     */
+    precision: PrecisionSchema.default(TRAIN_DEFAULTS.precision),
+    /** Also evaluate on the validation text every this many steps (reported through `onEval`). */
+    evalEvery: positiveInt.optional(),
+    onStart: fn<(info: StartInfo) => void | Promise<void>>().optional(),
+    onStep: fn<(info: StepInfo) => void | Promise<void>>().optional(),
+    onEval: fn<(info: EvalInfo) => void | Promise<void>>().optional(),
+    onEpoch: fn<(info: EpochInfo) => void | Promise<void>>().optional(),
+    /** Checked between steps: when aborted, training stops and `train()` resolves with the model so far. */
+    signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'must be an AbortSignal').optional(),
+    /** Learning-rate schedule over the base `lr`; default constant. */
+    lrSchedule: LrScheduleSchema.default({ type: 'constant' }),
+    /** Stop when the monitored validation loss stops improving (see {@link EarlyStoppingSchema}). */
+    earlyStopping: EarlyStoppingSchema.optional(),
+    /**
+     * A step whose loss or gradient is non-finite: `'stop'` (default) throws a NumericError naming the step;
+     * `'skip'` leaves the weights unchanged, records the step in `history.skippedSteps` and goes on.
+     */
+    onNonFinite: z.enum(['skip', 'stop'], { error: 'must be "skip" or "stop"' }).default('stop'),
+    /** Directory for checkpoints (created if missing): `step-<n>.lstm` every `checkpointEvery` steps and at the end, `best.lstm` at each new best validation loss. */
+    checkpointDir: path.optional(),
+    /** Steps between periodic checkpoints; default 1000 (needs `checkpointDir`). */
+    checkpointEvery: positiveInt.optional(),
+    /** Periodic checkpoints to keep (the newest); default 3 (needs `checkpointDir`). */
+    keepCheckpoints: positiveInt.optional(),
+    /**
+     * Continue from a checkpoint file (or the newest `step-<n>.lstm` of a directory): weights, Adam state, data
+     * position, dropout RNG, schedule and early-stopping state. Shape, tokenizer, seqLen, batchSize, dropout and
+     * seed come from the checkpoint (giving a different value is a ConfigError); lr, epochs, maxSteps and the
+     * schedule may change. `epochs` and `maxSteps` count from the start of the original run.
+     */
+    resumeFrom: path.optional(),
+    /** Write metrics as JSON lines to this file (see `RunRecord`); appended to when resuming. */
+    logFile: path.optional(),
+    onCheckpoint: fn<(info: CheckpointInfo) => void | Promise<void>>().optional(),
+  })
+  .superRefine((cfg, ctx) => {
+    for (const field of ['checkpointEvery', 'keepCheckpoints'] as const) {
+      if (cfg[field] !== undefined && cfg.checkpointDir === undefined) {
+        ctx.addIssue({ code: 'custom', path: [field], message: 'needs checkpointDir', input: cfg[field] });
+      }
     }
-  }
-  const sched = cfg.lrSchedule;
-  if ((sched.type === 'cosine' || sched.type === 'plateau') && sched.minLr > cfg.lr) {
-    ctx.addIssue({ code: 'custom', path: ['lrSchedule', 'minLr'], message: `must not exceed lr (${cfg.lr})`, input: sched.minLr });
-  }
-});
+    const sched = cfg.lrSchedule;
+    if ((sched.type === 'cosine' || sched.type === 'plateau') && sched.minLr > cfg.lr) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['lrSchedule', 'minLr'],
+        message: `must not exceed lr (${cfg.lr})`,
+        input: sched.minLr,
+      });
+    }
+  });
 
 /** Options of `train()` as the user writes them (everything but `corpus` has a default). */
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
@@ -236,7 +254,11 @@ export const GenerateOptionsSchema = z.strictObject({
   /** Sampling seed; same seed, same text. Unset: a fresh random seed per call. */
   seed: seed.optional(),
   /** A sample ends at the first of these strings; the returned text is cut before it. */
-  stop: z.array(z.string({ error: 'must be a string' }).min(1, 'must not be empty'), { error: 'must be an array of strings' }).optional(),
+  stop: z
+    .array(z.string({ error: 'must be a string' }).min(1, 'must not be empty'), {
+      error: 'must be an array of strings',
+    })
+    .optional(),
   /** Throw a DataError for prompt symbols outside the vocabulary instead of mapping them to `<unk>`. */
   strict: z.boolean({ error: 'must be true or false' }).default(false),
 });
@@ -277,14 +299,16 @@ export type EvaluateOptionsParsed = z.output<typeof EvaluateOptionsSchema>;
 /** Show a rejected value in a message: strings quoted, NaN and numbers as written. */
 function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null)
+    return String(value);
   if (typeof value === 'function') return 'a function';
   return Array.isArray(value) ? 'an array' : 'an object';
 }
 
 function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let v = input;
-  for (const key of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key] : undefined;
+  for (const key of path)
+    v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key] : undefined;
   return v;
 }
 
@@ -298,7 +322,10 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string)
   const issue = result.error.issues[0];
   if (issue.code === 'unrecognized_keys') {
     const prefix = issue.path.map((p) => `${String(p)}.`).join('');
-    throw new ConfigError(issue.keys.map((k) => prefix + k).join(', '), `unknown option${issue.keys.length > 1 ? 's' : ''} of ${what}`);
+    throw new ConfigError(
+      issue.keys.map((k) => prefix + k).join(', '),
+      `unknown option${issue.keys.length > 1 ? 's' : ''} of ${what}`,
+    );
   }
   const field = issue.path.map(String).join('.');
   if (!field) throw new ConfigError('', `${what} must be an object, got ${show(input)}`);
@@ -310,7 +337,8 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string)
  * @throws ConfigError naming `field` unless `value` is a non-empty string.
  */
 export function assertPath(value: unknown, field: string): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(field, `must be a file path (a non-empty string), got ${show(value)}`);
+  if (typeof value !== 'string' || value.length === 0)
+    throw new ConfigError(field, `must be a file path (a non-empty string), got ${show(value)}`);
 }
 
 /**

@@ -49,7 +49,8 @@ export function loadCorpus(corpus: CorpusSource): string {
       }
     }
   }
-  if (text.length === 0) throw new DataError(`corpus ${JSON.stringify(describeCorpus(corpus))} is empty; give a non-empty text`);
+  if (text.length === 0)
+    throw new DataError(`corpus ${JSON.stringify(describeCorpus(corpus))} is empty; give a non-empty text`);
   warnIfBinary(text, describeCorpus(corpus));
   return text;
 }
@@ -67,9 +68,12 @@ function warnIfBinary(text: string, name: string): void {
   const odd = sample.match(/[\uFFFD\x00-\x08\x0B\x0C\x0E-\x1F\x7F]/g)?.length ?? 0;
   if (odd > 0.01 * sample.length) {
     const pct = ((100 * odd) / sample.length).toFixed(1);
-    process.emitWarning(`corpus ${JSON.stringify(name)} does not look like text: ${pct}% of its first ${sample.length} characters are invalid UTF-8 or control characters`, {
-      code: 'LSTMGEN_BINARY_CORPUS',
-    });
+    process.emitWarning(
+      `corpus ${JSON.stringify(name)} does not look like text: ${pct}% of its first ${sample.length} characters are invalid UTF-8 or control characters`,
+      {
+        code: 'LSTMGEN_BINARY_CORPUS',
+      },
+    );
   }
 }
 

@@ -1,56 +1,83 @@
 /** lstmgen: train and sample LSTM language models from TypeScript on a Rust (candle) engine. */
-export { train, dropoutSeed, DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS, type TrainResult } from './train';
-export { readCheckpoint, listCheckpoints, checkpointName, RESUME_LOCKED, TRAINING_KEY, type TrainingState, type LoadedCheckpoint } from './checkpoint';
-export { LrSchedule, type ScheduleState } from './schedule';
-export { PlateauTracker, type PlateauState } from './plateau';
-export { RunLog, readRunLog, type RunRecord } from './runlog';
-export { plotRun, type PlotOptions } from './plot';
-export { importTorch, type ImportTorchOptions } from './torch';
-export { LstmModel, loadModel, toModelConfig, METADATA_KEYS, type EvalResult, type EvaluateOptions, type LoadOptions, type ModelConfig } from './model';
+
 export {
-  parseTrainConfig,
-  parseGenerateOptions,
-  TrainConfigSchema,
-  GenerateOptionsSchema,
-  parseStreamOptions,
-  StreamOptionsSchema,
-  LrScheduleSchema,
+  checkpointName,
+  type LoadedCheckpoint,
+  listCheckpoints,
+  RESUME_LOCKED,
+  readCheckpoint,
+  TRAINING_KEY,
+  type TrainingState,
+} from './checkpoint';
+export {
+  type EarlyStoppingConfig,
   EarlyStoppingSchema,
+  type GenerateOptions,
+  type GenerateOptionsInput,
+  GenerateOptionsSchema,
+  type LrScheduleConfig,
+  LrScheduleSchema,
+  parseGenerateOptions,
+  parseStreamOptions,
+  parseTrainConfig,
+  type StreamOptions,
+  type StreamOptionsInput,
+  StreamOptionsSchema,
   TRAIN_DEFAULTS,
   type TrainConfig,
   type TrainConfigInput,
-  type GenerateOptions,
-  type GenerateOptionsInput,
-  type StreamOptions,
-  type StreamOptionsInput,
-  type LrScheduleConfig,
-  type EarlyStoppingConfig,
+  TrainConfigSchema,
 } from './config';
-export type { StartInfo, StepInfo, EvalInfo, EpochInfo, TrainHistory, CheckpointInfo } from './events';
+export {
+  type Batch,
+  type BatchLayout,
+  BUILTIN_CORPORA,
+  batchLayout,
+  type CorpusSource,
+  loadCorpus,
+  makeBatches,
+  splitText,
+} from './data';
+export {
+  ConfigError,
+  DataError,
+  DeviceError,
+  type ErrorCode,
+  LstmgenError,
+  ModelFileError,
+  NativeError,
+  NumericError,
+  wrapNative,
+} from './errors';
+export type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo, TrainHistory } from './events';
+export { accuracy, bitsPerChar, perplexity } from './metrics';
+export {
+  type EvalResult,
+  type EvaluateOptions,
+  type LoadOptions,
+  LstmModel,
+  loadModel,
+  METADATA_KEYS,
+  type ModelConfig,
+  toModelConfig,
+} from './model';
+export { type Device, type EngineInfo, engineInfo, type Precision } from './native';
+export { type PlateauState, PlateauTracker } from './plateau';
+export { type PlotOptions, plotRun } from './plot';
+export { RunLog, type RunRecord, readRunLog } from './runlog';
+export { LrSchedule, type ScheduleState } from './schedule';
 export {
   buildTokenizer,
-  tokenizerFromJSON,
   CharTokenizer,
-  WordTokenizer,
-  UNK,
+  type EncodeOptions,
   EOS,
   type Tokenizer,
   type TokenizerJSON,
   type TokenizerOptions,
-  type EncodeOptions,
+  tokenizerFromJSON,
+  UNK,
+  WordTokenizer,
 } from './tokenizer';
-export { loadCorpus, splitText, makeBatches, batchLayout, BUILTIN_CORPORA, type CorpusSource, type Batch, type BatchLayout } from './data';
-export { perplexity, bitsPerChar, accuracy } from './metrics';
-export {
-  LstmgenError,
-  ConfigError,
-  DataError,
-  ModelFileError,
-  DeviceError,
-  NumericError,
-  NativeError,
-  wrapNative,
-  type ErrorCode,
-} from './errors';
-export type { TrainOptions, LrScheduleOptions, EarlyStoppingOptions } from './train-options';
-export { engineInfo, type Device, type EngineInfo, type Precision } from './native';
+export { type ImportTorchOptions, importTorch } from './torch';
+export { DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS, dropoutSeed, type TrainResult, train } from './train';
+export type { EarlyStoppingOptions, LrScheduleOptions, TrainOptions } from './train-options';

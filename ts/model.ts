@@ -1,21 +1,35 @@
 /** A trained (or loaded) LSTM language model: native weights + tokenizer + the config it was trained with. */
 import * as fs from 'node:fs';
 import { writeFileAtomic } from './atomic';
-import { assertPath, parseCorpusSource, parseEvaluateOptions, parseGenerateOptions, parseLoadOptions, parsePrecision, parseStreamOptions, type GenerateOptionsInput, type StreamOptionsInput, type TrainConfig } from './config';
-import { loadCorpus, makeBatches, describeCorpus, type CorpusSource } from './data';
+import {
+  assertPath,
+  type GenerateOptionsInput,
+  parseCorpusSource,
+  parseEvaluateOptions,
+  parseGenerateOptions,
+  parseLoadOptions,
+  parsePrecision,
+  parseStreamOptions,
+  type StreamOptionsInput,
+  type TrainConfig,
+} from './config';
+import { type CorpusSource, describeCorpus, loadCorpus, makeBatches } from './data';
 import { DataError, fileErrorReason, ModelFileError } from './errors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
-import { NativeHandle, type Device, type Precision } from './native';
+import { type Device, NativeHandle, type Precision } from './native';
 import { assertFiniteTensors } from './safetensors';
 import { cutAtFirst, decodeAfter, planSampling } from './sampling';
 import { streamText } from './stream';
-import { tokenizerFromJSON, type EncodeOptions, type Tokenizer } from './tokenizer';
+import { type EncodeOptions, type Tokenizer, tokenizerFromJSON } from './tokenizer';
 
 /** Metadata keys lstmgen writes into the safetensors header (values are JSON text). */
 export const METADATA_KEYS = { config: 'config', tokenizer: 'tokenizer' } as const;
 
 /** The train config as stored in a model file: no callbacks or signal, corpora by name (`<text>` for inline text). */
-export type ModelConfig = Omit<TrainConfig, 'corpus' | 'valCorpus' | 'onStart' | 'onStep' | 'onEval' | 'onEpoch' | 'onCheckpoint' | 'signal'> & {
+export type ModelConfig = Omit<
+  TrainConfig,
+  'corpus' | 'valCorpus' | 'onStart' | 'onStep' | 'onEval' | 'onEpoch' | 'onCheckpoint' | 'signal'
+> & {
   corpus: string;
   valCorpus?: string;
 };
@@ -123,7 +137,10 @@ export class LstmModel {
    */
   async evaluate(corpus: CorpusSource | Uint32Array, options: EvaluateOptions = {}): Promise<EvalResult> {
     const opts = parseEvaluateOptions(options);
-    const ids = corpus instanceof Uint32Array ? corpus : this.tokenizer.encode(loadCorpus(parseCorpusSource(corpus)), { onWarning: () => {}, ...opts });
+    const ids =
+      corpus instanceof Uint32Array
+        ? corpus
+        : this.tokenizer.encode(loadCorpus(parseCorpusSource(corpus)), { onWarning: () => {}, ...opts });
     const seqLen = opts.seqLen ?? this.config.seqLen;
     const fit = Math.floor((ids.length - 1) / seqLen); // streams that hold one full sequence
     const batchSize = Math.max(1, Math.min(opts.batchSize ?? this.config.batchSize, fit));
@@ -138,7 +155,8 @@ export class LstmModel {
       correct += r.correct;
       count += r.count;
     }
-    if (count === 0) throw new DataError(`the evaluation text has ${ids.length} tokens: nothing to predict with seqLen ${seqLen}`);
+    if (count === 0)
+      throw new DataError(`the evaluation text has ${ids.length} tokens: nothing to predict with seqLen ${seqLen}`);
     const loss = lossSum / count;
     return {
       loss,
@@ -169,7 +187,11 @@ export class LstmModel {
    */
   toBytes(extra: Record<string, string> = {}, withTraining = false): Buffer {
     const bytes = this.native.toSafetensors(
-      { [METADATA_KEYS.config]: JSON.stringify(this.config), [METADATA_KEYS.tokenizer]: JSON.stringify(this.tokenizer.toJSON()), ...extra },
+      {
+        [METADATA_KEYS.config]: JSON.stringify(this.config),
+        [METADATA_KEYS.tokenizer]: JSON.stringify(this.tokenizer.toJSON()),
+        ...extra,
+      },
       withTraining,
     );
     assertFiniteTensors(bytes, withTraining ? 'checkpoint' : 'model');
@@ -195,7 +217,9 @@ export class LstmModel {
   static async load(file: string, options: LoadOptions = {}): Promise<LstmModel> {
     assertPath(file, 'file');
     const opts = parseLoadOptions(options);
-    const native = loadNative(file, 'model file', (bytes) => NativeHandle.fromSafetensors(bytes, opts.device ?? 'auto'));
+    const native = loadNative(file, 'model file', (bytes) =>
+      NativeHandle.fromSafetensors(bytes, opts.device ?? 'auto'),
+    );
     if (opts.precision) native.setPrecision(opts.precision);
     const meta = native.metadata();
     const missing = Object.values(METADATA_KEYS).filter((k) => typeof meta[k] !== 'string');
@@ -210,7 +234,6 @@ export class LstmModel {
     }
     return new LstmModel(native, tokenizer, config);
   }
-
 }
 
 /** The `config` metadata, checked for the fields evaluation needs. @throws ModelFileError */

@@ -13,19 +13,27 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type {
+  EngineInfo as NativeEngineInfo,
+  NativeEvalResult,
   NativeModel,
   NativeModelConfig,
   NativeOptimizerConfig,
-  NativeStepResult,
-  NativeEvalResult,
-  NativeSampleOptions,
   NativeSampleChunk,
+  NativeSampleOptions,
   NativeSampler,
-  EngineInfo as NativeEngineInfo,
+  NativeStepResult,
 } from '../index';
 import { DeviceError, wrapNative } from './errors';
 
-export type { NativeModelConfig, NativeOptimizerConfig, NativeStepResult, NativeEvalResult, NativeSampleOptions, NativeEngineInfo, NativeSampleChunk };
+export type {
+  NativeEngineInfo,
+  NativeEvalResult,
+  NativeModelConfig,
+  NativeOptimizerConfig,
+  NativeSampleChunk,
+  NativeSampleOptions,
+  NativeStepResult,
+};
 
 /** Device names accepted by the engine. `auto` picks CUDA when the CUDA build loads and sees a GPU, else CPU. */
 export type Device = 'auto' | 'cpu' | 'cuda';
@@ -99,7 +107,8 @@ function cudaPlatform(): string | null {
 
 /** Whether this Node runs on glibc (napi-rs `-gnu` builds) rather than musl. */
 function hasGlibc(): boolean {
-  return !!(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
+  return !!(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+    ?.glibcVersionRuntime;
 }
 
 /** The npm package holding the prebuilt CPU addon for this platform (lstmgen ships `lstmgen-linux-x64-gnu`). */
@@ -115,7 +124,9 @@ export const defaultDeps: LoaderDeps = {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const binding = require(file) as NativeBinding;
     // The napi loader does not say which file it loaded; Node's module cache does.
-    const loaded = Object.keys(require.cache).find((k) => /[\\/]lstmgen\.[^\\/]*\.node$/.test(k) && !k.endsWith('-cuda.node'));
+    const loaded = Object.keys(require.cache).find(
+      (k) => /[\\/]lstmgen\.[^\\/]*\.node$/.test(k) && !k.endsWith('-cuda.node'),
+    );
     return { binding, path: loaded ?? process.env.NAPI_RS_NATIVE_LIBRARY_PATH ?? 'unknown' };
   },
   findCuda() {
@@ -123,17 +134,24 @@ export const defaultDeps: LoaderDeps = {
     if (env !== undefined) {
       if (env === '' || env === 'none') return { missing: 'the CUDA build is disabled (LSTMGEN_CUDA_BINARY=none)' };
       const file = path.resolve(env);
-      return fs.existsSync(file) ? { path: file } : { missing: `the CUDA build is not installed: LSTMGEN_CUDA_BINARY=${file} does not exist` };
+      return fs.existsSync(file)
+        ? { path: file }
+        : { missing: `the CUDA build is not installed: LSTMGEN_CUDA_BINARY=${file} does not exist` };
     }
     const platform = cudaPlatform();
-    if (!platform) return { missing: `lstmgen has no CUDA build for ${process.platform}-${process.arch}${process.platform === 'linux' ? ' (musl)' : ''}` };
+    if (!platform)
+      return {
+        missing: `lstmgen has no CUDA build for ${process.platform}-${process.arch}${process.platform === 'linux' ? ' (musl)' : ''}`,
+      };
     const local = path.join(ROOT, `lstmgen.${platform}-cuda.node`);
     if (fs.existsSync(local)) return { path: local };
     const pkg = `lstmgen-${platform}-cuda`;
     try {
       return { path: require.resolve(pkg, { paths: [ROOT] }) };
     } catch {
-      return { missing: `the CUDA build is not installed (npm package ${pkg}, or ${path.basename(local)} next to index.js)` };
+      return {
+        missing: `the CUDA build is not installed (npm package ${pkg}, or ${path.basename(local)} next to index.js)`,
+      };
     }
   },
   load(file) {

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import type * as Vega from 'vega';
 import type * as VegaLite from 'vega-lite/build/index'; // the package's types (its exports map needs node16 resolution)
 import { DataError } from './errors';
-import { readRunLog, type RunRecord } from './runlog';
+import { type RunRecord, readRunLog } from './runlog';
 
 /** Options of {@link plotRun}. */
 export interface PlotOptions {
@@ -39,11 +39,20 @@ export async function plotRun(run: string | RunRecord[], options: PlotOptions = 
     if (r.type === 'step') steps.set(r.step, { loss: r.loss, lr: r.lr });
     else if ((r.type === 'eval' || r.type === 'epoch') && Number.isFinite(r.valLoss)) vals.set(r.step, r.valLoss);
   }
-  if (steps.size === 0) throw new DataError(`${typeof run === 'string' ? run : 'the run log'} has no training steps to plot`);
+  if (steps.size === 0)
+    throw new DataError(`${typeof run === 'string' ? run : 'the run log'} has no training steps to plot`);
   const sorted = [...steps].sort((a, b) => a[0] - b[0]);
-  const loss = downsample(sorted.map(([step, s]) => ({ step, value: s.loss, series: 'train loss' })), options.maxPoints ?? 2000);
-  const val = [...vals].sort((a, b) => a[0] - b[0]).map(([step, value]) => ({ step, value, series: 'validation loss' }));
-  const lr = downsample(sorted.map(([step, s]) => ({ step, value: s.lr, series: 'learning rate' })), options.maxPoints ?? 2000);
+  const loss = downsample(
+    sorted.map(([step, s]) => ({ step, value: s.loss, series: 'train loss' })),
+    options.maxPoints ?? 2000,
+  );
+  const val = [...vals]
+    .sort((a, b) => a[0] - b[0])
+    .map(([step, value]) => ({ step, value, series: 'validation loss' }));
+  const lr = downsample(
+    sorted.map(([step, s]) => ({ step, value: s.lr, series: 'learning rate' })),
+    options.maxPoints ?? 2000,
+  );
   const width = options.width ?? 640;
   const title = options.title ?? (typeof run === 'string' ? path.basename(run) : undefined);
   const x = { field: 'step', type: 'quantitative', title: 'step' } as const;
@@ -60,7 +69,12 @@ export async function plotRun(run: string | RunRecord[], options: PlotOptions = 
         encoding: {
           x,
           y: { field: 'value', type: 'quantitative', title: 'loss (nats/token)', scale: { zero: false } },
-          color: { field: 'series', type: 'nominal', title: null, scale: { domain: ['train loss', 'validation loss'], range: ['#4c78a8', '#e45756'] } },
+          color: {
+            field: 'series',
+            type: 'nominal',
+            title: null,
+            scale: { domain: ['train loss', 'validation loss'], range: ['#4c78a8', '#e45756'] },
+          },
         },
       },
       {
@@ -89,7 +103,11 @@ function downsample(points: Point[], max: number): Point[] {
   const out: Point[] = [];
   for (let i = 0; i < points.length; i += size) {
     const group = points.slice(i, i + size);
-    out.push({ step: group[group.length - 1].step, value: group.reduce((s, p) => s + p.value, 0) / group.length, series: group[0].series });
+    out.push({
+      step: group[group.length - 1].step,
+      value: group.reduce((s, p) => s + p.value, 0) / group.length,
+      series: group[0].series,
+    });
   }
   return out;
 }

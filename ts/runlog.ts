@@ -8,13 +8,29 @@ import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo } from './events';
 
 /** One line of a run log. `start` and `end` bracket each (possibly resumed) run. */
 export type RunRecord =
-  | { type: 'start'; time: string; startStep: number; totalSteps: number; stepsPerEpoch: number; vocabSize: number; device: string }
+  | {
+      type: 'start';
+      time: string;
+      startStep: number;
+      totalSteps: number;
+      stepsPerEpoch: number;
+      vocabSize: number;
+      device: string;
+    }
   | ({ type: 'step' } & StepInfo)
   | { type: 'skip'; step: number; epoch: number; lr: number; reason: string }
   | ({ type: 'eval' } & EvalInfo)
   | ({ type: 'epoch'; step: number } & EpochInfo)
   | ({ type: 'checkpoint' } & CheckpointInfo)
-  | { type: 'end'; time: string; step: number; aborted: boolean; stoppedEarly: boolean; bestValLoss: number | null; bestStep: number | null };
+  | {
+      type: 'end';
+      time: string;
+      step: number;
+      aborted: boolean;
+      stoppedEarly: boolean;
+      bestValLoss: number | null;
+      bestStep: number | null;
+    };
 
 /** An open run log. Each record is written synchronously as one line, so a crash loses at most the line being written. */
 export class RunLog {
@@ -41,7 +57,9 @@ export class RunLog {
     try {
       fs.writeSync(this.fd, JSON.stringify(record) + '\n');
     } catch (err) {
-      throw new ModelFileError(`cannot write log file ${JSON.stringify(this.file)}: ${(err as Error).message}`, { cause: err });
+      throw new ModelFileError(`cannot write log file ${JSON.stringify(this.file)}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 
@@ -79,7 +97,9 @@ export function readRunLog(file: string): RunRecord[] {
     }
     const r = rec as { type: string; step?: unknown; loss?: unknown };
     if (r.type === 'step' && !(Number.isInteger(r.step) && Number.isFinite(r.loss))) {
-      throw new DataError(`${file}:${i + 1}: a step record needs an integer "step" and a finite "loss", got ${JSON.stringify(r.step)} and ${JSON.stringify(r.loss)}`);
+      throw new DataError(
+        `${file}:${i + 1}: a step record needs an integer "step" and a finite "loss", got ${JSON.stringify(r.step)} and ${JSON.stringify(r.loss)}`,
+      );
     }
     records.push(rec as RunRecord);
   });

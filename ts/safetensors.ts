@@ -30,7 +30,8 @@ export function readSafetensorsHeader(bytes: Uint8Array, what = 'file'): Safeten
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 8) throw new ModelFileError(`${what}: not a safetensors file (${buf.length} bytes)`);
   const len = Number(buf.readBigUInt64LE(0));
-  if (len > buf.length - 8) throw new ModelFileError(`${what}: not a safetensors file (header of ${len} bytes in a ${buf.length}-byte file)`);
+  if (len > buf.length - 8)
+    throw new ModelFileError(`${what}: not a safetensors file (header of ${len} bytes in a ${buf.length}-byte file)`);
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(buf.subarray(8, 8 + len).toString('utf8')) as Record<string, unknown>;
@@ -38,7 +39,11 @@ export function readSafetensorsHeader(bytes: Uint8Array, what = 'file'): Safeten
     throw new ModelFileError(`${what}: not a safetensors file (header is not JSON)`, { cause: err });
   }
   const { __metadata__, ...tensors } = json;
-  return { metadata: (__metadata__ ?? {}) as Record<string, string>, tensors: tensors as Record<string, TensorInfo>, dataStart: 8 + len };
+  return {
+    metadata: (__metadata__ ?? {}) as Record<string, string>,
+    tensors: tensors as Record<string, TensorInfo>,
+    dataStart: 8 + len,
+  };
 }
 
 /**
@@ -54,10 +59,14 @@ export function assertFiniteTensors(bytes: Uint8Array, what: string): void {
     const start = bytes.byteOffset + dataStart + from;
     const n = (to - from) / 4;
     // Data offsets are 4-byte aligned in files the engine writes; copy when a caller's buffer is not.
-    const values = start % 4 === 0 ? new Float32Array(bytes.buffer, start, n) : new Float32Array(bytes.slice(dataStart + from, dataStart + to).buffer);
+    const values =
+      start % 4 === 0
+        ? new Float32Array(bytes.buffer, start, n)
+        : new Float32Array(bytes.slice(dataStart + from, dataStart + to).buffer);
     for (let i = 0; i < n; i++) {
       const v = values[i];
-      if (v - v !== 0) throw new NumericError(`${what}: tensor ${name} holds non-finite values (${v}); refusing to write it`);
+      if (v - v !== 0)
+        throw new NumericError(`${what}: tensor ${name} holds non-finite values (${v}); refusing to write it`);
     }
   }
 }

@@ -21,7 +21,10 @@ export interface SamplingPlan {
  * @throws ConfigError for an empty prompt when the vocabulary has no line break; DataError for unknown prompt
  *   symbols with `strict` (otherwise they become `<unk>` with one warning).
  */
-export function planSampling(tokenizer: Tokenizer, o: Omit<GenerateOptions, 'numSamples'> & { numSamples?: number }): SamplingPlan {
+export function planSampling(
+  tokenizer: Tokenizer,
+  o: Omit<GenerateOptions, 'numSamples'> & { numSamples?: number },
+): SamplingPlan {
   let prompt = tokenizer.encode(o.prompt, { strict: o.strict });
   if (prompt.length === 0) prompt = Uint32Array.of(lineBreakId(tokenizer));
   const stops = (o.stop ?? [])
@@ -45,7 +48,8 @@ export function planSampling(tokenizer: Tokenizer, o: Omit<GenerateOptions, 'num
 /** Id of the line-break token that starts generation from an empty prompt. @throws ConfigError when there is none. */
 function lineBreakId(tokenizer: Tokenizer): number {
   const id = tokenizer.idOf(tokenizer.kind === 'word' ? EOS : '\n');
-  if (id === undefined) throw new ConfigError('prompt', 'must not be empty for this model (its vocabulary has no line break)');
+  if (id === undefined)
+    throw new ConfigError('prompt', 'must not be empty for this model (its vocabulary has no line break)');
   return id;
 }
 

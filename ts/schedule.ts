@@ -1,6 +1,6 @@
 /** Learning-rate schedules (pure TypeScript: the engine takes the rate of each step in `opt.lr`). */
 import type { LrScheduleConfig } from './config';
-import { PlateauTracker, type PlateauState } from './plateau';
+import { type PlateauState, PlateauTracker } from './plateau';
 
 /** Serializable state of an {@link LrSchedule}; only `plateau` schedules have any. */
 export interface ScheduleState {

@@ -14,7 +14,11 @@ const NOTHING = new Uint32Array(0);
  * iterating (`break`, `return`, a thrown error).
  * @throws ConfigError / DataError as `generate()` (on the first iteration); errors of the engine as typed errors.
  */
-export async function* streamText(native: NativeHandle, tokenizer: Tokenizer, o: StreamOptions): AsyncGenerator<string, void, undefined> {
+export async function* streamText(
+  native: NativeHandle,
+  tokenizer: Tokenizer,
+  o: StreamOptions,
+): AsyncGenerator<string, void, undefined> {
   const plan = planSampling(tokenizer, { ...o, numSamples: 1 });
   const sampler = native.startSampling(plan.prompt, plan.native);
   const holdback = Math.max(1, ...plan.stopTexts.map((s) => s.length)) - 1;

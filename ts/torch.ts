@@ -7,10 +7,10 @@
  */
 import { assertPath, parseTrainConfig } from './config';
 import { ConfigError, ModelFileError } from './errors';
-import { loadNative, LstmModel, METADATA_KEYS, readBytes, toModelConfig, withFileName } from './model';
-import { NativeHandle, type Device } from './native';
+import { LstmModel, loadNative, METADATA_KEYS, readBytes, toModelConfig, withFileName } from './model';
+import { type Device, NativeHandle } from './native';
 import { readSafetensorsHeader } from './safetensors';
-import { tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from './tokenizer';
+import { type Tokenizer, type TokenizerJSON, tokenizerFromJSON } from './tokenizer';
 
 /** Options of {@link importTorch}. */
 export interface ImportTorchOptions {
@@ -35,13 +35,21 @@ export interface ImportTorchOptions {
 export async function importTorch(file: string, options: ImportTorchOptions): Promise<LstmModel> {
   assertPath(file, 'file');
   if (typeof options !== 'object' || options === null || options.tokenizer === undefined) {
-    throw new ConfigError('tokenizer', 'is required: a Tokenizer, its JSON, or the path of a tokenizer JSON file or lstmgen model file');
+    throw new ConfigError(
+      'tokenizer',
+      'is required: a Tokenizer, its JSON, or the path of a tokenizer JSON file or lstmgen model file',
+    );
   }
   const tokenizer = resolveTokenizer(options.tokenizer);
-  const native = loadNative(file, 'PyTorch state dict', (bytes) => NativeHandle.fromTorchStateDict(bytes, options.device ?? 'auto'));
+  const native = loadNative(file, 'PyTorch state dict', (bytes) =>
+    NativeHandle.fromTorchStateDict(bytes, options.device ?? 'auto'),
+  );
   const shape = native.config();
   if (shape.vocabSize !== tokenizer.vocabSize) {
-    throw new ConfigError('tokenizer', `has ${tokenizer.vocabSize} tokens but ${file} has an embedding of ${shape.vocabSize} rows`);
+    throw new ConfigError(
+      'tokenizer',
+      `has ${tokenizer.vocabSize} tokens but ${file} has an embedding of ${shape.vocabSize} rows`,
+    );
   }
   const json = tokenizer.toJSON();
   const cfg = parseTrainConfig({
@@ -65,6 +73,7 @@ function resolveTokenizer(t: ImportTorchOptions['tokenizer']): Tokenizer {
   const text = bytes.subarray(0, 1).toString() === '{' ? bytes.toString('utf8') : undefined;
   if (text !== undefined) return withFileName(t, () => tokenizerFromJSON(text));
   const json = readSafetensorsHeader(bytes, t).metadata[METADATA_KEYS.tokenizer];
-  if (typeof json !== 'string') throw new ModelFileError(`${t}: neither a tokenizer JSON file nor an lstmgen model file (no tokenizer metadata)`);
+  if (typeof json !== 'string')
+    throw new ModelFileError(`${t}: neither a tokenizer JSON file nor an lstmgen model file (no tokenizer metadata)`);
   return withFileName(t, () => tokenizerFromJSON(json));
 }

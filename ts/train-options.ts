@@ -2,9 +2,10 @@
  * The options of `train()` as a documented interface (what editors show on hover). The zod schema in
  * config.ts validates them; the compile-time checks at the bottom keep the two identical.
  */
+
+import type { TrainConfigInput } from './config';
 import type { CorpusSource } from './data';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo } from './events';
-import type { TrainConfigInput } from './config';
 
 /** Learning-rate schedule over the base `lr` (`step` is the 0-based index of the step about to run). */
 export type LrScheduleOptions =

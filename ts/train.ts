@@ -1,17 +1,17 @@
 /** The training loop: one awaited native truncated-BPTT step per minibatch, validation, schedules, checkpoints, logs. */
 import * as path from 'node:path';
-import { CheckpointWriter, assertSameTokenizer, readCheckpoint, resumeInput, type TrainingState } from './checkpoint';
+import { assertSameTokenizer, CheckpointWriter, readCheckpoint, resumeInput, type TrainingState } from './checkpoint';
 import { parseTrainConfig } from './config';
-import type { TrainOptions } from './train-options';
 import { batchAt, batchLayout, loadCorpus, splitText } from './data';
 import { ConfigError, NumericError } from './errors';
 import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory } from './events';
-import { LstmModel, toModelConfig, type EvalResult } from './model';
+import { type EvalResult, LstmModel, toModelConfig } from './model';
 import { NativeHandle, type NativeStepResult } from './native';
 import { PlateauTracker } from './plateau';
 import { RunLog } from './runlog';
 import { LrSchedule } from './schedule';
 import { buildTokenizer, warnUnknownSymbols } from './tokenizer';
+import type { TrainOptions } from './train-options';
 
 /** Result of {@link train}. */
 export interface TrainResult {
@@ -62,17 +62,26 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   const cfg = resumed ? parseTrainConfig(resumeInput(input, resumed.model.config)) : given;
 
   if (cfg.tokenizer === 'char' && (input as { vocabSize?: unknown }).vocabSize !== undefined) {
-    process.emitWarning('vocabSize is ignored by the char tokenizer: its vocabulary is every symbol of the training text', { code: 'LSTMGEN_IGNORED_OPTION' });
+    process.emitWarning(
+      'vocabSize is ignored by the char tokenizer: its vocabulary is every symbol of the training text',
+      { code: 'LSTMGEN_IGNORED_OPTION' },
+    );
   }
   const text = loadCorpus(cfg.corpus);
   const split = cfg.valCorpus ? { train: text, val: loadCorpus(cfg.valCorpus) } : splitText(text, cfg.valFraction);
-  const built = buildTokenizer(split.train, { kind: cfg.tokenizer, vocabSize: cfg.vocabSize, lowercase: cfg.lowercase });
+  const built = buildTokenizer(split.train, {
+    kind: cfg.tokenizer,
+    vocabSize: cfg.vocabSize,
+    lowercase: cfg.lowercase,
+  });
   if (resumed) assertSameTokenizer(resumed.model.tokenizer, built);
   const tokenizer = resumed?.model.tokenizer ?? built;
   const trainIds = tokenizer.encode(split.train, { onWarning: ignore });
   // the vocabulary comes from the training text: symbols only the validation text has count as <unk>
   const valIds = tokenizer.encode(split.val, { onWarning: (m) => warnUnknownSymbols(`validation text: ${m}`) });
-  const held = cfg.valCorpus ? '' : ` (the corpus minus the last valFraction = ${cfg.valFraction} held out for validation)`;
+  const held = cfg.valCorpus
+    ? ''
+    : ` (the corpus minus the last valFraction = ${cfg.valFraction} held out for validation)`;
   const layout = batchLayout(trainIds.length, cfg.batchSize, cfg.seqLen, `the training text${held}`);
   const stepsPerEpoch = layout.fullBatches;
   batchLayout(valIds.length, 1, cfg.seqLen, 'the validation text');
@@ -82,7 +91,13 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   const native =
     resumed?.model.native ??
     NativeHandle.create(
-      { vocabSize: tokenizer.vocabSize, embeddingDim: cfg.embeddingDim, hiddenSize: cfg.hiddenSize, numLayers: cfg.numLayers, dropout: cfg.dropout },
+      {
+        vocabSize: tokenizer.vocabSize,
+        embeddingDim: cfg.embeddingDim,
+        hiddenSize: cfg.hiddenSize,
+        numLayers: cfg.numLayers,
+        dropout: cfg.dropout,
+      },
       cfg.seed,
       cfg.device,
     );
@@ -121,8 +136,20 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     early: early?.toJSON() ?? null,
   });
 
-  const history: TrainHistory = { steps: [], epochs: [], evals: [], tokensPerSec: 0, aborted: false, skippedSteps: [], stoppedEarly: false, best: null, checkpoints: [] };
-  const writer = cfg.checkpointDir ? new CheckpointWriter(cfg.checkpointDir, cfg.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS, st?.step) : undefined;
+  const history: TrainHistory = {
+    steps: [],
+    epochs: [],
+    evals: [],
+    tokensPerSec: 0,
+    aborted: false,
+    skippedSteps: [],
+    stoppedEarly: false,
+    best: null,
+    checkpoints: [],
+  };
+  const writer = cfg.checkpointDir
+    ? new CheckpointWriter(cfg.checkpointDir, cfg.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS, st?.step)
+    : undefined;
   const checkpointEvery = cfg.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
   const log = cfg.logFile ? RunLog.open(cfg.logFile, resumed !== undefined) : undefined;
   const recordCheckpoint = async (info: CheckpointInfo | null) => {
@@ -132,13 +159,27 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     await cfg.onCheckpoint?.(info);
   };
   const validate = () => model.evaluate(valIds, { batchSize: cfg.batchSize, seqLen: cfg.seqLen });
-  const opt = { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay, clipNorm: cfg.clipNorm };
+  const opt = {
+    beta1: cfg.beta1,
+    beta2: cfg.beta2,
+    eps: cfg.eps,
+    weightDecay: cfg.weightDecay,
+    clipNorm: cfg.clipNorm,
+  };
   let bestWeights: Buffer | undefined; // restoreBest snapshot (weights only)
   let seconds = 0;
   let tokens = 0;
 
   try {
-    const start = { totalSteps, stepsPerEpoch, trainTokens: trainIds.length, valTokens: valIds.length, vocabSize: tokenizer.vocabSize, device: model.device, startStep: step };
+    const start = {
+      totalSteps,
+      stepsPerEpoch,
+      trainTokens: trainIds.length,
+      valTokens: valIds.length,
+      vocabSize: tokenizer.vocabSize,
+      device: model.device,
+      startStep: step,
+    };
     log?.write({ type: 'start', time: new Date().toISOString(), ...start });
     await cfg.onStart?.(start);
 
@@ -156,12 +197,22 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
       const t0 = performance.now();
       let r: NativeStepResult | undefined;
       try {
-        r = await native.trainStep(b.inputs, b.targets, b.batchSize, b.seqLen, { ...opt, lr }, dropoutSeed(cfg.seed, step));
+        r = await native.trainStep(
+          b.inputs,
+          b.targets,
+          b.batchSize,
+          b.seqLen,
+          { ...opt, lr },
+          dropoutSeed(cfg.seed, step),
+        );
       } catch (err) {
         if (!(err instanceof NumericError)) throw err;
         const reason = err.message.replace(/ at step \d+/, '');
         if (cfg.onNonFinite === 'stop') {
-          throw new NumericError(`step ${step + 1} (epoch ${epoch}): ${reason}; lower lr, set clipNorm, or use onNonFinite: 'skip'`, { cause: err, step: step + 1 });
+          throw new NumericError(
+            `step ${step + 1} (epoch ${epoch}): ${reason}; lower lr, set clipNorm, or use onNonFinite: 'skip'`,
+            { cause: err, step: step + 1 },
+          );
         }
         history.skippedSteps.push(step + 1);
         log?.write({ type: 'skip', step: step + 1, epoch, lr, reason });
@@ -174,7 +225,14 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
         epochSteps++;
         seconds += dt;
         tokens += b.inputs.length;
-        const info: StepInfo = { step, epoch, loss: r.loss, tokensPerSec: b.inputs.length / dt, gradNorm: r.gradNorm, lr };
+        const info: StepInfo = {
+          step,
+          epoch,
+          loss: r.loss,
+          tokensPerSec: b.inputs.length / dt,
+          gradNorm: r.gradNorm,
+          lr,
+        };
         history.steps.push(info);
         log?.write({ type: 'step', ...info });
         await cfg.onStep?.(info);
@@ -184,7 +242,13 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
       let evaluated: EvalResult | undefined;
       if (cfg.evalEvery && step % cfg.evalEvery === 0) {
         evaluated = await validate();
-        const e: EvalInfo = { step, epoch, valLoss: evaluated.loss, valPerplexity: evaluated.perplexity, valAccuracy: evaluated.accuracy };
+        const e: EvalInfo = {
+          step,
+          epoch,
+          valLoss: evaluated.loss,
+          valPerplexity: evaluated.perplexity,
+          valAccuracy: evaluated.accuracy,
+        };
         history.evals.push(e);
         log?.write({ type: 'eval', ...e });
         await cfg.onEval?.(e);
@@ -192,7 +256,13 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
       }
       if (batch === stepsPerEpoch) {
         const v = evaluated ?? (await validate());
-        const e = { epoch, trainLoss: epochLossSum / epochSteps, valLoss: v.loss, valPerplexity: v.perplexity, valAccuracy: v.accuracy };
+        const e = {
+          epoch,
+          trainLoss: epochLossSum / epochSteps,
+          valLoss: v.loss,
+          valPerplexity: v.perplexity,
+          valAccuracy: v.accuracy,
+        };
         history.epochs.push(e);
         log?.write({ type: 'epoch', step, ...e });
         await cfg.onEpoch?.(e);
@@ -212,14 +282,21 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
         }
         if (early && !early.update(monitored) && early.bad >= cfg.earlyStopping!.patience) history.stoppedEarly = true;
       }
-      if (writer && step % checkpointEvery === 0) await recordCheckpoint(await writer.periodic(model, state(), 'periodic'));
+      if (writer && step % checkpointEvery === 0)
+        await recordCheckpoint(await writer.periodic(model, state(), 'periodic'));
       if (history.stoppedEarly) break;
     }
 
     if (!history.aborted && !history.stoppedEarly && batch > 0 && epochSteps > 0) {
       // maxSteps ended the epoch early: report its validation (not monitored: the run may be resumed)
       const v = await validate();
-      const e = { epoch, trainLoss: epochLossSum / epochSteps, valLoss: v.loss, valPerplexity: v.perplexity, valAccuracy: v.accuracy };
+      const e = {
+        epoch,
+        trainLoss: epochLossSum / epochSteps,
+        valLoss: v.loss,
+        valPerplexity: v.perplexity,
+        valAccuracy: v.accuracy,
+      };
       history.epochs.push(e);
       log?.write({ type: 'epoch', step, ...e });
       await cfg.onEpoch?.(e);
@@ -264,7 +341,11 @@ function warnIfDiverged(valLoss: number | undefined, vocabSize: number, lr: numb
  * The model with the best weights: from the in-memory snapshot, else (the best predates a resume) from the
  * `best.lstm` checkpoint; if neither exists, `model` itself with a warning.
  */
-async function restoreBest(model: LstmModel, snapshot: Buffer | undefined, bestPath: string | null): Promise<LstmModel> {
+async function restoreBest(
+  model: LstmModel,
+  snapshot: Buffer | undefined,
+  bestPath: string | null,
+): Promise<LstmModel> {
   const device = model.device.startsWith('cuda') ? 'cuda' : 'cpu';
   if (snapshot) return new LstmModel(NativeHandle.fromSafetensors(snapshot, device), model.tokenizer, model.config);
   if (bestPath) {
@@ -272,10 +353,16 @@ async function restoreBest(model: LstmModel, snapshot: Buffer | undefined, bestP
       const loaded = await LstmModel.load(bestPath, { device });
       return new LstmModel(loaded.native, model.tokenizer, model.config);
     } catch (err) {
-      process.emitWarning(`cannot restore the best weights from ${bestPath}: ${(err as Error).message}; keeping the last weights`, { code: 'LSTMGEN_RESTORE_BEST' });
+      process.emitWarning(
+        `cannot restore the best weights from ${bestPath}: ${(err as Error).message}; keeping the last weights`,
+        { code: 'LSTMGEN_RESTORE_BEST' },
+      );
       return model;
     }
   }
-  process.emitWarning('the best weights predate the resumed checkpoint and no best.lstm exists; keeping the last weights', { code: 'LSTMGEN_RESTORE_BEST' });
+  process.emitWarning(
+    'the best weights predate the resumed checkpoint and no best.lstm exists; keeping the last weights',
+    { code: 'LSTMGEN_RESTORE_BEST' },
+  );
   return model;
 }

@@ -7,7 +7,17 @@
 // Equation.predictTargetIndex (its START->first and last->END predictions are trained but not counted).
 // Takes the common benchmark flags (see common.mjs) and prints one JSON line.
 import { createRequire } from 'node:module';
-import { parseArgs, readIds, batches, trainBatches, evalBatchSize, emit, log, peakRssMiB, requireOrSkip } from './common.mjs';
+import {
+  batches,
+  emit,
+  evalBatchSize,
+  log,
+  parseArgs,
+  peakRssMiB,
+  readIds,
+  requireOrSkip,
+  trainBatches,
+} from './common.mjs';
 
 const SYSTEM = 'brainjs';
 const a = parseArgs();
@@ -140,7 +150,7 @@ emit({
   notes: [
     'batch 1: no minibatches; a step is one sequence of seqLen tokens with its own weight update',
     'no carried state between sequences (each starts from zero and START)',
-    "its own RMSprop (per-element clip): its cache starts at zero, so the first updates are ~30x lr and the loss can rise",
+    'its own RMSprop (per-element clip): its cache starts at zero, so the first updates are ~30x lr and the loss can rise',
     `${a.genSamples} samples generated one after another (no batched sampling)`,
     ...(valLoss === null ? ['validation skipped at this shape (too slow)'] : []),
   ],

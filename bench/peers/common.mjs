@@ -1,8 +1,8 @@
 // Shared by the JavaScript peers of the benchmark: the common command line, the data layout
 // (the same as lstmgen's ts/data.ts and bench/peers/common.py) and the one-JSON-line result.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { createRequire } from 'node:module';
+import * as os from 'node:os';
 
 const require = createRequire(import.meta.url);
 
@@ -44,7 +44,10 @@ export function parseArgs(argv = process.argv.slice(2)) {
     seed: int('seed', 1234),
     genSamples: int('gen-samples', 64),
     genTokens: int('gen-tokens', 32),
-    prompt: (raw.prompt ?? '').split(',').filter((s) => s !== '').map(Number),
+    prompt: (raw.prompt ?? '')
+      .split(',')
+      .filter((s) => s !== '')
+      .map(Number),
     temperature: flt('temperature', 1),
     threads: int('threads', os.availableParallelism()),
     raw,
@@ -102,12 +105,12 @@ export function peakRssMiB() {
 
 /** Print the result line (the last stdout line; logs go to stderr) and exit. */
 export function emit(result) {
-  process.stdout.write(JSON.stringify({ ...result, peakRssMiB: peakRssMiB() }) + '\n');
+  process.stdout.write(`${JSON.stringify({ ...result, peakRssMiB: peakRssMiB() })}\n`);
 }
 
 /** Report a peer that cannot run here, with the reason. */
 export function skip(system, reason) {
-  process.stdout.write(JSON.stringify({ system, status: 'skipped', reason }) + '\n');
+  process.stdout.write(`${JSON.stringify({ system, status: 'skipped', reason })}\n`);
   process.exit(0);
 }
 

@@ -2,11 +2,11 @@
 // Extra flags: --train-text FILE --val-text FILE --tokenizer char|word --device cpu|cuda --precision f32|bf16 --system NAME.
 // The token ids lstmgen builds from the text are checked against the harness's --train/--val files.
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, readIds, emit, skip, log, requireOrSkip } from './common.mjs';
+import { emit, log, parseArgs, readIds, requireOrSkip, skip } from './common.mjs';
 
 const a = parseArgs();
 const system = a.raw.system ?? 'lstmgen';
@@ -24,7 +24,6 @@ const valIds = readIds(a.val);
 const kind = a.raw.tokenizer ?? 'char';
 
 const total = a.warmup + a.steps;
-let started;
 let prev = 0;
 let prevEpoch = 1;
 let timed = 0;
@@ -49,7 +48,6 @@ try {
     device,
     precision,
     onStart: (info) => {
-      started = info;
       if (info.trainTokens !== trainIds.length || info.valTokens !== valIds.length || info.vocabSize !== a.vocab) {
         throw new Error(
           `lstmgen tokenized differently from the harness: train ${info.trainTokens} vs ${trainIds.length} tokens, ` +
@@ -82,9 +80,21 @@ const lastEpoch = history.epochs[history.epochs.length - 1];
 const promptText = a.raw['prompt-text'] ?? '';
 const promptIds = Array.from(model.tokenizer.encode(promptText));
 if (promptIds.join(',') !== a.prompt.join(',')) throw new Error(`prompt ids differ: ${promptIds} vs ${a.prompt}`);
-await model.generate({ prompt: promptText, maxTokens: 2, numSamples: a.genSamples, temperature: a.temperature, seed: a.seed }); // warm-up
+await model.generate({
+  prompt: promptText,
+  maxTokens: 2,
+  numSamples: a.genSamples,
+  temperature: a.temperature,
+  seed: a.seed,
+}); // warm-up
 const g0 = performance.now();
-const samples = await model.generate({ prompt: promptText, maxTokens: a.genTokens, numSamples: a.genSamples, temperature: a.temperature, seed: a.seed });
+const samples = await model.generate({
+  prompt: promptText,
+  maxTokens: a.genTokens,
+  numSamples: a.genSamples,
+  temperature: a.temperature,
+  seed: a.seed,
+});
 const genSeconds = (performance.now() - g0) / 1000;
 const genTokens = a.genSamples * a.genTokens;
 
@@ -106,7 +116,13 @@ emit({
   genTokensPerSec: genTokens / genSeconds,
   sample: samples[0].slice(0, 120),
   threads: Number(process.env.RAYON_NUM_THREADS) || os.availableParallelism(),
-  versions: { lstmgen: require(path.join(repo, 'package.json')).version, node: process.version, device: model.device, precision: model.precision, cpuGemm: lstmgen.engineInfo().cpuGemm },
+  versions: {
+    lstmgen: require(path.join(repo, 'package.json')).version,
+    node: process.version,
+    device: model.device,
+    precision: model.precision,
+    cpuGemm: lstmgen.engineInfo().cpuGemm,
+  },
   epochEnds: history.epochs.length,
   notes: [
     "the ids lstmgen builds from the text are checked equal to the harness's",

@@ -2,7 +2,17 @@
 // embedding -> stateful LSTM (returnSequences) x layers -> dense softmax, sparse categorical cross-entropy,
 // Adam, trainOnBatch with the state carried between batches. tfjs's optimizers have no gradient clipping.
 // Takes the common benchmark flags (see common.mjs) and prints one JSON line.
-import { parseArgs, readIds, batches, evalBatchSize, timedTraining, emit, log, peakRssMiB, requireOrSkip } from './common.mjs';
+import {
+  batches,
+  emit,
+  evalBatchSize,
+  log,
+  parseArgs,
+  peakRssMiB,
+  readIds,
+  requireOrSkip,
+  timedTraining,
+} from './common.mjs';
 
 const SYSTEM = 'tfjs';
 const a = parseArgs();
@@ -24,9 +34,23 @@ const valIds = readIds(a.val);
  */
 function build(batch, fresh = true) {
   const inp = tf.input({ batchShape: [batch, null], dtype: 'int32' });
-  let h = tf.layers.embedding({ inputDim: a.vocab, outputDim: a.embedding, ...(fresh ? {} : { embeddingsInitializer: 'zeros' }) }).apply(inp);
-  for (let l = 0; l < a.layers; l++) h = tf.layers.lstm({ units: a.hidden, returnSequences: true, stateful: true, ...(fresh ? { recurrentInitializer: 'glorotUniform' } : { kernelInitializer: 'zeros', recurrentInitializer: 'zeros' }) }).apply(h);
-  const out = tf.layers.dense({ units: a.vocab, activation: 'softmax', ...(fresh ? {} : { kernelInitializer: 'zeros' }) }).apply(h);
+  let h = tf.layers
+    .embedding({ inputDim: a.vocab, outputDim: a.embedding, ...(fresh ? {} : { embeddingsInitializer: 'zeros' }) })
+    .apply(inp);
+  for (let l = 0; l < a.layers; l++)
+    h = tf.layers
+      .lstm({
+        units: a.hidden,
+        returnSequences: true,
+        stateful: true,
+        ...(fresh
+          ? { recurrentInitializer: 'glorotUniform' }
+          : { kernelInitializer: 'zeros', recurrentInitializer: 'zeros' }),
+      })
+      .apply(h);
+  const out = tf.layers
+    .dense({ units: a.vocab, activation: 'softmax', ...(fresh ? {} : { kernelInitializer: 'zeros' }) })
+    .apply(h);
   return tf.model({ inputs: inp, outputs: out });
 }
 const resetStates = (model) => model.resetStates();
@@ -59,8 +83,17 @@ if (a.raw['no-val'] !== 'true') {
     total += tf.tidy(() => {
       const p = ev.predictOnBatch(tf.tensor2d(b.inputs, [b.batch, b.seq], 'int32'));
       const flat = p.reshape([b.batch * b.seq, a.vocab]);
-      const picked = tf.gather(flat.flatten(), tf.add(tf.mul(tf.range(0, b.batch * b.seq, 1, 'int32'), tf.scalar(a.vocab, 'int32')), tf.tensor1d(b.targets, 'int32')));
-      return tf.neg(tf.log(tf.maximum(picked, 1e-7))).sum().dataSync()[0];
+      const picked = tf.gather(
+        flat.flatten(),
+        tf.add(
+          tf.mul(tf.range(0, b.batch * b.seq, 1, 'int32'), tf.scalar(a.vocab, 'int32')),
+          tf.tensor1d(b.targets, 'int32'),
+        ),
+      );
+      return tf
+        .neg(tf.log(tf.maximum(picked, 1e-7)))
+        .sum()
+        .dataSync()[0];
     });
     count += b.targets.length;
   }
@@ -111,5 +144,10 @@ emit({
   threads: 1,
   baseRssMiB: baseRss,
   versions: { tfjs: tf.version.tfjs, backend: tf.getBackend(), node: process.version },
-  notes: [...(valLoss === null ? ['validation skipped at this shape (too slow)'] : []), `backend ${tf.getBackend()} (single-threaded JavaScript); wasm lacks UnsortedSegmentSum (embedding gradient), tfjs-node cannot install here`, 'no gradient clipping (tfjs optimizers have none)', 'softmax + sparseCategoricalCrossentropy (tfjs losses take probabilities)'],
+  notes: [
+    ...(valLoss === null ? ['validation skipped at this shape (too slow)'] : []),
+    `backend ${tf.getBackend()} (single-threaded JavaScript); wasm lacks UnsortedSegmentSum (embedding gradient), tfjs-node cannot install here`,
+    'no gradient clipping (tfjs optimizers have none)',
+    'softmax + sparseCategoricalCrossentropy (tfjs losses take probabilities)',
+  ],
 });

@@ -37,7 +37,8 @@ function dlopen(file) {
 /** The CUDA build, or exit 3 saying why the GPU part cannot run. */
 function loadCuda() {
   const file = opt('cuda');
-  if (!file || !fs.existsSync(file)) noGpu(`the CUDA build is missing (${file ?? 'no --cuda'}); build it with scripts/cuda/build.sh`);
+  if (!file || !fs.existsSync(file))
+    noGpu(`the CUDA build is missing (${file ?? 'no --cuda'}); build it with scripts/cuda/build.sh`);
   let b;
   try {
     b = dlopen(file);
@@ -129,8 +130,11 @@ async function match() {
   // Self-check of the gradient read-out: the norm of the recovered gradients is the engine's grad norm.
   const norm = Math.sqrt(Object.values(c.grads).reduce((s, g) => s + g.reduce((t, x) => t + x * x, 0), 0));
   const selfCheck = Math.abs(norm - c.step.gradNorm) / c.step.gradNorm;
-  if (!(selfCheck < 1e-3)) throw new Error(`gradient read-out is off: |g| ${norm} vs engine grad norm ${c.step.gradNorm}`);
-  console.error(`gpu-check: CPU reference: loss ${c.evalLoss.toFixed(6)}, grad norm ${c.step.gradNorm.toFixed(6)}, gradient read-out self-check ${selfCheck.toExponential(1)} (candle ${cpu.engineInfo().candleVersion})`);
+  if (!(selfCheck < 1e-3))
+    throw new Error(`gradient read-out is off: |g| ${norm} vs engine grad norm ${c.step.gradNorm}`);
+  console.error(
+    `gpu-check: CPU reference: loss ${c.evalLoss.toFixed(6)}, grad norm ${c.step.gradNorm.toFixed(6)}, gradient read-out self-check ${selfCheck.toExponential(1)} (candle ${cpu.engineInfo().candleVersion})`,
+  );
 
   const { b, info } = loadCuda();
   const g = await probe(b.NativeModel.fromSafetensors(weights, 'cuda'), batch);
@@ -214,7 +218,8 @@ async function extras(cpu, b, weights, cfg) {
   const sampled = await gpuModel.generate(prompt, { ...greedy, temperature: 1 });
   // Top-k / top-p filtered on the GPU: k = 1 and a tiny nucleus must give the greedy text, and
   // first tokens drawn with k = 5 or p = 0.9 must lie in the set the CPU's logits define.
-  const same = (a, c) => a.length === c.length && a.every((row, i) => row.length === c[i].length && row.every((t, j) => t === c[i][j]));
+  const same = (a, c) =>
+    a.length === c.length && a.every((row, i) => row.length === c[i].length && row.every((t, j) => t === c[i][j]));
   const topk1 = await gpuModel.generate(prompt, { ...greedy, temperature: 1, topK: 1, seed: 8 });
   const topPTiny = await gpuModel.generate(prompt, { ...greedy, temperature: 1, topP: 1e-6, seed: 9 });
   const logits = await cpu.NativeModel.fromSafetensors(weights, 'cpu').logits(prompt, 1, prompt.length);
@@ -228,17 +233,24 @@ async function extras(cpu, b, weights, cfg) {
     nucleus.add(order[k][1]);
     acc += Math.exp(order[k][0] - mx) / z;
   }
-  const firsts = async (o) => (await gpuModel.generate(prompt, { ...greedy, numSamples: 512, maxTokens: 1, temperature: 1, ...o })).map((r) => r[0]);
+  const firsts = async (o) =>
+    (await gpuModel.generate(prompt, { ...greedy, numSamples: 512, maxTokens: 1, temperature: 1, ...o })).map(
+      (r) => r[0],
+    );
   // Unfiltered draws on the GPU follow softmax(logits): each token's frequency over 8192 draws
   // within 5 standard errors of the CPU's probability.
   const nDraws = 8192;
-  const draws = (await gpuModel.generate(prompt, { ...greedy, numSamples: nDraws, maxTokens: 1, temperature: 1, seed: 12 })).map((r) => r[0]);
+  const draws = (
+    await gpuModel.generate(prompt, { ...greedy, numSamples: nDraws, maxTokens: 1, temperature: 1, seed: 12 })
+  ).map((r) => r[0]);
   const counts = new Array(cfg.vocabSize).fill(0);
   for (const t of draws) counts[t]++;
-  const worstSe = Math.max(...last.map((l, i) => {
-    const p = Math.exp(l - mx) / z;
-    return Math.abs(counts[i] / nDraws - p) / Math.sqrt((p * (1 - p)) / nDraws + 1e-12);
-  }));
+  const worstSe = Math.max(
+    ...last.map((l, i) => {
+      const p = Math.exp(l - mx) / z;
+      return Math.abs(counts[i] / nDraws - p) / Math.sqrt((p * (1 - p)) / nDraws + 1e-12);
+    }),
+  );
   const k5 = await firsts({ topK: 5, seed: 10 });
   const p9 = await firsts({ topP: 0.9, seed: 11 });
   return {
@@ -267,7 +279,11 @@ function memoryWatch() {
   let peak = null;
   let child;
   try {
-    child = spawn('nvidia-smi', ['--query-compute-apps=pid,used_memory', '--format=csv,noheader,nounits', '-lms', '50'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    child = spawn(
+      'nvidia-smi',
+      ['--query-compute-apps=pid,used_memory', '--format=csv,noheader,nounits', '-lms', '50'],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
     child.on('error', () => {});
     child.stdout.on('data', (d) => {
       for (const line of String(d).split('\n')) {
@@ -279,7 +295,13 @@ function memoryWatch() {
     child = undefined;
   }
   return {
-    stop: () => new Promise((res) => setTimeout(() => (child?.kill(), res(peak)), 200)),
+    stop: () =>
+      new Promise((res) =>
+        setTimeout(() => {
+          child?.kill();
+          res(peak);
+        }, 200),
+      ),
   };
 }
 
@@ -289,7 +311,17 @@ async function trainBench() {
   const c = CONFIGS[name];
   const seconds = Number(opt('seconds', '20'));
   const watch = memoryWatch();
-  const model = b.NativeModel.create({ vocabSize: c.vocabSize, embeddingDim: c.embeddingDim, hiddenSize: c.hiddenSize, numLayers: c.numLayers, dropout: 0 }, 1, 'cuda');
+  const model = b.NativeModel.create(
+    {
+      vocabSize: c.vocabSize,
+      embeddingDim: c.embeddingDim,
+      hiddenSize: c.hiddenSize,
+      numLayers: c.numLayers,
+      dropout: 0,
+    },
+    1,
+    'cuda',
+  );
   const n = c.batchSize * c.seqLen;
   const batches = Array.from({ length: 8 }, (_, i) => [ids(n, c.vocabSize, 100 + i), ids(n, c.vocabSize, 200 + i)]);
   const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, clipNorm: 5 };
@@ -306,7 +338,18 @@ async function trainBench() {
   }
   const peakMiB = await watch.stop();
   const impl = process.env.LSTMGEN_CUDA_KERNELS === 'candle' ? 'lstmgen (CUDA, candle ops only)' : 'lstmgen (CUDA)';
-  return { kind: 'train', impl, config: name, shape: c, device: info.cudaDevice, steps, seconds: elapsed, tokensPerSec: (steps * n) / elapsed, lastLoss: loss, peakMiB };
+  return {
+    kind: 'train',
+    impl,
+    config: name,
+    shape: c,
+    device: info.cudaDevice,
+    steps,
+    seconds: elapsed,
+    tokensPerSec: (steps * n) / elapsed,
+    lastLoss: loss,
+    peakMiB,
+  };
 }
 
 async function generateBench() {
@@ -315,7 +358,17 @@ async function generateBench() {
   const samples = Number(opt('samples', '256'));
   const tokens = Number(opt('tokens', '256'));
   const watch = memoryWatch();
-  const model = b.NativeModel.create({ vocabSize: c.vocabSize, embeddingDim: c.embeddingDim, hiddenSize: c.hiddenSize, numLayers: c.numLayers, dropout: 0 }, 1, 'cuda');
+  const model = b.NativeModel.create(
+    {
+      vocabSize: c.vocabSize,
+      embeddingDim: c.embeddingDim,
+      hiddenSize: c.hiddenSize,
+      numLayers: c.numLayers,
+      dropout: 0,
+    },
+    1,
+    'cuda',
+  );
   const topP = Number(opt('top-p', '1')); // 1: sampled on the GPU (Gumbel-max); < 1: logits go to the host
   const o = { numSamples: samples, maxTokens: tokens, temperature: 1, topK: 0, topP, seed: 3, stopSequences: [] };
   await model.generate(new Uint32Array([1]), { ...o, maxTokens: 8 }); // warm-up
@@ -325,12 +378,25 @@ async function generateBench() {
   const generated = out.reduce((s, x) => s + x.length, 0);
   const where = process.env.LSTMGEN_CUDA_KERNELS === 'candle' && topP < 1 ? 'on the host' : 'on the GPU';
   const impl = `lstmgen (CUDA), ${topP >= 1 ? 'unfiltered' : `top-p ${topP}`}, sampled ${where}`;
-  return { kind: 'generate', impl, config: 'keras', samples, tokens, device: info.cudaDevice, seconds: sec, tokensPerSec: generated / sec, peakMiB: await watch.stop() };
+  return {
+    kind: 'generate',
+    impl,
+    config: 'keras',
+    samples,
+    tokens,
+    device: info.cudaDevice,
+    seconds: sec,
+    tokensPerSec: generated / sec,
+    peakMiB: await watch.stop(),
+  };
 }
 
 function report(files) {
   const rows = files.filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
-  const fmt = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '-' : Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
+  const fmt = (x, d = 0) =>
+    x === null || x === undefined || Number.isNaN(x)
+      ? '-'
+      : Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   const lines = [];
   const m = rows.find((r) => r.kind === 'match');
   const dev = rows.find((r) => r.device)?.device ?? '?';
@@ -351,7 +417,11 @@ function report(files) {
         `    top-k/top-p on the GPU: k=1 gives the greedy text ${x.topK1IsGreedyOnGpu}, p=1e-6 too ${x.topPTinyIsGreedyOnGpu}; 512 draws with k=5 in the CPU's top 5 ${x.topK5InCpuSet} (${x.topK5Distinct} distinct), with p=0.9 in the CPU's nucleus of ${x.nucleusSize} ${x.topP09InCpuNucleus} (${x.topP09Distinct} distinct)`,
       );
   }
-  lines.push('', '| what | config | implementation | tokens/s | peak GPU MiB | steps / time |', '|---|---|---|---:|---:|---|');
+  lines.push(
+    '',
+    '| what | config | implementation | tokens/s | peak GPU MiB | steps / time |',
+    '|---|---|---|---:|---:|---|',
+  );
   for (const r of rows.filter((x) => x.kind !== 'match')) {
     const what = r.kind === 'train' ? '(b) training' : `(c) generation, ${r.samples} samples x ${r.tokens}`;
     const s = r.shape ?? CONFIGS[r.config];
@@ -368,8 +438,10 @@ function report(files) {
 const out = opt('out');
 const write = (r) => {
   const text = JSON.stringify(r, null, 1);
-  if (out) fs.writeFileSync(out, text + '\n');
-  console.error(`gpu-check: ${r.kind}${typeof r.config === 'string' ? ' ' + r.config : ''}: ${r.kind === 'match' ? (r.pass ? 'PASS' : 'FAIL') : Math.round(r.tokensPerSec) + ' tokens/s'}`);
+  if (out) fs.writeFileSync(out, `${text}\n`);
+  console.error(
+    `gpu-check: ${r.kind}${typeof r.config === 'string' ? ` ${r.config}` : ''}: ${r.kind === 'match' ? (r.pass ? 'PASS' : 'FAIL') : `${Math.round(r.tokensPerSec)} tokens/s`}`,
+  );
 };
 if (cmd === 'match') match().then(write);
 else if (cmd === 'train') trainBench().then(write);

@@ -30,7 +30,9 @@ async function main([mode, ...args]) {
     const model = await loadModel(modelFile, { device: 'cpu' });
     // ids cycle through the vocabulary so every embedding row is used
     const V = model.tokenizer.vocabSize;
-    const ids = Array.from({ length: BATCH }, (_, b) => Array.from({ length: SEQ_LEN }, (_, t) => (b * 7 + t * 13) % V));
+    const ids = Array.from({ length: BATCH }, (_, b) =>
+      Array.from({ length: SEQ_LEN }, (_, t) => (b * 7 + t * 13) % V),
+    );
     return writeLogits(model, ids, out);
   }
   if (mode === 'import' && args.length === 4) {
@@ -38,7 +40,9 @@ async function main([mode, ...args]) {
     const model = await importTorch(torchFile, { tokenizer, device: 'cpu' });
     return writeLogits(model, JSON.parse(fs.readFileSync(idsFile, 'utf8')).ids, out);
   }
-  console.error('usage: torch-interop.js logits MODEL.lstm OUT.json | import TORCH.safetensors TOKENIZER IDS.json OUT.json');
+  console.error(
+    'usage: torch-interop.js logits MODEL.lstm OUT.json | import TORCH.safetensors TOKENIZER IDS.json OUT.json',
+  );
   process.exitCode = 2;
 }
 

@@ -24,9 +24,7 @@ export interface EncodeOptions {
 }
 
 /** Serialized tokenizer, stored as JSON in the model file metadata (key `tokenizer`). */
-export type TokenizerJSON =
-  | { type: 'char'; tokens: string[] }
-  | { type: 'word'; lowercase: boolean; tokens: string[] };
+export type TokenizerJSON = { type: 'char'; tokens: string[] } | { type: 'word'; lowercase: boolean; tokens: string[] };
 
 /** Maps text to token ids (`Uint32Array`, values in [0, vocabSize)) and back. */
 export interface Tokenizer {

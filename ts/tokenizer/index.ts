@@ -1,13 +1,13 @@
 /** Tokenizer construction and (de)serialization. */
 import { z } from 'zod';
 import { ModelFileError } from '../errors';
-import { UNK, type Tokenizer, type TokenizerJSON } from './base';
+import { type Tokenizer, type TokenizerJSON, UNK } from './base';
 import { CharTokenizer } from './char';
 import { EOS, WordTokenizer } from './word';
 
-export { UNK, EOS, CharTokenizer, WordTokenizer };
-export type { Tokenizer, TokenizerJSON, EncodeOptions } from './base';
+export type { EncodeOptions, Tokenizer, TokenizerJSON } from './base';
 export { warnUnknownSymbols } from './base';
+export { CharTokenizer, EOS, UNK, WordTokenizer };
 
 /** Options of {@link buildTokenizer}; `vocabSize` and `lowercase` apply to word tokenizers only. */
 export interface TokenizerOptions {

@@ -3,7 +3,7 @@
  * lower-casing, words and single punctuation marks as tokens, every line end as `<eos>`, the vocabulary
  * capped at the most frequent tokens, everything else `<unk>`.
  */
-import { TableTokenizer, UNK, type TokenizerJSON } from './base';
+import { TableTokenizer, type TokenizerJSON, UNK } from './base';
 
 /** End-of-line token; always id 1 in word vocabularies. */
 export const EOS = '<eos>';
@@ -27,7 +27,10 @@ function* splitWords(text: string, lowercase: boolean): Generator<string> {
 export class WordTokenizer extends TableTokenizer {
   readonly kind = 'word' as const;
 
-  constructor(tokens: readonly string[], readonly lowercase: boolean) {
+  constructor(
+    tokens: readonly string[],
+    readonly lowercase: boolean,
+  ) {
     super(tokens);
   }
 
