@@ -7,11 +7,10 @@
 //! `sigmoid(x) = 1 / (1 + e^-x)` and `tanh(x) = 1 - 2 / (1 + e^2x)` (absolute error ~1e-7; near
 //! 0 this loses relative, not absolute, accuracy). NaN propagates; +-inf saturate to the limits.
 
-use candle_core::WithDType;
-use num_traits::Float;
+use crate::buf::CpuFloat;
 
-/// Float types the fused kernels run on: f32 (fast path) and f64 (reference precision).
-pub trait Act: Float + WithDType + Send + Sync {
+/// The activations of the fused CPU loops (LSTM gates, softmax) over slices of a [`CpuFloat`].
+pub(crate) trait Act: CpuFloat {
     /// `x[i] = exp(x[i])`.
     fn exp_in_place(x: &mut [Self]);
     /// `x[i] = 1 / (1 + exp(-x[i]))`.

@@ -10,7 +10,7 @@ pub fn select(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" => cuda(),
         "auto" => Ok(cuda().unwrap_or(Device::Cpu)),
-        other => Err(Error::Input(format!(
+        other => Err(Error::Data(format!(
             "device must be \"auto\", \"cpu\" or \"cuda\", got {other:?}"
         ))),
     }

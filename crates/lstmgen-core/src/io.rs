@@ -71,7 +71,7 @@ pub fn to_safetensors(
     let mut meta: HashMap<String, String> = HashMap::new();
     for (k, v) in extra {
         if k.starts_with("lstmgen.") {
-            return Err(Error::Input(format!("metadata key {k:?} is reserved")));
+            return Err(Error::Data(format!("metadata key {k:?} is reserved")));
         }
         meta.insert(k.clone(), v.clone());
     }
@@ -79,7 +79,7 @@ pub fn to_safetensors(
     meta.insert(KEY_VERSION.into(), VERSION.into());
     meta.insert(
         KEY_MODEL.into(),
-        serde_json::to_string(model.config()).map_err(|e| Error::Internal(e.to_string()))?,
+        serde_json::to_string(model.config()).map_err(|e| Error::Native(e.to_string()))?,
     );
     meta.insert(KEY_CRC.into(), format!("{:08x}", crc.finalize()));
     if with_training {
@@ -92,12 +92,12 @@ pub fn to_safetensors(
             Ok((
                 name.clone(),
                 TensorView::new(Dtype::F32, t.dims().to_vec(), b)
-                    .map_err(|e| Error::Internal(e.to_string()))?,
+                    .map_err(|e| Error::Native(e.to_string()))?,
             ))
         })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::Internal(format!("safetensors: {e}")))
+        .map_err(|e| Error::Native(format!("safetensors: {e}")))
 }
 
 /// A parsed and verified model file, as a ready model (with its Adam state and carried hidden

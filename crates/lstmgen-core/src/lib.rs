@@ -5,10 +5,9 @@
 //! and batched sampling. f32 throughout. The device is a parameter: CPU, or CUDA with the `cuda`
 //! feature.
 
-pub mod act;
-pub mod adam;
+mod act;
+mod adam;
 mod buf;
-pub mod cell;
 pub mod config;
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -16,16 +15,16 @@ pub mod device;
 pub mod error;
 pub mod gemm;
 pub mod io;
-pub mod loss;
-pub mod lstm;
-pub mod memory;
-pub mod model;
+mod lstm;
+mod memory;
+mod model;
+mod ops;
 pub mod params;
 pub mod sample;
 
 pub use config::{AdamConfig, ModelConfig, SampleConfig};
 pub use error::{Error, Result};
-pub use model::{EvalStats, Model, State, StepStats};
+pub use model::{BatchGrads, EvalStats, Model, State, StepStats};
 
 /// The candle-core version this engine is built against (checked against Cargo.lock by a test).
 pub const CANDLE_VERSION: &str = "0.11.1";

@@ -5,57 +5,17 @@
 //! `z = W_ih x + W_hh h + b_ih + b_hh`, `c' = f*c + i*g`, `h' = o*tanh(c')`.
 //! Tensors are time-major: a sequence is `[seqLen * batch, features]`, row `t * batch + b`.
 
-use crate::cell;
 use crate::error::Result;
 use crate::gemm::{self, Precision};
-use candle_core::{DType, Device, Tensor};
+use crate::ops::cell::{Backward, Forward, GateConsts};
+use crate::ops::rows::{AddBias, SumRows};
+use crate::ops::run;
+use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// Per-gate constants that let all four activations run as one pass over `z` `[batch, 4H]`:
-/// sigmoid(x) = 0.5 * tanh(0.5 x) + 0.5, so `a = tanh(z * scale) * scale + shift` with
-/// scale = 0.5 (i, f, o) or 1 (g) and shift = 0.5 (i, f, o) or 0 (g).
-pub struct GateConsts {
-    scale: Tensor,
-    shift: Tensor,
-    /// da/dz = k1 + k2*a - a^2: sigmoid gives a - a^2 (k1 = 0, k2 = 1), tanh 1 - a^2 (k1 = 1, k2 = 0).
-    k1: Tensor,
-    k2: Tensor,
-}
-
-impl GateConsts {
-    pub fn new(hidden: usize, dtype: DType, device: &Device) -> Result<Self> {
-        let per_gate = |vals: [f32; 4]| -> Result<Tensor> {
-            let v: Vec<f32> = vals
-                .iter()
-                .flat_map(|&x| std::iter::repeat_n(x, hidden))
-                .collect();
-            Ok(Tensor::from_vec(v, 4 * hidden, device)?.to_dtype(dtype)?)
-        };
-        Ok(Self {
-            scale: per_gate([0.5, 0.5, 1.0, 0.5])?,
-            shift: per_gate([0.5, 0.5, 0.0, 0.5])?,
-            k1: per_gate([0.0, 0.0, 1.0, 0.0])?,
-            k2: per_gate([1.0, 1.0, 0.0, 1.0])?,
-        })
-    }
-
-    /// Activated gates `[rows, 4H]` = (sigmoid i, sigmoid f, tanh g, sigmoid o) from pre-activations.
-    pub(crate) fn activate(&self, z: &Tensor) -> Result<Tensor> {
-        Ok(z.broadcast_mul(&self.scale)?
-            .tanh()?
-            .broadcast_mul(&self.scale)?
-            .broadcast_add(&self.shift)?)
-    }
-
-    /// Derivative of each activation w.r.t. its pre-activation, from the activations `a`.
-    pub(crate) fn derivative(&self, a: &Tensor) -> Result<Tensor> {
-        Ok((a.broadcast_mul(&self.k2)?.broadcast_add(&self.k1)? - a.sqr()?)?)
-    }
-}
-
 /// The weights of one layer: `w_ih` `[4H, in]`, `w_hh` `[4H, H]`, `b_ih`, `b_hh` `[4H]`.
-pub struct LayerWeights<'a> {
+pub(crate) struct LayerWeights<'a> {
     pub w_ih: &'a Tensor,
     pub w_hh: &'a Tensor,
     pub b_ih: &'a Tensor,
@@ -66,14 +26,14 @@ pub struct LayerWeights<'a> {
 }
 
 /// A layer's transposed weights prepared once for many forward calls (sampling).
-pub struct PackedLayer {
+pub(crate) struct PackedLayer {
     pub w_ih_t: gemm::Packed,
     pub w_hh_t: gemm::Packed,
 }
 
 impl PackedLayer {
     /// Packs `w_ih^T` and `w_hh^T` of `w` for products in precision `prec`.
-    pub fn new(w: &LayerWeights, prec: Precision) -> Result<Self> {
+    pub(crate) fn new(w: &LayerWeights, prec: Precision) -> Result<Self> {
         Ok(Self {
             w_ih_t: gemm::pack(&w.w_ih.t()?, prec)?,
             w_hh_t: gemm::pack(&w.w_hh.t()?, prec)?,
@@ -82,7 +42,7 @@ impl PackedLayer {
 }
 
 /// What the backward pass needs from the forward pass of one layer. O(seqLen * batch * 6H) floats.
-pub struct LayerCache {
+pub(crate) struct LayerCache {
     /// Layer input `[T*B, in]`.
     x: Tensor,
     /// Per row group (see [`row_groups`]): the recurrence's per-step values for those rows.
@@ -142,7 +102,7 @@ fn time_major(parts: &[Vec<Tensor>], seq_len: usize) -> Result<Tensor> {
 }
 
 /// Gradients of one layer's parameters and of its input.
-pub struct LayerGrads {
+pub(crate) struct LayerGrads {
     pub w_ih: Tensor,
     pub w_hh: Tensor,
     /// Gradient of `b_ih` and of `b_hh` (identical, since both enter z the same way).
@@ -151,29 +111,71 @@ pub struct LayerGrads {
     pub dx: Tensor,
 }
 
-/// Runs one layer over `x` `[T*B, in]` from state `(h0, c0)` `[B, H]`.
-/// Returns the outputs `[T*B, H]`, the final `(h, c)`, and the cache when `keep_cache`.
-#[allow(clippy::too_many_arguments)]
-pub fn forward(
+/// Hidden and cell state of one layer, each `[batch, H]`.
+#[derive(Clone)]
+pub(crate) struct LayerState {
+    pub h: Tensor,
+    pub c: Tensor,
+}
+
+/// A layer's outputs over a sequence: `out` `[T*B, H]` (h of every step) and the final state.
+pub(crate) struct LayerOutput {
+    pub out: Tensor,
+    pub state: LayerState,
+}
+
+/// Runs one layer over `x` `[T*B, in]` from `state` (inference: nothing kept for a backward pass).
+pub(crate) fn forward(
     w: &LayerWeights,
     consts: &GateConsts,
     x: &Tensor,
-    h0: &Tensor,
-    c0: &Tensor,
+    state: &LayerState,
     seq_len: usize,
-    keep_cache: bool,
     prec: Precision,
-) -> Result<(Tensor, Tensor, Tensor, Option<LayerCache>)> {
-    let batch = h0.dim(0)?;
+) -> Result<LayerOutput> {
+    Ok(run_layer(w, consts, x, state, seq_len, prec, false)?.0)
+}
+
+/// Runs one layer over `x` `[T*B, in]` from `state` for training: also what [`backward`] needs.
+pub(crate) fn forward_train(
+    w: &LayerWeights,
+    consts: &GateConsts,
+    x: &Tensor,
+    state: &LayerState,
+    seq_len: usize,
+    prec: Precision,
+) -> Result<(LayerOutput, LayerCache)> {
+    let (output, groups) = run_layer(w, consts, x, state, seq_len, prec, true)?;
+    let batch = state.h.dim(0)?;
+    // h_{t-1} for every step: h0 followed by the outputs of steps 0..T-1.
+    let h_prev = if seq_len > 1 {
+        Tensor::cat(&[&state.h, &output.out.narrow(0, 0, (seq_len - 1) * batch)?], 0)?
+    } else {
+        state.h.clone()
+    };
+    Ok((output, LayerCache { x: x.clone(), groups, h_prev }))
+}
+
+/// The recurrence of [`forward`] and [`forward_train`]; with `keep`, every group's per-step values.
+fn run_layer(
+    w: &LayerWeights,
+    consts: &GateConsts,
+    x: &Tensor,
+    state: &LayerState,
+    seq_len: usize,
+    prec: Precision,
+    keep: bool,
+) -> Result<(LayerOutput, Vec<GroupCache>)> {
+    let batch = state.h.dim(0)?;
     let bias = (w.b_ih + w.b_hh)?;
     // [T*B, 4H]: the input projection of all steps as one product
-    let xw = gemm::add_bias(
-        &match w.packed {
+    let xw = run(&AddBias {
+        x: &match w.packed {
             Some(p) => gemm::matmul_packed(x, &p.w_ih_t)?,
             None => gemm::matmul(x, &w.w_ih.t()?, prec)?,
         },
-        &bias,
-    )?;
+        b: &bias,
+    })?;
     let own;
     let w_hh_t = match w.packed {
         Some(p) => &p.w_hh_t,
@@ -185,18 +187,14 @@ pub fn forward(
     let groups = row_groups(batch, x.device());
     let runs = per_group(&groups, |rows| {
         let n = rows.len();
-        let (mut h, mut c) = (h0.narrow(0, rows.start, n)?, c0.narrow(0, rows.start, n)?);
+        let (mut h, mut c) = (state.h.narrow(0, rows.start, n)?, state.c.narrow(0, rows.start, n)?);
         let mut outs = Vec::with_capacity(seq_len);
-        let mut cache = GroupCache {
-            rows: rows.clone(),
-            gates: Vec::new(),
-            c_prev: Vec::new(),
-            tanh_c: Vec::new(),
-        };
+        let mut cache = GroupCache { rows: rows.clone(), gates: Vec::new(), c_prev: Vec::new(), tanh_c: Vec::new() };
         for t in 0..seq_len {
             let zh = gemm::matmul_packed(&h, w_hh_t)?;
-            let step = cell::forward(&xw.narrow(0, t * batch + rows.start, n)?, &zh, &c, consts)?;
-            if keep_cache {
+            let zx = xw.narrow(0, t * batch + rows.start, n)?;
+            let step = run(&Forward { zx: &zx, zh: &zh, c_prev: &c, consts })?;
+            if keep {
                 cache.gates.push(step.gates);
                 cache.c_prev.push(c);
                 cache.tanh_c.push(step.tanh_c);
@@ -205,33 +203,19 @@ pub fn forward(
             h = step.h;
             c = step.c;
         }
-        Ok((outs, h, c, cache))
+        Ok((outs, LayerState { h, c }, cache))
     })?;
     let outs: Vec<Vec<Tensor>> = runs.iter().map(|r| r.0.clone()).collect();
     let out = time_major(&outs, seq_len)?;
-    let h = Tensor::cat(&runs.iter().map(|r| &r.1).collect::<Vec<_>>(), 0)?;
-    let c = Tensor::cat(&runs.iter().map(|r| &r.2).collect::<Vec<_>>(), 0)?;
-    let cache = if keep_cache {
-        // h_{t-1} for every step: h0 followed by the outputs of steps 0..T-1.
-        let h_prev = if seq_len > 1 {
-            Tensor::cat(&[h0, &out.narrow(0, 0, (seq_len - 1) * batch)?], 0)?
-        } else {
-            h0.clone()
-        };
-        Some(LayerCache {
-            x: x.clone(),
-            groups: runs.into_iter().map(|r| r.3).collect(),
-            h_prev,
-        })
-    } else {
-        None
-    };
-    Ok((out, h, c, cache))
+    let h = Tensor::cat(&runs.iter().map(|r| &r.1.h).collect::<Vec<_>>(), 0)?;
+    let c = Tensor::cat(&runs.iter().map(|r| &r.1.c).collect::<Vec<_>>(), 0)?;
+    let caches = if keep { runs.into_iter().map(|r| r.2).collect() } else { Vec::new() };
+    Ok((LayerOutput { out, state: LayerState { h, c } }, caches))
 }
 
 /// Backpropagates `d_out` `[T*B, H]` (gradient of the loss w.r.t. this layer's outputs) through
 /// time. The state handed in from the previous batch is treated as a constant (truncated BPTT).
-pub fn backward(
+pub(crate) fn backward(
     w: &LayerWeights,
     consts: &GateConsts,
     cache: &LayerCache,
@@ -248,14 +232,15 @@ pub fn backward(
         let mut dc_next: Option<Tensor> = None;
         let mut dz_rev = Vec::with_capacity(seq_len);
         for t in (0..seq_len).rev() {
-            let g = cell::backward(
-                &gc.gates[t],
-                &gc.c_prev[t],
-                &gc.tanh_c[t],
-                &d_out.narrow(0, t * batch + rows.start, n)?,
-                dh_next.as_ref().zip(dc_next.as_ref()),
+            let dh_out = d_out.narrow(0, t * batch + rows.start, n)?;
+            let g = run(&Backward {
+                gates: &gc.gates[t],
+                c_prev: &gc.c_prev[t],
+                tanh_c: &gc.tanh_c[t],
+                dh_out: &dh_out,
+                next: dh_next.as_ref().zip(dc_next.as_ref()),
                 consts,
-            )?;
+            })?;
             if t > 0 {
                 dh_next = Some(gemm::matmul_packed(&g.dz, &w_hh)?);
                 dc_next = Some(g.dc_prev);
@@ -270,7 +255,7 @@ pub fn backward(
     Ok(LayerGrads {
         w_ih: gemm::matmul(&dz_t, &cache.x, prec)?,
         w_hh: gemm::matmul(&dz_t, &cache.h_prev, prec)?,
-        bias: gemm::sum_rows(&dz)?,
+        bias: run(&SumRows(&dz))?,
         dx: gemm::matmul(&dz, w.w_ih, prec)?,
     })
 }

@@ -44,10 +44,10 @@ pub fn step_bytes(cfg: &ModelConfig, batch: usize, seq_len: usize) -> u64 {
     n.saturating_mul(per_row).saturating_mul(4)
 }
 
-/// `Err(Error::Input)` naming `what` when `bytes` exceed the memory available now.
+/// `Err(Error::Data)` naming `what` when `bytes` exceed the memory available now.
 pub fn ensure_fits(bytes: u64, what: &str) -> Result<()> {
     match available_bytes() {
-        Some(avail) if bytes > avail => Err(Error::Input(format!(
+        Some(avail) if bytes > avail => Err(Error::Data(format!(
             "{what} needs about {:.1} GiB but only {:.1} GiB of memory is available; reduce hiddenSize, numLayers, vocabSize, batchSize or seqLen",
             bytes as f64 / (1u64 << 30) as f64,
             avail as f64 / (1u64 << 30) as f64

@@ -5,9 +5,12 @@ use crate::adam::Adam;
 use crate::config::{AdamConfig, ModelConfig};
 use crate::error::{ensure, Error, Result};
 use crate::gemm::{self, Precision};
-use crate::loss::{cross_entropy, CrossEntropy};
-use crate::lstm::{self, GateConsts, LayerCache, LayerWeights, PackedLayer};
+use crate::lstm::{self, LayerCache, LayerOutput, LayerState, LayerWeights, PackedLayer};
 use crate::memory;
+use crate::ops::cell::GateConsts;
+use crate::ops::loss::{CrossEntropy, Loss};
+use crate::ops::rows::{AddBias, SumRows};
+use crate::ops::run;
 use crate::params::{init_params, Layout};
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -19,6 +22,19 @@ use std::sync::{Arc, Mutex};
 pub struct State {
     pub h: Vec<Tensor>,
     pub c: Vec<Tensor>,
+}
+
+impl State {
+    /// Layer `l`'s state.
+    fn layer(&self, l: usize) -> LayerState {
+        LayerState { h: self.h[l].clone(), c: self.c[l].clone() }
+    }
+
+    /// The state of every layer, in order.
+    fn from_layers(layers: impl IntoIterator<Item = LayerState>) -> Self {
+        let (h, c) = layers.into_iter().map(|s| (s.h, s.c)).unzip();
+        Self { h, c }
+    }
 }
 
 /// Result of one training step.
@@ -34,13 +50,27 @@ pub struct StepStats {
     pub count: u64,
 }
 
-/// Summed loss over a batch, for evaluation.
+/// Summed loss over a batch (evaluation).
 #[derive(Debug, Clone, Copy)]
 pub struct EvalStats {
     /// Sum of per-token cross-entropies, nats.
     pub loss_sum: f64,
     pub correct: u64,
     pub count: u64,
+}
+
+/// The loss and parameter gradients of one batch, before any update.
+pub struct BatchGrads {
+    /// Mean cross-entropy over the batch, nats per token.
+    pub loss: f64,
+    /// Positions whose argmax prediction equals the target.
+    pub correct: u64,
+    /// Positions in the batch (`batch * seqLen`).
+    pub count: u64,
+    /// Gradient of every parameter, in [`Layout`] order.
+    pub grads: Vec<Tensor>,
+    /// The state after the batch.
+    pub state: State,
 }
 
 /// Everything the forward pass keeps for the backward pass.
@@ -142,7 +172,7 @@ impl Model {
         self.precision
     }
     /// Sets the precision of later matrix products. `Bf16` is CPU-only: on another device it is
-    /// an `Error::Input`.
+    /// an `Error::Data`.
     pub fn set_precision(&mut self, p: Precision) -> Result<()> {
         ensure(p == Precision::F32 || self.device.is_cpu(), || {
             "precision \"bf16\" runs on the CPU only; use \"f32\" on CUDA".into()
@@ -223,7 +253,7 @@ impl Model {
             .enumerate()
             .find(|(_, &id)| id as usize >= self.cfg.vocab_size)
         {
-            return Err(Error::Input(format!(
+            return Err(Error::Data(format!(
                 "{what}[{pos}] = {bad} is not a token id (vocabSize = {})",
                 self.cfg.vocab_size
             )));
@@ -261,68 +291,62 @@ impl Model {
         ))
     }
 
-    /// Forward pass over time-major ids `[T*B]` from `state`. Returns logits `[T*B, V]`, the final
-    /// state, and the backward cache when `dropout_rng` is given (training mode).
-    fn forward(
+    /// Logits `[T*B, V]` from the decoder input `x` `[T*B, H]`, with weights packed for
+    /// inference when `packs` are given.
+    fn decode(&self, x: &Tensor, packs: Option<&InferencePacks>) -> Result<Tensor> {
+        let ly = &self.layout;
+        run(&AddBias {
+            x: &match packs {
+                Some(p) => gemm::matmul_packed(x, &p.dec_t)?,
+                None => gemm::matmul(x, &self.params[ly.dec_w()].t()?, self.precision)?,
+            },
+            b: &self.params[ly.dec_b()],
+        })
+    }
+
+    /// Inference forward pass over time-major ids `[T*B]` from `state` (no dropout): logits
+    /// `[T*B, V]` and the final state.
+    fn forward(&self, ids: &Tensor, state: &State, seq_len: usize) -> Result<(Tensor, State)> {
+        let packs = self.inference_packs()?;
+        let mut x = self.params[Layout::EMBEDDING].index_select(ids, 0)?; // [T*B, E]
+        let mut next = Vec::with_capacity(self.cfg.num_layers);
+        for l in 0..self.cfg.num_layers {
+            let mut weights = self.layer(l);
+            weights.packed = packs.as_ref().map(|p| &p.layers[l]);
+            let o = lstm::forward(&weights, &self.consts, &x, &state.layer(l), seq_len, self.precision)?;
+            x = o.out;
+            next.push(o.state);
+        }
+        Ok((self.decode(&x, packs.as_deref())?, State::from_layers(next)))
+    }
+
+    /// Training forward pass over time-major ids `[T*B]` from `state`, with dropout masks drawn
+    /// from `rng`: logits `[T*B, V]`, the final state and what the backward pass needs.
+    fn forward_train(
         &self,
         ids: &Tensor,
         state: &State,
         seq_len: usize,
-        mut dropout_rng: Option<&mut ChaCha8Rng>,
-    ) -> Result<(Tensor, State, Option<ForwardCache>)> {
-        let training = dropout_rng.is_some();
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, State, ForwardCache)> {
         let mut x = self.params[Layout::EMBEDDING].index_select(ids, 0)?; // [T*B, E]
-        let mut next = State {
-            h: Vec::new(),
-            c: Vec::new(),
-        };
-        let (mut caches, mut masks) = (Vec::new(), Vec::new());
-        let packs = if training {
-            None
-        } else {
-            self.inference_packs()?
-        };
+        let mut next = Vec::with_capacity(self.cfg.num_layers);
+        let (mut layers, mut masks) = (Vec::new(), Vec::new());
         for l in 0..self.cfg.num_layers {
-            let mut weights = self.layer(l);
-            weights.packed = packs.as_ref().map(|p| &p.layers[l]);
-            let (out, h, c, cache) = lstm::forward(
-                &weights,
-                &self.consts,
-                &x,
-                &state.h[l],
-                &state.c[l],
-                seq_len,
-                training,
-                self.precision,
-            )?;
-            next.h.push(h);
-            next.c.push(c);
-            let mask = match dropout_rng.as_deref_mut() {
-                Some(rng) => self.dropout_mask(out.dim(0)?, rng)?,
-                None => None,
-            };
+            let (LayerOutput { out, state: s }, cache) =
+                lstm::forward_train(&self.layer(l), &self.consts, &x, &state.layer(l), seq_len, self.precision)?;
+            let mask = self.dropout_mask(out.dim(0)?, rng)?;
             x = match &mask {
                 Some(m) => (out * m)?,
                 None => out,
             };
-            caches.extend(cache);
+            next.push(s);
+            layers.push(cache);
             masks.push(mask);
         }
-        let ly = &self.layout;
-        let logits = gemm::add_bias(
-            &match &packs {
-                Some(p) => gemm::matmul_packed(&x, &p.dec_t)?,
-                None => gemm::matmul(&x, &self.params[ly.dec_w()].t()?, self.precision)?,
-            },
-            &self.params[ly.dec_b()],
-        )?;
-        let cache = training.then(|| ForwardCache {
-            ids: ids.clone(),
-            layers: caches,
-            masks,
-            top: x,
-        });
-        Ok((logits, next, cache))
+        let logits = self.decode(&x, None)?;
+        let cache = ForwardCache { ids: ids.clone(), layers, masks, top: x };
+        Ok((logits, State::from_layers(next), cache))
     }
 
     /// Mean loss and the gradient of every parameter (in [`Layout`] order) for one batch from
@@ -335,23 +359,17 @@ impl Model {
         seq_len: usize,
         state: &State,
         dropout_seed: u64,
-    ) -> Result<(StepStats, Vec<Tensor>, State)> {
+    ) -> Result<BatchGrads> {
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let mut rng = ChaCha8Rng::seed_from_u64(dropout_seed);
-        let (logits, next, cache) = self.forward(&ids, state, seq_len, Some(&mut rng))?;
-        let cache =
-            cache.ok_or_else(|| Error::Internal("training forward kept no cache".into()))?;
-        let CrossEntropy {
-            loss_sum,
-            correct,
-            grad,
-        } = cross_entropy(&logits, &tg, true)?;
-        let dlogits = grad.ok_or_else(|| Error::Internal("no logits gradient".into()))?;
+        let (logits, next, cache) = self.forward_train(&ids, state, seq_len, &mut rng)?;
+        let Loss { loss_sum, correct, grad } = run(&CrossEntropy { logits: &logits, targets: &tg, want_grad: true })?;
+        let dlogits = grad.ok_or_else(|| Error::Native("no logits gradient".into()))?;
         let ly = self.layout;
         let mut grads: Vec<Option<Tensor>> = vec![None; ly.len()];
         grads[ly.dec_w()] = Some(gemm::matmul(&dlogits.t()?, &cache.top, self.precision)?);
-        grads[ly.dec_b()] = Some(gemm::sum_rows(&dlogits)?);
+        grads[ly.dec_b()] = Some(run(&SumRows(&dlogits))?);
         let mut d = gemm::matmul(&dlogits, &self.params[ly.dec_w()], self.precision)?; // dL/d(top) [T*B, H]
         for l in (0..self.cfg.num_layers).rev() {
             if let Some(m) = &cache.masks[l] {
@@ -374,16 +392,10 @@ impl Model {
         grads[Layout::EMBEDDING] = Some(emb.zeros_like()?.index_add(&cache.ids, &d, 0)?);
         let grads = grads
             .into_iter()
-            .map(|g| g.ok_or_else(|| Error::Internal("missing gradient".into())))
+            .map(|g| g.ok_or_else(|| Error::Native("missing gradient".into())))
             .collect::<Result<Vec<_>>>()?;
         let count = (batch * seq_len) as u64;
-        let stats = StepStats {
-            loss: loss_sum / count as f64,
-            grad_norm: 0.0,
-            correct,
-            count,
-        };
-        Ok((stats, grads, next))
+        Ok(BatchGrads { loss: loss_sum / count as f64, correct, count, grads, state: next })
     }
 
     /// One truncated-BPTT training step: forward and backward from the carried training state,
@@ -409,18 +421,17 @@ impl Model {
         }
         // The carried state is replaced only when the step succeeds.
         let state = self.carried(self.train_state.as_ref(), batch)?;
-        let (mut stats, grads, next) =
-            self.loss_and_grads(inputs, targets, batch, seq_len, &state, dropout_seed)?;
-        if !stats.loss.is_finite() {
+        let b = self.loss_and_grads(inputs, targets, batch, seq_len, &state, dropout_seed)?;
+        if !b.loss.is_finite() {
             return Err(Error::Numeric(format!(
                 "loss is {} at step {}; parameters were not updated",
-                stats.loss,
+                b.loss,
                 self.adam.step() + 1
             )));
         }
-        stats.grad_norm = self.adam.update(&mut self.params, &grads, opt)?;
-        self.train_state = Some(next);
-        Ok(stats)
+        let grad_norm = self.adam.update(&mut self.params, &b.grads, opt)?;
+        self.train_state = Some(b.state);
+        Ok(StepStats { loss: b.loss, grad_norm, correct: b.correct, count: b.count })
     }
 
     /// The state carried in `slot` when it holds `batch` sequences, else a zero state.
@@ -442,10 +453,8 @@ impl Model {
         let state = self.carried(self.eval_state.as_ref(), batch)?;
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
-        let (logits, next, _) = self.forward(&ids, &state, seq_len, None)?;
-        let CrossEntropy {
-            loss_sum, correct, ..
-        } = cross_entropy(&logits, &tg, false)?;
+        let (logits, next) = self.forward(&ids, &state, seq_len)?;
+        let Loss { loss_sum, correct, .. } = run(&CrossEntropy { logits: &logits, targets: &tg, want_grad: false })?;
         self.eval_state = Some(next);
         Ok(EvalStats {
             loss_sum,
@@ -494,29 +503,28 @@ impl Model {
                 &zero
             }
         };
-        let (logits, next, _) = self.forward(&ids, state, seq_len, None)?;
-        Ok((logits, next))
+        self.forward(&ids, state, seq_len)
     }
 
     /// Next-token logits `[batch, V]` for one token per sequence (`ids` `[batch]`), left on the
     /// model's device, and the new state. Used by sampling on a GPU.
-    pub fn next_logits(&self, ids: &[u32], state: Option<&State>) -> Result<(Tensor, State)> {
+    pub(crate) fn next_logits(&self, ids: &[u32], state: Option<&State>) -> Result<(Tensor, State)> {
         self.infer(ids, ids.len(), 1, state)
     }
 
     /// Adam's state (moments and step count).
-    pub fn adam(&self) -> &Adam {
+    pub(crate) fn adam(&self) -> &Adam {
         &self.adam
     }
 
     /// The training hidden state carried to the next batch, if any.
-    pub fn train_state(&self) -> Option<&State> {
+    pub(crate) fn train_state(&self) -> Option<&State> {
         self.train_state.as_ref()
     }
 
     /// Restores the training state saved in a checkpoint: Adam's moments and step, and the
     /// carried hidden state (shapes checked by the caller).
-    pub fn restore_training(&mut self, adam: Adam, state: Option<State>) {
+    pub(crate) fn restore_training(&mut self, adam: Adam, state: Option<State>) {
         self.adam = adam;
         self.train_state = state;
     }

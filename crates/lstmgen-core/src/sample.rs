@@ -5,13 +5,16 @@
 //! On a GPU, plain temperature sampling and greedy decoding stay on the device: the token of each
 //! row is `argmax(logits / T + g)` with Gumbel noise `g = -ln(-ln u)` from the device's RNG (the
 //! Gumbel-max trick, an exact draw from softmax(logits / T)), so only the ids come back. Top-k and
-//! top-p copy the logits to the host. The device RNG is seeded with the sampling seed; it is shared
+//! top-p filter there too (a CUDA kernel); with lstmgen's CUDA kernels off
+//! (`LSTMGEN_CUDA_KERNELS=candle`) they copy the logits to the host. The device RNG is seeded with the sampling seed; it is shared
 //! by everything on that device, so concurrent samplers on one GPU are not reproducible.
 
 use crate::act::Act;
 use crate::config::SampleConfig;
 use crate::error::{ensure, Result};
 use crate::model::{Model, State};
+use crate::ops::run;
+use crate::ops::sample::{GumbelArgmax, TopKTopP};
 use candle_core::{DType, Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -59,47 +62,16 @@ fn sample_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Vec<u32>> {
     } else {
         let filtered;
         let logits = if cfg.filters() {
-            filtered = filter_on_device(logits, cfg)?;
+            let (top_k, top_p, temperature) = (cfg.top_k, cfg.top_p, cfg.temperature);
+            filtered = run(&TopKTopP { logits, top_k, top_p, temperature })?;
             &filtered
         } else {
             logits
         };
         let u = Tensor::rand(f32::EPSILON, 1f32, logits.shape(), logits.device())?;
-        gumbel_on_device(logits, &u, cfg.temperature)?
+        run(&GumbelArgmax { logits, u: &u, t: cfg.temperature })?
     };
     Ok(ids.to_dtype(DType::U32)?.to_vec1::<u32>()?)
-}
-
-/// [`gumbel_argmax`] as one CUDA kernel where it applies, else with candle ops.
-fn gumbel_on_device(logits: &Tensor, u: &Tensor, t: f64) -> Result<Tensor> {
-    #[cfg(feature = "cuda")]
-    if let Some(r) = crate::cuda::sample::gumbel_argmax(logits, u, t) {
-        return r;
-    }
-    gumbel_argmax(logits, u, t)
-}
-
-/// `logits` with the tokens outside the top-k / top-p set at -inf (lstmgen's CUDA kernel).
-#[cfg(feature = "cuda")]
-fn filter_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Tensor> {
-    let l = logits.to_dtype(DType::F32)?.contiguous()?;
-    crate::cuda::sample::filter(&l, cfg.top_k, cfg.top_p, cfg.temperature)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn filter_on_device(_: &Tensor, _: &SampleConfig) -> Result<Tensor> {
-    Err(crate::Error::Internal(
-        "top-k/top-p filtering on a device needs the CUDA build".into(),
-    ))
-}
-
-/// `argmax(logits / t - ln(-ln u))` per row: with `u` uniform in (0, 1), an exact draw from
-/// softmax(logits / t) (the Gumbel-max trick; e.g. Maddison et al. 2014, "A* sampling"). `u` is
-/// clamped to [2^-126, 1 - 2^-24]: cuRAND's uniforms include 1, where the noise would be +inf.
-pub(crate) fn gumbel_argmax(logits: &Tensor, u: &Tensor, t: f64) -> Result<Tensor> {
-    let u = u.clamp(f32::MIN_POSITIVE, 1.0 - f32::EPSILON / 2.0)?;
-    let g = u.log()?.neg()?.log()?.neg()?;
-    Ok(((logits.to_dtype(DType::F32)? / t)? + g)?.argmax(D::Minus1)?)
 }
 
 impl Sampler {
@@ -421,7 +393,7 @@ mod tests {
                 .map(|_| rng.random::<f32>().max(f32::EPSILON))
                 .collect();
             let u = Tensor::from_vec(u, (N, 6), &Device::Cpu).unwrap();
-            let ids = gumbel_argmax(&l, &u, t).unwrap().to_vec1::<u32>().unwrap();
+            let ids = run(&GumbelArgmax { logits: &l, u: &u, t }).unwrap().to_vec1::<u32>().unwrap();
             let w: Vec<f64> = logits.iter().map(|&x| (x as f64 / t).exp()).collect();
             let z: f64 = w.iter().sum();
             for k in 0..6 {
@@ -443,10 +415,7 @@ mod tests {
         use candle_core::Device;
         let l = Tensor::new(&[[0.0f32, 20.0]], &Device::Cpu).unwrap();
         let u = Tensor::new(&[[1.0f32, 0.5]], &Device::Cpu).unwrap();
-        let ids = gumbel_argmax(&l, &u, 1.0)
-            .unwrap()
-            .to_vec1::<u32>()
-            .unwrap();
+        let ids = run(&GumbelArgmax { logits: &l, u: &u, t: 1.0 }).unwrap().to_vec1::<u32>().unwrap();
         assert_eq!(ids, vec![1]);
     }
 

@@ -17,7 +17,6 @@ fn loss(
     model
         .loss_and_grads(inputs, targets, b, t, state, 0)
         .unwrap()
-        .0
         .loss
 }
 
@@ -55,9 +54,10 @@ fn every_gradient_matches_central_differences() {
             .map(|x| x.to_dtype(DType::F64).unwrap())
             .collect(),
     };
-    let (_, grads, _) = model
+    let grads = model
         .loss_and_grads(&inputs, &targets, b, t, &state, 0)
-        .unwrap();
+        .unwrap()
+        .grads;
     let eps = 1e-6;
     let mut checked = 0;
     let mut worst = 0f64;

@@ -1,8 +1,8 @@
-//! Conversions between JS objects and engine types, and the error/panic boundary.
+//! Conversions between JS objects and engine types.
 
+use crate::error::{to_js, Result};
 use lstmgen_core::{AdamConfig, ModelConfig, SampleConfig};
 use napi_derive::napi;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Shape of the network. All sizes are positive integers; dropout is in [0, 1).
 #[napi(object)]
@@ -89,7 +89,7 @@ impl From<NativeOptimizerConfig> for AdamConfig {
 }
 
 impl NativeSampleOptions {
-    pub fn to_core(&self) -> napi::Result<SampleConfig> {
+    pub fn to_core(&self) -> Result<SampleConfig> {
         Ok(SampleConfig {
             num_samples: self.num_samples as usize,
             max_tokens: self.max_tokens as usize,
@@ -103,31 +103,10 @@ impl NativeSampleOptions {
 }
 
 /// A JS number used as a seed: a non-negative safe integer.
-pub fn seed_u64(seed: f64) -> napi::Result<u64> {
+pub fn seed_u64(seed: f64) -> Result<u64> {
     if seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9_007_199_254_740_991.0 {
         Ok(seed as u64)
     } else {
-        Err(to_js(lstmgen_core::Error::Input(format!("seed must be a non-negative integer, got {seed}"))))
-    }
-}
-
-/// Engine error -> JS Error whose message keeps the `E_*:` code prefix.
-pub fn to_js(e: lstmgen_core::Error) -> napi::Error {
-    napi::Error::new(napi::Status::GenericFailure, e.to_string())
-}
-
-/// Runs `f`, turning an engine error into a JS error and a panic into `E_INTERNAL`, so a Rust
-/// panic never takes the Node process down.
-pub fn guard<T>(f: impl FnOnce() -> lstmgen_core::Result<T>) -> napi::Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r.map_err(to_js),
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(to_js(lstmgen_core::Error::Internal(format!("panic in the native engine: {msg}"))))
-        }
+        Err(to_js(lstmgen_core::Error::Data(format!("seed must be a non-negative integer, got {seed}"))))
     }
 }

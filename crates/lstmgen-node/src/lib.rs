@@ -1,6 +1,25 @@
 //! napi-rs binding for lstmgen-core: conversions and async tasks only; the engine holds the logic.
+//!
+//! # Errors
+//!
+//! Every error the addon raises, thrown by a sync method or rejecting the promise of an async
+//! one, is a JS `Error` whose `code` property is one of:
+//!
+//! - `"E_DATA"`: bad caller input (shapes, token ids, sizes, option values);
+//! - `"E_MODEL_FILE"`: a model file that is truncated, foreign, corrupt or of another version;
+//! - `"E_DEVICE"`: the requested device cannot be used;
+//! - `"E_NUMERIC"`: a non-finite loss or gradient (the parameters were left unchanged);
+//! - `"E_NATIVE"`: an error from candle or a caught Rust panic (the process lives on): a bug.
+//!
+//! and whose `message` is the engine's, with no code prefix. The codes are
+//! `lstmgen_core::Error::code`; `error.rs` explains how they travel through async tasks.
+//! Arguments of the wrong JS type are rejected by napi-rs's generated conversions before any of
+//! this runs, with napi's own status as `code` (e.g. `"InvalidArg"`, `"NumberExpected"`).
+
+#![deny(clippy::all)]
 
 mod convert;
+mod error;
 mod tasks;
 
 /// mimalloc reuses the large per-step tensor buffers instead of mapping fresh pages each time
@@ -25,19 +44,20 @@ fn keep_freed_pages() {
     }
 }
 
-use convert::{guard, seed_u64, NativeModelConfig, NativeOptimizerConfig, NativeSampleOptions};
+use convert::{seed_u64, NativeModelConfig, NativeOptimizerConfig, NativeSampleOptions};
+use error::{guard, Engine, Result};
 use lstmgen_core::gemm::Precision;
 use lstmgen_core::{device, io, Model};
-use std::sync::atomic::{AtomicBool, Ordering};
-use napi::bindgen_prelude::*;
+use napi::bindgen_prelude::{AsyncTask, Buffer, Uint32Array};
 use napi_derive::napi;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tasks::{lock, EvalStep, Generate, Logits, SamplerSlot, SamplerStep, Shared, TrainStep};
+use tasks::{lock, EvalStep, Generate, Job, Logits, SamplerSlot, SamplerStep, Shared, TrainStep};
 
 /// An LSTM language model owned by the native engine. JS holds an opaque handle.
-/// Every method throws an Error whose message starts with a code: `E_INPUT`, `E_MODEL_FILE`,
-/// `E_DEVICE`, `E_NUMERIC` or `E_INTERNAL` (a caught Rust panic or candle error).
+/// Errors carry a `code` (`E_DATA`, `E_MODEL_FILE`, `E_DEVICE`, `E_NUMERIC`, `E_NATIVE`) and a
+/// message without a prefix; see the module docs.
 #[napi]
 pub struct NativeModel {
     inner: Shared,
@@ -107,7 +127,7 @@ impl NativeModel {
     }
 
     /// Precision of the matrix products: "f32" (default) or "bf16" (bf16 inputs, f32
-    /// accumulation; AMX tiles where the CPU has them). Throws `E_INPUT` for another value, or
+    /// accumulation; AMX tiles where the CPU has them). Throws `E_DATA` for another value, or
     /// for "bf16" on a CUDA model.
     #[napi]
     pub fn set_precision(&self, precision: String) -> Result<()> {
@@ -134,7 +154,7 @@ impl NativeModel {
 
     /// One truncated-BPTT training step on `inputs`/`targets` `[batchSize, seqLen]` (row-major
     /// u32 token ids): forward, backward, clipping, Adam. Carries the training hidden state.
-    /// Throws `E_INPUT` for bad shapes or ids, `E_NUMERIC` for a non-finite loss or gradient
+    /// Throws `E_DATA` for bad shapes or ids, `E_NUMERIC` for a non-finite loss or gradient
     /// (parameters unchanged).
     #[napi(ts_return_type = "Promise<NativeStepResult>")]
     pub fn train_step(
@@ -145,8 +165,8 @@ impl NativeModel {
         seq_len: u32,
         opt: NativeOptimizerConfig,
         dropout_seed: f64,
-    ) -> Result<AsyncTask<TrainStep>> {
-        Ok(AsyncTask::new(TrainStep {
+    ) -> Result<Job<TrainStep>> {
+        Ok(AsyncTask::new(Engine(TrainStep {
             model: self.inner.clone(),
             inputs: ids(&inputs),
             targets: ids(&targets),
@@ -154,19 +174,19 @@ impl NativeModel {
             seq_len: seq_len as usize,
             opt: opt.into(),
             dropout_seed: seed_u64(dropout_seed)?,
-        }))
+        })))
     }
 
     /// Forward-only loss over one batch (no dropout), carrying the evaluation hidden state.
     #[napi(ts_return_type = "Promise<NativeEvalResult>")]
-    pub fn eval_step(&self, inputs: Uint32Array, targets: Uint32Array, batch_size: u32, seq_len: u32) -> AsyncTask<EvalStep> {
-        AsyncTask::new(EvalStep {
+    pub fn eval_step(&self, inputs: Uint32Array, targets: Uint32Array, batch_size: u32, seq_len: u32) -> Job<EvalStep> {
+        AsyncTask::new(Engine(EvalStep {
             model: self.inner.clone(),
             inputs: ids(&inputs),
             targets: ids(&targets),
             batch: batch_size as usize,
             seq_len: seq_len as usize,
-        })
+        }))
     }
 
     /// Zeroes the carried training hidden state (start of an epoch).
@@ -183,15 +203,15 @@ impl NativeModel {
 
     /// Logits `[batchSize, seqLen, vocabSize]` (flattened, f32) from a zero state, no dropout.
     #[napi(ts_return_type = "Promise<Float32Array>")]
-    pub fn logits(&self, inputs: Uint32Array, batch_size: u32, seq_len: u32) -> AsyncTask<Logits> {
-        AsyncTask::new(Logits { model: self.inner.clone(), inputs: ids(&inputs), batch: batch_size as usize, seq_len: seq_len as usize })
+    pub fn logits(&self, inputs: Uint32Array, batch_size: u32, seq_len: u32) -> Job<Logits> {
+        AsyncTask::new(Engine(Logits { model: self.inner.clone(), inputs: ids(&inputs), batch: batch_size as usize, seq_len: seq_len as usize }))
     }
 
     /// Samples `numSamples` continuations of `prompt` (>= 1 token id) in one batch; returns the
     /// generated ids only (prompt excluded), one array per sample.
     #[napi(ts_return_type = "Promise<Array<Array<number>>>")]
-    pub fn generate(&self, prompt: Uint32Array, options: NativeSampleOptions) -> Result<AsyncTask<Generate>> {
-        Ok(AsyncTask::new(Generate { model: self.inner.clone(), prompt: ids(&prompt), cfg: options.to_core()? }))
+    pub fn generate(&self, prompt: Uint32Array, options: NativeSampleOptions) -> Result<Job<Generate>> {
+        Ok(AsyncTask::new(Engine(Generate { model: self.inner.clone(), prompt: ids(&prompt), cfg: options.to_core()? })))
     }
 
     /// Starts a streaming sampling run of `options.numSamples` sequences from `prompt` (>= 1 id).
@@ -215,8 +235,8 @@ impl NativeSampler {
     /// Feeds `feed` (more prompt ids, may be empty), then samples up to `maxTokens` more ids per
     /// sequence. Resolves to the new ids of each sequence and whether all have ended.
     #[napi(ts_return_type = "Promise<NativeSampleChunk>")]
-    pub fn next(&self, feed: Uint32Array, max_tokens: u32) -> AsyncTask<SamplerStep> {
-        AsyncTask::new(SamplerStep { model: self.model.clone(), slot: self.slot.clone(), feed: ids(&feed), max_tokens: max_tokens as usize })
+    pub fn next(&self, feed: Uint32Array, max_tokens: u32) -> Job<SamplerStep> {
+        AsyncTask::new(Engine(SamplerStep { model: self.model.clone(), slot: self.slot.clone(), feed: ids(&feed), max_tokens: max_tokens as usize }))
     }
 }
 
@@ -255,8 +275,9 @@ pub fn engine_info() -> EngineInfo {
 
 static PANIC_HOOK_QUIET: AtomicBool = AtomicBool::new(false);
 
-/// Test hook: panics inside the engine boundary to prove a Rust panic becomes a JS `Error`
-/// (`E_INTERNAL: panic in the native engine: ...`) and the process lives on.
+/// Test hook: panics inside the engine boundary to prove that a Rust panic becomes a JS `Error`
+/// with `code` `"E_NATIVE"` and message `"panic in the native engine: lstmgen debug panic"`, and
+/// that the process lives on.
 #[napi]
 pub fn debug_panic() -> Result<()> {
     if !PANIC_HOOK_QUIET.swap(true, Ordering::SeqCst) {

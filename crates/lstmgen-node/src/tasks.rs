@@ -1,9 +1,14 @@
-//! Work that runs on the libuv thread pool (napi `AsyncTask`), so the event loop stays free.
+//! Work that runs on the libuv thread pool (napi `AsyncTask` of [`Engine`]), so the event loop
+//! stays free.
 
-use crate::convert::{guard, NativeEvalResult, NativeStepResult};
+use crate::convert::{NativeEvalResult, NativeStepResult};
+use crate::error::{Engine, EngineTask};
 use lstmgen_core::{AdamConfig, Model, SampleConfig};
 use napi::bindgen_prelude::*;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The promise of an engine task.
+pub type Job<T> = AsyncTask<Engine<T>>;
 
 /// The shared, lockable engine model.
 pub type Shared = Arc<Mutex<Model>>;
@@ -23,14 +28,14 @@ pub struct TrainStep {
     pub dropout_seed: u64,
 }
 
-impl Task for TrainStep {
+impl EngineTask for TrainStep {
     type Output = lstmgen_core::StepStats;
     type JsValue = NativeStepResult;
-    fn compute(&mut self) -> Result<Self::Output> {
-        guard(|| lock(&self.model).train_step(&self.inputs, &self.targets, self.batch, self.seq_len, &self.opt, self.dropout_seed))
+    fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
+        lock(&self.model).train_step(&self.inputs, &self.targets, self.batch, self.seq_len, &self.opt, self.dropout_seed)
     }
-    fn resolve(&mut self, _env: Env, s: Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeStepResult { loss: s.loss, grad_norm: s.grad_norm, correct: s.correct as f64, count: s.count as f64 })
+    fn resolve(&mut self, s: Self::Output) -> Self::JsValue {
+        NativeStepResult { loss: s.loss, grad_norm: s.grad_norm, correct: s.correct as f64, count: s.count as f64 }
     }
 }
 
@@ -42,14 +47,14 @@ pub struct EvalStep {
     pub seq_len: usize,
 }
 
-impl Task for EvalStep {
+impl EngineTask for EvalStep {
     type Output = lstmgen_core::EvalStats;
     type JsValue = NativeEvalResult;
-    fn compute(&mut self) -> Result<Self::Output> {
-        guard(|| lock(&self.model).eval_step(&self.inputs, &self.targets, self.batch, self.seq_len))
+    fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
+        lock(&self.model).eval_step(&self.inputs, &self.targets, self.batch, self.seq_len)
     }
-    fn resolve(&mut self, _env: Env, s: Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeEvalResult { loss_sum: s.loss_sum, correct: s.correct as f64, count: s.count as f64 })
+    fn resolve(&mut self, s: Self::Output) -> Self::JsValue {
+        NativeEvalResult { loss_sum: s.loss_sum, correct: s.correct as f64, count: s.count as f64 }
     }
 }
 
@@ -60,14 +65,14 @@ pub struct Logits {
     pub seq_len: usize,
 }
 
-impl Task for Logits {
+impl EngineTask for Logits {
     type Output = Vec<f32>;
     type JsValue = Float32Array;
-    fn compute(&mut self) -> Result<Self::Output> {
-        guard(|| Ok(lock(&self.model).logits(&self.inputs, self.batch, self.seq_len, None)?.0))
+    fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
+        Ok(lock(&self.model).logits(&self.inputs, self.batch, self.seq_len, None)?.0)
     }
-    fn resolve(&mut self, _env: Env, v: Self::Output) -> Result<Self::JsValue> {
-        Ok(Float32Array::new(v))
+    fn resolve(&mut self, v: Self::Output) -> Self::JsValue {
+        Float32Array::new(v)
     }
 }
 
@@ -77,14 +82,14 @@ pub struct Generate {
     pub cfg: SampleConfig,
 }
 
-impl Task for Generate {
+impl EngineTask for Generate {
     type Output = Vec<Vec<u32>>;
     type JsValue = Vec<Vec<u32>>;
-    fn compute(&mut self) -> Result<Self::Output> {
-        guard(|| lstmgen_core::sample::generate(&lock(&self.model), &self.prompt, &self.cfg))
+    fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
+        lstmgen_core::sample::generate(&lock(&self.model), &self.prompt, &self.cfg)
     }
-    fn resolve(&mut self, _env: Env, v: Self::Output) -> Result<Self::JsValue> {
-        Ok(v)
+    fn resolve(&mut self, v: Self::Output) -> Self::JsValue {
+        v
     }
 }
 
@@ -110,24 +115,22 @@ pub struct SamplerStep {
     pub max_tokens: usize,
 }
 
-impl Task for SamplerStep {
+impl EngineTask for SamplerStep {
     type Output = (Vec<Vec<u32>>, bool);
     type JsValue = NativeSampleChunk;
-    fn compute(&mut self) -> Result<Self::Output> {
-        guard(|| {
-            let model = lock(&self.model);
-            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = &mut *slot;
-            let sampler = match &mut slot.sampler {
-                Some(s) => s,
-                empty => empty.insert(lstmgen_core::sample::Sampler::new(&model, &slot.prompt, &slot.cfg)?),
-            };
-            sampler.feed(&model, &self.feed)?;
-            let tokens = sampler.next(&model, self.max_tokens)?;
-            Ok((tokens, sampler.finished()))
-        })
+    fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
+        let model = lock(&self.model);
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = &mut *slot;
+        let sampler = match &mut slot.sampler {
+            Some(s) => s,
+            empty => empty.insert(lstmgen_core::sample::Sampler::new(&model, &slot.prompt, &slot.cfg)?),
+        };
+        sampler.feed(&model, &self.feed)?;
+        let tokens = sampler.next(&model, self.max_tokens)?;
+        Ok((tokens, sampler.finished()))
     }
-    fn resolve(&mut self, _env: Env, (tokens, finished): Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeSampleChunk { tokens, finished })
+    fn resolve(&mut self, (tokens, finished): Self::Output) -> Self::JsValue {
+        NativeSampleChunk { tokens, finished }
     }
 }

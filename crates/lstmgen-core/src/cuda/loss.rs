@@ -1,20 +1,22 @@
-//! Softmax cross-entropy as one CUDA kernel (loss.cu), the GPU counterpart of crate::loss's fused
+//! Softmax cross-entropy as one CUDA kernel (loss.cu), the GPU counterpart of the engine's fused
 //! CPU loop: per-row losses and hits computed in one launch, their sums read back together.
 
 use super::{alloc, applies, function, per_row, tensor, view};
 use crate::error::Result;
-use crate::loss::CrossEntropy;
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{DType, Tensor};
 
-/// [`CrossEntropy`] of `logits` `[N, V]` (contiguous f32 on CUDA) against `targets` `[N]` (u32, on
-/// the same device; ids checked by the caller), or `None` when the kernel does not apply.
+/// Softmax cross-entropy of `logits` `[N, V]` (contiguous f32 on CUDA) against `targets` `[N]`
+/// (u32, on the same device; ids checked by the caller): the summed loss in nats, the rows whose
+/// argmax is the target and, with `want_grad`, dL/dlogits `[N, V]` of the mean loss; or `None` when
+/// the kernel does not apply.
+#[allow(clippy::type_complexity)] // (loss_sum, correct, grad): plain values, named in the doc above
 pub(crate) fn cross_entropy(
     logits: &Tensor,
     targets: &Tensor,
     want_grad: bool,
-) -> Option<Result<CrossEntropy>> {
+) -> Option<Result<(f64, u64, Option<Tensor>)>> {
     let dev = applies(&[logits])?;
     let (n, vocab) = logits.dims2().ok()?;
     let ok = targets.dtype() == DType::U32
@@ -59,10 +61,6 @@ pub(crate) fn cross_entropy(
             0,
         )?
         .to_vec1::<f64>()?;
-        Ok(CrossEntropy {
-            loss_sum: sums[0],
-            correct: sums[1] as u64,
-            grad: want_grad.then(|| tensor(grad, dev, (n, vocab))),
-        })
+        Ok((sums[0], sums[1] as u64, want_grad.then(|| tensor(grad, dev, (n, vocab)))))
     })())
 }

@@ -2,10 +2,14 @@
 //! (adam.rs) and softmax cross-entropy (loss.rs), each one launch where candle ops take ten or
 //! more, and sampling (sample.rs: top-k/top-p filtering, which otherwise needs the logits on the
 //! host, and the Gumbel-max draw). The `.cu` sources beside this file are compiled to PTX by
-//! build.rs and loaded once per device. They apply to contiguous f32 CUDA tensors; callers fall
-//! back to candle ops otherwise, or when `LSTMGEN_CUDA_KERNELS=candle` (for comparison, and as an
-//! escape hatch). Correctness is checked on a GPU by `scripts/gpu-check.sh` (CUDA against the CPU
-//! build: loss, logits, every gradient, sampling distributions).
+//! build.rs and loaded once per device.
+//!
+//! A leaf: the functions take and return tensors and scalars and know no engine type; the fused
+//! ops in `crate::ops` call them first and fall back to their CPU loop or candle ops when a kernel
+//! returns `None` (it applies to contiguous f32 CUDA tensors only, and not at all when
+//! `LSTMGEN_CUDA_KERNELS=candle`, for comparison and as an escape hatch). Correctness is checked on
+//! a GPU by `scripts/gpu/check.sh` (CUDA against the CPU build: loss, logits, every gradient,
+//! sampling distributions).
 
 pub(crate) mod adam;
 pub(crate) mod cell;
@@ -45,7 +49,7 @@ fn function(dev: &CudaDevice, module: &'static str, name: &str) -> Result<CudaFu
         "adam" => include_str!(concat!(env!("OUT_DIR"), "/adam.ptx")),
         "sample" => include_str!(concat!(env!("OUT_DIR"), "/sample.ptx")),
         "loss" => include_str!(concat!(env!("OUT_DIR"), "/loss.ptx")),
-        _ => return Err(Error::Internal(format!("no CUDA module {module}"))),
+        _ => return Err(Error::Native(format!("no CUDA module {module}"))),
     };
     Ok(dev
         .get_or_load_custom_func(name, &format!("lstmgen_{module}"), ptx)?
@@ -56,10 +60,10 @@ fn function(dev: &CudaDevice, module: &'static str, name: &str) -> Result<CudaFu
 fn view<'a, T: CudaDType>(storage: &'a Storage, layout: &Layout) -> Result<CudaView<'a, T>> {
     let (start, end) = layout
         .contiguous_offsets()
-        .ok_or_else(|| Error::Internal("CUDA kernel input is not contiguous".into()))?;
+        .ok_or_else(|| Error::Native("CUDA kernel input is not contiguous".into()))?;
     match storage {
         Storage::Cuda(s) => Ok(s.as_cuda_slice::<T>()?.slice(start..end)),
-        _ => Err(Error::Internal("CUDA kernel input is not on CUDA".into())),
+        _ => Err(Error::Native("CUDA kernel input is not on CUDA".into())),
     }
 }
 

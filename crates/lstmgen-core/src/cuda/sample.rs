@@ -3,24 +3,21 @@
 //! row, so that only the ids leave the device.
 
 use super::{alloc, applies, function, per_row, tensor, view};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
-use candle_core::cuda_backend::WrapErr;
+use candle_core::cuda_backend::{CudaDevice, WrapErr};
 use candle_core::Tensor;
 
 /// `logits` `[n, V]` (contiguous f32 on CUDA) with every token outside the row's top-`top_k`
 /// (0: no limit) and then outside its top-`top_p` nucleus under softmax(logits / `temperature`)
-/// set to -inf. Errors when the kernel does not apply (other dtype or device, or
-/// `LSTMGEN_CUDA_KERNELS=candle`; see crate::sample::samples_on_device).
-pub(crate) fn filter(
-    logits: &Tensor,
-    top_k: usize,
-    top_p: f64,
-    temperature: f64,
-) -> Result<Tensor> {
-    let dev = applies(&[logits]).ok_or_else(|| {
-        Error::Internal("top-k/top-p filtering on the GPU needs contiguous f32 CUDA logits".into())
-    })?;
+/// set to -inf; `None` when the kernel does not apply (other dtype or device, or
+/// `LSTMGEN_CUDA_KERNELS=candle`).
+pub(crate) fn filter(logits: &Tensor, top_k: usize, top_p: f64, temperature: f64) -> Option<Result<Tensor>> {
+    let dev = applies(&[logits])?;
+    Some(filter_on(dev, logits, top_k, top_p, temperature))
+}
+
+fn filter_on(dev: &CudaDevice, logits: &Tensor, top_k: usize, top_p: f64, temperature: f64) -> Result<Tensor> {
     let (n, vocab) = logits.dims2()?;
     let (s, l) = logits.storage_and_layout();
     let src = view::<f32>(&s, l)?;
@@ -38,8 +35,8 @@ pub(crate) fn filter(
 }
 
 /// One token id per row of `logits` `[n, V]`: argmax of `logits / t - ln(-ln u)` with `u` `[n, V]`
-/// uniform in (0, 1] (see crate::sample::gumbel_argmax), as a u32 tensor `[n]`; `None` when the
-/// kernel does not apply (then the caller uses candle ops).
+/// uniform in (0, 1] (clamped to [2^-126, 1 - 2^-24], as on the CPU), as a u32 tensor `[n]`;
+/// `None` when the kernel does not apply.
 pub(crate) fn gumbel_argmax(logits: &Tensor, u: &Tensor, t: f64) -> Option<Result<Tensor>> {
     let dev = applies(&[logits, u])?;
     if logits.dims() != u.dims() || logits.rank() != 2 {

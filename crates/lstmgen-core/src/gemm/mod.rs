@@ -32,7 +32,7 @@ impl Precision {
         match s {
             "f32" => Ok(Self::F32),
             "bf16" => Ok(Self::Bf16),
-            other => Err(Error::Input(format!(
+            other => Err(Error::Data(format!(
                 "precision must be \"f32\" or \"bf16\", got {other:?}"
             ))),
         }
@@ -130,7 +130,7 @@ fn round_bf16(t: &Tensor) -> Result<Tensor> {
 fn check_inner(a: &Tensor, k: usize) -> Result<(usize, usize)> {
     let (m, ka) = a.dims2()?;
     if ka != k {
-        return Err(Error::Internal(format!(
+        return Err(Error::Native(format!(
             "matmul shapes [{m}, {ka}] x [{k}, ..]"
         )));
     }
@@ -220,7 +220,7 @@ pub fn matmul_packed(a: &Tensor, b: &Packed) -> Result<Tensor> {
         };
         let (s, l) = a.storage_and_layout();
         let op = operand(&s, l)
-            .ok_or_else(|| Error::Internal("AMX operand is not a CPU matrix".into()))?;
+            .ok_or_else(|| Error::Native("AMX operand is not a CPU matrix".into()))?;
         let out = if m > 0 && pb.n() > 0 && pb.k() > 0 {
             // SAFETY: amx::gemm writes all m * n elements (every row of every column block).
             unsafe { uninit_product(m * pb.n(), |p| amx::gemm(&op, m, pb, p)) }
@@ -236,83 +236,6 @@ pub fn matmul_packed(a: &Tensor, b: &Packed) -> Result<Tensor> {
         }
     }
     f32_matmul(a, &b.t)
-}
-
-/// Column sums of a 2-D tensor `[rows, cols]` -> `[cols]` (bias gradients: the sum over all
-/// timesteps and batch rows). On the CPU, rows are added in parallel blocks with f32/f64
-/// accumulators per block (candle's reduction over dim 0 walks memory with a stride and cost ~14%
-/// of a char-model training step); elsewhere candle's `sum(0)`.
-pub fn sum_rows(t: &Tensor) -> Result<Tensor> {
-    fn go<T: crate::act::Act>(t: &Tensor) -> Option<Result<Tensor>> {
-        use rayon::prelude::*;
-        let (rows, cols) = t.dims2().ok()?;
-        let (s, l) = t.storage_and_layout();
-        let x = crate::cell::cpu_slice::<T>(&s, l)?;
-        let block = rows
-            .div_ceil(rayon::current_num_threads().max(1) * 4)
-            .max(1);
-        let sum = x
-            .par_chunks(block * cols.max(1))
-            .map(|chunk| {
-                let mut acc = vec![T::zero(); cols];
-                for row in chunk.chunks(cols.max(1)) {
-                    for (a, &v) in acc.iter_mut().zip(row) {
-                        *a = *a + v;
-                    }
-                }
-                acc
-            })
-            .reduce(
-                || vec![T::zero(); cols],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, &y)| *x = *x + y);
-                    a
-                },
-            );
-        Some(Tensor::from_vec(sum, cols, t.device()).map_err(Into::into))
-    }
-    let fused = match t.dtype() {
-        DType::F32 => go::<f32>(t),
-        DType::F64 => go::<f64>(t),
-        _ => None,
-    };
-    fused.unwrap_or_else(|| Ok(t.sum(0)?))
-}
-
-/// `x` `[rows, cols]` plus the bias `b` `[cols]` on every row (the forward of [`sum_rows`]). On the
-/// CPU one parallel pass in rayon's pool into a fresh buffer; candle's `broadcast_add` there ran
-/// in a thread pool of its own, whose wake-ups competed with rayon's on two cores. Elsewhere
-/// candle's `broadcast_add`.
-pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
-    fn go<T: crate::act::Act>(x: &Tensor, b: &Tensor) -> Option<Result<Tensor>> {
-        use rayon::prelude::*;
-        let (rows, cols) = x.dims2().ok()?;
-        let (xs, xl) = x.storage_and_layout();
-        let (bs, bl) = b.storage_and_layout();
-        let xv = crate::cell::cpu_slice::<T>(&xs, xl)?;
-        let bv = crate::cell::cpu_slice::<T>(&bs, bl)?;
-        if bv.len() != cols || cols == 0 {
-            return None;
-        }
-        let mut out = crate::buf::uninit::<T>(rows * cols);
-        let block = rows.div_ceil(rayon::current_num_threads().max(1)).max(1) * cols;
-        out.par_chunks_mut(block)
-            .zip(xv.par_chunks(block))
-            .for_each(|(o, xr)| {
-                for (orow, xrow) in o.chunks_mut(cols).zip(xr.chunks(cols)) {
-                    crate::buf::fill(orow, xrow.iter().zip(bv).map(|(&a, &c)| a + c));
-                }
-            });
-        // SAFETY: every row of every chunk was filled (the chunks of `out` and `xv` align).
-        let out = unsafe { crate::buf::assume_init(out) };
-        Some(Tensor::from_vec(out, (rows, cols), x.device()).map_err(Into::into))
-    }
-    let fused = match x.dtype() {
-        DType::F32 if b.dtype() == DType::F32 => go::<f32>(x, b),
-        DType::F64 if b.dtype() == DType::F64 => go::<f64>(x, b),
-        _ => None,
-    };
-    fused.unwrap_or_else(|| Ok(x.broadcast_add(b)?))
 }
 
 /// A vector of `len` floats filled by `fill` through a raw pointer, without zeroing it first (the

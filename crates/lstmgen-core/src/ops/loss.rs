@@ -1,20 +1,27 @@
-//! Softmax cross-entropy over the vocabulary: summed loss (nats), correct argmax predictions and,
-//! for training, dL/dlogits of the *mean* loss. Log-softmax subtracts the row max first.
-//! On the CPU it is one fused, row-parallel pass, on CUDA one kernel (cuda/loss.rs); elsewhere
-//! candle ops compute the same.
+//! Softmax cross-entropy over the vocabulary as a fused op ([`CrossEntropy`]): summed loss
+//! (nats), correct argmax predictions and, for training, dL/dlogits of the *mean* loss.
+//! Log-softmax subtracts the row max first. One row-parallel pass on the CPU, one kernel on CUDA
+//! (cuda/loss.cu), candle ops elsewhere (see [`crate::ops`]).
 //!
 //! loss_r = logsumexp(x_r) - x_r[t_r];  dL/dx_r = (softmax(x_r) - onehot(t_r)) / N.
 
+use super::FusedOp;
 use crate::act::Act;
-use crate::buf;
-use crate::cell::cpu_slice;
+use crate::buf::{self, cpu_slice};
 use crate::error::Result;
 use candle_core::{DType, Tensor, WithDType, D};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// Loss statistics of `logits` `[N, V]` against `targets` `[N]` (u32).
-pub struct CrossEntropy {
+/// The loss of `logits` `[N, V]` against `targets` `[N]` (u32), with the gradient when `want_grad`.
+pub(crate) struct CrossEntropy<'a> {
+    pub logits: &'a Tensor,
+    pub targets: &'a Tensor,
+    pub want_grad: bool,
+}
+
+/// What [`CrossEntropy`] computes.
+pub(crate) struct Loss {
     /// Sum over rows of -log softmax(logits)[target], nats.
     pub loss_sum: f64,
     /// Rows whose argmax equals the target.
@@ -23,23 +30,33 @@ pub struct CrossEntropy {
     pub grad: Option<Tensor>,
 }
 
-/// Computes [`CrossEntropy`] for `logits` `[N, V]` and `targets` `[N]`.
-pub fn cross_entropy(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Result<CrossEntropy> {
-    let fused = match logits.dtype() {
-        DType::F32 => fused::<f32>(logits, targets, want_grad),
-        DType::F64 => fused::<f64>(logits, targets, want_grad),
-        _ => None,
-    };
+impl FusedOp for CrossEntropy<'_> {
+    type Output = Loss;
+
+    fn dtype(&self) -> DType {
+        self.logits.dtype()
+    }
+
     #[cfg(feature = "cuda")]
-    let fused = fused.or_else(|| crate::cuda::loss::cross_entropy(logits, targets, want_grad));
-    fused.unwrap_or_else(|| with_ops(logits, targets, want_grad))
+    fn cuda(&self) -> Option<Result<Loss>> {
+        let r = crate::cuda::loss::cross_entropy(self.logits, self.targets, self.want_grad)?;
+        Some(r.map(|(loss_sum, correct, grad)| Loss { loss_sum, correct, grad }))
+    }
+
+    fn cpu<T: Act>(&self) -> Option<Result<Loss>> {
+        fused::<T>(self.logits, self.targets, self.want_grad)
+    }
+
+    fn ops(&self) -> Result<Loss> {
+        with_ops(self.logits, self.targets, self.want_grad)
+    }
 }
 
 fn fused<T: Act>(
     logits: &Tensor,
     targets: &Tensor,
     want_grad: bool,
-) -> Option<Result<CrossEntropy>> {
+) -> Option<Result<Loss>> {
     let (ls, ll) = logits.storage_and_layout();
     let (ts, tl) = targets.storage_and_layout();
     let x = cpu_slice::<T>(&ls, ll)?;
@@ -100,7 +117,7 @@ fn fused<T: Act>(
         } else {
             None
         };
-        Ok(CrossEntropy {
+        Ok(Loss {
             loss_sum,
             correct,
             grad,
@@ -109,7 +126,7 @@ fn fused<T: Act>(
 }
 
 /// The same computation with candle ops (any device).
-pub fn with_ops(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Result<CrossEntropy> {
+fn with_ops(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Result<Loss> {
     let n = logits.dim(0)?;
     let max = logits.max_keepdim(D::Minus1)?;
     let shifted = logits.broadcast_sub(&max)?;
@@ -133,7 +150,7 @@ pub fn with_ops(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Result<Cr
     } else {
         None
     };
-    Ok(CrossEntropy {
+    Ok(Loss {
         loss_sum,
         correct,
         grad,
@@ -159,10 +176,8 @@ mod tests {
         )
         .unwrap();
         let t = Tensor::from_vec(vec![0u32, 6, 3, 3, 1], n, &dev).unwrap();
-        let (a, b) = (
-            cross_entropy(&x, &t, true).unwrap(),
-            with_ops(&x, &t, true).unwrap(),
-        );
+        let op = CrossEntropy { logits: &x, targets: &t, want_grad: true };
+        let (a, b) = (op.cpu::<f64>().unwrap().unwrap(), op.ops().unwrap());
         assert!((a.loss_sum - b.loss_sum).abs() < 1e-12);
         assert_eq!(a.correct, b.correct);
         assert!(crate::max_diff(&a.grad.unwrap(), &b.grad.unwrap()) < 1e-12);

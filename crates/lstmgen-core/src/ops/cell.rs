@@ -1,22 +1,58 @@
-//! One LSTM time step's elementwise work (the four gates, the cell update and their derivatives).
-//! On the CPU it runs as one fused pass over contiguous slices (one allocation per output), on
-//! CUDA as one kernel (cuda_cell.rs); elsewhere it falls back to candle tensor ops, which compute
-//! the same equations.
+//! One LSTM time step's elementwise work (the four gates, the cell update and their derivatives)
+//! as two fused ops, [`Forward`] and [`Backward`]: one CUDA kernel each (cuda/lstm_cell.cu), one
+//! fused pass over contiguous CPU slices (one allocation per output), or candle tensor ops, which
+//! compute the same equations (see [`crate::ops`]).
 //!
 //! Forward (PyTorch `nn.LSTM`, gates i, f, g, o): `c = f*c_prev + i*g`, `h = o*tanh(c)`.
 //! Backward (Graves 2013): `dc = dc_next + dh*o*(1-tanh(c)^2)`; `dz_i = dc*g*i(1-i)`,
 //! `dz_f = dc*c_prev*f(1-f)`, `dz_g = dc*i*(1-g^2)`, `dz_o = dh*tanh(c)*o(1-o)`; `dc_prev = dc*f`.
 
+use super::FusedOp;
 use crate::act::Act;
-use crate::buf;
+use crate::buf::{self, on_cpu};
 use crate::error::Result;
-use crate::lstm::GateConsts;
-use candle_core::{DType, Layout, Storage, Tensor, WithDType};
+use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
+
+/// Per-gate constants that let all four activations run as one pass over `z` `[batch, 4H]` in the
+/// candle-op path: sigmoid(x) = 0.5 * tanh(0.5 x) + 0.5, so `a = tanh(z * scale) * scale + shift`
+/// with scale = 0.5 (i, f, o) or 1 (g) and shift = 0.5 (i, f, o) or 0 (g).
+pub(crate) struct GateConsts {
+    scale: Tensor,
+    shift: Tensor,
+    /// da/dz = k1 + k2*a - a^2: sigmoid gives a - a^2 (k1 = 0, k2 = 1), tanh 1 - a^2 (k1 = 1, k2 = 0).
+    k1: Tensor,
+    k2: Tensor,
+}
+
+impl GateConsts {
+    pub(crate) fn new(hidden: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let per_gate = |vals: [f32; 4]| -> Result<Tensor> {
+            let v: Vec<f32> = vals.iter().flat_map(|&x| std::iter::repeat_n(x, hidden)).collect();
+            Ok(Tensor::from_vec(v, 4 * hidden, device)?.to_dtype(dtype)?)
+        };
+        Ok(Self {
+            scale: per_gate([0.5, 0.5, 1.0, 0.5])?,
+            shift: per_gate([0.5, 0.5, 0.0, 0.5])?,
+            k1: per_gate([0.0, 0.0, 1.0, 0.0])?,
+            k2: per_gate([1.0, 1.0, 0.0, 1.0])?,
+        })
+    }
+
+    /// Activated gates `[rows, 4H]` = (sigmoid i, sigmoid f, tanh g, sigmoid o) from pre-activations.
+    fn activate(&self, z: &Tensor) -> Result<Tensor> {
+        Ok(z.broadcast_mul(&self.scale)?.tanh()?.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?)
+    }
+
+    /// Derivative of each activation w.r.t. its pre-activation, from the activations `a`.
+    fn derivative(&self, a: &Tensor) -> Result<Tensor> {
+        Ok((a.broadcast_mul(&self.k2)?.broadcast_add(&self.k1)? - a.sqr()?)?)
+    }
+}
 
 /// Outputs of one forward step, each contiguous: activated gates `[B, 4H]`, cell `c`, `tanh(c)`
 /// and hidden `h`, each `[B, H]`.
-pub struct StepOut {
+pub(crate) struct StepOut {
     pub gates: Tensor,
     pub c: Tensor,
     pub tanh_c: Tensor,
@@ -24,33 +60,9 @@ pub struct StepOut {
 }
 
 /// Gradients of one backward step: `dz` `[B, 4H]` (pre-activations) and `dc_prev` `[B, H]`.
-pub struct StepGrad {
+pub(crate) struct StepGrad {
     pub dz: Tensor,
     pub dc_prev: Tensor,
-}
-
-/// The contiguous slice of a CPU tensor of dtype `T`, or `None` (not on the CPU or not contiguous).
-pub(crate) fn cpu_slice<'a, T: WithDType>(
-    storage: &'a Storage,
-    layout: &Layout,
-) -> Option<&'a [T]> {
-    match storage {
-        Storage::Cpu(s) => {
-            let (start, end) = layout.contiguous_offsets()?;
-            s.as_slice::<T>().ok().map(|v| &v[start..end])
-        }
-        _ => None,
-    }
-}
-
-/// Runs `f` on the CPU slices of `ts` when all are contiguous CPU tensors of dtype `T`.
-fn on_cpu<T: WithDType, R>(
-    ts: &[&Tensor],
-    f: impl FnOnce(&[&[T]]) -> Result<R>,
-) -> Option<Result<R>> {
-    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
-    let slices: Option<Vec<&[T]>> = guards.iter().map(|(s, l)| cpu_slice::<T>(s, l)).collect();
-    slices.map(|s| f(&s))
 }
 
 /// Rows per parallel chunk of the fused kernels: one chunk (no threads) below ~8k units.
@@ -67,17 +79,33 @@ fn rows_per_chunk(batch: usize, hidden: usize) -> usize {
 
 /// One forward step from the pre-activations `z = zx + zh`, each `[B, 4H]` (the input
 /// projection of this step and the recurrent product), and `c_prev` `[B, H]`.
-pub fn forward(zx: &Tensor, zh: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<StepOut> {
-    #[cfg(feature = "cuda")]
-    if let Some(r) = crate::cuda::cell::forward(zx, zh, c_prev) {
-        return r;
+pub(crate) struct Forward<'a> {
+    pub zx: &'a Tensor,
+    pub zh: &'a Tensor,
+    pub c_prev: &'a Tensor,
+    pub consts: &'a GateConsts,
+}
+
+impl FusedOp for Forward<'_> {
+    type Output = StepOut;
+
+    fn dtype(&self) -> DType {
+        self.zx.dtype()
     }
-    let fused = match zx.dtype() {
-        DType::F32 => on_cpu::<f32, _>(&[zx, zh, c_prev], |s| forward_fused(s, zx)),
-        DType::F64 => on_cpu::<f64, _>(&[zx, zh, c_prev], |s| forward_fused(s, zx)),
-        _ => None,
-    };
-    fused.unwrap_or_else(|| forward_ops(&(zx + zh)?, c_prev, consts))
+
+    #[cfg(feature = "cuda")]
+    fn cuda(&self) -> Option<Result<StepOut>> {
+        let r = crate::cuda::cell::forward(self.zx, self.zh, self.c_prev)?;
+        Some(r.map(|[gates, c, tanh_c, h]| StepOut { gates, c, tanh_c, h }))
+    }
+
+    fn cpu<T: Act>(&self) -> Option<Result<StepOut>> {
+        on_cpu::<T, _>(&[self.zx, self.zh, self.c_prev], |s| forward_fused(s, self.zx))
+    }
+
+    fn ops(&self) -> Result<StepOut> {
+        forward_ops(&(self.zx + self.zh)?, self.c_prev, self.consts)
+    }
 }
 
 fn forward_fused<T: Act>(s: &[&[T]], zt: &Tensor) -> Result<StepOut> {
@@ -144,8 +172,8 @@ fn forward_fused<T: Act>(s: &[&[T]], zt: &Tensor) -> Result<StepOut> {
     })
 }
 
-/// The same step with candle ops (any device).
-pub fn forward_ops(z: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<StepOut> {
+/// The forward step with candle ops (any device), from `z = zx + zh`.
+fn forward_ops(z: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<StepOut> {
     let hd = c_prev.dim(1)?;
     let a = consts.activate(z)?;
     let gate = |k: usize| a.narrow(1, k * hd, hd);
@@ -162,36 +190,63 @@ pub fn forward_ops(z: &Tensor, c_prev: &Tensor, consts: &GateConsts) -> Result<S
 
 /// One backward step. The loss gradient w.r.t. this step's `h` is `dh_out + dh_rec` `[B, H]`
 /// (from the layer above, and from the next step when there is one); `dc_next` is the gradient
-/// flowing into this step's `c` from the next step (none at the last step).
-pub fn backward(
-    gates: &Tensor,
-    c_prev: &Tensor,
-    tanh_c: &Tensor,
-    dh_out: &Tensor,
-    next: Option<(&Tensor, &Tensor)>,
-    consts: &GateConsts,
-) -> Result<StepGrad> {
-    #[cfg(feature = "cuda")]
-    if let Some(r) = crate::cuda::cell::backward(gates, c_prev, tanh_c, dh_out, next) {
-        return r;
+/// flowing into this step's `c` from the next step; `next` is `(dh_rec, dc_next)`, none at the
+/// last step.
+pub(crate) struct Backward<'a> {
+    pub gates: &'a Tensor,
+    pub c_prev: &'a Tensor,
+    pub tanh_c: &'a Tensor,
+    pub dh_out: &'a Tensor,
+    pub next: Option<(&'a Tensor, &'a Tensor)>,
+    pub consts: &'a GateConsts,
+}
+
+impl Backward<'_> {
+    /// `(dh_rec, dc_next)`, zeros at the last step (`zero` holds them).
+    fn next_or_zero<'b>(&'b self, zero: &'b mut Option<Tensor>) -> Result<(&'b Tensor, &'b Tensor)> {
+        Ok(match self.next {
+            Some(n) => n,
+            None => {
+                let z = zero.insert(self.dh_out.zeros_like()?);
+                (z, z)
+            }
+        })
     }
-    let zero;
-    let (dh_rec, dc_next) = match next {
-        Some(n) => n,
-        None => {
-            zero = dh_out.zeros_like()?;
-            (&zero, &zero)
+}
+
+impl FusedOp for Backward<'_> {
+    type Output = StepGrad;
+
+    fn dtype(&self) -> DType {
+        self.gates.dtype()
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda(&self) -> Option<Result<StepGrad>> {
+        let r = crate::cuda::cell::backward(self.gates, self.c_prev, self.tanh_c, self.dh_out, self.next)?;
+        Some(r.map(|[dz, dc_prev]| StepGrad { dz, dc_prev }))
+    }
+
+    fn cpu<T: Act>(&self) -> Option<Result<StepGrad>> {
+        // Not a CPU step: do not allocate the zeros.
+        if !self.gates.device().is_cpu() {
+            return None;
         }
-    };
-    let ts = [gates, c_prev, tanh_c, dh_out, dh_rec, dc_next];
-    let fused = match gates.dtype() {
-        DType::F32 => on_cpu::<f32, _>(&ts, |s| backward_fused(s, gates)),
-        DType::F64 => on_cpu::<f64, _>(&ts, |s| backward_fused(s, gates)),
-        _ => None,
-    };
-    fused.unwrap_or_else(|| {
-        backward_ops(gates, c_prev, tanh_c, &(dh_out + dh_rec)?, dc_next, consts)
-    })
+        let mut zero = None;
+        let (dh_rec, dc_next) = match self.next_or_zero(&mut zero) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        let ts = [self.gates, self.c_prev, self.tanh_c, self.dh_out, dh_rec, dc_next];
+        on_cpu::<T, _>(&ts, |s| backward_fused(s, self.gates))
+    }
+
+    fn ops(&self) -> Result<StepGrad> {
+        let mut zero = None;
+        let (dh_rec, dc_next) = self.next_or_zero(&mut zero)?;
+        let dh = (self.dh_out + dh_rec)?;
+        backward_ops(self.gates, self.c_prev, self.tanh_c, &dh, dc_next, self.consts)
+    }
 }
 
 fn backward_fused<T: Act>(s: &[&[T]], gates_t: &Tensor) -> Result<StepGrad> {
@@ -231,8 +286,8 @@ fn backward_fused<T: Act>(s: &[&[T]], gates_t: &Tensor) -> Result<StepGrad> {
     })
 }
 
-/// The same backward step with candle ops (any device).
-pub fn backward_ops(
+/// The backward step with candle ops (any device), from `dh = dh_out + dh_rec`.
+fn backward_ops(
     gates: &Tensor,
     c_prev: &Tensor,
     tanh_c: &Tensor,
@@ -258,48 +313,38 @@ pub fn backward_ops(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
-
     use crate::max_diff;
 
-    /// The fused CPU kernels and the candle-op path (used on other devices) agree.
+    /// The fused CPU loops and the candle-op path (used on other devices) agree, forward and
+    /// backward, with and without a next step.
     #[test]
     fn fused_matches_ops() {
         let dev = Device::Cpu;
         let (b, h) = (3, 5);
-        let r = |n: usize, s: f64| {
-            Tensor::from_vec(
-                (0..n)
-                    .map(|i| (i as f64 * 0.37 + s).sin() * 2.0)
-                    .collect::<Vec<f64>>(),
-                n,
-                &dev,
-            )
-            .unwrap()
+        let r = |n: usize, s: f64, cols: usize| {
+            let v: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37 + s).sin() * 2.0).collect();
+            Tensor::from_vec(v, (n / cols, cols), &dev).unwrap()
         };
         let consts = GateConsts::new(h, DType::F64, &dev).unwrap();
-        let z = r(b * 4 * h, 0.1).reshape((b, 4 * h)).unwrap();
-        let c = r(b * h, 0.7).reshape((b, h)).unwrap();
-        let z2 = r(b * 4 * h, 0.4).reshape((b, 4 * h)).unwrap();
-        let (f, o) = (
-            forward(&z, &z2, &c, &consts).unwrap(),
-            forward_ops(&(&z + &z2).unwrap(), &c, &consts).unwrap(),
-        );
-        for (x, y) in [
-            (&f.gates, &o.gates),
-            (&f.c, &o.c),
-            (&f.tanh_c, &o.tanh_c),
-            (&f.h, &o.h),
-        ] {
+        let (zx, zh, c) = (r(b * 4 * h, 0.1, 4 * h), r(b * 4 * h, 0.4, 4 * h), r(b * h, 0.7, h));
+        let fwd = Forward { zx: &zx, zh: &zh, c_prev: &c, consts: &consts };
+        let (f, o) = (fwd.cpu::<f64>().unwrap().unwrap(), fwd.ops().unwrap());
+        for (x, y) in [(&f.gates, &o.gates), (&f.c, &o.c), (&f.tanh_c, &o.tanh_c), (&f.h, &o.h)] {
             assert!(max_diff(x, y) < 1e-12);
         }
-        let dh = r(b * h, 1.3).reshape((b, h)).unwrap();
-        let dcn = r(b * h, 2.9).reshape((b, h)).unwrap();
-        let dh2 = r(b * h, 0.2).reshape((b, h)).unwrap();
-        let fb = backward(&f.gates, &c, &f.tanh_c, &dh, Some((&dh2, &dcn)), &consts).unwrap();
-        let dh_sum = (&dh + &dh2).unwrap();
-        let ob = backward_ops(&f.gates, &c, &f.tanh_c, &dh_sum, &dcn, &consts).unwrap();
-        assert!(max_diff(&fb.dz, &ob.dz) < 1e-12);
-        assert!(max_diff(&fb.dc_prev, &ob.dc_prev) < 1e-12);
+        let (dh, dh2, dcn) = (r(b * h, 1.3, h), r(b * h, 0.2, h), r(b * h, 2.9, h));
+        for next in [Some((&dh2, &dcn)), None] {
+            let bwd = Backward {
+                gates: &f.gates,
+                c_prev: &c,
+                tanh_c: &f.tanh_c,
+                dh_out: &dh,
+                next,
+                consts: &consts,
+            };
+            let (fb, ob) = (bwd.cpu::<f64>().unwrap().unwrap(), bwd.ops().unwrap());
+            assert!(max_diff(&fb.dz, &ob.dz) < 1e-12);
+            assert!(max_diff(&fb.dc_prev, &ob.dc_prev) < 1e-12);
+        }
     }
 }
