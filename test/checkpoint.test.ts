@@ -1,14 +1,14 @@
-// Needs the native addon. Checkpoints and exact resume (issue 5, point 1).
+// Needs the native addon. Checkpoints and exact resume.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { listCheckpoints, readCheckpoint } from '../ts/checkpoint';
 import { ConfigError, ModelFileError } from '../ts/errors';
 import type { CheckpointInfo } from '../ts/events';
 import { loadModel } from '../ts/model';
-import { readRunLog } from '../ts/runlog';
-import { type TrainResult, train } from '../ts/train';
-import { shakespeare, TINY, tmpDir } from './helpers';
+import { listCheckpoints, readCheckpoint } from '../ts/train/checkpoint';
+import { type TrainResult, train } from '../ts/train/loop';
+import { readRunLog } from '../ts/train/runlog';
+import { last, shakespeare, TINY, tmpDir } from './helpers';
 
 /** 2 layers with dropout, a short corpus (28 steps per epoch) so runs cross epoch boundaries. */
 const BASE = { ...TINY, corpus: { text: shakespeare(4_000) }, numLayers: 2, dropout: 0.3, lr: 0.05 };
@@ -148,7 +148,7 @@ describe('checkpoints and exact resume', () => {
     const same = await train({ ...BASE, maxSteps: 14, resumeFrom: file });
     const slower = await train({ ...loose, corpus, maxSteps: undefined, epochs: 1, lr: 1e-3, resumeFrom: file });
     expect(slower.history.steps[0].step).toBe(11);
-    expect(slower.history.steps.at(-1)!.step).toBe(28); // the rest of epoch 1
+    expect(last(slower.history.steps).step).toBe(28); // the rest of epoch 1
     expect(slower.history.steps[0].lr).toBe(1e-3);
     expect(slower.history.steps[0].loss).toBe(same.history.steps[0].loss); // step 11's loss precedes its update
     expect(slower.history.steps[1].loss).not.toBe(same.history.steps[1].loss);

@@ -1,11 +1,11 @@
-// Needs the native addon; compiles ts/ into a temporary stage first. The CLI side of issue 5: checkpoints and resume,
+// Needs the native addon; compiles ts/ into a temporary stage first. The CLI of long runs: checkpoints and resume,
 // guards, metrics log and plot, the end-of-training summary, streamed generate.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readRunLog } from '../ts/runlog';
-import { shakespeare, tensorBytes, tmpDir } from './helpers';
+import { readRunLog } from '../ts/train/runlog';
+import { CLI_ENTRY, shakespeare, tensorBytes, tmpDir } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..');
 let CLI: string;
@@ -29,7 +29,7 @@ function buildStage(): string {
   );
   fs.symlinkSync(path.join(ROOT, 'index.js'), path.join(stage, 'index.js'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(stage, 'node_modules'));
-  return path.join(stage, 'dist', 'cli.js');
+  return path.join(stage, CLI_ENTRY);
 }
 
 function lstmgen(...args: string[]) {

@@ -3,12 +3,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { shakespeare, tmpDir } from './helpers';
+import { CLI_ENTRY, last, shakespeare, tmpDir } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
+const CLI = path.join(ROOT, CLI_ENTRY);
 
-/** Run `node dist/cli.js ...args`; returns exit code, stdout, stderr. */
+/** Run the compiled CLI with `args`; returns exit code, stdout, stderr. */
 function lstmgen(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -82,7 +82,7 @@ describe('lstmgen CLI', () => {
       'valLoss',
       'valPerplexity',
     ]);
-    const done = lines.at(-1)!;
+    const done = last(lines);
     expect(done.type).toBe('done');
     expect(Object.keys(done).sort()).toEqual([
       'aborted',
@@ -268,6 +268,6 @@ describe('lstmgen CLI', () => {
     expect(r.stderr).toMatch(
       /^lstmgen: warning: training diverged: the final validation loss .* is above ln\(vocabSize\) = [\d.]+.*lower lr/m,
     );
-    expect(jsonLines(r.stdout).at(-1)!.type).toBe('done');
+    expect(last(jsonLines(r.stdout)).type).toBe('done');
   });
 });

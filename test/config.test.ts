@@ -170,25 +170,38 @@ describe('parseEvaluateOptions', () => {
 });
 
 describe('wrapNative', () => {
+  /** An Error as the addon throws it: the code in `code`, the message without it. */
+  const nativeError = (code: string | undefined, message: string) => Object.assign(new Error(message), { code });
+
   it.each([
-    ['E_INPUT: token id 99 >= vocab 65', DataError, 'token id 99 >= vocab 65'],
-    ['E_MODEL_FILE: truncated', ModelFileError, 'truncated'],
-    ['E_DEVICE: cuda unavailable', DeviceError, 'cuda unavailable'],
-    ['E_NUMERIC: loss is NaN', NumericError, 'loss is NaN'],
-    ['E_INTERNAL: panic', NativeError, 'panic'],
-    ['something else', NativeError, 'something else'],
-  ])('maps %s', (message, Cls, text) => {
-    const original = new Error(message);
+    ['E_DATA', DataError],
+    ['E_MODEL_FILE', ModelFileError],
+    ['E_DEVICE', DeviceError],
+    ['E_NUMERIC', NumericError],
+    ['E_NATIVE', NativeError],
+    ['E_SOMETHING_ELSE', NativeError],
+    ['toString', NativeError],
+    [undefined, NativeError],
+  ])('maps code %s', (code, Cls) => {
+    const original = nativeError(code, 'token id 99 >= vocab 65');
     const err = wrapNative(original);
     expect(err).toBeInstanceOf(Cls);
-    expect(err.message).toBe(text);
+    expect(err.message).toBe('token id 99 >= vocab 65');
     expect(err.cause).toBe(original);
+  });
+
+  it('keeps an LstmgenError and wraps a thrown non-Error as a NativeError', () => {
+    const typed = new DataError('bad');
+    expect(wrapNative(typed)).toBe(typed);
+    expect(wrapNative('boom')).toBeInstanceOf(NativeError);
+    expect(wrapNative('boom').message).toBe('boom');
   });
 });
 
 describe('load options and precision', () => {
   it('loadModel options and setPrecision values are checked with a ConfigError naming the field', () => {
     expect(parseLoadOptions({ device: 'cpu', precision: 'bf16' })).toEqual({ device: 'cpu', precision: 'bf16' });
+    expect(parseLoadOptions()).toEqual({ device: 'auto', precision: 'f32' });
     expect(() => parseLoadOptions({ precision: 'fp8' })).toThrow('precision: must be "f32" or "bf16", got "fp8"');
     expect(() => parseLoadOptions({ device: 'gpu' })).toThrow(/^device: must be "auto", "cpu" or "cuda"/);
     expect(() => parseLoadOptions({ devcie: 'cpu' })).toThrow(/devcie: unknown option/);

@@ -1,13 +1,13 @@
-// Needs the native addon. Non-finite guards (issue 5, point 3). lr = 1e39 overflows float32: the engine refuses
+// Needs the native addon. Guards against non-finite losses, gradients and weights. lr = 1e39 overflows float32: the engine refuses
 // the first update (it would make the weights non-finite) and leaves the parameters as they were.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NumericError } from '../ts/errors';
-import { NativeHandle } from '../ts/native';
-import { readRunLog } from '../ts/runlog';
-import { assertFiniteTensors } from '../ts/safetensors';
-import { train } from '../ts/train';
+import { assertFiniteTensors } from '../ts/io/safetensors';
+import { NativeHandle } from '../ts/native/handle';
+import { train } from '../ts/train/loop';
+import { readRunLog } from '../ts/train/runlog';
 import { TINY, tensorBytes, tmpDir } from './helpers';
 
 const HUGE = { ...TINY, lr: 1e39 };

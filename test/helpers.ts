@@ -3,16 +3,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/**
- * The tinyshakespeare corpus (1.1 MB): `$LSTMGEN_TINYSHAKESPEARE`, else the shared data folder beside the
- * checkout (`../shared/data/...`) or at `/work/shared/data/...`; `null` when none exists (a clone elsewhere).
- */
-export const SHAKESPEARE: string | null =
-  [
-    process.env.LSTMGEN_TINYSHAKESPEARE,
-    path.resolve(__dirname, '../../shared/data/tinyshakespeare/input.txt'),
-    '/work/shared/data/tinyshakespeare/input.txt',
-  ].find((p): p is string => !!p && fs.existsSync(p)) ?? null;
+const ROOT = path.resolve(__dirname, '..');
+
+/** The compiled CLI, relative to the package root: the package's `bin`. */
+export const CLI_ENTRY: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin.lstmgen;
+
+/** The shared data folder: `$LSTMGEN_DATA_DIR`, else `../shared/data` beside the repository. */
+export const DATA_DIR = path.resolve(ROOT, process.env.LSTMGEN_DATA_DIR ?? '../shared/data');
+
+const shakespeareFile = path.join(DATA_DIR, 'tinyshakespeare', 'input.txt');
+/** The tinyshakespeare corpus (1.1 MB) in {@link DATA_DIR}, or `null` when it is not there. */
+export const SHAKESPEARE: string | null = fs.existsSync(shakespeareFile) ? shakespeareFile : null;
 
 /**
  * The first `chars` UTF-16 units of tinyshakespeare (ASCII, so also code points). Where the shared data
@@ -59,4 +60,16 @@ export function tensorBytes(bytes: Buffer): Record<string, Buffer> {
     if (name !== '__metadata__') out[name] = bytes.subarray(8 + len + t.data_offsets[0], 8 + len + t.data_offsets[1]);
   }
   return out;
+}
+
+/** The last element of `xs`; throws when it is empty (a failed expectation rather than a TypeError later). */
+export function last<T>(xs: readonly T[]): T {
+  if (xs.length === 0) throw new Error('expected a non-empty array');
+  return xs[xs.length - 1];
+}
+
+/** `value` itself; throws when it is null or undefined. */
+export function defined<T>(value: T | null | undefined): T {
+  if (value === null || value === undefined) throw new Error(`expected a value, got ${value}`);
+  return value;
 }

@@ -6,7 +6,7 @@ import { execFileSync, type SpawnSyncOptions, spawnSync } from 'node:child_proce
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { shakespeare, tmpDir } from './helpers';
+import { CLI_ENTRY, shakespeare, tmpDir } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..');
 const PLATFORM = 'linux-x64-gnu';
@@ -109,8 +109,8 @@ describe.skipIf(!supported)('packed install (no Rust toolchain)', () => {
       expect.arrayContaining([
         'dist/index.js',
         'dist/index.d.ts',
-        'dist/cli.js',
-        'dist/native.js',
+        CLI_ENTRY,
+        'dist/native/loader.js',
         'index.js',
         'index.d.ts',
         'package.json',

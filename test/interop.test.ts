@@ -1,12 +1,12 @@
-// Needs the native addon. PyTorch interop (issue 5, point 7); scripts/torch_interop.py checks the logits
+// Needs the native addon. PyTorch interop; scripts/reference/torch-interop.py checks the logits
 // against PyTorch itself (not run here: CI has no PyTorch).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, ModelFileError } from '../ts/errors';
+import { importTorch } from '../ts/interop/torch';
 import type { LstmModel } from '../ts/model';
-import { importTorch } from '../ts/torch';
-import { train } from '../ts/train';
+import { train } from '../ts/train/loop';
 import { TINY, tensorBytes, tmpDir } from './helpers';
 
 /** A safetensors file as PyTorch's `save_file` writes it: the given tensors (F32), metadata `{format: 'pt'}` only. */

@@ -1,12 +1,18 @@
-// Selection between the CPU and CUDA builds of the addon (ts/native.ts). The fake-dependency tests run
+// Selection between the CPU and CUDA builds of the addon (ts/native/loader.ts). The fake-dependency tests run
 // anywhere; the others load the real CPU build (npm run build:native) and run on a machine without a GPU.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DeviceError } from '../ts/errors';
-import { BinaryLoader, engineInfo, type LoaderDeps, type NativeBinding, type NativeEngineInfo } from '../ts/native';
-import { train } from '../ts/train';
+import {
+  BinaryLoader,
+  engineInfo,
+  type LoaderDeps,
+  type NativeBinding,
+  type NativeEngineInfo,
+} from '../ts/native/loader';
+import { train } from '../ts/train/loop';
 import { TINY, tmpDir } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -169,7 +175,7 @@ describe('build selection (real CPU build, no GPU)', () => {
     expect(r.status, r.stderr).toBe(0);
     return JSON.parse(r.stdout) as Record<string, unknown>;
   }
-  const INFO = `process.stdout.write(JSON.stringify(require('./dist/native').engineInfo()))`;
+  const INFO = `process.stdout.write(JSON.stringify(require('./dist/native/loader').engineInfo()))`;
 
   it('engineInfo() reports the CPU build, its path, candle version and threads', () => {
     const info = engineInfo();

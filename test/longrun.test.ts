@@ -1,8 +1,8 @@
-// Needs the native addon. Long runs stay healthy (issue 5, point 6).
+// Needs the native addon. Long runs stay healthy: memory, concurrent calls, panics.
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NativeError, wrapNative } from '../ts/errors';
-import { train } from '../ts/train';
+import { train } from '../ts/train/loop';
 import { TINY } from './helpers';
 
 const MB = 2 ** 20;
@@ -56,7 +56,7 @@ describe('long runs', () => {
   });
 
   it('a Rust panic surfaces as a NativeError and the process lives on', async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // debugPanic is a test hook of the addon, outside the typed API: load the addon's loader directly.
     const { debugPanic } = require(path.resolve(__dirname, '..', 'index.js')) as { debugPanic(): void };
     let caught: unknown;
     try {

@@ -5,7 +5,7 @@ import * as zlib from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModelFileError } from '../ts/errors';
 import { LstmModel, loadModel } from '../ts/model';
-import { train } from '../ts/train';
+import { train } from '../ts/train/loop';
 import { TINY, tmpDir } from './helpers';
 
 /** A well-formed safetensors file (one F32 tensor) with only foreign metadata. */

@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../ts/errors';
 import { loadModel } from '../ts/model';
-import { engineInfo } from '../ts/native';
-import { train } from '../ts/train';
-import { shakespeare, TINY, tmpDir } from './helpers';
+import { engineInfo } from '../ts/native/loader';
+import { train } from '../ts/train/loop';
+import { last, shakespeare, TINY, tmpDir } from './helpers';
 
 describe('precision: bf16', () => {
   it('engineInfo() says how bf16 products run here', () => {
@@ -36,7 +36,7 @@ describe('precision: bf16', () => {
     expect(Math.abs(a[0].loss - b[0].loss)).toBeLessThan(0.01);
     expect(a[0].loss).not.toBe(b[0].loss); // ... but bf16 really changed the products
     // ... and the same learning: both end well below ln(V), within 0.1 nats of each other.
-    const [va, vb] = [f32.history.epochs.at(-1)!.valLoss, bf16.history.epochs.at(-1)!.valLoss];
+    const [va, vb] = [last(f32.history.epochs).valLoss, last(bf16.history.epochs).valLoss];
     expect(vb).toBeLessThan(Math.log(bf16.model.tokenizer.vocabSize) - 1);
     expect(Math.abs(va - vb)).toBeLessThan(0.1);
 

@@ -1,11 +1,11 @@
-// Metrics log and plots (issue 5, point 4). The train() test needs the native addon.
+// Metrics log and plots. The train() test needs the native addon.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DataError } from '../ts/errors';
-import { plotRun } from '../ts/plot';
-import { type RunRecord, readRunLog } from '../ts/runlog';
-import { train } from '../ts/train';
+import { train } from '../ts/train/loop';
+import { plotRun } from '../ts/train/plot';
+import { type RunRecord, readRunLog } from '../ts/train/runlog';
 import { TINY, tmpDir } from './helpers';
 
 describe('metrics log', () => {
@@ -85,7 +85,7 @@ describe('plotRun', () => {
 
   it('reads a log file; a resumed step logged twice counts once; no steps is a DataError', async () => {
     const file = path.join(tmpDir(), 'run.jsonl');
-    fs.writeFileSync(file, [...records, ...records.slice(0, 20)].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    fs.writeFileSync(file, `${[...records, ...records.slice(0, 20)].map((r) => JSON.stringify(r)).join('\n')}\n`);
     const a = await plotRun(file);
     const b = await plotRun(records, { title: 'run.jsonl' });
     expect(a).toBe(b);

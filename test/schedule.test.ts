@@ -1,12 +1,12 @@
-// LR schedules and early stopping (issue 5, point 2). The train() tests need the native addon.
+// LR schedules and early stopping. The train() tests need the native addon.
 import { describe, expect, it } from 'vitest';
 import { type LrScheduleConfig, parseTrainConfig } from '../ts/config';
 import { splitText } from '../ts/data';
 import { ConfigError } from '../ts/errors';
-import { PlateauTracker } from '../ts/plateau';
-import { LrSchedule } from '../ts/schedule';
-import { train } from '../ts/train';
-import { shakespeare, TINY } from './helpers';
+import { train } from '../ts/train/loop';
+import { PlateauTracker } from '../ts/train/plateau';
+import { LrSchedule } from '../ts/train/schedule';
+import { defined, last, shakespeare, TINY } from './helpers';
 
 /** A validated schedule config. */
 const sched = (s: object) => parseTrainConfig({ corpus: 'x', lr: 1, lrSchedule: s as LrScheduleConfig }).lrSchedule;
@@ -21,7 +21,7 @@ describe('LrSchedule', () => {
 
   it('cosine with warmup: linear ramp, then a half cosine down to minLr at totalSteps', () => {
     const s = new LrSchedule(sched({ type: 'cosine', warmupSteps: 4, minLr: 0.01 }), 0.1, 104);
-    [0.025, 0.05, 0.075, 0.1].forEach((lr, k) => expect(s.lrAt(k)).toBeCloseTo(lr, 12));
+    for (const [k, lr] of [0.025, 0.05, 0.075, 0.1].entries()) expect(s.lrAt(k)).toBeCloseTo(lr, 12);
     expect(s.lrAt(4)).toBeCloseTo(0.1, 12);
     expect(s.lrAt(54)).toBeCloseTo(0.01 + 0.09 * 0.5, 12); // half way
     expect(s.lrAt(104)).toBeCloseTo(0.01, 12);
@@ -42,9 +42,9 @@ describe('LrSchedule', () => {
       lrs.push(s.lrAt(0));
     }
     // reductions at the 4th, 7th, 9th and 11th validation; floor at minLr
-    [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.02, 0.02, 0.02].forEach((lr, i) =>
-      expect(lrs[i], `validation ${i + 1}`).toBeCloseTo(lr, 12),
-    );
+    for (const [i, lr] of [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.02, 0.02, 0.02].entries()) {
+      expect(lrs[i], `validation ${i + 1}`).toBeCloseTo(lr, 12);
+    }
     const copy = new LrSchedule(
       sched({ type: 'plateau', factor: 0.5, patience: 2, minDelta: 0.01, minLr: 0 }),
       0.1,
@@ -107,28 +107,28 @@ describe('train() with schedules and early stopping', () => {
     };
     const { model, history } = await train(cfg);
     expect(history.stoppedEarly).toBe(true);
-    const best = history.best!;
-    const last = history.steps.at(-1)!.step;
-    expect(last).toBe(history.evals.at(-1)!.step);
-    expect(last).toBeLessThan(400);
+    const best = defined(history.best);
+    const lastStep = last(history.steps).step;
+    expect(lastStep).toBe(last(history.evals).step);
+    expect(lastStep).toBeLessThan(400);
     // the last `patience` validations did not improve on the best one, which came just before them
     const evals = history.evals.map((e) => e.valLoss);
     expect(Math.min(...evals)).toBe(best.valLoss);
-    expect(history.evals.at(-4)!.step).toBe(best.step);
-    expect(best.step).toBe(last - 3 * 5);
+    expect(defined(history.evals.at(-4)).step).toBe(best.step);
+    expect(best.step).toBe(lastStep - 3 * 5);
     // the returned model has the best weights: it evaluates to the best validation loss exactly
     const v = await model.evaluate(
       { text: splitText(text, 0.1).val },
       { batchSize: cfg.batchSize, seqLen: cfg.seqLen },
     );
     expect(v.loss).toBe(best.valLoss);
-    expect(v.loss).toBeLessThan(history.evals.at(-1)!.valLoss);
+    expect(v.loss).toBeLessThan(last(history.evals).valLoss);
 
     const kept = await train({ ...cfg, earlyStopping: { patience: 3, restoreBest: false } });
     const v2 = await kept.model.evaluate(
       { text: splitText(text, 0.1).val },
       { batchSize: cfg.batchSize, seqLen: cfg.seqLen },
     );
-    expect(v2.loss).toBe(kept.history.evals.at(-1)!.valLoss);
+    expect(v2.loss).toBe(last(kept.history.evals).valLoss);
   });
 });

@@ -1,9 +1,9 @@
-// Needs the native addon. Streaming generation (issue 5, point 5).
+// Needs the native addon. Streaming generation: model.stream() pieces, their agreement with generate(), stops.
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../ts/errors';
 import type { LstmModel } from '../ts/model';
-import { SamplerHandle } from '../ts/native';
-import { train } from '../ts/train';
+import { SamplerHandle } from '../ts/native/handle';
+import { train } from '../ts/train/loop';
 import { shakespeare, TINY } from './helpers';
 
 /** All pieces of a stream. */

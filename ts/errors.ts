@@ -78,28 +78,36 @@ export class NativeError extends LstmgenError {
   }
 }
 
-const NATIVE_PREFIXES: ReadonlyArray<[string, new (message: string, options?: { cause?: unknown }) => LstmgenError]> = [
-  ['E_INPUT:', DataError],
-  ['E_MODEL_FILE:', ModelFileError],
-  ['E_DEVICE:', DeviceError],
-  ['E_NUMERIC:', NumericError],
-  ['E_INTERNAL:', NativeError],
-];
+type ErrorClass = new (message: string, options?: { cause?: unknown }) => LstmgenError;
 
 /**
- * Convert an error thrown by the native addon into a typed error. The addon's messages start with a code
- * (see NATIVE_CONTRACT): `E_INPUT:` -> {@link DataError}, `E_MODEL_FILE:` -> {@link ModelFileError},
- * `E_DEVICE:` -> {@link DeviceError}, `E_NUMERIC:` -> {@link NumericError}, `E_INTERNAL:` or no known
- * prefix -> {@link NativeError}. The prefix is stripped from the message; the original is kept as `cause`.
- * An error that is already an {@link LstmgenError} is returned unchanged.
+ * The error class of each code the native addon throws with: every addon error is an `Error` whose `code`
+ * property is one of these keys (the same strings as {@link ErrorCode}; options are validated before any
+ * native call, so `E_CONFIG` never comes from the addon) and whose message carries no code.
+ */
+const NATIVE_ERRORS: Readonly<Record<Exclude<ErrorCode, 'E_CONFIG'>, ErrorClass>> = {
+  E_DATA: DataError,
+  E_MODEL_FILE: ModelFileError,
+  E_DEVICE: DeviceError,
+  E_NUMERIC: NumericError,
+  E_NATIVE: NativeError,
+};
+
+/**
+ * Convert an error thrown by the native addon into the typed error of its `code`: `E_DATA` -> {@link DataError},
+ * `E_MODEL_FILE` -> {@link ModelFileError}, `E_DEVICE` -> {@link DeviceError}, `E_NUMERIC` -> {@link NumericError},
+ * `E_NATIVE` (a caught Rust panic or candle error) and a missing or unknown code -> {@link NativeError}. The message
+ * is kept; the original error is the `cause`. An error that is already an {@link LstmgenError} is returned unchanged.
  */
 export function wrapNative(err: unknown): LstmgenError {
   if (err instanceof LstmgenError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  for (const [prefix, Cls] of NATIVE_PREFIXES) {
-    if (message.startsWith(prefix)) return new Cls(message.slice(prefix.length).trim(), { cause: err });
-  }
-  return new NativeError(message, { cause: err });
+  const code = (err as { code?: unknown } | null)?.code;
+  const Cls =
+    typeof code === 'string' && Object.hasOwn(NATIVE_ERRORS, code)
+      ? NATIVE_ERRORS[code as keyof typeof NATIVE_ERRORS]
+      : NativeError;
+  return new Cls(message, { cause: err });
 }
 
 /** Why reading a file failed, for messages: "no such file", "it is a directory", else the system's message. */

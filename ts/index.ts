@@ -1,21 +1,16 @@
-/** lstmgen: train and sample LSTM language models from TypeScript on a Rust (candle) engine. */
+/** lstmgen: train and sample LSTM language models from TypeScript on a Rust (candle) engine. The public API. */
 
 export {
-  checkpointName,
-  type LoadedCheckpoint,
-  listCheckpoints,
-  RESUME_LOCKED,
-  readCheckpoint,
-  TRAINING_KEY,
-  type TrainingState,
-} from './checkpoint';
-export {
   type EarlyStoppingConfig,
+  type EarlyStoppingOptions,
   EarlyStoppingSchema,
+  type EvaluateOptions,
   type GenerateOptions,
   type GenerateOptionsInput,
   GenerateOptionsSchema,
+  type LoadOptions,
   type LrScheduleConfig,
+  type LrScheduleOptions,
   LrScheduleSchema,
   parseGenerateOptions,
   parseStreamOptions,
@@ -27,6 +22,7 @@ export {
   type TrainConfig,
   type TrainConfigInput,
   TrainConfigSchema,
+  type TrainOptions,
 } from './config';
 export {
   type Batch,
@@ -50,22 +46,18 @@ export {
   wrapNative,
 } from './errors';
 export type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo, TrainHistory } from './events';
+export { type ImportTorchOptions, importTorch } from './interop/torch';
 export { accuracy, bitsPerChar, perplexity } from './metrics';
 export {
   type EvalResult,
-  type EvaluateOptions,
-  type LoadOptions,
   LstmModel,
   loadModel,
   METADATA_KEYS,
   type ModelConfig,
   toModelConfig,
 } from './model';
-export { type Device, type EngineInfo, engineInfo, type Precision } from './native';
-export { type PlateauState, PlateauTracker } from './plateau';
-export { type PlotOptions, plotRun } from './plot';
-export { RunLog, type RunRecord, readRunLog } from './runlog';
-export { LrSchedule, type ScheduleState } from './schedule';
+export type { Precision } from './native/handle';
+export { type Device, type EngineInfo, engineInfo } from './native/loader';
 export {
   buildTokenizer,
   CharTokenizer,
@@ -78,6 +70,17 @@ export {
   UNK,
   WordTokenizer,
 } from './tokenizer';
-export { type ImportTorchOptions, importTorch } from './torch';
-export { DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS, dropoutSeed, type TrainResult, train } from './train';
-export type { EarlyStoppingOptions, LrScheduleOptions, TrainOptions } from './train-options';
+export {
+  checkpointName,
+  type LoadedCheckpoint,
+  listCheckpoints,
+  RESUME_LOCKED,
+  readCheckpoint,
+  TRAINING_KEY,
+  type TrainingState,
+} from './train/checkpoint';
+export { DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS, dropoutSeed, type TrainResult, train } from './train/loop';
+export { type PlateauState, PlateauTracker } from './train/plateau';
+export { type PlotOptions, plotRun } from './train/plot';
+export { RunLog, type RunRecord, readRunLog } from './train/runlog';
+export { LrSchedule, type ScheduleState } from './train/schedule';

@@ -1,4 +1,4 @@
-/** Language-model metrics from mean cross-entropy (DESIGN.md "Loss"). */
+/** Language-model metrics from the mean cross-entropy over all predicted positions, in nats/token. */
 
 /** Perplexity = exp(mean cross-entropy in nats/token). */
 export function perplexity(lossNats: number): number {

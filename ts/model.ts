@@ -1,9 +1,10 @@
 /** A trained (or loaded) LSTM language model: native weights + tokenizer + the config it was trained with. */
 import * as fs from 'node:fs';
-import { writeFileAtomic } from './atomic';
 import {
   assertPath,
+  type EvaluateOptions,
   type GenerateOptionsInput,
+  type LoadOptions,
   parseCorpusSource,
   parseEvaluateOptions,
   parseGenerateOptions,
@@ -15,12 +16,13 @@ import {
 } from './config';
 import { type CorpusSource, describeCorpus, loadCorpus, makeBatches } from './data';
 import { DataError, fileErrorReason, ModelFileError } from './errors';
+import { writeFileAtomic } from './io/atomic';
+import { assertFiniteTensors } from './io/safetensors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
-import { type Device, NativeHandle, type Precision } from './native';
-import { assertFiniteTensors } from './safetensors';
-import { cutAtFirst, decodeAfter, planSampling } from './sampling';
-import { streamText } from './stream';
-import { type EncodeOptions, type Tokenizer, tokenizerFromJSON } from './tokenizer';
+import { NativeHandle, type Precision } from './native/handle';
+import { cutAtFirst, decodeAfter, planSampling } from './sampling/plan';
+import { streamText } from './sampling/stream';
+import { type Tokenizer, tokenizerFromJSON } from './tokenizer';
 
 /** Metadata keys lstmgen writes into the safetensors header (values are JSON text). */
 export const METADATA_KEYS = { config: 'config', tokenizer: 'tokenizer' } as const;
@@ -36,7 +38,6 @@ export type ModelConfig = Omit<
 
 /** The storable part of a validated train config. */
 export function toModelConfig(config: TrainConfig): ModelConfig {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { corpus, valCorpus, onStart, onStep, onEval, onEpoch, onCheckpoint, signal, ...rest } = config;
   return { ...rest, corpus: describeCorpus(corpus), ...(valCorpus ? { valCorpus: describeCorpus(valCorpus) } : {}) };
 }
@@ -53,14 +54,6 @@ export interface EvalResult {
   bitsPerChar?: number;
   /** Number of predicted positions (targets). */
   tokens: number;
-}
-
-/** Options of {@link LstmModel.evaluate}. */
-export interface EvaluateOptions extends EncodeOptions {
-  /** Streams per batch; default the training batchSize, lowered to fit a short text. */
-  batchSize?: number;
-  /** Positions per batch; default the training seqLen. */
-  seqLen?: number;
 }
 
 /**
@@ -217,10 +210,8 @@ export class LstmModel {
   static async load(file: string, options: LoadOptions = {}): Promise<LstmModel> {
     assertPath(file, 'file');
     const opts = parseLoadOptions(options);
-    const native = loadNative(file, 'model file', (bytes) =>
-      NativeHandle.fromSafetensors(bytes, opts.device ?? 'auto'),
-    );
-    if (opts.precision) native.setPrecision(opts.precision);
+    const native = loadNative(file, 'model file', (bytes) => NativeHandle.fromSafetensors(bytes, opts.device));
+    native.setPrecision(opts.precision);
     const meta = native.metadata();
     const missing = Object.values(METADATA_KEYS).filter((k) => typeof meta[k] !== 'string');
     if (missing.length > 0) {
@@ -249,17 +240,6 @@ function parseStoredConfig(json: string, file: string): ModelConfig {
     throw new ModelFileError(`${file}: config metadata lacks seqLen/batchSize`);
   }
   return config;
-}
-
-/** Options of {@link loadModel}. */
-export interface LoadOptions {
-  /** Where the weights go; default `auto` (CUDA when usable, else CPU). */
-  device?: Device;
-  /**
-   * Matrix-product precision for generation, evaluation and further training; default `f32`. `bf16` is
-   * CPU-only: with `device: 'auto'` on a machine where CUDA is used, loading throws a DataError.
-   */
-  precision?: Precision;
 }
 
 /** Load a model file; same as {@link LstmModel.load}. */

@@ -10,7 +10,8 @@ export class CharTokenizer extends TableTokenizer {
 
   /** Vocabulary of every code point in `text`, sorted by code point, after `<unk>` (id 0). */
   static fromText(text: string): CharTokenizer {
-    const symbols = [...new Set(text)].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
+    const code = (s: string) => s.codePointAt(0) ?? 0; // each symbol is one code point
+    const symbols = [...new Set(text)].sort((a, b) => code(a) - code(b));
     return new CharTokenizer([UNK, ...symbols]);
   }
 

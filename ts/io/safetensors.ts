@@ -3,7 +3,7 @@
  * header length, a JSON header, then the tensor data): the header, and a scan for non-finite floats.
  * Parsing of weights stays in the engine; this is for metadata and the finite-weights guard.
  */
-import { ModelFileError, NumericError } from './errors';
+import { ModelFileError, NumericError } from '../errors';
 
 /** One tensor entry of a safetensors header: `data_offsets` are byte offsets relative to the data section. */
 export interface TensorInfo {

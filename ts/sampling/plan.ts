@@ -1,9 +1,9 @@
 /** What `generate()` and `stream()` share: turning generate options into a native sampling call, and text assembly. */
 import { randomInt } from 'node:crypto';
-import type { GenerateOptions } from './config';
-import { ConfigError } from './errors';
-import type { NativeSampleOptions } from './native';
-import { EOS, type Tokenizer } from './tokenizer';
+import type { GenerateOptions } from '../config';
+import { ConfigError } from '../errors';
+import type { NativeSampleOptions } from '../native/handle';
+import { EOS, type Tokenizer } from '../tokenizer';
 
 /** The native side of one sampling request. */
 export interface SamplingPlan {

@@ -2,15 +2,16 @@
  * PyTorch interop. Export: an lstmgen model file *is* a PyTorch state dict in safetensors (`embedding.weight`,
  * `lstm.weight_ih_l{k}`, `lstm.weight_hh_l{k}`, `lstm.bias_ih_l{k}`, `lstm.bias_hh_l{k}`, `decoder.weight`,
  * `decoder.bias`; PyTorch ignores the metadata), loadable with `safetensors.torch.load_file` into a module of
- * `nn.Embedding`, `nn.LSTM(batch_first=True)` and `nn.Linear` (see scripts/torch_interop.py). Import: the same
+ * `nn.Embedding`, `nn.LSTM(batch_first=True)` and `nn.Linear` (see scripts/reference/torch-interop.py). Import: the same
  * state dict written by PyTorch, plus a tokenizer, becomes an {@link LstmModel}.
  */
-import { assertPath, parseTrainConfig } from './config';
-import { ConfigError, ModelFileError } from './errors';
-import { LstmModel, loadNative, METADATA_KEYS, readBytes, toModelConfig, withFileName } from './model';
-import { type Device, NativeHandle } from './native';
-import { readSafetensorsHeader } from './safetensors';
-import { type Tokenizer, type TokenizerJSON, tokenizerFromJSON } from './tokenizer';
+import { assertPath, parseTrainConfig } from '../config';
+import { ConfigError, ModelFileError } from '../errors';
+import { readSafetensorsHeader } from '../io/safetensors';
+import { LstmModel, loadNative, METADATA_KEYS, readBytes, toModelConfig, withFileName } from '../model';
+import { NativeHandle } from '../native/handle';
+import type { Device } from '../native/loader';
+import { type Tokenizer, type TokenizerJSON, tokenizerFromJSON } from '../tokenizer';
 
 /** Options of {@link importTorch}. */
 export interface ImportTorchOptions {

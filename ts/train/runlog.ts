@@ -3,8 +3,8 @@
  * by `plotRun()`. Losses are nats/token, `lr` the rate used by the step, `tokensPerSec` that step's throughput.
  */
 import * as fs from 'node:fs';
-import { ConfigError, DataError, fileErrorReason, ModelFileError } from './errors';
-import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo } from './events';
+import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../errors';
+import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo } from '../events';
 
 /** One line of a run log. `start` and `end` bracket each (possibly resumed) run. */
 export type RunRecord =
@@ -55,7 +55,7 @@ export class RunLog {
   write(record: RunRecord): void {
     if (this.fd === null) return;
     try {
-      fs.writeSync(this.fd, JSON.stringify(record) + '\n');
+      fs.writeSync(this.fd, `${JSON.stringify(record)}\n`);
     } catch (err) {
       throw new ModelFileError(`cannot write log file ${JSON.stringify(this.file)}: ${(err as Error).message}`, {
         cause: err,

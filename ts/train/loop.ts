@@ -1,17 +1,16 @@
 /** The training loop: one awaited native truncated-BPTT step per minibatch, validation, schedules, checkpoints, logs. */
 import * as path from 'node:path';
+import { parseTrainConfig, type TrainOptions } from '../config';
+import { batchAt, batchLayout, loadCorpus, splitText } from '../data';
+import { ConfigError, NumericError } from '../errors';
+import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory } from '../events';
+import { type EvalResult, LstmModel, toModelConfig } from '../model';
+import { NativeHandle, type NativeStepResult } from '../native/handle';
+import { buildTokenizer, warnUnknownSymbols } from '../tokenizer';
 import { assertSameTokenizer, CheckpointWriter, readCheckpoint, resumeInput, type TrainingState } from './checkpoint';
-import { parseTrainConfig } from './config';
-import { batchAt, batchLayout, loadCorpus, splitText } from './data';
-import { ConfigError, NumericError } from './errors';
-import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory } from './events';
-import { type EvalResult, LstmModel, toModelConfig } from './model';
-import { NativeHandle, type NativeStepResult } from './native';
 import { PlateauTracker } from './plateau';
 import { RunLog } from './runlog';
 import { LrSchedule } from './schedule';
-import { buildTokenizer, warnUnknownSymbols } from './tokenizer';
-import type { TrainOptions } from './train-options';
 
 /** Result of {@link train}. */
 export interface TrainResult {
@@ -124,6 +123,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   let bestStep = st?.best.step ?? null;
   let bestPath = st?.best.path ?? null;
   const early = cfg.earlyStopping ? new PlateauTracker(cfg.earlyStopping.minDelta, st?.early ?? undefined) : undefined;
+  const earlyPatience = cfg.earlyStopping?.patience ?? Number.POSITIVE_INFINITY;
   const state = (): TrainingState => ({
     version: 1,
     step,
@@ -280,7 +280,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
             await recordCheckpoint(await writer.best(model, state()));
           }
         }
-        if (early && !early.update(monitored) && early.bad >= cfg.earlyStopping!.patience) history.stoppedEarly = true;
+        if (early && !early.update(monitored) && early.bad >= earlyPatience) history.stoppedEarly = true;
       }
       if (writer && step % checkpointEvery === 0)
         await recordCheckpoint(await writer.periodic(model, state(), 'periodic'));

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, ModelFileError } from './errors';
+import { ConfigError, ModelFileError } from '../errors';
 
 /** Why writing `file` failed, in words that name `file` (and its directory), never the temporary file. */
 function writeFailure(err: unknown, file: string, tmp: string): string {
@@ -64,7 +64,7 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array, what = 'm
  */
 export function assertWritable(file: string, field: string, createDir = false): void {
   const dir = createDir ? file : path.dirname(path.resolve(file));
-  const fail = (why: string) => {
+  const fail: (why: string) => never = (why) => {
     throw new ConfigError(field, `cannot write ${JSON.stringify(file)}: ${why}`);
   };
   if (createDir) {
@@ -77,12 +77,13 @@ export function assertWritable(file: string, field: string, createDir = false): 
       );
     }
   }
-  let stat: fs.Stats;
+  let stat: fs.Stats | undefined;
   try {
     stat = fs.statSync(dir);
   } catch {
-    return fail(`directory ${JSON.stringify(dir)} does not exist`);
+    stat = undefined;
   }
+  if (!stat) fail(`directory ${JSON.stringify(dir)} does not exist`);
   if (!stat.isDirectory()) fail(`${JSON.stringify(dir)} is not a directory`);
   try {
     fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);

@@ -6,15 +6,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { assertWritable, writeFileAtomic } from './atomic';
-import type { TrainConfigInput } from './config';
-import { ConfigError, ModelFileError } from './errors';
-import type { CheckpointInfo } from './events';
-import { LstmModel, type ModelConfig } from './model';
-import type { Device } from './native';
+import type { TrainConfigInput } from '../config';
+import { ConfigError, ModelFileError } from '../errors';
+import type { CheckpointInfo } from '../events';
+import { assertWritable, writeFileAtomic } from '../io/atomic';
+import { LstmModel, type ModelConfig } from '../model';
+import type { Device } from '../native/loader';
+import type { Tokenizer } from '../tokenizer';
 import type { PlateauState } from './plateau';
 import type { ScheduleState } from './schedule';
-import type { Tokenizer } from './tokenizer';
 
 /** Metadata key of the {@link TrainingState} JSON. */
 export const TRAINING_KEY = 'training';
@@ -175,7 +175,8 @@ export class CheckpointWriter {
   ) {
     assertWritable(dir, 'checkpointDir', true);
     this.lineage = resumedStep === undefined ? [] : listCheckpoints(dir).filter((c) => c.step <= resumedStep);
-    this.lastStep = this.lineage.at(-1)?.step === resumedStep ? resumedStep! : -1;
+    const newest = this.lineage.at(-1)?.step;
+    this.lastStep = newest !== undefined && newest === resumedStep ? newest : -1;
   }
 
   /**
@@ -190,8 +191,8 @@ export class CheckpointWriter {
     this.lastStep = state.step;
     this.lineage.push({ step: state.step, path: file });
     while (this.lineage.length > this.keep) {
-      const old = this.lineage.shift()!;
-      if (old.path !== file) await fs.promises.rm(old.path, { force: true });
+      const old = this.lineage.shift();
+      if (old && old.path !== file) await fs.promises.rm(old.path, { force: true });
     }
     return { step: state.step, path: file, kind };
   }

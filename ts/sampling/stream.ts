@@ -1,8 +1,8 @@
 /** Streaming generation: text pieces as they are sampled, through the engine's incremental sampler. */
-import type { StreamOptions } from './config';
-import type { NativeHandle } from './native';
-import { decodeAfter, firstStop, planSampling } from './sampling';
-import type { Tokenizer } from './tokenizer';
+import type { StreamOptions } from '../config';
+import type { NativeHandle } from '../native/handle';
+import type { Tokenizer } from '../tokenizer';
+import { decodeAfter, firstStop, planSampling } from './plan';
 
 const NOTHING = new Uint32Array(0);
 

@@ -1,5 +1,5 @@
 /** Learning-rate schedules (pure TypeScript: the engine takes the rate of each step in `opt.lr`). */
-import type { LrScheduleConfig } from './config';
+import type { LrScheduleConfig } from '../config';
 import { type PlateauState, PlateauTracker } from './plateau';
 
 /** Serializable state of an {@link LrSchedule}; only `plateau` schedules have any. */

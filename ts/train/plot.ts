@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as Vega from 'vega';
 import type * as VegaLite from 'vega-lite/build/index'; // the package's types (its exports map needs node16 resolution)
-import { DataError } from './errors';
+import { DataError } from '../errors';
 import { type RunRecord, readRunLog } from './runlog';
 
 /** Options of {@link plotRun}. */

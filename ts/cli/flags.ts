@@ -1,0 +1,111 @@
+/**
+ * Flags and their config fields. A flag that sets an option takes its help text and default from the option's
+ * schema field (see {@link fieldFlag}); flags named otherwise than their field are listed in {@link FLAG_NAMES}
+ * and converted by {@link runFlagsToConfig}.
+ */
+import { InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
+import type { TrainConfigInput } from '../config';
+
+/** Parse a numeric flag value; NaN is passed on so that validation names the field. */
+export function number(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || (Number.isNaN(n) && value.trim() !== 'NaN'))
+    throw new InvalidArgumentError('not a number.');
+  return n;
+}
+
+/** Collect the values of a flag given several times (`--stop`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** `hiddenSize` -> `hidden-size`. */
+const kebab = (field: string) => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** How {@link fieldFlag} makes a flag; every key is optional. */
+export interface FlagSpec {
+  /** The value's placeholder, e.g. `<n>`; none for a boolean flag. */
+  arg?: string;
+  /** Parses the value (e.g. {@link number}); default: the string as given. */
+  parse?: (value: string, previous: never) => unknown;
+  /** Flag name without `--` when it is not the field's kebab-case (see {@link FLAG_NAMES}). */
+  name?: string;
+  /** A default that the schema does not hold (it is applied where the option is read), for the help text. */
+  shownDefault?: unknown;
+}
+
+/**
+ * The flag of field `field` of `schema`: `--<kebab-case field> <arg>`, with the field's `.describe()` text as help
+ * and `(default X)` from its `.default()`. The flag itself has no default value: an unset flag leaves the option
+ * unset, so the schema applies its default (and a resumed run keeps the checkpoint's values).
+ */
+export function fieldFlag(schema: z.ZodObject, field: string, spec: FlagSpec = {}): Option {
+  const def = schema.shape[field];
+  if (!def?.description) throw new Error(`the schema field ${field} has no description for its flag`);
+  const value = def instanceof z.ZodDefault ? def.def.defaultValue : spec.shownDefault;
+  const shown =
+    value === undefined || value === '' || value === false
+      ? ''
+      : ` (default ${typeof value === 'object' ? JSON.stringify(value) : String(value)})`;
+  const option = new Option(`--${spec.name ?? kebab(field)}${spec.arg ? ` ${spec.arg}` : ''}`, def.description + shown);
+  return spec.parse ? option.argParser(spec.parse as (value: string, previous: unknown) => unknown) : option;
+}
+
+/** Flags whose name is not the kebab-case of their config field (config field -> flag name without `--`). */
+export const FLAG_NAMES: Readonly<Record<string, string>> = {
+  keepCheckpoints: 'keep',
+  resumeFrom: 'resume',
+  logFile: 'log',
+  earlyStopping: 'early-stopping',
+};
+
+/**
+ * The flag of a config field for messages: `keepCheckpoints` -> `--keep`, `lrSchedule.minLr` -> `--lr-schedule (minLr)`.
+ * Array indices are dropped (`stop.0` -> `--stop`): a repeatable flag is named as written.
+ */
+export function flagOf(field: string): string {
+  const [top, ...parts] = field.split('.');
+  const rest = parts.filter((p) => !/^\d+$/.test(p)).join('.');
+  const flag = `--${FLAG_NAMES[top] ?? kebab(top)}`;
+  return rest ? `${flag} (${rest})` : flag;
+}
+
+/**
+ * Parse `--lr-schedule`: a type name (`constant`, `step`, `cosine`, `plateau`), optionally with options as
+ * `type:key=value,key=value` (e.g. `cosine:warmupSteps=100,minLr=0.0001`), or a JSON object. Values are
+ * validated by the train config (errors name `--lr-schedule`).
+ */
+export function parseLrSchedule(value: string): TrainConfigInput['lrSchedule'] {
+  const text = value.trim();
+  if (text.startsWith('{')) {
+    try {
+      return JSON.parse(text) as TrainConfigInput['lrSchedule'];
+    } catch {
+      throw new InvalidArgumentError('not valid JSON.');
+    }
+  }
+  const [type, rest = ''] = text.split(':', 2);
+  const options: Record<string, unknown> = { type };
+  for (const pair of rest.split(',').filter(Boolean)) {
+    const [k, v] = pair.split('=', 2);
+    if (!k || v === undefined) throw new InvalidArgumentError(`expected key=value, got "${pair}".`);
+    options[k.trim()] = Number.isNaN(Number(v)) ? v.trim() : Number(v);
+  }
+  return options as TrainConfigInput['lrSchedule'];
+}
+
+/**
+ * The train config fields of the run flags: `--keep`, `--resume`, `--log`, `--early-stopping <patience>` become
+ * `keepCheckpoints`, `resumeFrom`, `logFile`, `earlyStopping: { patience }`; other flags pass through.
+ */
+export function runFlagsToConfig(flags: Record<string, unknown>): Record<string, unknown> {
+  const { keep, resume, log, earlyStopping, ...rest } = flags;
+  return {
+    ...rest,
+    ...(keep !== undefined ? { keepCheckpoints: keep } : {}),
+    ...(resume !== undefined ? { resumeFrom: resume } : {}),
+    ...(log !== undefined ? { logFile: log } : {}),
+    ...(earlyStopping !== undefined ? { earlyStopping: { patience: earlyStopping } } : {}),
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * The `lstmgen` commands and their flags. A flag that sets an option is made by {@link fieldFlag} from the
+ * option's schema field, so its help text and default are the schema's; only the flags of the CLI itself
+ * (`--out`, `--json`, `--model`, `--lr-schedule`'s syntax) are described here.
+ */
+import { Command } from 'commander';
+import {
+  EarlyStoppingSchema,
+  EvaluateOptionsSchema,
+  GenerateOptionsSchema,
+  LoadOptionsSchema,
+  TrainConfigSchema,
+} from '../config';
+import { PRECISIONS } from '../native/handle';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS } from '../train/loop';
+import { evalCommand, generateCommand, infoCommand, plotCommand, trainCommand } from './commands';
+import { collect, type FlagSpec, fieldFlag, number, parseLrSchedule } from './flags';
+
+/** The train options that are flags of `lstmgen train`, in help order, with their value placeholders. */
+const TRAIN_FLAGS: Array<[field: string, spec: FlagSpec]> = [
+  ['valCorpus', { arg: '<path>' }],
+  ['tokenizer', { arg: '<kind>' }],
+  ['vocabSize', { arg: '<n>', parse: number }],
+  ['embeddingDim', { arg: '<n>', parse: number }],
+  ['hiddenSize', { arg: '<n>', parse: number }],
+  ['numLayers', { arg: '<n>', parse: number }],
+  ['dropout', { arg: '<p>', parse: number }],
+  ['seqLen', { arg: '<n>', parse: number }],
+  ['batchSize', { arg: '<n>', parse: number }],
+  ['epochs', { arg: '<n>', parse: number }],
+  ['maxSteps', { arg: '<n>', parse: number }],
+  ['lr', { arg: '<x>', parse: number }],
+  ['weightDecay', { arg: '<x>', parse: number }],
+  ['clipNorm', { arg: '<x>', parse: number }],
+  ['valFraction', { arg: '<f>', parse: number }],
+  ['seed', { arg: '<n>', parse: number }],
+  ['evalEvery', { arg: '<n>', parse: number }],
+];
+
+/** The train options of long runs, after `--lr-schedule` and `--early-stopping`. */
+const RUN_FLAGS: Array<[field: string, spec: FlagSpec]> = [
+  ['onNonFinite', { arg: '<policy>' }],
+  ['checkpointDir', { arg: '<dir>' }],
+  ['checkpointEvery', { arg: '<n>', parse: number, shownDefault: DEFAULT_CHECKPOINT_EVERY }],
+  ['keepCheckpoints', { arg: '<k>', parse: number, name: 'keep', shownDefault: DEFAULT_KEEP_CHECKPOINTS }],
+  ['resumeFrom', { arg: '<file>', name: 'resume' }],
+  ['logFile', { arg: '<file>', name: 'log' }],
+];
+
+/** The generate options that are flags of `lstmgen generate`. */
+const GENERATE_FLAGS: Array<[field: string, spec: FlagSpec]> = [
+  ['prompt', { arg: '<text>' }],
+  ['maxTokens', { arg: '<n>', parse: number }],
+  ['temperature', { arg: '<t>', parse: number }],
+  ['topK', { arg: '<k>', parse: number }],
+  ['topP', { arg: '<p>', parse: number }],
+  ['numSamples', { arg: '<n>', parse: number }],
+  ['seed', { arg: '<n>', parse: number }],
+  ['stop', { arg: '<text>', parse: collect }],
+  ['strict', {}],
+];
+
+/** `--device` and `--precision` of the commands that load a model. */
+function loadFlags(command: Command): Command {
+  return command
+    .addOption(fieldFlag(LoadOptionsSchema, 'device', { arg: '<device>' }))
+    .addOption(fieldFlag(LoadOptionsSchema, 'precision', { arg: '<p>' }).choices(PRECISIONS));
+}
+
+/** The commander program of `lstmgen`. */
+export function buildProgram(): Command {
+  const program = new Command('lstmgen')
+    .description('Train and sample LSTM language models (Rust/candle engine)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`lstmgen: ${text.replace(/^error: /, '')}`) });
+
+  const trainCmd = program
+    .command('train')
+    .description('train a model on a text corpus and save it')
+    .addOption(fieldFlag(TrainConfigSchema, 'corpus', { arg: '<path>' }).makeOptionMandatory());
+  for (const [field, spec] of TRAIN_FLAGS) trainCmd.addOption(fieldFlag(TrainConfigSchema, field, spec));
+  trainCmd
+    .option(
+      '--lr-schedule <spec>',
+      'constant | step:stepSize=N,gamma=G | cosine:warmupSteps=N,minLr=X | plateau:factor=F,patience=N (or JSON)',
+      parseLrSchedule,
+    )
+    .addOption(
+      fieldFlag(EarlyStoppingSchema, 'patience', { arg: '<patience>', parse: number, name: 'early-stopping' }),
+    );
+  for (const [field, spec] of RUN_FLAGS) trainCmd.addOption(fieldFlag(TrainConfigSchema, field, spec));
+  trainCmd
+    .addOption(fieldFlag(TrainConfigSchema, 'device', { arg: '<device>' }))
+    .addOption(fieldFlag(TrainConfigSchema, 'precision', { arg: '<p>' }).choices(PRECISIONS))
+    .option('--out <file>', 'model file to write', 'model.lstm')
+    .option('--json', 'JSON lines on stdout')
+    .action(trainCommand);
+
+  const generateCmd = program
+    .command('generate')
+    .description('sample text from a saved model')
+    .requiredOption('--model <file>', 'model file');
+  for (const [field, spec] of GENERATE_FLAGS) generateCmd.addOption(fieldFlag(GenerateOptionsSchema, field, spec));
+  loadFlags(generateCmd).option('--json', 'print {"samples":[...]}').action(generateCommand);
+
+  const evalCmd = program
+    .command('eval')
+    .description('evaluate a saved model on a corpus')
+    .requiredOption('--model <file>', 'model file')
+    .addOption(fieldFlag(TrainConfigSchema, 'corpus', { arg: '<path>' }).makeOptionMandatory())
+    .addOption(fieldFlag(EvaluateOptionsSchema, 'batchSize', { arg: '<n>', parse: number }))
+    .addOption(fieldFlag(EvaluateOptionsSchema, 'seqLen', { arg: '<n>', parse: number }));
+  loadFlags(evalCmd).option('--json', 'print {"loss","perplexity","accuracy","bitsPerChar"}').action(evalCommand);
+
+  program
+    .command('plot')
+    .description('draw the loss curves and learning rate of a metrics log (train --log) as SVG')
+    .argument('<run.jsonl>', 'metrics log written by train --log')
+    .requiredOption('-o, --out <file.svg>', 'SVG file to write')
+    .option('--title <text>', 'chart title (default: the log file name)')
+    .option('--json', 'print {"path"}')
+    .action(plotCommand);
+
+  program
+    .command('info')
+    .description('show the native build and device in use (and why CUDA is not used)')
+    .option(
+      '--json',
+      'print {"binary","binaryPath","device","cudaCompiled","candleVersion","threads","cpuGemm","fallbackReason"}',
+    )
+    .action(infoCommand);
+  return program;
+}
