@@ -41,7 +41,8 @@ describe('checkpoints and exact resume', () => {
       onCheckpoint: (c) => written.push(c),
     });
     expect(full.history.epochs.length).toBeGreaterThanOrEqual(2); // the resumed part crosses an epoch boundary
-    expect(full.history.steps[40].lr).toBeLessThan(cfg.lr); // the plateau schedule reduced the rate before step 41: its state matters
+    // the plateau schedule reduced the rate before step 41: its state matters
+    expect(full.history.steps[40].lr).toBeLessThan(cfg.lr);
 
     // every 10 steps + best; only the newest 3 periodic files remain; the final one is not written twice
     const periodic = written.filter((c) => c.kind !== 'best').map((c) => c.step);
@@ -107,7 +108,7 @@ describe('checkpoints and exact resume', () => {
     ).toEqual([0, 28]);
   });
 
-  it('takes shape and tokenizer from the checkpoint; rejects incompatible options; allows a new lr and epochs', async () => {
+  it('takes shape and tokenizer from the checkpoint, rejects incompatible options, allows a new lr', async () => {
     const dir = tmpDir();
     await train({ ...BASE, maxSteps: 10, checkpointDir: dir });
     const file = path.join(dir, 'step-00000010.lstm');

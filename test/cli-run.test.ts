@@ -193,7 +193,7 @@ describe('lstmgen CLI: long runs', () => {
     expect(missing.stderr).toMatch(/^lstmgen: cannot read run log .*no such file/);
   });
 
-  it('a non-finite loss stops with the step named, or is skipped; the model file is never overwritten with non-finite weights', () => {
+  it('a non-finite loss stops naming the step, or is skipped; the model file never gets non-finite weights', () => {
     const out = path.join(dir, 'keep.lstm');
     expect(lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '3', '--out', out).code).toBe(0);
     const before = fs.readFileSync(out);
@@ -250,14 +250,16 @@ describe('lstmgen CLI: long runs', () => {
   it('output piped into a reader that stops early ends quietly, exit 0 (no EPIPE stack)', () => {
     const model = path.join(dir, 'p.lstm');
     expect(lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '5', '--out', model).code).toBe(0);
-    const cmd = `set -o pipefail; "${process.execPath}" "${CLI}" generate --model "${model}" --max-tokens 200000 --seed 1 | head -c 20`;
+    const cmd =
+      `set -o pipefail; "${process.execPath}" "${CLI}" ` +
+      `generate --model "${model}" --max-tokens 200000 --seed 1 | head -c 20`;
     const r = spawnSync('bash', ['-c', cmd], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
     expect(r.stdout.length).toBe(20);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
 
-  it("--resume with --max-steps at or below the checkpoint's step fails before training, naming the flag; --out is untouched", () => {
+  it("--resume with --max-steps at or below the checkpoint's step fails before training, naming the flag", () => {
     const ck = path.join(dir, 'ck-resume');
     const out = path.join(dir, 'r.lstm');
     expect(

@@ -223,7 +223,8 @@ describe('lstmgen CLI', () => {
     );
     expect(noDir.code).toBe(2);
     expect(noDir.stderr).toBe(
-      `lstmgen: --out: cannot write ${JSON.stringify(path.join(dir, 'no-such-dir', 'x.lstm'))}: directory ${JSON.stringify(path.join(dir, 'no-such-dir'))} does not exist\n`,
+      `lstmgen: --out: cannot write ${JSON.stringify(path.join(dir, 'no-such-dir', 'x.lstm'))}: ` +
+        `directory ${JSON.stringify(path.join(dir, 'no-such-dir'))} does not exist\n`,
     );
     expect(noDir.stdout).toBe(''); // not one step ran
     const isDir = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '2', '--out', dir);

@@ -1,4 +1,5 @@
-// Needs the native addon. Guards against non-finite losses, gradients and weights. lr = 1e39 overflows float32: the engine refuses
+// Needs the native addon. Guards against non-finite losses, gradients and weights. lr = 1e39 overflows float32: the
+// engine refuses
 // the first update (it would make the weights non-finite) and leaves the parameters as they were.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -38,7 +39,7 @@ describe('non-finite guard', () => {
     expect(tensorBytes(model.native.toSafetensors({}))).toEqual(tensorBytes(one.model.native.toSafetensors({})));
   });
 
-  it('never writes or loads non-finite weights: loading and the save check refuse them, checkpoints stay finite', async () => {
+  it('never writes or loads non-finite weights: loading and saving refuse them, checkpoints stay finite', async () => {
     const dir = tmpDir();
     const file = path.join(dir, 'model.lstm');
     const good = await train({ ...TINY, maxSteps: 3 });

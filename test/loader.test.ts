@@ -86,7 +86,8 @@ describe('build selection (fake builds)', () => {
     const loader = new BinaryLoader(d);
     expect(loader.forDevice('auto').binary.kind).toBe('cpu');
     expect(loader.engineInfo().fallbackReason).toBe(
-      'the CUDA build /pkg/cuda.node failed to load: libcublas.so.13: cannot open shared object file: No such file or directory',
+      'the CUDA build /pkg/cuda.node failed to load: ' +
+        'libcublas.so.13: cannot open shared object file: No such file or directory',
     );
     loader.forDevice('auto');
     expect(d.loads.filter((l) => l === '/pkg/cuda.node')).toHaveLength(1); // tried once per process
@@ -190,11 +191,10 @@ describe('build selection (real CPU build, no GPU)', () => {
   });
 
   it('a missing CUDA build (LSTMGEN_CUDA_BINARY) -> CPU, reason "not installed"', () => {
-    const info = child(INFO, { LSTMGEN_CUDA_BINARY: '/nonexistent/lstmgen.linux-x64-gnu-cuda.node' });
+    const missing = '/nonexistent/lstmgen.linux-x64-gnu-cuda.node';
+    const info = child(INFO, { LSTMGEN_CUDA_BINARY: missing });
     expect(info).toMatchObject({ binary: 'cpu', device: 'cpu', cudaCompiled: false });
-    expect(info.fallbackReason).toBe(
-      'the CUDA build is not installed: LSTMGEN_CUDA_BINARY=/nonexistent/lstmgen.linux-x64-gnu-cuda.node does not exist',
-    );
+    expect(info.fallbackReason).toBe(`the CUDA build is not installed: LSTMGEN_CUDA_BINARY=${missing} does not exist`);
   });
 
   it('a CUDA build that cannot load -> CPU, reason carries the dynamic linker message', () => {

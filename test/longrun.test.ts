@@ -25,7 +25,8 @@ describe('long runs', () => {
     expect(history.steps).toHaveLength(3000);
     const growth = (rss[3000] - rss[500]) / MB;
     console.log(
-      `RSS at step 500: ${(rss[500] / MB).toFixed(1)} MB, at step 3000: ${(rss[3000] / MB).toFixed(1)} MB, growth ${growth.toFixed(1)} MB`,
+      `RSS at step 500: ${(rss[500] / MB).toFixed(1)} MB, at step 3000: ${(rss[3000] / MB).toFixed(1)} MB, ` +
+        `growth ${growth.toFixed(1)} MB`,
     );
     expect(growth).toBeLessThan(20);
   });

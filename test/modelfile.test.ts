@@ -90,7 +90,8 @@ describe('model file', () => {
     // the message names the target and its missing directory, never the temporary file
     const err = (await model.save(target).catch((e: unknown) => e)) as ModelFileError;
     expect(err.message).toBe(
-      `cannot write model file ${JSON.stringify(target)}: directory ${JSON.stringify(path.dirname(target))} does not exist`,
+      `cannot write model file ${JSON.stringify(target)}: ` +
+        `directory ${JSON.stringify(path.dirname(target))} does not exist`,
     );
     expect(err.message).not.toMatch(/\.tmp-/);
     const asDir = (await model.save(dir).catch((e: unknown) => e)) as ModelFileError;

@@ -80,7 +80,8 @@ describe('plotRun', () => {
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     for (const text of ['tiny run', 'train loss', 'validation loss', 'learning rate', 'loss (nats/token)', 'step'])
       expect(svg).toContain(`>${text}<`);
-    expect(svg.match(/aria-roledescription="line mark"/g)).toHaveLength(3); // train loss, validation loss, learning rate
+    // three lines: train loss, validation loss, learning rate
+    expect(svg.match(/aria-roledescription="line mark"/g)).toHaveLength(3);
   });
 
   it('reads a log file; a resumed step logged twice counts once; no steps is a DataError', async () => {

@@ -169,7 +169,7 @@ describe('train()', () => {
     expect(history.steps).toHaveLength(2);
   });
 
-  it('evaluate() rejects bad batchSize/seqLen with a ConfigError naming the option, a too-short text with a DataError', async () => {
+  it('evaluate(): a bad batchSize/seqLen is a ConfigError naming it, a too-short text a DataError', async () => {
     const { model } = await train({ ...TINY, maxSteps: 2 });
     const text = { text: shakespeare(3000) };
     for (const [field, value] of [

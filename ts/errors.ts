@@ -36,7 +36,10 @@ export class ConfigError extends LstmgenError {
   }
 }
 
-/** Unusable input data: missing corpus file, empty or too-short corpus, unknown symbols under `strict`, bad token ids or shapes. */
+/**
+ * Unusable input data: missing corpus file, empty or too-short corpus, unknown symbols under `strict`, bad token ids or
+ * shapes.
+ */
 export class DataError extends LstmgenError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('E_DATA', message, options);

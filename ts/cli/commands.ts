@@ -45,7 +45,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       onStart: (s) => {
         if (json) return;
         process.stderr.write(
-          `training on ${s.trainTokens} tokens (validation ${s.valTokens}), vocabulary ${s.vocabSize}, device ${s.device}\n`,
+          `training on ${s.trainTokens} tokens (validation ${s.valTokens}), ` +
+            `vocabulary ${s.vocabSize}, device ${s.device}\n`,
         );
         bar?.start(s.totalSteps, s.startStep, { epoch: 1, loss: '-', tps: '-' });
       },
@@ -77,7 +78,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     } else {
       for (const e of history.epochs) console.log(epochLine(e, model.tokenizer.kind === 'char'));
       console.log(
-        `${history.aborted ? 'stopped early; ' : ''}${history.steps.length} steps at ${Math.round(history.tokensPerSec)} tokens/s; model saved to ${out}`,
+        `${history.aborted ? 'stopped early; ' : ''}${history.steps.length} steps ` +
+          `at ${Math.round(history.tokensPerSec)} tokens/s; model saved to ${out}`,
       );
       for (const line of runSummaryLines(history, config.logFile as string | undefined)) console.log(line);
     }
@@ -128,7 +130,8 @@ export async function evalCommand(flags: EvalFlags): Promise<void> {
   } else {
     const bpc = r.bitsPerChar !== undefined ? ` | ${fmt(r.bitsPerChar, 3)} bits/char` : '';
     console.log(
-      `loss ${fmt(r.loss)} nats/token | perplexity ${fmt(r.perplexity, 2)} | accuracy ${fmt(100 * r.accuracy, 1)}%${bpc} | ${r.tokens} tokens`,
+      `loss ${fmt(r.loss)} nats/token | perplexity ${fmt(r.perplexity, 2)} ` +
+        `| accuracy ${fmt(100 * r.accuracy, 1)}%${bpc} | ${r.tokens} tokens`,
     );
   }
 }

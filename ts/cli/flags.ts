@@ -61,7 +61,8 @@ export const FLAG_NAMES: Readonly<Record<string, string>> = {
 };
 
 /**
- * The flag of a config field for messages: `keepCheckpoints` -> `--keep`, `lrSchedule.minLr` -> `--lr-schedule (minLr)`.
+ * The flag of a config field for messages: `keepCheckpoints` -> `--keep`, `lrSchedule.minLr` -> `--lr-schedule
+ * (minLr)`.
  * Array indices are dropped (`stop.0` -> `--stop`): a repeatable flag is named as written.
  */
 export function flagOf(field: string): string {

@@ -13,7 +13,8 @@ export const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(di
 /** One line per epoch: losses (nats/token), perplexity, accuracy and, for char models, bits per char. */
 export function epochLine(e: EpochInfo, char: boolean): string {
   const bpc = char ? `, ${fmt(e.valLoss / Math.LN2, 3)} bits/char` : '';
-  const val = `val loss ${fmt(e.valLoss)} (perplexity ${fmt(e.valPerplexity, 2)}, accuracy ${fmt(100 * e.valAccuracy, 1)}%`;
+  const ppl = `perplexity ${fmt(e.valPerplexity, 2)}`;
+  const val = `val loss ${fmt(e.valLoss)} (${ppl}, accuracy ${fmt(100 * e.valAccuracy, 1)}%`;
   return `epoch ${e.epoch}: train loss ${fmt(e.trainLoss)}, ${val}${bpc})`;
 }
 
@@ -37,12 +38,14 @@ export function runSummaryLines(history: TrainHistory, logFile: string | undefin
   const files = writtenFiles(history, logFile);
   if (history.stoppedEarly && history.best) {
     lines.push(
-      `stopped early: validation loss has not improved since step ${history.best.step} (${history.best.valLoss.toFixed(4)})`,
+      `stopped early: validation loss has not improved since step ${history.best.step} ` +
+        `(${history.best.valLoss.toFixed(4)})`,
     );
   }
   if (history.skippedSteps.length > 0)
     lines.push(
-      `skipped ${history.skippedSteps.length} steps with a non-finite loss, gradient or update (first: step ${history.skippedSteps[0]})`,
+      `skipped ${history.skippedSteps.length} steps with a non-finite loss, gradient or update ` +
+        `(first: step ${history.skippedSteps[0]})`,
     );
   if (files.log) lines.push(`metrics log written to ${files.log} (plot it: lstmgen plot ${files.log} -o curves.svg)`);
   if (files.checkpoint)

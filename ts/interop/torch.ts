@@ -2,8 +2,8 @@
  * PyTorch interop. Export: an lstmgen model file *is* a PyTorch state dict in safetensors (`embedding.weight`,
  * `lstm.weight_ih_l{k}`, `lstm.weight_hh_l{k}`, `lstm.bias_ih_l{k}`, `lstm.bias_hh_l{k}`, `decoder.weight`,
  * `decoder.bias`; PyTorch ignores the metadata), loadable with `safetensors.torch.load_file` into a module of
- * `nn.Embedding`, `nn.LSTM(batch_first=True)` and `nn.Linear` (see scripts/reference/torch-interop.py). Import: the same
- * state dict written by PyTorch, plus a tokenizer, becomes an {@link LstmModel}.
+ * `nn.Embedding`, `nn.LSTM(batch_first=True)` and `nn.Linear` (see scripts/reference/torch-interop.py). Import: the
+ * same state dict written by PyTorch, plus a tokenizer, becomes an {@link LstmModel}.
  */
 import { assertPath, parseTrainConfig } from '../config';
 import { ConfigError, ModelFileError } from '../errors';

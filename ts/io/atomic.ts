@@ -72,9 +72,13 @@ export function assertWritable(file: string, field: string, createDir = false): 
       fs.mkdirSync(dir, { recursive: true });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      fail(
-        `cannot create directory ${JSON.stringify(dir)} (${e.code === 'EEXIST' || e.code === 'ENOTDIR' ? 'a file is in the way' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.message})`,
-      );
+      const inTheWay = e.code === 'EEXIST' || e.code === 'ENOTDIR';
+      const why = inTheWay
+        ? 'a file is in the way'
+        : e.code === 'EACCES' || e.code === 'EPERM'
+          ? 'permission denied'
+          : e.message;
+      fail(`cannot create directory ${JSON.stringify(dir)} (${why})`);
     }
   }
   let stat: fs.Stats | undefined;

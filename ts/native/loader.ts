@@ -69,7 +69,10 @@ export interface EngineInfo {
   candleVersion: string;
   /** Threads candle uses for CPU matrix products. */
   threads: number;
-  /** What computes CPU matrix products: `OpenBLAS <version> ... (<kernel>)`, or `candle gemm crate` in a build without OpenBLAS (same results, slower); then `; bf16: AMX` or `; bf16: emulated (no AMX)`. */
+  /**
+   * What computes CPU matrix products: `OpenBLAS <version> ... (<kernel>)`, or `candle gemm crate` in a build without
+   * OpenBLAS (same results, slower); then `; bf16: AMX` or `; bf16: emulated (no AMX)`.
+   */
   cpuGemm: string;
   /** Why `auto` did not use CUDA (CUDA build not installed, load error text, no usable GPU), or null if it does. */
   fallbackReason: string | null;
@@ -121,7 +124,9 @@ export const defaultDeps: LoaderDeps = {
     const platform = cudaPlatform();
     if (!platform)
       return {
-        missing: `lstmgen has no CUDA build for ${process.platform}-${process.arch}${process.platform === 'linux' ? ' (musl)' : ''}`,
+        missing:
+          `lstmgen has no CUDA build for ${process.platform}-${process.arch}` +
+          `${process.platform === 'linux' ? ' (musl)' : ''}`,
       };
     const local = path.join(ROOT, `lstmgen.${platform}-cuda.node`);
     if (fs.existsSync(local)) return { path: local };
@@ -164,7 +169,8 @@ export class BinaryLoader {
     } catch (err) {
       throw new DeviceError(
         `cannot load the lstmgen native addon (${path.join(ROOT, 'index.js')}): ${first(err)}\n` +
-          `hint: install the prebuilt addon for your platform, the npm package ${platformPackage()} (an optionalDependency of lstmgen: ` +
+          `hint: install the prebuilt addon for your platform, the npm package ${platformPackage()} ` +
+          `(an optionalDependency of lstmgen: ` +
           `reinstall without --omit=optional / --no-optional, or \`npm i ${platformPackage()}\`); ` +
           'in a source checkout of lstmgen, build it with `npm run build:native` (needs a Rust toolchain)',
         { cause: err },
@@ -201,11 +207,13 @@ export class BinaryLoader {
 
   /**
    * The build to use for `device`, with the device name to pass to it.
-   * @throws DeviceError for `'cuda'` when the CUDA build is not usable (the message says why), or when the CPU build cannot load.
+   * @throws DeviceError for `'cuda'` when the CUDA build is not usable (the message says why), or when the CPU build
+   * cannot load.
    */
   forDevice(device: Device): { binary: LoadedBinary; device: Device } {
     if (device === 'cpu') return { binary: this.cpu(), device: 'cpu' };
-    if (device !== 'auto' && device !== 'cuda') return { binary: this.cpu(), device }; // the engine rejects it (a DataError)
+    // an unknown device goes to the CPU build, which rejects it (a DataError)
+    if (device !== 'auto' && device !== 'cuda') return { binary: this.cpu(), device };
     const cuda = this.cuda();
     if ('binding' in cuda) return { binary: cuda, device: 'cuda' };
     if (device === 'cuda') throw new DeviceError(`device "cuda" is not usable: ${cuda.reason}`);

@@ -35,7 +35,8 @@ export async function* streamText(
     const stop = firstStop(text.slice(Math.max(0, emitted - holdback)), plan.stopTexts);
     const done = stop >= 0 || finished || ids.length === 0 || produced >= o.maxTokens;
     let end = stop >= 0 ? Math.max(0, emitted - holdback) + stop : done ? text.length : text.length - holdback;
-    if (!done && end > 0 && end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--; // never split a code point
+    // never split a code point
+    if (!done && end > 0 && end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--;
     if (end > emitted) {
       yield text.slice(emitted, end);
       emitted = end;

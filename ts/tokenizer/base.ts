@@ -7,7 +7,9 @@ import { DataError } from '../errors';
 /** The unknown-symbol token; always id 0. */
 export const UNK = '<unk>';
 
-/** The default receiver of unknown-symbol warnings: `process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' })`. */
+/**
+ * The default receiver of unknown-symbol warnings: `process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' })`.
+ */
 export function warnUnknownSymbols(message: string): void {
   process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' });
 }
@@ -85,7 +87,8 @@ export abstract class TableTokenizer implements Tokenizer {
     }
     if (unknownCount > 0) {
       const examples = [...unknown].map((s) => JSON.stringify(s)).join(', ');
-      const what = `${unknownCount} symbol${unknownCount > 1 ? 's' : ''} not in the vocabulary (${examples}${unknownCount > unknown.size ? ', ...' : ''})`;
+      const more = unknownCount > unknown.size ? ', ...' : '';
+      const what = `${unknownCount} symbol${unknownCount > 1 ? 's' : ''} not in the vocabulary (${examples}${more})`;
       if (options.strict) throw new DataError(`${what}; remove them or encode without strict to map them to ${UNK}`);
       const warn = options.onWarning ?? warnUnknownSymbols;
       warn(`${what} mapped to ${UNK}`);

@@ -1,4 +1,6 @@
-/** Character-level tokenizer over Unicode code points (an emoji or CJK character is one token, never two UTF-16 halves). */
+/**
+ * Character-level tokenizer over Unicode code points (an emoji or CJK character is one token, never two UTF-16 halves).
+ */
 import { TableTokenizer, type TokenizerJSON, UNK } from './base';
 
 /** Text that `decode` writes for `<unk>`: U+FFFD REPLACEMENT CHARACTER, so one token stays one character. */

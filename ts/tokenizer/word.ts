@@ -8,7 +8,10 @@ import { TableTokenizer, type TokenizerJSON, UNK } from './base';
 /** End-of-line token; always id 1 in word vocabularies. */
 export const EOS = '<eos>';
 
-/** Literal specials (PTB text contains `<unk>`), words (letters, marks, digits, `_`, inner apostrophes), or one other non-space symbol. */
+/**
+ * Literal specials (PTB text contains `<unk>`), words (letters, marks, digits, `_`, inner apostrophes), or one other
+ * non-space symbol.
+ */
 const TOKEN_RE = /<unk>|<eos>|[\p{L}\p{M}\p{N}_]+(?:['’][\p{L}\p{M}\p{N}_]+)*|[^\s\p{L}\p{M}\p{N}_]/gu;
 const LINE_BREAK_RE = /\r\n|\n|\r/;
 const NO_SPACE_BEFORE = new Set(['.', ',', ';', ':', '!', '?', ')', ']', '}', '%', '-']);
@@ -23,7 +26,10 @@ function* splitWords(text: string, lowercase: boolean): Generator<string> {
   }
 }
 
-/** Word tokenizer: id 0 `<unk>`, id 1 `<eos>`, then words by frequency. `decode` normalizes spacing (not an exact inverse). */
+/**
+ * Word tokenizer: id 0 `<unk>`, id 1 `<eos>`, then words by frequency. `decode` normalizes spacing (not an exact
+ * inverse).
+ */
 export class WordTokenizer extends TableTokenizer {
   readonly kind = 'word' as const;
 

@@ -133,7 +133,8 @@ export function resumeInput(input: TrainConfigInput, stored: ModelConfig): Train
     else if (given !== kept) {
       throw new ConfigError(
         field,
-        `cannot change when resuming (the checkpoint has ${JSON.stringify(kept)}, got ${JSON.stringify(given)}); start a new run instead`,
+        `cannot change when resuming (the checkpoint has ${JSON.stringify(kept)}, ` +
+          `got ${JSON.stringify(given)}); start a new run instead`,
       );
     }
   }
@@ -150,7 +151,8 @@ export function assertSameTokenizer(stored: Tokenizer, built: Tokenizer): void {
   if (a === b) return;
   throw new ConfigError(
     'tokenizer',
-    `the corpus gives a different vocabulary than the checkpoint (${built.kind}, ${built.vocabSize} tokens vs ${stored.kind}, ${stored.vocabSize}); resume with the same corpus and tokenizer options`,
+    `the corpus gives a different vocabulary than the checkpoint (${built.kind}, ${built.vocabSize} tokens ` +
+      `vs ${stored.kind}, ${stored.vocabSize}); resume with the same corpus and tokenizer options`,
   );
 }
 

@@ -1,4 +1,6 @@
-/** The training loop: one awaited native truncated-BPTT step per minibatch, validation, schedules, checkpoints, logs. */
+/**
+ * The training loop: one awaited native truncated-BPTT step per minibatch, validation, schedules, checkpoints, logs.
+ */
 import * as path from 'node:path';
 import { parseTrainConfig, type TrainOptions } from '../config';
 import { batchAt, batchLayout, loadCorpus, splitText } from '../data';
@@ -18,7 +20,9 @@ export interface TrainResult {
   history: TrainHistory;
 }
 
-/** Dropout seed of global step `step` (0-based): a 32-bit mix of the run seed and the step, so runs are reproducible. */
+/**
+ * Dropout seed of global step `step` (0-based): a 32-bit mix of the run seed and the step, so runs are reproducible.
+ */
 export function dropoutSeed(seed: number, step: number): number {
   return (seed ^ Math.imul(step + 1, 0x9e3779b1)) >>> 0;
 }
@@ -53,7 +57,8 @@ const ignore = () => {};
  *   DataError for an unreadable/empty corpus or one too short for one batch (training) or one sequence
  *   (validation); ModelFileError for an unreadable checkpoint or a failed write; DeviceError if the addon
  *   cannot load or the device is unavailable; NumericError (with `step`) for a non-finite loss or gradient
- *   under `onNonFinite: 'stop'`, or non-finite weights at a checkpoint. Errors thrown by callbacks (or promises they return, which are awaited) propagate.
+ *   under `onNonFinite: 'stop'`, or non-finite weights at a checkpoint. Errors thrown by callbacks (or promises they
+ * return, which are awaited) propagate.
  */
 export async function train(input: TrainOptions): Promise<TrainResult> {
   const given = parseTrainConfig(input);
@@ -115,7 +120,8 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     const limit = cfg.maxSteps !== undefined ? `maxSteps ${cfg.maxSteps}` : `epochs ${epochs} (${totalSteps} steps)`;
     throw new ConfigError(
       cfg.maxSteps !== undefined ? 'maxSteps' : 'epochs',
-      `the checkpoint ${given.resumeFrom} is at step ${step}, already at or past the end of the run (${limit}); raise it to train further`,
+      `the checkpoint ${given.resumeFrom} is at step ${step}, ` +
+        `already at or past the end of the run (${limit}); raise it to train further`,
     );
   }
   const schedule = new LrSchedule(cfg.lrSchedule, cfg.lr, totalSteps, st?.schedule);
@@ -331,7 +337,8 @@ function warnIfDiverged(valLoss: number | undefined, vocabSize: number, lr: numb
   const uniform = Math.log(vocabSize);
   if (valLoss === undefined || valLoss <= uniform) return;
   process.emitWarning(
-    `training diverged: the final validation loss ${valLoss.toPrecision(4)} is above ln(vocabSize) = ${uniform.toFixed(3)}, ` +
+    `training diverged: the final validation loss ${valLoss.toPrecision(4)} ` +
+      `is above ln(vocabSize) = ${uniform.toFixed(3)}, ` +
       `the loss of a uniform prediction, so the model is worse than guessing; lower lr (it was ${lr}) and train again`,
     { code: 'LSTMGEN_DIVERGED' },
   );

@@ -32,7 +32,9 @@ export type RunRecord =
       bestStep: number | null;
     };
 
-/** An open run log. Each record is written synchronously as one line, so a crash loses at most the line being written. */
+/**
+ * An open run log. Each record is written synchronously as one line, so a crash loses at most the line being written.
+ */
 export class RunLog {
   private constructor(
     private fd: number | null,
@@ -98,7 +100,8 @@ export function readRunLog(file: string): RunRecord[] {
     const r = rec as { type: string; step?: unknown; loss?: unknown };
     if (r.type === 'step' && !(Number.isInteger(r.step) && Number.isFinite(r.loss))) {
       throw new DataError(
-        `${file}:${i + 1}: a step record needs an integer "step" and a finite "loss", got ${JSON.stringify(r.step)} and ${JSON.stringify(r.loss)}`,
+        `${file}:${i + 1}: a step record needs an integer "step" and a finite "loss", ` +
+          `got ${JSON.stringify(r.step)} and ${JSON.stringify(r.loss)}`,
       );
     }
     records.push(rec as RunRecord);
