@@ -31,13 +31,13 @@ function fakeBinding(info: Partial<NativeEngineInfo>): NativeBinding {
 }
 
 const CPU = fakeBinding({
-  cudaUnavailableReason: 'E_DEVICE: this lstmgen binary was built without CUDA support (CPU build)',
+  cudaUnavailableReason: 'this lstmgen binary was built without CUDA support (CPU build)',
 });
 const GPU = fakeBinding({ cudaCompiled: true, cudaDevice: 'cuda:0' });
 const NO_GPU = fakeBinding({
   cudaCompiled: true,
   cudaUnavailableReason:
-    'E_DEVICE: CUDA device 0 is not usable: DriverError(CUDA_ERROR_NO_DEVICE, "no CUDA-capable device is detected")',
+    'CUDA device 0 is not usable: DriverError(CUDA_ERROR_NO_DEVICE, "no CUDA-capable device is detected")',
 });
 
 function deps(

@@ -199,7 +199,7 @@ export class BinaryLoader {
     }
     if (!info.cudaCompiled) return { reason: `${found.path} is not a CUDA build` };
     if (!info.cudaDevice) {
-      const why = (info.cudaUnavailableReason ?? 'unknown reason').replace(/^E_DEVICE:\s*/, '');
+      const why = info.cudaUnavailableReason ?? 'unknown reason';
       return { reason: `the CUDA build loaded but sees no usable GPU: ${why}` };
     }
     return { kind: 'cuda', path: found.path, binding, info };
