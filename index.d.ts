@@ -11,8 +11,9 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /**
  * An LSTM language model owned by the native engine. JS holds an opaque handle.
- * Every method throws an Error whose message starts with a code: `E_INPUT`, `E_MODEL_FILE`,
- * `E_DEVICE`, `E_NUMERIC` or `E_INTERNAL` (a caught Rust panic or candle error).
+ * Every error its methods throw or reject with has a `code` (`E_DATA`, `E_MODEL_FILE`,
+ * `E_DEVICE`, `E_NUMERIC` or `E_NATIVE`) and a message without a code prefix; the contract is
+ * documented in crates/lstmgen-node/src/lib.rs.
  */
 export declare class NativeModel {
   /**
@@ -47,7 +48,7 @@ export declare class NativeModel {
   deviceName(): string
   /**
    * Precision of the matrix products: "f32" (default) or "bf16" (bf16 inputs, f32
-   * accumulation; AMX tiles where the CPU has them). Throws `E_INPUT` for another value, or
+   * accumulation; AMX tiles where the CPU has them). Throws `E_DATA` for another value, or
    * for "bf16" on a CUDA model.
    */
   setPrecision(precision: string): void
@@ -58,7 +59,7 @@ export declare class NativeModel {
   /**
    * One truncated-BPTT training step on `inputs`/`targets` `[batchSize, seqLen]` (row-major
    * u32 token ids): forward, backward, clipping, Adam. Carries the training hidden state.
-   * Throws `E_INPUT` for bad shapes or ids, `E_NUMERIC` for a non-finite loss or gradient
+   * Throws `E_DATA` for bad shapes or ids, `E_NUMERIC` for a non-finite loss or gradient
    * (parameters unchanged).
    */
   trainStep(inputs: Uint32Array, targets: Uint32Array, batchSize: number, seqLen: number, opt: NativeOptimizerConfig, dropoutSeed: number): Promise<NativeStepResult>
@@ -92,8 +93,9 @@ export declare class NativeSampler {
 }
 
 /**
- * Test hook: panics inside the engine boundary to prove a Rust panic becomes a JS `Error`
- * (`E_INTERNAL: panic in the native engine: ...`) and the process lives on.
+ * Test hook: panics inside the engine boundary to prove that a Rust panic becomes a JS `Error`
+ * with `code` `"E_NATIVE"` and message `"panic in the native engine: lstmgen debug panic"`, and
+ * that the process lives on.
  */
 export declare function debugPanic(): void
 

@@ -18,8 +18,15 @@ pub(crate) struct Adam {
 impl Adam {
     /// Zero moments shaped like `params`.
     pub(crate) fn new(params: &[Tensor]) -> Result<Self> {
-        let zeros = params.iter().map(|p| p.zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Self { m: zeros.clone(), v: zeros, step: 0 })
+        let zeros = params
+            .iter()
+            .map(|p| p.zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self {
+            m: zeros.clone(),
+            v: zeros,
+            step: 0,
+        })
     }
 
     /// Steps taken so far.
@@ -49,14 +56,21 @@ impl Adam {
             }
         }
         if !on_device.is_empty() {
-            sq += Tensor::stack(&on_device, 0)?.sum_all()?.to_scalar::<f64>()?;
+            sq += Tensor::stack(&on_device, 0)?
+                .sum_all()?
+                .to_scalar::<f64>()?;
         }
         Ok(sq.sqrt())
     }
 
     /// Clips `grads` by their global norm and takes one AdamW step on `params`; returns the norm
     /// before clipping. A non-finite norm or update returns `Error::Numeric` and changes nothing.
-    pub(crate) fn update(&mut self, params: &mut [Tensor], grads: &[Tensor], opt: &AdamConfig) -> Result<f64> {
+    pub(crate) fn update(
+        &mut self,
+        params: &mut [Tensor],
+        grads: &[Tensor],
+        opt: &AdamConfig,
+    ) -> Result<f64> {
         let norm = Self::global_norm(grads)?;
         if !norm.is_finite() {
             return Err(Error::Numeric(format!(
@@ -64,7 +78,11 @@ impl Adam {
                 self.step + 1
             )));
         }
-        let scale = if opt.clip_norm > 0.0 && norm > opt.clip_norm { opt.clip_norm / (norm + 1e-6) } else { 1.0 };
+        let scale = if opt.clip_norm > 0.0 && norm > opt.clip_norm {
+            opt.clip_norm / (norm + 1e-6)
+        } else {
+            1.0
+        };
         let t = (self.step + 1) as i32;
         let h = Hyper {
             scale,
@@ -81,7 +99,14 @@ impl Adam {
         // sum |p| of each tensor not checked on the way (NaN and inf survive the sum), read back once
         let mut sums = Vec::new();
         for (k, g) in grads.iter().enumerate() {
-            let u = run(&AdamStep { k, p: &params[k], g, m: &self.m[k], v: &self.v[k], h: &h })?;
+            let u = run(&AdamStep {
+                k,
+                p: &params[k],
+                g,
+                m: &self.m[k],
+                v: &self.v[k],
+                h: &h,
+            })?;
             if !u.checked {
                 sums.push((k, u.p.abs()?.sum_all()?.to_dtype(candle_core::DType::F64)?));
             }

@@ -5,19 +5,22 @@
 //! with `vec![0; n]`, ~10% of a training step.
 
 use candle_core::{Layout, Storage, Tensor, WithDType};
-use num_traits::Float;
+use num_traits::{Float, NumAssign};
 use std::mem::{ManuallyDrop, MaybeUninit};
 
 /// Float types the fused CPU loops run on: f32 (fast path) and f64 (reference precision, the
 /// gradient check). Loops that need activations use [`crate::act::Act`], which extends this.
-pub(crate) trait CpuFloat: Float + WithDType + Send + Sync {}
+pub(crate) trait CpuFloat: Float + NumAssign + WithDType + Send + Sync {}
 
 impl CpuFloat for f32 {}
 impl CpuFloat for f64 {}
 
 /// The contiguous slice of a CPU tensor of dtype `T`, or `None` (not on the CPU, not contiguous,
 /// or another dtype).
-pub(crate) fn cpu_slice<'a, T: WithDType>(storage: &'a Storage, layout: &Layout) -> Option<&'a [T]> {
+pub(crate) fn cpu_slice<'a, T: WithDType>(
+    storage: &'a Storage,
+    layout: &Layout,
+) -> Option<&'a [T]> {
     match storage {
         Storage::Cpu(s) => {
             let (start, end) = layout.contiguous_offsets()?;

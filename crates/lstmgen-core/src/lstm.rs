@@ -149,11 +149,21 @@ pub(crate) fn forward_train(
     let batch = state.h.dim(0)?;
     // h_{t-1} for every step: h0 followed by the outputs of steps 0..T-1.
     let h_prev = if seq_len > 1 {
-        Tensor::cat(&[&state.h, &output.out.narrow(0, 0, (seq_len - 1) * batch)?], 0)?
+        Tensor::cat(
+            &[&state.h, &output.out.narrow(0, 0, (seq_len - 1) * batch)?],
+            0,
+        )?
     } else {
         state.h.clone()
     };
-    Ok((output, LayerCache { x: x.clone(), groups, h_prev }))
+    Ok((
+        output,
+        LayerCache {
+            x: x.clone(),
+            groups,
+            h_prev,
+        },
+    ))
 }
 
 /// The recurrence of [`forward`] and [`forward_train`]; with `keep`, every group's per-step values.
@@ -187,13 +197,26 @@ fn run_layer(
     let groups = row_groups(batch, x.device());
     let runs = per_group(&groups, |rows| {
         let n = rows.len();
-        let (mut h, mut c) = (state.h.narrow(0, rows.start, n)?, state.c.narrow(0, rows.start, n)?);
+        let (mut h, mut c) = (
+            state.h.narrow(0, rows.start, n)?,
+            state.c.narrow(0, rows.start, n)?,
+        );
         let mut outs = Vec::with_capacity(seq_len);
-        let mut cache = GroupCache { rows: rows.clone(), gates: Vec::new(), c_prev: Vec::new(), tanh_c: Vec::new() };
+        let mut cache = GroupCache {
+            rows: rows.clone(),
+            gates: Vec::new(),
+            c_prev: Vec::new(),
+            tanh_c: Vec::new(),
+        };
         for t in 0..seq_len {
             let zh = gemm::matmul_packed(&h, w_hh_t)?;
             let zx = xw.narrow(0, t * batch + rows.start, n)?;
-            let step = run(&Forward { zx: &zx, zh: &zh, c_prev: &c, consts })?;
+            let step = run(&Forward {
+                zx: &zx,
+                zh: &zh,
+                c_prev: &c,
+                consts,
+            })?;
             if keep {
                 cache.gates.push(step.gates);
                 cache.c_prev.push(c);
@@ -209,8 +232,18 @@ fn run_layer(
     let out = time_major(&outs, seq_len)?;
     let h = Tensor::cat(&runs.iter().map(|r| &r.1.h).collect::<Vec<_>>(), 0)?;
     let c = Tensor::cat(&runs.iter().map(|r| &r.1.c).collect::<Vec<_>>(), 0)?;
-    let caches = if keep { runs.into_iter().map(|r| r.2).collect() } else { Vec::new() };
-    Ok((LayerOutput { out, state: LayerState { h, c } }, caches))
+    let caches = if keep {
+        runs.into_iter().map(|r| r.2).collect()
+    } else {
+        Vec::new()
+    };
+    Ok((
+        LayerOutput {
+            out,
+            state: LayerState { h, c },
+        },
+        caches,
+    ))
 }
 
 /// Backpropagates `d_out` `[T*B, H]` (gradient of the loss w.r.t. this layer's outputs) through

@@ -27,7 +27,10 @@ pub struct State {
 impl State {
     /// Layer `l`'s state.
     fn layer(&self, l: usize) -> LayerState {
-        LayerState { h: self.h[l].clone(), c: self.c[l].clone() }
+        LayerState {
+            h: self.h[l].clone(),
+            c: self.c[l].clone(),
+        }
     }
 
     /// The state of every layer, in order.
@@ -313,7 +316,14 @@ impl Model {
         for l in 0..self.cfg.num_layers {
             let mut weights = self.layer(l);
             weights.packed = packs.as_ref().map(|p| &p.layers[l]);
-            let o = lstm::forward(&weights, &self.consts, &x, &state.layer(l), seq_len, self.precision)?;
+            let o = lstm::forward(
+                &weights,
+                &self.consts,
+                &x,
+                &state.layer(l),
+                seq_len,
+                self.precision,
+            )?;
             x = o.out;
             next.push(o.state);
         }
@@ -333,8 +343,14 @@ impl Model {
         let mut next = Vec::with_capacity(self.cfg.num_layers);
         let (mut layers, mut masks) = (Vec::new(), Vec::new());
         for l in 0..self.cfg.num_layers {
-            let (LayerOutput { out, state: s }, cache) =
-                lstm::forward_train(&self.layer(l), &self.consts, &x, &state.layer(l), seq_len, self.precision)?;
+            let (LayerOutput { out, state: s }, cache) = lstm::forward_train(
+                &self.layer(l),
+                &self.consts,
+                &x,
+                &state.layer(l),
+                seq_len,
+                self.precision,
+            )?;
             let mask = self.dropout_mask(out.dim(0)?, rng)?;
             x = match &mask {
                 Some(m) => (out * m)?,
@@ -345,7 +361,12 @@ impl Model {
             masks.push(mask);
         }
         let logits = self.decode(&x, None)?;
-        let cache = ForwardCache { ids: ids.clone(), layers, masks, top: x };
+        let cache = ForwardCache {
+            ids: ids.clone(),
+            layers,
+            masks,
+            top: x,
+        };
         Ok((logits, State::from_layers(next), cache))
     }
 
@@ -364,7 +385,15 @@ impl Model {
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let mut rng = ChaCha8Rng::seed_from_u64(dropout_seed);
         let (logits, next, cache) = self.forward_train(&ids, state, seq_len, &mut rng)?;
-        let Loss { loss_sum, correct, grad } = run(&CrossEntropy { logits: &logits, targets: &tg, want_grad: true })?;
+        let Loss {
+            loss_sum,
+            correct,
+            grad,
+        } = run(&CrossEntropy {
+            logits: &logits,
+            targets: &tg,
+            want_grad: true,
+        })?;
         let dlogits = grad.ok_or_else(|| Error::Native("no logits gradient".into()))?;
         let ly = self.layout;
         let mut grads: Vec<Option<Tensor>> = vec![None; ly.len()];
@@ -395,7 +424,13 @@ impl Model {
             .map(|g| g.ok_or_else(|| Error::Native("missing gradient".into())))
             .collect::<Result<Vec<_>>>()?;
         let count = (batch * seq_len) as u64;
-        Ok(BatchGrads { loss: loss_sum / count as f64, correct, count, grads, state: next })
+        Ok(BatchGrads {
+            loss: loss_sum / count as f64,
+            correct,
+            count,
+            grads,
+            state: next,
+        })
     }
 
     /// One truncated-BPTT training step: forward and backward from the carried training state,
@@ -431,7 +466,12 @@ impl Model {
         }
         let grad_norm = self.adam.update(&mut self.params, &b.grads, opt)?;
         self.train_state = Some(b.state);
-        Ok(StepStats { loss: b.loss, grad_norm, correct: b.correct, count: b.count })
+        Ok(StepStats {
+            loss: b.loss,
+            grad_norm,
+            correct: b.correct,
+            count: b.count,
+        })
     }
 
     /// The state carried in `slot` when it holds `batch` sequences, else a zero state.
@@ -454,7 +494,13 @@ impl Model {
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let (logits, next) = self.forward(&ids, &state, seq_len)?;
-        let Loss { loss_sum, correct, .. } = run(&CrossEntropy { logits: &logits, targets: &tg, want_grad: false })?;
+        let Loss {
+            loss_sum, correct, ..
+        } = run(&CrossEntropy {
+            logits: &logits,
+            targets: &tg,
+            want_grad: false,
+        })?;
         self.eval_state = Some(next);
         Ok(EvalStats {
             loss_sum,
@@ -508,7 +554,11 @@ impl Model {
 
     /// Next-token logits `[batch, V]` for one token per sequence (`ids` `[batch]`), left on the
     /// model's device, and the new state. Used by sampling on a GPU.
-    pub(crate) fn next_logits(&self, ids: &[u32], state: Option<&State>) -> Result<(Tensor, State)> {
+    pub(crate) fn next_logits(
+        &self,
+        ids: &[u32],
+        state: Option<&State>,
+    ) -> Result<(Tensor, State)> {
         self.infer(ids, ids.len(), 1, state)
     }
 

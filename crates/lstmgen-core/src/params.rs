@@ -9,36 +9,36 @@ use rand_chacha::ChaCha8Rng;
 /// Index of a parameter in the flat list. Order: embedding, then per layer `weight_ih`, `weight_hh`,
 /// `bias_ih`, `bias_hh`, then decoder weight and bias.
 #[derive(Debug, Clone, Copy)]
-pub struct Layout {
+pub(crate) struct Layout {
     num_layers: usize,
 }
 
 impl Layout {
-    pub fn new(cfg: &ModelConfig) -> Self {
+    pub(crate) fn new(cfg: &ModelConfig) -> Self {
         Self {
             num_layers: cfg.num_layers,
         }
     }
-    pub const EMBEDDING: usize = 0;
-    pub fn w_ih(&self, l: usize) -> usize {
+    pub(crate) const EMBEDDING: usize = 0;
+    pub(crate) fn w_ih(&self, l: usize) -> usize {
         1 + 4 * l
     }
-    pub fn w_hh(&self, l: usize) -> usize {
+    pub(crate) fn w_hh(&self, l: usize) -> usize {
         2 + 4 * l
     }
-    pub fn b_ih(&self, l: usize) -> usize {
+    pub(crate) fn b_ih(&self, l: usize) -> usize {
         3 + 4 * l
     }
-    pub fn b_hh(&self, l: usize) -> usize {
+    pub(crate) fn b_hh(&self, l: usize) -> usize {
         4 + 4 * l
     }
-    pub fn dec_w(&self) -> usize {
+    pub(crate) fn dec_w(&self) -> usize {
         1 + 4 * self.num_layers
     }
-    pub fn dec_b(&self) -> usize {
+    pub(crate) fn dec_b(&self) -> usize {
         2 + 4 * self.num_layers
     }
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         3 + 4 * self.num_layers
     }
 }

@@ -6,8 +6,9 @@
 //! row is `argmax(logits / T + g)` with Gumbel noise `g = -ln(-ln u)` from the device's RNG (the
 //! Gumbel-max trick, an exact draw from softmax(logits / T)), so only the ids come back. Top-k and
 //! top-p filter there too (a CUDA kernel); with lstmgen's CUDA kernels off
-//! (`LSTMGEN_CUDA_KERNELS=candle`) they copy the logits to the host. The device RNG is seeded with the sampling seed; it is shared
-//! by everything on that device, so concurrent samplers on one GPU are not reproducible.
+//! (`LSTMGEN_CUDA_KERNELS=candle`) they copy the logits to the host. The device RNG is seeded
+//! with the sampling seed; it is shared by everything on that device, so concurrent samplers on
+//! one GPU are not reproducible.
 
 use crate::act::Act;
 use crate::config::SampleConfig;
@@ -63,13 +64,22 @@ fn sample_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Vec<u32>> {
         let filtered;
         let logits = if cfg.filters() {
             let (top_k, top_p, temperature) = (cfg.top_k, cfg.top_p, cfg.temperature);
-            filtered = run(&TopKTopP { logits, top_k, top_p, temperature })?;
+            filtered = run(&TopKTopP {
+                logits,
+                top_k,
+                top_p,
+                temperature,
+            })?;
             &filtered
         } else {
             logits
         };
         let u = Tensor::rand(f32::EPSILON, 1f32, logits.shape(), logits.device())?;
-        run(&GumbelArgmax { logits, u: &u, t: cfg.temperature })?
+        run(&GumbelArgmax {
+            logits,
+            u: &u,
+            t: cfg.temperature,
+        })?
     };
     Ok(ids.to_dtype(DType::U32)?.to_vec1::<u32>()?)
 }
@@ -393,11 +403,18 @@ mod tests {
                 .map(|_| rng.random::<f32>().max(f32::EPSILON))
                 .collect();
             let u = Tensor::from_vec(u, (N, 6), &Device::Cpu).unwrap();
-            let ids = run(&GumbelArgmax { logits: &l, u: &u, t }).unwrap().to_vec1::<u32>().unwrap();
+            let ids = run(&GumbelArgmax {
+                logits: &l,
+                u: &u,
+                t,
+            })
+            .unwrap()
+            .to_vec1::<u32>()
+            .unwrap();
             let w: Vec<f64> = logits.iter().map(|&x| (x as f64 / t).exp()).collect();
             let z: f64 = w.iter().sum();
-            for k in 0..6 {
-                let p = w[k] / z;
+            for (k, wk) in w.iter().enumerate() {
+                let p = wk / z;
                 let got = ids.iter().filter(|&&i| i as usize == k).count() as f64 / N as f64;
                 let se = (p * (1.0 - p) / N as f64).sqrt();
                 assert!(
@@ -415,7 +432,14 @@ mod tests {
         use candle_core::Device;
         let l = Tensor::new(&[[0.0f32, 20.0]], &Device::Cpu).unwrap();
         let u = Tensor::new(&[[1.0f32, 0.5]], &Device::Cpu).unwrap();
-        let ids = run(&GumbelArgmax { logits: &l, u: &u, t: 1.0 }).unwrap().to_vec1::<u32>().unwrap();
+        let ids = run(&GumbelArgmax {
+            logits: &l,
+            u: &u,
+            t: 1.0,
+        })
+        .unwrap()
+        .to_vec1::<u32>()
+        .unwrap();
         assert_eq!(ids, vec![1]);
     }
 

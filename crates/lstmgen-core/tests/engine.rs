@@ -75,7 +75,10 @@ fn bad_input_is_a_typed_error() {
         .train_step(&[1, 2, 3], &[1, 2, 3], 2, 2, &opt, 0)
         .unwrap_err();
     assert_eq!(e.code(), "E_DATA", "{e}");
-    assert!(!e.to_string().starts_with("E_"), "no code prefix in the message: {e}");
+    assert!(
+        !e.to_string().starts_with("E_"),
+        "no code prefix in the message: {e}"
+    );
     let e = m.train_step(&[1, 99], &[1, 2], 1, 2, &opt, 0).unwrap_err();
     assert!(e.to_string().contains("not a token id"), "{e}");
     let e = m

@@ -1,5 +1,5 @@
 //! Forward reference: logits, loss and final states for fixed weights and inputs match PyTorch
-//! `nn.LSTM` (fixture made by scripts/make_forward_fixture.py), including a second batch that
+//! `nn.LSTM` (fixture made by scripts/reference/make-forward-fixture.py), including a second batch that
 //! continues from the first one's state. Tolerance 1e-5 absolute (f32 engine vs f64 reference).
 
 use candle_core::{Device, Tensor};

@@ -84,7 +84,14 @@ impl From<&ModelConfig> for NativeModelConfig {
 
 impl From<NativeOptimizerConfig> for AdamConfig {
     fn from(o: NativeOptimizerConfig) -> Self {
-        AdamConfig { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weight_decay: o.weight_decay, clip_norm: o.clip_norm }
+        AdamConfig {
+            lr: o.lr,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+            clip_norm: o.clip_norm,
+        }
     }
 }
 
@@ -107,6 +114,8 @@ pub fn seed_u64(seed: f64) -> Result<u64> {
     if seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9_007_199_254_740_991.0 {
         Ok(seed as u64)
     } else {
-        Err(to_js(lstmgen_core::Error::Data(format!("seed must be a non-negative integer, got {seed}"))))
+        Err(to_js(lstmgen_core::Error::Data(format!(
+            "seed must be a non-negative integer, got {seed}"
+        ))))
     }
 }

@@ -42,7 +42,9 @@ pub fn catch<T>(f: impl FnOnce() -> lstmgen_core::Result<T>) -> lstmgen_core::Re
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
-        Err(CoreError::Native(format!("panic in the native engine: {msg}")))
+        Err(CoreError::Native(format!(
+            "panic in the native engine: {msg}"
+        )))
     })
 }
 

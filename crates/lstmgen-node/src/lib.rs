@@ -56,8 +56,9 @@ use std::sync::{Arc, Mutex};
 use tasks::{lock, EvalStep, Generate, Job, Logits, SamplerSlot, SamplerStep, Shared, TrainStep};
 
 /// An LSTM language model owned by the native engine. JS holds an opaque handle.
-/// Errors carry a `code` (`E_DATA`, `E_MODEL_FILE`, `E_DEVICE`, `E_NUMERIC`, `E_NATIVE`) and a
-/// message without a prefix; see the module docs.
+/// Every error its methods throw or reject with has a `code` (`E_DATA`, `E_MODEL_FILE`,
+/// `E_DEVICE`, `E_NUMERIC` or `E_NATIVE`) and a message without a code prefix; the contract is
+/// documented in crates/lstmgen-node/src/lib.rs.
 #[napi]
 pub struct NativeModel {
     inner: Shared,
@@ -77,7 +78,10 @@ impl NativeModel {
     pub fn create(config: NativeModelConfig, seed: f64, device: String) -> Result<NativeModel> {
         let seed = seed_u64(seed)?;
         let model = guard(|| Model::new(config.into(), seed, device::select(&device)?))?;
-        Ok(NativeModel { inner: Arc::new(Mutex::new(model)), metadata: HashMap::new() })
+        Ok(NativeModel {
+            inner: Arc::new(Mutex::new(model)),
+            metadata: HashMap::new(),
+        })
     }
 
     /// Loads a model from the bytes of a file written by `toSafetensors`; verifies the format tag,
@@ -86,7 +90,10 @@ impl NativeModel {
     #[napi(factory)]
     pub fn from_safetensors(bytes: Buffer, device: String) -> Result<NativeModel> {
         let loaded = guard(|| io::from_safetensors(&bytes, &device::select(&device)?))?;
-        Ok(NativeModel { inner: Arc::new(Mutex::new(loaded.model)), metadata: loaded.metadata })
+        Ok(NativeModel {
+            inner: Arc::new(Mutex::new(loaded.model)),
+            metadata: loaded.metadata,
+        })
     }
 
     /// Imports a PyTorch state dict (safetensors, float32) of a module with `embedding`
@@ -95,7 +102,10 @@ impl NativeModel {
     #[napi(factory)]
     pub fn from_torch_state_dict(bytes: Buffer, device: String) -> Result<NativeModel> {
         let model = guard(|| io::from_state_dict(&bytes, &device::select(&device)?))?;
-        Ok(NativeModel { inner: Arc::new(Mutex::new(model)), metadata: HashMap::new() })
+        Ok(NativeModel {
+            inner: Arc::new(Mutex::new(model)),
+            metadata: HashMap::new(),
+        })
     }
 
     /// The bytes of a safetensors file holding the weights (PyTorch names), the model config and
@@ -103,7 +113,11 @@ impl NativeModel {
     /// `withTraining` (a checkpoint) it also holds Adam's moments and step count and the carried
     /// training hidden state, so training resumes exactly.
     #[napi]
-    pub fn to_safetensors(&self, metadata: HashMap<String, String>, with_training: Option<bool>) -> Result<Buffer> {
+    pub fn to_safetensors(
+        &self,
+        metadata: HashMap<String, String>,
+        with_training: Option<bool>,
+    ) -> Result<Buffer> {
         let m = lock(&self.inner);
         Ok(guard(|| io::to_safetensors(&m, &metadata, with_training.unwrap_or(false)))?.into())
     }
@@ -179,7 +193,13 @@ impl NativeModel {
 
     /// Forward-only loss over one batch (no dropout), carrying the evaluation hidden state.
     #[napi(ts_return_type = "Promise<NativeEvalResult>")]
-    pub fn eval_step(&self, inputs: Uint32Array, targets: Uint32Array, batch_size: u32, seq_len: u32) -> Job<EvalStep> {
+    pub fn eval_step(
+        &self,
+        inputs: Uint32Array,
+        targets: Uint32Array,
+        batch_size: u32,
+        seq_len: u32,
+    ) -> Job<EvalStep> {
         AsyncTask::new(Engine(EvalStep {
             model: self.inner.clone(),
             inputs: ids(&inputs),
@@ -204,22 +224,46 @@ impl NativeModel {
     /// Logits `[batchSize, seqLen, vocabSize]` (flattened, f32) from a zero state, no dropout.
     #[napi(ts_return_type = "Promise<Float32Array>")]
     pub fn logits(&self, inputs: Uint32Array, batch_size: u32, seq_len: u32) -> Job<Logits> {
-        AsyncTask::new(Engine(Logits { model: self.inner.clone(), inputs: ids(&inputs), batch: batch_size as usize, seq_len: seq_len as usize }))
+        AsyncTask::new(Engine(Logits {
+            model: self.inner.clone(),
+            inputs: ids(&inputs),
+            batch: batch_size as usize,
+            seq_len: seq_len as usize,
+        }))
     }
 
     /// Samples `numSamples` continuations of `prompt` (>= 1 token id) in one batch; returns the
     /// generated ids only (prompt excluded), one array per sample.
     #[napi(ts_return_type = "Promise<Array<Array<number>>>")]
-    pub fn generate(&self, prompt: Uint32Array, options: NativeSampleOptions) -> Result<Job<Generate>> {
-        Ok(AsyncTask::new(Engine(Generate { model: self.inner.clone(), prompt: ids(&prompt), cfg: options.to_core()? })))
+    pub fn generate(
+        &self,
+        prompt: Uint32Array,
+        options: NativeSampleOptions,
+    ) -> Result<Job<Generate>> {
+        Ok(AsyncTask::new(Engine(Generate {
+            model: self.inner.clone(),
+            prompt: ids(&prompt),
+            cfg: options.to_core()?,
+        })))
     }
 
     /// Starts a streaming sampling run of `options.numSamples` sequences from `prompt` (>= 1 id).
     /// Nothing runs until the sampler's first `next()`; options are validated then.
     #[napi]
-    pub fn start_sampling(&self, prompt: Uint32Array, options: NativeSampleOptions) -> Result<NativeSampler> {
-        let slot = SamplerSlot { prompt: ids(&prompt), cfg: options.to_core()?, sampler: None };
-        Ok(NativeSampler { model: self.inner.clone(), slot: Arc::new(Mutex::new(slot)) })
+    pub fn start_sampling(
+        &self,
+        prompt: Uint32Array,
+        options: NativeSampleOptions,
+    ) -> Result<NativeSampler> {
+        let slot = SamplerSlot {
+            prompt: ids(&prompt),
+            cfg: options.to_core()?,
+            sampler: None,
+        };
+        Ok(NativeSampler {
+            model: self.inner.clone(),
+            slot: Arc::new(Mutex::new(slot)),
+        })
     }
 }
 
@@ -236,7 +280,12 @@ impl NativeSampler {
     /// sequence. Resolves to the new ids of each sequence and whether all have ended.
     #[napi(ts_return_type = "Promise<NativeSampleChunk>")]
     pub fn next(&self, feed: Uint32Array, max_tokens: u32) -> Job<SamplerStep> {
-        AsyncTask::new(Engine(SamplerStep { model: self.model.clone(), slot: self.slot.clone(), feed: ids(&feed), max_tokens: max_tokens as usize }))
+        AsyncTask::new(Engine(SamplerStep {
+            model: self.model.clone(),
+            slot: self.slot.clone(),
+            feed: ids(&feed),
+            max_tokens: max_tokens as usize,
+        }))
     }
 }
 

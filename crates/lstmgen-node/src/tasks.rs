@@ -32,10 +32,22 @@ impl EngineTask for TrainStep {
     type Output = lstmgen_core::StepStats;
     type JsValue = NativeStepResult;
     fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
-        lock(&self.model).train_step(&self.inputs, &self.targets, self.batch, self.seq_len, &self.opt, self.dropout_seed)
+        lock(&self.model).train_step(
+            &self.inputs,
+            &self.targets,
+            self.batch,
+            self.seq_len,
+            &self.opt,
+            self.dropout_seed,
+        )
     }
     fn resolve(&mut self, s: Self::Output) -> Self::JsValue {
-        NativeStepResult { loss: s.loss, grad_norm: s.grad_norm, correct: s.correct as f64, count: s.count as f64 }
+        NativeStepResult {
+            loss: s.loss,
+            grad_norm: s.grad_norm,
+            correct: s.correct as f64,
+            count: s.count as f64,
+        }
     }
 }
 
@@ -54,7 +66,11 @@ impl EngineTask for EvalStep {
         lock(&self.model).eval_step(&self.inputs, &self.targets, self.batch, self.seq_len)
     }
     fn resolve(&mut self, s: Self::Output) -> Self::JsValue {
-        NativeEvalResult { loss_sum: s.loss_sum, correct: s.correct as f64, count: s.count as f64 }
+        NativeEvalResult {
+            loss_sum: s.loss_sum,
+            correct: s.correct as f64,
+            count: s.count as f64,
+        }
     }
 }
 
@@ -69,7 +85,9 @@ impl EngineTask for Logits {
     type Output = Vec<f32>;
     type JsValue = Float32Array;
     fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
-        Ok(lock(&self.model).logits(&self.inputs, self.batch, self.seq_len, None)?.0)
+        Ok(lock(&self.model)
+            .logits(&self.inputs, self.batch, self.seq_len, None)?
+            .0)
     }
     fn resolve(&mut self, v: Self::Output) -> Self::JsValue {
         Float32Array::new(v)
@@ -124,7 +142,11 @@ impl EngineTask for SamplerStep {
         let slot = &mut *slot;
         let sampler = match &mut slot.sampler {
             Some(s) => s,
-            empty => empty.insert(lstmgen_core::sample::Sampler::new(&model, &slot.prompt, &slot.cfg)?),
+            empty => empty.insert(lstmgen_core::sample::Sampler::new(
+                &model,
+                &slot.prompt,
+                &slot.cfg,
+            )?),
         };
         sampler.feed(&model, &self.feed)?;
         let tokens = sampler.next(&model, self.max_tokens)?;

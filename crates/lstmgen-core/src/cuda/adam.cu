@@ -1,5 +1,5 @@
 // One AdamW update of one parameter tensor on the GPU, one thread per element: exactly the
-// formulas of adam.rs (Kingma & Ba 2015; decoupled weight decay, Loshchilov & Hutter 2019):
+// formulas of the CPU loop in src/ops/adam.rs (Kingma & Ba 2015; decoupled weight decay, Loshchilov & Hutter 2019):
 //   g' = g*scale; m' = beta1*m + (1-beta1)*g'; v' = beta2*v + (1-beta2)*g'^2
 //   p' = p*decay - step_size * m' / (sqrt(v'/bc2) + eps), step_size = lr/bc1, decay = 1 - lr*wd.
 // one_b1 = 1 - beta1 and one_b2 = 1 - beta2 come rounded from f64, as on the CPU.

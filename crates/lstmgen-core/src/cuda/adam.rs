@@ -11,7 +11,13 @@ use candle_core::Tensor;
 /// `None` when the kernel does not apply. `coef` are the update's coefficients in adam_f32's
 /// argument order: gradient scale, beta1, 1 - beta1, beta2, 1 - beta2, bias correction 2, eps,
 /// step size lr / (bias correction 1), 1 - lr * weight_decay. Finiteness is the caller's check.
-pub(crate) fn step(p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, coef: [f32; 9]) -> Option<Result<[Tensor; 3]>> {
+pub(crate) fn step(
+    p: &Tensor,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    coef: [f32; 9],
+) -> Option<Result<[Tensor; 3]>> {
     let dev = applies(&[p, g, m, v])?;
     let n = p.elem_count();
     if [g, m, v].iter().any(|t| t.elem_count() != n) {
@@ -43,5 +49,9 @@ fn step_on(dev: &CudaDevice, ts: [&Tensor; 4], coef: [f32; 9]) -> Result<[Tensor
     // SAFETY: argument types and order match adam_f32; every buffer holds n f32.
     unsafe { args.launch(LaunchConfig::for_num_elems(nu)) }.w()?;
     let dims = ts[0].dims().to_vec();
-    Ok([tensor(np, dev, dims.clone()), tensor(nm, dev, dims.clone()), tensor(nv, dev, dims)])
+    Ok([
+        tensor(np, dev, dims.clone()),
+        tensor(nm, dev, dims.clone()),
+        tensor(nv, dev, dims),
+    ])
 }

@@ -47,7 +47,12 @@ fn forward_on(dev: &CudaDevice, zx: &Tensor, zh: &Tensor, c_prev: &Tensor) -> Re
     args.arg(&bu).arg(&hu);
     // SAFETY: argument types and order match lstm_cell_fwd_f32; sizes are b*4*hd and b*hd.
     unsafe { args.launch(LaunchConfig::for_num_elems(n as u32)) }.w()?;
-    Ok([tensor(gates, dev, (b, h4)), tensor(c, dev, (b, hd)), tensor(tc, dev, (b, hd)), tensor(h, dev, (b, hd))])
+    Ok([
+        tensor(gates, dev, (b, h4)),
+        tensor(c, dev, (b, hd)),
+        tensor(tc, dev, (b, hd)),
+        tensor(h, dev, (b, hd)),
+    ])
 }
 
 /// One backward step from the step's activated `gates` `[B, 4H]`, `c_prev` and `tanh_c` `[B, H]`,

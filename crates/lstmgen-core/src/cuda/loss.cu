@@ -1,4 +1,4 @@
-// Softmax cross-entropy of one row of logits per block, fused (the GPU counterpart of loss.rs's
+// Softmax cross-entropy of one row of logits per block, fused (the GPU counterpart of src/ops/loss.rs's
 // CPU loop): loss_r = logsumexp(x_r) - x_r[t_r] (nats), correct_r = 1 if argmax(x_r) == t_r (the
 // lowest id among equal maxima), and, when grad is not null, dL/dx_r = (softmax(x_r) - onehot(t_r))
 // * inv_n (the gradient of the mean loss). Three reads of the row and one write, where candle ops

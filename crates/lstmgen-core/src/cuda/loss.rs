@@ -11,7 +11,8 @@ use candle_core::{DType, Tensor};
 /// (u32, on the same device; ids checked by the caller): the summed loss in nats, the rows whose
 /// argmax is the target and, with `want_grad`, dL/dlogits `[N, V]` of the mean loss; or `None` when
 /// the kernel does not apply.
-#[allow(clippy::type_complexity)] // (loss_sum, correct, grad): plain values, named in the doc above
+// (loss_sum, correct, grad): plain values, named in the doc above.
+#[allow(clippy::type_complexity)]
 pub(crate) fn cross_entropy(
     logits: &Tensor,
     targets: &Tensor,
@@ -61,6 +62,10 @@ pub(crate) fn cross_entropy(
             0,
         )?
         .to_vec1::<f64>()?;
-        Ok((sums[0], sums[1] as u64, want_grad.then(|| tensor(grad, dev, (n, vocab)))))
+        Ok((
+            sums[0],
+            sums[1] as u64,
+            want_grad.then(|| tensor(grad, dev, (n, vocab))),
+        ))
     })())
 }

@@ -1,10 +1,10 @@
 // One LSTM time step's elementwise work on the GPU, forward and backward, one thread per (row, unit).
-// The same equations as the CPU's fused loops in cell.rs (PyTorch nn.LSTM gate order i, f, g, o):
+// The same equations as the CPU's fused loops in src/ops/cell.rs (PyTorch nn.LSTM gate order i, f, g, o):
 //   forward:  c = f*c_prev + i*g, h = o*tanh(c)
 //   backward (Graves 2013): dc = dc_next + dh*o*(1 - tanh(c)^2); dz_i = dc*g*i(1-i),
 //             dz_f = dc*c_prev*f(1-f), dz_g = dc*i*(1-g^2), dz_o = dh*tanh(c)*o(1-o); dc_prev = dc*f.
 // All arrays are contiguous, row-major: z-shaped ones [batch, 4*hd], state-shaped ones [batch, hd].
-// Compiled to PTX by build.rs (feature `cuda`) and loaded by src/cuda_cell.rs.
+// Compiled to PTX by build.rs (feature `cuda`) and loaded by src/cuda/cell.rs.
 
 __device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
 

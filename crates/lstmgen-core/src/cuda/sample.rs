@@ -12,12 +12,23 @@ use candle_core::Tensor;
 /// (0: no limit) and then outside its top-`top_p` nucleus under softmax(logits / `temperature`)
 /// set to -inf; `None` when the kernel does not apply (other dtype or device, or
 /// `LSTMGEN_CUDA_KERNELS=candle`).
-pub(crate) fn filter(logits: &Tensor, top_k: usize, top_p: f64, temperature: f64) -> Option<Result<Tensor>> {
+pub(crate) fn filter(
+    logits: &Tensor,
+    top_k: usize,
+    top_p: f64,
+    temperature: f64,
+) -> Option<Result<Tensor>> {
     let dev = applies(&[logits])?;
     Some(filter_on(dev, logits, top_k, top_p, temperature))
 }
 
-fn filter_on(dev: &CudaDevice, logits: &Tensor, top_k: usize, top_p: f64, temperature: f64) -> Result<Tensor> {
+fn filter_on(
+    dev: &CudaDevice,
+    logits: &Tensor,
+    top_k: usize,
+    top_p: f64,
+    temperature: f64,
+) -> Result<Tensor> {
     let (n, vocab) = logits.dims2()?;
     let (s, l) = logits.storage_and_layout();
     let src = view::<f32>(&s, l)?;

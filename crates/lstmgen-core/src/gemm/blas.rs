@@ -13,6 +13,7 @@ const NO_TRANS: c_int = 111;
 const TRANS: c_int = 112;
 
 extern "C" {
+    // The C signature of cblas_sgemm, fixed by the CBLAS standard.
     #[allow(clippy::too_many_arguments)]
     fn cblas_sgemm(
         order: c_int,

@@ -93,6 +93,7 @@ pub fn gemm(a: &Operand, m: usize, b: &PackedF32, out: *mut f32) {
 /// C `[R, cols]` (row stride `ldc`) = A `[R, k]` (row stride `lda`) x one packed panel.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+// Raw pointers and strides of a BLAS-style micro-kernel, kept flat for speed.
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel<const R: usize>(
     a: *const f32,

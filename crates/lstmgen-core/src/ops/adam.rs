@@ -86,7 +86,12 @@ impl FusedOp for AdamStep<'_> {
     fn cuda(&self) -> Option<Result<Updated>> {
         let coef = self.h.coefficients().map(|x| x as f32);
         let r = crate::cuda::adam::step(self.p, self.g, self.m, self.v, coef)?;
-        Some(r.map(|[p, m, v]| Updated { p, m, v, checked: false }))
+        Some(r.map(|[p, m, v]| Updated {
+            p,
+            m,
+            v,
+            checked: false,
+        }))
     }
 
     fn cpu<T: Act>(&self) -> Option<Result<Updated>> {
@@ -111,7 +116,11 @@ impl FusedOp for AdamStep<'_> {
 
     fn ops(&self) -> Result<Updated> {
         let h = self.h;
-        let g = if h.scale != 1.0 { (self.g * h.scale)? } else { self.g.clone() };
+        let g = if h.scale != 1.0 {
+            (self.g * h.scale)?
+        } else {
+            self.g.clone()
+        };
         let m = ((self.m * h.beta1)? + (&g * (1.0 - h.beta1))?)?;
         let v = ((self.v * h.beta2)? + (g.sqr()? * (1.0 - h.beta2))?)?;
         let denom = ((&v / h.bc2)?.sqrt()? + h.eps)?;
@@ -121,7 +130,12 @@ impl FusedOp for AdamStep<'_> {
             p = (&p * (1.0 - h.lr * h.weight_decay))?;
         }
         let p = (p - upd)?;
-        Ok(Updated { p, m, v, checked: false })
+        Ok(Updated {
+            p,
+            m,
+            v,
+            checked: false,
+        })
     }
 }
 
@@ -130,10 +144,15 @@ impl FusedOp for AdamStep<'_> {
 /// `None` when a new parameter is not finite.
 fn update_cpu<T: CpuFloat>(s: &[&[T]], h: &Hyper) -> Option<[Vec<T>; 3]> {
     let (xp, xg, xm, xv) = (s[0], s[1], s[2], s[3]);
-    let [scale, b1, one_b1, b2, one_b2, bc2, eps, step_size, decay] = h.coefficients().map(T::from_f64);
+    let [scale, b1, one_b1, b2, one_b2, bc2, eps, step_size, decay] =
+        h.coefficients().map(T::from_f64);
     let (use_scale, use_decay) = (h.scale != 1.0, h.weight_decay > 0.0);
     let n = xp.len();
-    let (mut np, mut nm, mut nv) = (buf::uninit::<T>(n), buf::uninit::<T>(n), buf::uninit::<T>(n));
+    let (mut np, mut nm, mut nv) = (
+        buf::uninit::<T>(n),
+        buf::uninit::<T>(n),
+        buf::uninit::<T>(n),
+    );
     let finite = np
         .par_chunks_mut(CHUNK)
         .zip(nm.par_chunks_mut(CHUNK))
@@ -159,7 +178,13 @@ fn update_cpu<T: CpuFloat>(s: &[&[T]], h: &Hyper) -> Option<[Vec<T>; 3]> {
         })
         .reduce(|| true, |a, b| a && b);
     // SAFETY: the chunk loop above wrote every element i of every chunk.
-    finite.then(|| unsafe { [buf::assume_init(np), buf::assume_init(nm), buf::assume_init(nv)] })
+    finite.then(|| unsafe {
+        [
+            buf::assume_init(np),
+            buf::assume_init(nm),
+            buf::assume_init(nv),
+        ]
+    })
 }
 
 /// Sum of squares of one gradient tensor, for the global norm.

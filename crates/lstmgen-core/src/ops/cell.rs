@@ -28,7 +28,10 @@ pub(crate) struct GateConsts {
 impl GateConsts {
     pub(crate) fn new(hidden: usize, dtype: DType, device: &Device) -> Result<Self> {
         let per_gate = |vals: [f32; 4]| -> Result<Tensor> {
-            let v: Vec<f32> = vals.iter().flat_map(|&x| std::iter::repeat_n(x, hidden)).collect();
+            let v: Vec<f32> = vals
+                .iter()
+                .flat_map(|&x| std::iter::repeat_n(x, hidden))
+                .collect();
             Ok(Tensor::from_vec(v, 4 * hidden, device)?.to_dtype(dtype)?)
         };
         Ok(Self {
@@ -41,7 +44,10 @@ impl GateConsts {
 
     /// Activated gates `[rows, 4H]` = (sigmoid i, sigmoid f, tanh g, sigmoid o) from pre-activations.
     fn activate(&self, z: &Tensor) -> Result<Tensor> {
-        Ok(z.broadcast_mul(&self.scale)?.tanh()?.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?)
+        Ok(z.broadcast_mul(&self.scale)?
+            .tanh()?
+            .broadcast_mul(&self.scale)?
+            .broadcast_add(&self.shift)?)
     }
 
     /// Derivative of each activation w.r.t. its pre-activation, from the activations `a`.
@@ -96,11 +102,18 @@ impl FusedOp for Forward<'_> {
     #[cfg(feature = "cuda")]
     fn cuda(&self) -> Option<Result<StepOut>> {
         let r = crate::cuda::cell::forward(self.zx, self.zh, self.c_prev)?;
-        Some(r.map(|[gates, c, tanh_c, h]| StepOut { gates, c, tanh_c, h }))
+        Some(r.map(|[gates, c, tanh_c, h]| StepOut {
+            gates,
+            c,
+            tanh_c,
+            h,
+        }))
     }
 
     fn cpu<T: Act>(&self) -> Option<Result<StepOut>> {
-        on_cpu::<T, _>(&[self.zx, self.zh, self.c_prev], |s| forward_fused(s, self.zx))
+        on_cpu::<T, _>(&[self.zx, self.zh, self.c_prev], |s| {
+            forward_fused(s, self.zx)
+        })
     }
 
     fn ops(&self) -> Result<StepOut> {
@@ -203,7 +216,10 @@ pub(crate) struct Backward<'a> {
 
 impl Backward<'_> {
     /// `(dh_rec, dc_next)`, zeros at the last step (`zero` holds them).
-    fn next_or_zero<'b>(&'b self, zero: &'b mut Option<Tensor>) -> Result<(&'b Tensor, &'b Tensor)> {
+    fn next_or_zero<'b>(
+        &'b self,
+        zero: &'b mut Option<Tensor>,
+    ) -> Result<(&'b Tensor, &'b Tensor)> {
         Ok(match self.next {
             Some(n) => n,
             None => {
@@ -223,7 +239,13 @@ impl FusedOp for Backward<'_> {
 
     #[cfg(feature = "cuda")]
     fn cuda(&self) -> Option<Result<StepGrad>> {
-        let r = crate::cuda::cell::backward(self.gates, self.c_prev, self.tanh_c, self.dh_out, self.next)?;
+        let r = crate::cuda::cell::backward(
+            self.gates,
+            self.c_prev,
+            self.tanh_c,
+            self.dh_out,
+            self.next,
+        )?;
         Some(r.map(|[dz, dc_prev]| StepGrad { dz, dc_prev }))
     }
 
@@ -237,7 +259,14 @@ impl FusedOp for Backward<'_> {
             Ok(n) => n,
             Err(e) => return Some(Err(e)),
         };
-        let ts = [self.gates, self.c_prev, self.tanh_c, self.dh_out, dh_rec, dc_next];
+        let ts = [
+            self.gates,
+            self.c_prev,
+            self.tanh_c,
+            self.dh_out,
+            dh_rec,
+            dc_next,
+        ];
         on_cpu::<T, _>(&ts, |s| backward_fused(s, self.gates))
     }
 
@@ -245,7 +274,14 @@ impl FusedOp for Backward<'_> {
         let mut zero = None;
         let (dh_rec, dc_next) = self.next_or_zero(&mut zero)?;
         let dh = (self.dh_out + dh_rec)?;
-        backward_ops(self.gates, self.c_prev, self.tanh_c, &dh, dc_next, self.consts)
+        backward_ops(
+            self.gates,
+            self.c_prev,
+            self.tanh_c,
+            &dh,
+            dc_next,
+            self.consts,
+        )
     }
 }
 
@@ -326,10 +362,24 @@ mod tests {
             Tensor::from_vec(v, (n / cols, cols), &dev).unwrap()
         };
         let consts = GateConsts::new(h, DType::F64, &dev).unwrap();
-        let (zx, zh, c) = (r(b * 4 * h, 0.1, 4 * h), r(b * 4 * h, 0.4, 4 * h), r(b * h, 0.7, h));
-        let fwd = Forward { zx: &zx, zh: &zh, c_prev: &c, consts: &consts };
+        let (zx, zh, c) = (
+            r(b * 4 * h, 0.1, 4 * h),
+            r(b * 4 * h, 0.4, 4 * h),
+            r(b * h, 0.7, h),
+        );
+        let fwd = Forward {
+            zx: &zx,
+            zh: &zh,
+            c_prev: &c,
+            consts: &consts,
+        };
         let (f, o) = (fwd.cpu::<f64>().unwrap().unwrap(), fwd.ops().unwrap());
-        for (x, y) in [(&f.gates, &o.gates), (&f.c, &o.c), (&f.tanh_c, &o.tanh_c), (&f.h, &o.h)] {
+        for (x, y) in [
+            (&f.gates, &o.gates),
+            (&f.c, &o.c),
+            (&f.tanh_c, &o.tanh_c),
+            (&f.h, &o.h),
+        ] {
             assert!(max_diff(x, y) < 1e-12);
         }
         let (dh, dh2, dcn) = (r(b * h, 1.3, h), r(b * h, 0.2, h), r(b * h, 2.9, h));

@@ -40,7 +40,11 @@ impl FusedOp for CrossEntropy<'_> {
     #[cfg(feature = "cuda")]
     fn cuda(&self) -> Option<Result<Loss>> {
         let r = crate::cuda::loss::cross_entropy(self.logits, self.targets, self.want_grad)?;
-        Some(r.map(|(loss_sum, correct, grad)| Loss { loss_sum, correct, grad }))
+        Some(r.map(|(loss_sum, correct, grad)| Loss {
+            loss_sum,
+            correct,
+            grad,
+        }))
     }
 
     fn cpu<T: Act>(&self) -> Option<Result<Loss>> {
@@ -52,11 +56,7 @@ impl FusedOp for CrossEntropy<'_> {
     }
 }
 
-fn fused<T: Act>(
-    logits: &Tensor,
-    targets: &Tensor,
-    want_grad: bool,
-) -> Option<Result<Loss>> {
+fn fused<T: Act>(logits: &Tensor, targets: &Tensor, want_grad: bool) -> Option<Result<Loss>> {
     let (ls, ll) = logits.storage_and_layout();
     let (ts, tl) = targets.storage_and_layout();
     let x = cpu_slice::<T>(&ls, ll)?;
@@ -94,8 +94,8 @@ fn fused<T: Act>(
             let lse = sum.ln() + max;
             if want_grad {
                 let scale = inv_n / sum; // softmax / N
-                ex.iter_mut().for_each(|e| *e = *e * scale);
-                ex[target] = ex[target] - inv_n;
+                ex.iter_mut().for_each(|e| *e *= scale);
+                ex[target] -= inv_n;
             }
             (WithDType::to_f64(lse - row[target]), (arg == target) as u64)
         };
@@ -176,7 +176,11 @@ mod tests {
         )
         .unwrap();
         let t = Tensor::from_vec(vec![0u32, 6, 3, 3, 1], n, &dev).unwrap();
-        let op = CrossEntropy { logits: &x, targets: &t, want_grad: true };
+        let op = CrossEntropy {
+            logits: &x,
+            targets: &t,
+            want_grad: true,
+        };
         let (a, b) = (op.cpu::<f64>().unwrap().unwrap(), op.ops().unwrap());
         assert!((a.loss_sum - b.loss_sum).abs() < 1e-12);
         assert_eq!(a.correct, b.correct);

@@ -34,14 +34,16 @@ fn sum_rows_cpu<T: CpuFloat>(t: &Tensor) -> Option<Result<Tensor>> {
     let (rows, cols) = t.dims2().ok()?;
     let (s, l) = t.storage_and_layout();
     let x = cpu_slice::<T>(&s, l)?;
-    let block = rows.div_ceil(rayon::current_num_threads().max(1) * 4).max(1);
+    let block = rows
+        .div_ceil(rayon::current_num_threads().max(1) * 4)
+        .max(1);
     let sum = x
         .par_chunks(block * cols.max(1))
         .map(|chunk| {
             let mut acc = vec![T::zero(); cols];
             for row in chunk.chunks(cols.max(1)) {
                 for (a, &v) in acc.iter_mut().zip(row) {
-                    *a = *a + v;
+                    *a += v;
                 }
             }
             acc
@@ -49,7 +51,7 @@ fn sum_rows_cpu<T: CpuFloat>(t: &Tensor) -> Option<Result<Tensor>> {
         .reduce(
             || vec![T::zero(); cols],
             |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, &y)| *x = *x + y);
+                a.iter_mut().zip(&b).for_each(|(x, &y)| *x += y);
                 a
             },
         );
@@ -57,8 +59,8 @@ fn sum_rows_cpu<T: CpuFloat>(t: &Tensor) -> Option<Result<Tensor>> {
 }
 
 /// `x` `[rows, cols]` plus the bias `b` `[cols]` on every row. The CPU loop writes a fresh buffer
-/// in rayon's pool; candle's `broadcast_add` there ran in a thread pool of its own, whose wake-ups
-/// competed with rayon's on two cores.
+/// in rayon's pool: candle's `broadcast_add` on the CPU runs in a thread pool of its own, whose
+/// wake-ups compete with rayon's on two cores.
 pub(crate) struct AddBias<'a> {
     pub x: &'a Tensor,
     pub b: &'a Tensor,
@@ -91,11 +93,13 @@ fn add_bias_cpu<T: CpuFloat>(x: &Tensor, b: &Tensor) -> Option<Result<Tensor>> {
     }
     let mut out = buf::uninit::<T>(rows * cols);
     let block = rows.div_ceil(rayon::current_num_threads().max(1)).max(1) * cols;
-    out.par_chunks_mut(block).zip(xv.par_chunks(block)).for_each(|(o, xr)| {
-        for (orow, xrow) in o.chunks_mut(cols).zip(xr.chunks(cols)) {
-            buf::fill(orow, xrow.iter().zip(bv).map(|(&a, &c)| a + c));
-        }
-    });
+    out.par_chunks_mut(block)
+        .zip(xv.par_chunks(block))
+        .for_each(|(o, xr)| {
+            for (orow, xrow) in o.chunks_mut(cols).zip(xr.chunks(cols)) {
+                buf::fill(orow, xrow.iter().zip(bv).map(|(&a, &c)| a + c));
+            }
+        });
     // SAFETY: every row of every chunk was filled (the chunks of `out` and `xv` align).
     let out = unsafe { buf::assume_init(out) };
     Some(Tensor::from_vec(out, (rows, cols), x.device()).map_err(Into::into))
@@ -109,7 +113,9 @@ mod tests {
     use candle_core::Device;
 
     fn rand(rows: usize, cols: usize, seed: u64) -> Tensor {
-        let v: Vec<f32> = (0..rows * cols).map(|i| ((i as u64 * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0).collect();
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i as u64 * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
         Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
     }
 
@@ -123,7 +129,10 @@ mod tests {
         for (r, c) in [(1, 5), (7, 3), (1001, 65), (64, 2048)] {
             let t = rand(r, c, 9);
             let op = SumRows(&t);
-            let diff = max_diff(&f64s(op.cpu::<f32>().unwrap().unwrap()), &f64s(op.ops().unwrap()));
+            let diff = max_diff(
+                &f64s(op.cpu::<f32>().unwrap().unwrap()),
+                &f64s(op.ops().unwrap()),
+            );
             assert!(diff <= 1e-6 * r as f64, "[{r},{c}]: {diff}");
         }
     }
@@ -137,12 +146,22 @@ mod tests {
             let b = rand(1, cols, 4).flatten_all().unwrap();
             let op = AddBias { x: &x, b: &b };
             let got = op.cpu::<f32>().unwrap().unwrap();
-            assert_eq!(max_diff(&f64s(got), &f64s(op.ops().unwrap())), 0.0, "{rows}x{cols}");
+            assert_eq!(
+                max_diff(&f64s(got), &f64s(op.ops().unwrap())),
+                0.0,
+                "{rows}x{cols}"
+            );
         }
         let xt = rand(9, 4, 5).t().unwrap(); // [4, 9], strided
         let b = rand(1, 9, 6).flatten_all().unwrap();
         let op = AddBias { x: &xt, b: &b };
         assert!(op.cpu::<f32>().is_none());
-        assert_eq!(max_diff(&f64s(run(&op).unwrap()), &f64s(xt.broadcast_add(&b).unwrap())), 0.0);
+        assert_eq!(
+            max_diff(
+                &f64s(run(&op).unwrap()),
+                &f64s(xt.broadcast_add(&b).unwrap())
+            ),
+            0.0
+        );
     }
 }

@@ -57,7 +57,11 @@ impl FusedOp for TopKTopP<'_> {
         if !self.logits.device().is_cuda() {
             return None;
         }
-        let l = match self.logits.to_dtype(DType::F32).and_then(|l| l.contiguous()) {
+        let l = match self
+            .logits
+            .to_dtype(DType::F32)
+            .and_then(|l| l.contiguous())
+        {
             Ok(l) => l,
             Err(e) => return Some(Err(e.into())),
         };
