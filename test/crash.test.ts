@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listCheckpoints, loadModel } from '../ts/index';
-import { shakespeare, tmpDir } from './helpers';
+import { last, shakespeare, tmpDir } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..');
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: { lstmgen: string } };
@@ -43,11 +43,40 @@ describe('crash consistency', () => {
     const corpus = path.join(dir, 'corpus.txt');
     fs.writeFileSync(corpus, shakespeare(30_000));
     const args = (out: string, ckpt: string) => [
-      CLI, 'train', '--corpus', corpus, '--embedding-dim', '16', '--hidden-size', '48', '--seq-len', '32',
-      '--batch-size', '8', '--dropout', '0.1', '--device', 'cpu', '--seed', '9', '--max-steps', String(STEPS),
-      '--checkpoint-dir', ckpt, '--checkpoint-every', '3', '--keep', '2', '--json', '--out', out,
+      CLI,
+      'train',
+      '--corpus',
+      corpus,
+      '--embedding-dim',
+      '16',
+      '--hidden-size',
+      '48',
+      '--seq-len',
+      '32',
+      '--batch-size',
+      '8',
+      '--dropout',
+      '0.1',
+      '--device',
+      'cpu',
+      '--seed',
+      '9',
+      '--max-steps',
+      String(STEPS),
+      '--checkpoint-dir',
+      ckpt,
+      '--checkpoint-every',
+      '3',
+      '--keep',
+      '2',
+      '--json',
+      '--out',
+      out,
     ];
-    const full = spawnSync(process.execPath, args(path.join(dir, 'full.lstm'), path.join(dir, 'full-ckpt')), { encoding: 'utf8', timeout: 120_000 });
+    const full = spawnSync(process.execPath, args(path.join(dir, 'full.lstm'), path.join(dir, 'full-ckpt')), {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(full.status).toBe(0);
     const reference = stepLosses(full.stdout);
     expect(reference.size).toBe(STEPS);
@@ -66,14 +95,19 @@ describe('crash consistency', () => {
         });
         child.on('exit', () => resolve());
       });
-      const newest = listCheckpoints(ckpt).at(-1);
-      expect(newest, `run ${k}: no complete checkpoint`).toBeDefined();
-      const m = await loadModel(newest!.path);
-      expect(m.steps).toBe(newest!.step);
-      const resumed = spawnSync(process.execPath, [...args(path.join(dir, `resumed-${k}.lstm`), ckpt), '--resume', ckpt], { encoding: 'utf8', timeout: 120_000 });
+      const checkpoints = listCheckpoints(ckpt);
+      expect(checkpoints.length, `run ${k}: no complete checkpoint`).toBeGreaterThan(0);
+      const newest = last(checkpoints);
+      const m = await loadModel(newest.path);
+      expect(m.steps).toBe(newest.step);
+      const resumed = spawnSync(
+        process.execPath,
+        [...args(path.join(dir, `resumed-${k}.lstm`), ckpt), '--resume', ckpt],
+        { encoding: 'utf8', timeout: 120_000 },
+      );
       expect(resumed.status, resumed.stderr).toBe(0);
       const losses = stepLosses(resumed.stdout);
-      expect(losses.size).toBe(STEPS - newest!.step);
+      expect(losses.size).toBe(STEPS - newest.step);
       for (const [step, loss] of losses) expect(loss, `run ${k}, step ${step}`).toBe(reference.get(step));
     }
   }, 240_000);
