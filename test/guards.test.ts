@@ -46,7 +46,7 @@ describe('non-finite guard', () => {
     await good.model.save(file);
     const before = fs.readFileSync(file);
 
-    // Neither training nor loading can produce non-finite weights any more, so craft the bytes: a NaN in the
+    // Neither training nor loading can produce non-finite weights, so craft the bytes: a NaN in the
     // decoder bias. Loading refuses them; the check save() runs on the bytes it is about to write refuses them.
     const bytes = Buffer.from(good.model.native.toSafetensors({}));
     tensorBytes(bytes)['decoder.bias'].writeFloatLE(NaN, 0);

@@ -87,7 +87,7 @@ describe.skipIf(!supported)('packed install (no Rust toolchain)', () => {
     const main = pack(stage, tarballs);
     mainFiles = main.files;
 
-    // Platform package: npm/linux-x64-gnu/ plus the CPU addon (what scripts/prepare-packages.sh does).
+    // Platform package: npm/linux-x64-gnu/ plus the CPU addon (what scripts/release/prepare-packages.sh does).
     const plat = path.join(work, PLATFORM);
     fs.cpSync(path.join(ROOT, 'npm', PLATFORM), plat, { recursive: true });
     fs.copyFileSync(NODE_FILE, path.join(plat, path.basename(NODE_FILE)));

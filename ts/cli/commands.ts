@@ -22,7 +22,7 @@ interface TrainFlags {
 export async function trainCommand(flags: TrainFlags): Promise<void> {
   const { out, json, ...rest } = flags;
   const config = runFlagsToConfig(rest);
-  assertWritable(out, 'out'); // fail now, not after training
+  assertWritable(out, 'out'); // fail before training, not after it
   const controller = new AbortController();
   const onSigint = () => {
     process.stderr.write('\nlstmgen: stopping after this step (Ctrl-C again to quit)\n');
