@@ -28,7 +28,7 @@ ln -s libcuda.so.1 "$STUB/libcuda.so"
 echo "cuda-smoke: stub libcuda.so.1 with $(grep -c . "$STUB/s.c") functions; needed: $(readelf -d "$NODE_FILE" | awk '/NEEDED/ {printf "%s ", $NF}' | tr -d '[]')"
 export LD_LIBRARY_PATH="$STUB:$PREFIX/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LSTMGEN_CUDA_BINARY="$NODE_FILE"
-OUT="$(node dist/cli.js info)"
+OUT="$(node dist/cli/main.js info)"
 echo "$OUT"
 grep -q '^engine: CPU build on cpu' <<<"$OUT" || { echo "cuda-smoke: expected the CPU build to be selected" >&2; exit 1; }
 grep -q '^cuda: not used: the CUDA build loaded but sees no usable GPU: ' <<<"$OUT" ||

@@ -2,7 +2,7 @@
 """Check that lstmgen model files and PyTorch agree on the logits, in both directions (not part of CI).
 
     npm run build:ts
-    node dist/cli.js train --corpus moby-dick --max-steps 50 --num-layers 2 --out /tmp/m.lstm   # any model
+    node dist/cli/main.js train --corpus moby-dick --max-steps 50 --num-layers 2 --out /tmp/m.lstm   # any model
     .venv-ref/bin/python scripts/reference/torch-interop.py /tmp/m.lstm
 
 Export: loads the lstmgen model file with safetensors.torch.load_file (the metadata is ignored) into
