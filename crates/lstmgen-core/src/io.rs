@@ -11,18 +11,18 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 
 /// Metadata key holding the format tag [`FORMAT`].
-pub const KEY_FORMAT: &str = "lstmgen.format";
+pub(crate) const KEY_FORMAT: &str = "lstmgen.format";
 /// Metadata key holding the format version.
-pub const KEY_VERSION: &str = "lstmgen.version";
+pub(crate) const KEY_VERSION: &str = "lstmgen.version";
 /// Metadata key holding the model config as JSON.
-pub const KEY_MODEL: &str = "lstmgen.model";
+pub(crate) const KEY_MODEL: &str = "lstmgen.model";
 /// Metadata key holding the CRC-32 (hex) of all tensor bytes, tensors taken in name order.
-pub const KEY_CRC: &str = "lstmgen.crc32";
-pub const FORMAT: &str = "lstmgen";
-pub const VERSION: &str = "1";
+pub(crate) const KEY_CRC: &str = "lstmgen.crc32";
+pub(crate) const FORMAT: &str = "lstmgen";
+pub(crate) const VERSION: &str = "1";
 
 /// Metadata key holding the Adam step count when the file carries training state.
-pub const KEY_STEP: &str = "lstmgen.step";
+pub(crate) const KEY_STEP: &str = "lstmgen.step";
 
 /// The tensors written for `model`: the parameters under their PyTorch names and, when
 /// `with_training`, Adam's moments (`optim.m.<name>`, `optim.v.<name>`) and the carried hidden

@@ -8,11 +8,11 @@
 mod act;
 mod adam;
 mod buf;
-pub mod config;
+mod config;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod device;
-pub mod error;
+mod error;
 pub mod gemm;
 pub mod io;
 mod lstm;

@@ -5,7 +5,7 @@ use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 
 /// Bytes the system can still give us (`MemAvailable` of /proc/meminfo), or `None` if unknown.
-pub fn available_bytes() -> Option<u64> {
+pub(crate) fn available_bytes() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -13,7 +13,7 @@ pub fn available_bytes() -> Option<u64> {
 }
 
 /// Number of parameters of a model of shape `cfg`.
-pub fn param_count(cfg: &ModelConfig) -> u64 {
+pub(crate) fn param_count(cfg: &ModelConfig) -> u64 {
     let (v, e, h, l) = (
         cfg.vocab_size as u64,
         cfg.embedding_dim as u64,
@@ -26,13 +26,13 @@ pub fn param_count(cfg: &ModelConfig) -> u64 {
 }
 
 /// Bytes (f32) of the parameters, their gradients and Adam's two moments.
-pub fn model_bytes(cfg: &ModelConfig) -> u64 {
+pub(crate) fn model_bytes(cfg: &ModelConfig) -> u64 {
     param_count(cfg).saturating_mul(4 * 4)
 }
 
 /// Bytes (f32) one training step keeps alive for `batch * seq_len` positions: per layer the
 /// gates, cell, tanh(cell), outputs and their gradients; the logits, softmax and its gradient.
-pub fn step_bytes(cfg: &ModelConfig, batch: usize, seq_len: usize) -> u64 {
+pub(crate) fn step_bytes(cfg: &ModelConfig, batch: usize, seq_len: usize) -> u64 {
     let n = (batch as u64).saturating_mul(seq_len as u64);
     let (v, e, h, l) = (
         cfg.vocab_size as u64,
@@ -45,7 +45,7 @@ pub fn step_bytes(cfg: &ModelConfig, batch: usize, seq_len: usize) -> u64 {
 }
 
 /// `Err(Error::Data)` naming `what` when `bytes` exceed the memory available now.
-pub fn ensure_fits(bytes: u64, what: &str) -> Result<()> {
+pub(crate) fn ensure_fits(bytes: u64, what: &str) -> Result<()> {
     match available_bytes() {
         Some(avail) if bytes > avail => Err(Error::Data(format!(
             "{what} needs about {:.1} GiB but only {:.1} GiB of memory is available; reduce hiddenSize, numLayers, vocabSize, batchSize or seqLen",

@@ -153,7 +153,7 @@ impl Model {
     }
 
     /// Parameter dtype: F32 in the product; F64 is accepted for exact gradient checks.
-    pub fn dtype(&self) -> DType {
+    pub(crate) fn dtype(&self) -> DType {
         self.params[0].dtype()
     }
     pub fn config(&self) -> &ModelConfig {
@@ -163,7 +163,7 @@ impl Model {
         &self.device
     }
     /// Parameters in [`Layout`] order.
-    pub fn params(&self) -> &[Tensor] {
+    pub(crate) fn params(&self) -> &[Tensor] {
         &self.params
     }
     /// Number of Adam steps taken.
@@ -230,7 +230,7 @@ impl Model {
     }
 
     /// A zero state for `batch` sequences.
-    pub fn zero_state(&self, batch: usize) -> Result<State> {
+    pub(crate) fn zero_state(&self, batch: usize) -> Result<State> {
         let z = Tensor::zeros((batch, self.cfg.hidden_size), self.dtype(), &self.device)?;
         Ok(State {
             h: vec![z.clone(); self.cfg.num_layers],

@@ -236,7 +236,7 @@ pub fn generate(model: &Model, prompt: &[u32], cfg: &SampleConfig) -> Result<Vec
 /// Draws one token id from a row of logits `[V]` under the temperature / top-k / top-p rules,
 /// using `u`, a uniform draw in [0, 1): the token where the cumulative probability passes `u`.
 /// Probabilities are `exp((l - max) / T)` (f32, vectorized) summed in f64.
-pub fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
+pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
     let argmax = || {
         let mut best = 0;
         for (i, &l) in logits.iter().enumerate() {
