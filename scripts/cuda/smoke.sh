@@ -10,7 +10,7 @@ PREFIX="${LSTMGEN_CUDA_PREFIX:-$ROOT/.cuda}"
 NODE_FILE="$ROOT/lstmgen.linux-x64-gnu-cuda.node"
 cd "$ROOT"
 [[ -f "$NODE_FILE" ]] || { echo "cuda-smoke: $NODE_FILE is missing (scripts/cuda/build.sh)" >&2; exit 1; }
-[[ -f dist/native.js ]] || { echo "cuda-smoke: dist/ is missing (npm run build:ts)" >&2; exit 1; }
+[[ -f dist/native/loader.js ]] || { echo "cuda-smoke: dist/ is missing (npm run build:ts)" >&2; exit 1; }
 STUB="$(mktemp -d)"
 trap 'rm -rf "$STUB"' EXIT
 # Every cu* driver function the build imports, returning CUDA_ERROR_STUB_LIBRARY.
@@ -33,7 +33,7 @@ echo "$OUT"
 grep -q '^engine: CPU build on cpu' <<<"$OUT" || { echo "cuda-smoke: expected the CPU build to be selected" >&2; exit 1; }
 grep -q '^cuda: not used: the CUDA build loaded but sees no usable GPU: ' <<<"$OUT" ||
   { echo "cuda-smoke: expected the CUDA build to load and report no usable GPU" >&2; exit 1; }
-if ERR="$(node -e "require('./dist/native').defaultLoader.forDevice('cuda')" 2>&1)"; then
+if ERR="$(node -e "require('./dist/native/loader').defaultLoader.forDevice('cuda')" 2>&1)"; then
   echo "cuda-smoke: device cuda should have failed" >&2; exit 1
 fi
 grep -q 'DeviceError: device "cuda" is not usable: the CUDA build loaded but sees no usable GPU' <<<"$ERR" ||
