@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import type { CorpusSource } from './data';
 import { ConfigError } from './errors';
-import type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo } from './events';
+import type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
 import { PRECISIONS, type Precision } from './native/handle';
 import { DEVICES } from './native/loader';
 
@@ -261,6 +261,12 @@ const trainFields = {
   logFile: path.optional().describe('write metrics as JSON lines (plot with lstmgen plot)'),
   /** Called after every checkpoint written. */
   onCheckpoint: fn<(info: CheckpointInfo) => void | Promise<void>>().optional(),
+  /**
+   * Receives the run's warnings instead of `process.emitWarning`: the message and its code
+   * (see {@link TrainWarningCode}), e.g. validation symbols outside the vocabulary (`LSTMGEN_UNKNOWN_SYMBOLS`)
+   * or a diverged run (`LSTMGEN_DIVERGED`). A throw from it propagates like a callback's.
+   */
+  onWarning: fn<(message: string, code: TrainWarningCode) => void>().optional(),
 };
 
 /** Schema of the options of `train()`. */

@@ -88,3 +88,15 @@ export interface CheckpointInfo {
   /** `periodic` (every `checkpointEvery` steps), `final` (end of the run), or `best` (new best validation loss). */
   kind: 'periodic' | 'final' | 'best';
 }
+
+/**
+ * Codes of the warnings `train()` gives (through `onWarning`, else `process.emitWarning` with this code):
+ * `LSTMGEN_UNKNOWN_SYMBOLS` (validation symbols outside the vocabulary, counted as `<unk>`),
+ * `LSTMGEN_DIVERGED` (the final validation loss is clearly above ln(vocabSize)), `LSTMGEN_IGNORED_OPTION`
+ * (an option the chosen tokenizer does not use), `LSTMGEN_RESTORE_BEST` (the best weights could not be restored).
+ */
+export type TrainWarningCode =
+  | 'LSTMGEN_UNKNOWN_SYMBOLS'
+  | 'LSTMGEN_DIVERGED'
+  | 'LSTMGEN_IGNORED_OPTION'
+  | 'LSTMGEN_RESTORE_BEST';

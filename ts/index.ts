@@ -45,7 +45,15 @@ export {
   NumericError,
   wrapNative,
 } from './errors';
-export type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo, TrainHistory } from './events';
+export type {
+  CheckpointInfo,
+  EpochInfo,
+  EvalInfo,
+  StartInfo,
+  StepInfo,
+  TrainHistory,
+  TrainWarningCode,
+} from './events';
 export { type ImportTorchOptions, importTorch } from './interop/torch';
 export { accuracy, bitsPerChar, perplexity } from './metrics';
 export {

@@ -30,7 +30,7 @@ export const METADATA_KEYS = { config: 'config', tokenizer: 'tokenizer' } as con
 /** The train config as stored in a model file: no callbacks or signal, corpora by name (`<text>` for inline text). */
 export type ModelConfig = Omit<
   TrainConfig,
-  'corpus' | 'valCorpus' | 'onStart' | 'onStep' | 'onEval' | 'onEpoch' | 'onCheckpoint' | 'signal'
+  'corpus' | 'valCorpus' | 'onStart' | 'onStep' | 'onEval' | 'onEpoch' | 'onCheckpoint' | 'onWarning' | 'signal'
 > & {
   corpus: string;
   valCorpus?: string;
@@ -38,7 +38,7 @@ export type ModelConfig = Omit<
 
 /** The storable part of a validated train config. */
 export function toModelConfig(config: TrainConfig): ModelConfig {
-  const { corpus, valCorpus, onStart, onStep, onEval, onEpoch, onCheckpoint, signal, ...rest } = config;
+  const { corpus, valCorpus, onStart, onStep, onEval, onEpoch, onCheckpoint, onWarning, signal, ...rest } = config;
   return { ...rest, corpus: describeCorpus(corpus), ...(valCorpus ? { valCorpus: describeCorpus(valCorpus) } : {}) };
 }
 

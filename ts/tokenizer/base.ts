@@ -1,6 +1,7 @@
 /**
  * What every tokenizer shares: a fixed id -> token table with `<unk>` at id 0, and encoding of a sequence
- * of pieces with unknown pieces mapped to `<unk>` (one warning per call) or rejected under `strict`.
+ * of pieces with unknown pieces mapped to `<unk>` (one warning per call, naming a bounded number of them,
+ * each cut to a bounded length) or rejected under `strict`.
  */
 import { DataError } from '../errors';
 
@@ -47,7 +48,25 @@ export interface Tokenizer {
   toJSON(): TokenizerJSON;
 }
 
-const MAX_EXAMPLES = 8;
+/** Unknown symbols a warning or error names; the others are counted ("and N more"). */
+export const MAX_EXAMPLES = 20;
+/** Code points of an unknown symbol shown in a message; a longer one is cut, with an ellipsis and its length. */
+export const MAX_EXAMPLE_LENGTH = 40;
+
+/**
+ * The unknown symbols of a message: the first {@link MAX_EXAMPLES} of `symbols` (distinct, in order of first
+ * appearance) quoted, each cut to {@link MAX_EXAMPLE_LENGTH} code points (`"abc…"… (90000 characters)`), then
+ * `and N more` for the rest.
+ */
+export function describeSymbols(symbols: readonly string[]): string {
+  const shown = symbols.slice(0, MAX_EXAMPLES).map((s) => {
+    const points = [...s];
+    if (points.length <= MAX_EXAMPLE_LENGTH) return JSON.stringify(s);
+    return `${JSON.stringify(points.slice(0, MAX_EXAMPLE_LENGTH).join(''))}… (${points.length} characters)`;
+  });
+  const rest = symbols.length - shown.length;
+  return rest > 0 ? `${shown.join(', ')} and ${rest} more` : shown.join(', ');
+}
 
 /** Common implementation over an id -> token table; subclasses define how text splits into pieces. */
 export abstract class TableTokenizer implements Tokenizer {
@@ -73,22 +92,23 @@ export abstract class TableTokenizer implements Tokenizer {
 
   encode(text: string, options: EncodeOptions = {}): Uint32Array {
     const ids: number[] = [];
-    const unknown = new Set<string>();
+    const unknown = new Set<string>(); // distinct, in order of first appearance
     let unknownCount = 0;
     for (const piece of this.pieces(text)) {
       const id = this.index.get(piece);
       if (id === undefined) {
         unknownCount++;
-        if (unknown.size < MAX_EXAMPLES) unknown.add(piece);
+        unknown.add(piece);
         ids.push(this.unkId);
       } else {
         ids.push(id);
       }
     }
     if (unknownCount > 0) {
-      const examples = [...unknown].map((s) => JSON.stringify(s)).join(', ');
-      const more = unknownCount > unknown.size ? ', ...' : '';
-      const what = `${unknownCount} symbol${unknownCount > 1 ? 's' : ''} not in the vocabulary (${examples}${more})`;
+      const distinct = unknownCount > unknown.size ? `${unknown.size} distinct: ` : '';
+      const what =
+        `${unknownCount} symbol${unknownCount > 1 ? 's' : ''} not in the vocabulary ` +
+        `(${distinct}${describeSymbols([...unknown])})`;
       if (options.strict) throw new DataError(`${what}; remove them or encode without strict to map them to ${UNK}`);
       const warn = options.onWarning ?? warnUnknownSymbols;
       warn(`${what} mapped to ${UNK}`);

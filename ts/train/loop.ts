@@ -5,10 +5,10 @@ import * as path from 'node:path';
 import { parseTrainConfig, type TrainOptions } from '../config';
 import { batchAt, batchLayout, loadCorpus, splitText } from '../data';
 import { ConfigError, NumericError } from '../errors';
-import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory } from '../events';
+import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory, TrainWarningCode } from '../events';
 import { type EvalResult, LstmModel, toModelConfig } from '../model';
 import { NativeHandle, type NativeStepResult } from '../native/handle';
-import { buildTokenizer, warnUnknownSymbols } from '../tokenizer';
+import { buildTokenizer } from '../tokenizer';
 import { assertSameTokenizer, CheckpointWriter, readCheckpoint, resumeInput, type TrainingState } from './checkpoint';
 import { PlateauTracker } from './plateau';
 import { RunLog } from './runlog';
@@ -34,6 +34,11 @@ export const DEFAULT_KEEP_CHECKPOINTS = 3;
 
 const ignore = () => {};
 
+/** Where the warnings of a run go without `onWarning`: `process.emitWarning` with the code. */
+function emitWarning(message: string, code: TrainWarningCode): void {
+  process.emitWarning(message, { code });
+}
+
 /**
  * Train a new model, or continue one from a checkpoint (`resumeFrom`).
  *
@@ -44,14 +49,17 @@ const ignore = () => {};
  * rate of each step comes from `lrSchedule`. Validation runs every `evalEvery` steps and at each epoch end;
  * the *monitored* validations (those of `evalEvery` when set, else the epoch ends) drive reduce-on-plateau,
  * early stopping and `best.lstm`. When `maxSteps` ends an epoch early its validation is reported but not
- * monitored. Out-of-vocabulary symbols in the training or validation text become `<unk>` silently.
+ * monitored. Symbols outside the vocabulary (which is the training text's) become `<unk>`: silently in the training
+ * text, with one warning in the validation text.
  *
  * A resumed run continues exactly: same batches, dropout masks, Adam state and carried state, so its step
  * losses equal those of an uninterrupted run. When `signal` aborts, training stops before the next step and
  * the model so far is returned with `history.aborted = true` (a final checkpoint is written when
  * `checkpointDir` is set). With early stopping and `restoreBest`, the returned model has the best weights.
- * When the final validation loss is above ln(vocabSize) (worse than a uniform prediction: training diverged)
- * a process warning with code `LSTMGEN_DIVERGED` says so and suggests a lower lr; the run still resolves.
+ * When the final validation loss is non-finite or clearly above ln(vocabSize) (worse than a uniform prediction
+ * by more than {@link DIVERGENCE_MARGIN}: training diverged) a warning `LSTMGEN_DIVERGED` says so and suggests a
+ * lower lr; the run still resolves. Warnings (see {@link TrainWarningCode}) go to `onWarning`, else to
+ * `process.emitWarning` with their code.
  *
  * @throws ConfigError for invalid options, or a checkpoint whose tokenizer or shape differs from the options;
  *   DataError for an unreadable/empty corpus or one too short for one batch (training) or one sequence
@@ -65,10 +73,11 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   const resumed = given.resumeFrom ? await readCheckpoint(given.resumeFrom, given.device) : undefined;
   const cfg = resumed ? parseTrainConfig(resumeInput(input, resumed.model.config)) : given;
 
+  const warn = cfg.onWarning ?? emitWarning;
   if (cfg.tokenizer === 'char' && (input as { vocabSize?: unknown }).vocabSize !== undefined) {
-    process.emitWarning(
+    warn(
       'vocabSize is ignored by the char tokenizer: its vocabulary is every symbol of the training text',
-      { code: 'LSTMGEN_IGNORED_OPTION' },
+      'LSTMGEN_IGNORED_OPTION',
     );
   }
   const text = loadCorpus(cfg.corpus);
@@ -82,7 +91,9 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
   const tokenizer = resumed?.model.tokenizer ?? built;
   const trainIds = tokenizer.encode(split.train, { onWarning: ignore });
   // the vocabulary comes from the training text: symbols only the validation text has count as <unk>
-  const valIds = tokenizer.encode(split.val, { onWarning: (m) => warnUnknownSymbols(`validation text: ${m}`) });
+  const valIds = tokenizer.encode(split.val, {
+    onWarning: (m) => warn(`validation text: ${m}`, 'LSTMGEN_UNKNOWN_SYMBOLS'),
+  });
   const held = cfg.valCorpus
     ? ''
     : ` (the corpus minus the last valFraction = ${cfg.valFraction} held out for validation)`;
@@ -309,11 +320,12 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     }
     if (writer) await recordCheckpoint(await writer.periodic(model, state(), 'final'));
     if (history.stoppedEarly && cfg.earlyStopping?.restoreBest && bestStep !== null && bestStep !== step) {
-      model = await restoreBest(model, bestWeights, bestPath);
+      model = await restoreBest(model, bestWeights, bestPath, warn);
     }
     history.best = bestStep !== null && best.best !== null ? { valLoss: best.best, step: bestStep } : null;
     history.tokensPerSec = seconds > 0 ? tokens / seconds : 0;
-    warnIfDiverged(history.epochs.at(-1)?.valLoss, tokenizer.vocabSize, cfg.lr);
+    const diverged = divergenceWarning(history.epochs.at(-1)?.valLoss, tokenizer.vocabSize, cfg.lr);
+    if (diverged) warn(diverged, 'LSTMGEN_DIVERGED');
     log?.write({
       type: 'end',
       time: new Date().toISOString(),
@@ -330,28 +342,37 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
 }
 
 /**
- * Warn (process warning `LSTMGEN_DIVERGED`; the CLI prints it on stderr) when the final validation loss is above
- * ln(vocabSize), the loss of a uniform prediction: the model is worse than guessing, training diverged.
+ * How far above ln(vocabSize) (relative) a final validation loss must be to say that training diverged. An
+ * untrained model predicts nearly uniformly, so its loss is ln(vocabSize) give or take its random initial
+ * weights (a few hundredths of a nat on a char model); a run of a few small steps is still there. A model
+ * that lost the way is far above it: its confident predictions are wrong.
  */
-function warnIfDiverged(valLoss: number | undefined, vocabSize: number, lr: number): void {
+export const DIVERGENCE_MARGIN = 0.1;
+
+/**
+ * The warning for a final validation loss (nats/token) that says training diverged: non-finite, or more than
+ * {@link DIVERGENCE_MARGIN} above ln(vocabSize), the loss of a uniform prediction (the model is clearly worse
+ * than guessing). Undefined otherwise, or when nothing was validated.
+ */
+export function divergenceWarning(valLoss: number | undefined, vocabSize: number, lr: number): string | undefined {
   const uniform = Math.log(vocabSize);
-  if (valLoss === undefined || valLoss <= uniform) return;
-  process.emitWarning(
+  if (valLoss === undefined || (Number.isFinite(valLoss) && valLoss <= uniform * (1 + DIVERGENCE_MARGIN))) return;
+  return (
     `training diverged: the final validation loss ${valLoss.toPrecision(4)} ` +
-      `is above ln(vocabSize) = ${uniform.toFixed(3)}, ` +
-      `the loss of a uniform prediction, so the model is worse than guessing; lower lr (it was ${lr}) and train again`,
-    { code: 'LSTMGEN_DIVERGED' },
+    `is above ln(vocabSize) = ${uniform.toFixed(3)} by more than ${100 * DIVERGENCE_MARGIN}%, ` +
+    `the loss of a uniform prediction, so the model is worse than guessing; lower lr (it was ${lr}) and train again`
   );
 }
 
 /**
  * The model with the best weights: from the in-memory snapshot, else (the best predates a resume) from the
- * `best.lstm` checkpoint; if neither exists, `model` itself with a warning.
+ * `best.lstm` checkpoint; if neither exists, `model` itself with a warning through `warn`.
  */
 async function restoreBest(
   model: LstmModel,
   snapshot: Buffer | undefined,
   bestPath: string | null,
+  warn: (message: string, code: TrainWarningCode) => void,
 ): Promise<LstmModel> {
   const device = model.device.startsWith('cuda') ? 'cuda' : 'cpu';
   if (snapshot) return new LstmModel(NativeHandle.fromSafetensors(snapshot, device), model.tokenizer, model.config);
@@ -360,16 +381,16 @@ async function restoreBest(
       const loaded = await LstmModel.load(bestPath, { device });
       return new LstmModel(loaded.native, model.tokenizer, model.config);
     } catch (err) {
-      process.emitWarning(
+      warn(
         `cannot restore the best weights from ${bestPath}: ${(err as Error).message}; keeping the last weights`,
-        { code: 'LSTMGEN_RESTORE_BEST' },
+        'LSTMGEN_RESTORE_BEST',
       );
       return model;
     }
   }
-  process.emitWarning(
+  warn(
     'the best weights predate the resumed checkpoint and no best.lstm exists; keeping the last weights',
-    { code: 'LSTMGEN_RESTORE_BEST' },
+    'LSTMGEN_RESTORE_BEST',
   );
   return model;
 }
