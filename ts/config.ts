@@ -334,6 +334,11 @@ export const GenerateOptionsSchema = z.strictObject({
     .describe('stop at this string (repeatable)'),
   /** Throw a DataError for prompt symbols outside the vocabulary instead of mapping them to `<unk>`. */
   strict: bool.default(false).describe('fail on prompt symbols outside the vocabulary'),
+  /**
+   * Let the model sample `<unk>` (decoded as U+FFFD by char models, `<unk>` by word models). Off: `<unk>` is
+   * never sampled; the other tokens keep their relative probabilities.
+   */
+  allowUnk: bool.default(false).describe('let the model sample <unk> (default: never)'),
 });
 
 /** Options of `model.generate()` as the user writes them. */

@@ -62,6 +62,8 @@ export {
   loadModel,
   METADATA_KEYS,
   type ModelConfig,
+  type ModelSummary,
+  type TensorSummary,
   toModelConfig,
 } from './model';
 export type { Precision } from './native/handle';

@@ -19,7 +19,7 @@ import { DataError, fileErrorReason, ModelFileError } from './errors';
 import { writeFileAtomic } from './io/atomic';
 import { assertFiniteTensors } from './io/safetensors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
-import { NativeHandle, type Precision } from './native/handle';
+import { NativeHandle, type NativeModelConfig, type Precision } from './native/handle';
 import { cutAtFirst, decodeAfter, planSampling } from './sampling/plan';
 import { streamText } from './sampling/stream';
 import { type Tokenizer, tokenizerFromJSON } from './tokenizer';
@@ -56,9 +56,77 @@ export interface EvalResult {
   tokens: number;
 }
 
+/** One weight tensor of a model, as {@link LstmModel.summary} lists it. */
+export interface TensorSummary {
+  /** PyTorch name, as in the model file: `embedding.weight`, `lstm.weight_ih_l0`, ..., `decoder.bias`. */
+  name: string;
+  /** Shape, PyTorch's layout: `[V, E]`, `[4H, in]`, `[4H, H]`, `[4H]`, `[V, H]`, `[V]`. */
+  shape: number[];
+  /** Number of parameters: the product of `shape`. */
+  parameters: number;
+}
+
+/** What {@link LstmModel.summary} returns: the network's shape and its parameter count. */
+export interface ModelSummary {
+  /** Tokenizer kind. */
+  tokenizer: 'char' | 'word';
+  /** V: vocabulary size, specials included. */
+  vocabSize: number;
+  /** E: embedding width. */
+  embeddingDim: number;
+  /** H: hidden size of every LSTM layer. */
+  hiddenSize: number;
+  /** Stacked LSTM layers. */
+  numLayers: number;
+  /** Training dropout probability, in [0, 1). */
+  dropout: number;
+  /** Device the weights live on, as the engine names it (`"cpu"`, `"cuda:0"`). */
+  device: string;
+  /** Precision of the matrix products (see {@link Precision}). */
+  precision: Precision;
+  /** Optimizer steps taken so far. */
+  steps: number;
+  /** Every weight tensor, in model-file order. */
+  tensors: TensorSummary[];
+  /**
+   * Total parameters: V*E + sum over layers of 4H*(in + H) + 8H (in = E for the first layer, H after) + V*H + V.
+   */
+  parameters: number;
+  /** Memory of the weights: 4 bytes (f32) per parameter; Adam's moments, when training, take twice as much more. */
+  bytes: number;
+}
+
+/**
+ * The weight tensors of a network of shape `c`, as the engine names and lays them out (PyTorch's nn.Embedding,
+ * nn.LSTM and nn.Linear): embedding `[V, E]`; per layer k `weight_ih_lk` `[4H, in]`, `weight_hh_lk` `[4H, H]`,
+ * `bias_ih_lk` and `bias_hh_lk` `[4H]`; decoder `[V, H]` and `[V]`.
+ */
+export function weightTensors(c: NativeModelConfig): TensorSummary[] {
+  const { vocabSize: v, embeddingDim: e, hiddenSize: h } = c;
+  const tensor = (name: string, shape: number[]) => ({ name, shape, parameters: shape.reduce((a, b) => a * b, 1) });
+  const layers = Array.from({ length: c.numLayers }, (_, k) => [
+    tensor(`lstm.weight_ih_l${k}`, [4 * h, k === 0 ? e : h]),
+    tensor(`lstm.weight_hh_l${k}`, [4 * h, h]),
+    tensor(`lstm.bias_ih_l${k}`, [4 * h]),
+    tensor(`lstm.bias_hh_l${k}`, [4 * h]),
+  ]);
+  return [
+    tensor('embedding.weight', [v, e]),
+    ...layers.flat(),
+    tensor('decoder.weight', [v, h]),
+    tensor('decoder.bias', [v]),
+  ];
+}
+
 /**
  * A language model ready to sample and evaluate: the native weights (`native`), the `tokenizer` that maps
  * text to its ids, and the `config` it was trained with. Made by `train()` or {@link loadModel}.
+ *
+ * Every method may be called while others are still running (`Promise.all([m.evaluate(a), m.generate(b),
+ * m.save(f)])`): the native calls of one model run one at a time in call order (see
+ * {@link NativeHandle.exclusive}), each evaluation as one uninterrupted pass, so each result equals that of
+ * the same call made alone. A stream takes its turn per chunk: other calls run between its chunks and do not
+ * change its text.
  */
 export class LstmModel {
   /**
@@ -70,6 +138,35 @@ export class LstmModel {
     readonly tokenizer: Tokenizer,
     readonly config: ModelConfig,
   ) {}
+
+  /**
+   * The network's shape and parameter count (per tensor and in total), with device, precision and steps.
+   * @throws ConfigError once the model was disposed.
+   */
+  summary(): ModelSummary {
+    const c = this.native.config();
+    const tensors = weightTensors(c);
+    const parameters = tensors.reduce((sum, t) => sum + t.parameters, 0);
+    return {
+      tokenizer: this.tokenizer.kind,
+      ...c,
+      device: this.device,
+      precision: this.precision,
+      steps: this.steps,
+      tensors,
+      parameters,
+      bytes: 4 * parameters,
+    };
+  }
+
+  /**
+   * Let go of the native weights now rather than when the model is garbage-collected (see
+   * {@link NativeHandle.dispose}): every later call, and every call still waiting for its turn, throws or
+   * rejects with a ConfigError (`the model was disposed`); a native call already running finishes. Idempotent.
+   */
+  dispose(): void {
+    this.native.dispose();
+  }
 
   /** Device the weights live on, as the engine names it (e.g. `"cpu"`). */
   get device(): string {
@@ -87,7 +184,9 @@ export class LstmModel {
   }
 
   /**
-   * Sets the precision of later matrix products; weights are unchanged (f32).
+   * Sets the precision of later matrix products; weights are unchanged (f32). It takes effect at once, without
+   * waiting for calls in progress: an evaluation or stream already running does its remaining steps at the new
+   * precision.
    * @throws ConfigError (field `precision`) for anything but `'f32'` or `'bf16'`; DataError for `bf16` on a
    *   CUDA model (bf16 is CPU-only).
    */
@@ -98,11 +197,18 @@ export class LstmModel {
   /**
    * Sample `numSamples` continuations of `prompt`. Returns the generated text only (prompt excluded), each
    * cut before the first `stop` string. An empty prompt starts from a line break (`'\n'` for char models,
-   * `<eos>` for word models). Same `seed`, same text. temperature 0 = greedy.
+   * `<eos>` for word models). temperature 0 = greedy. `<unk>` is never sampled unless `allowUnk` is set.
+   *
+   * Seeds: the same options (prompt, `numSamples` and `seed` included) on the same model give the same texts.
+   * The samples of one call are drawn together from one random stream, each token step taking one draw per
+   * sample still running, in sample order; so a sample's text depends on `numSamples` as well as on `seed`
+   * (sample 0 of `numSamples: 3` is not the text of `numSamples: 1`). On a GPU, plain temperature sampling
+   * uses the device's random generator, which every sampling run on that device shares.
    * @throws ConfigError for invalid options, or an empty prompt when the vocabulary has no line break;
    *   DataError for unknown prompt symbols with `strict` (otherwise they become `<unk>` with one warning).
    */
   async generate(options: GenerateOptionsInput = {}): Promise<string[]> {
+    this.native.assertLive();
     const plan = planSampling(this.tokenizer, parseGenerateOptions(options));
     const samples = await this.native.generate(plan.prompt, plan.native);
     return samples.map((ids) => cutAtFirst(decodeAfter(this.tokenizer, plan.prompt, ids), plan.stopTexts));
@@ -112,23 +218,27 @@ export class LstmModel {
    * Sample one continuation of `prompt` as an async iterator of text pieces, yielded as they are sampled
    * (`chunkTokens` tokens per native call, default 1). Joined, the pieces equal `generate()`'s text for the
    * same options and seed (stop strings included: text that could start one is held back until decided).
-   * Breaking out of the loop stops sampling.
-   * @throws ConfigError for invalid options (at the call); on the first iteration, as {@link generate}.
+   * Breaking out of the loop stops sampling. Other calls on the model may run between two pieces; the stream
+   * keeps its own sampling state, so they do not change its text.
+   * @throws ConfigError for invalid options or a disposed model (at the call); on the first iteration, as
+   *   {@link generate}.
    * @example for await (const piece of model.stream({ prompt: 'ROMEO:', maxTokens: 200 })) process.stdout.write(piece);
    */
   stream(options: StreamOptionsInput = {}): AsyncGenerator<string, void, undefined> {
+    this.native.assertLive();
     return streamText(this.native, this.tokenizer, parseStreamOptions(options));
   }
 
   /**
-   * Evaluate on a corpus (source or token ids): one pass with the carried evaluation state
-   * (resetEvalState, then evalStep over the batches of {@link makeBatches}, last short batch included).
+   * Evaluate on a corpus (source or token ids): one uninterrupted pass with the carried evaluation state
+   * (see {@link NativeHandle.evaluate}) over the batches of {@link makeBatches}, last short batch included.
    * Symbols outside the vocabulary count as `<unk>` targets, silently unless `onWarning` or `strict` is given.
    * @throws ConfigError naming the option for an invalid `batchSize`, `seqLen`, `strict` or `onWarning`;
    *   DataError when the corpus cannot be read or has fewer than seqLen + 1 tokens, or for unknown
    *   symbols with `strict`.
    */
   async evaluate(corpus: CorpusSource | Uint32Array, options: EvaluateOptions = {}): Promise<EvalResult> {
+    this.native.assertLive();
     const opts = parseEvaluateOptions(options);
     const ids =
       corpus instanceof Uint32Array
@@ -138,16 +248,7 @@ export class LstmModel {
     const fit = Math.floor((ids.length - 1) / seqLen); // streams that hold one full sequence
     const batchSize = Math.max(1, Math.min(opts.batchSize ?? this.config.batchSize, fit));
     const batches = makeBatches(ids, batchSize, seqLen); // DataError when not one full sequence fits
-    this.native.resetEvalState();
-    let lossSum = 0;
-    let correct = 0;
-    let count = 0;
-    for (const b of batches) {
-      const r = await this.native.evalStep(b.inputs, b.targets, b.batchSize, b.seqLen);
-      lossSum += r.lossSum;
-      correct += r.correct;
-      count += r.count;
-    }
+    const { lossSum, correct, count } = await this.native.evaluate(batches);
     if (count === 0)
       throw new DataError(`the evaluation text has ${ids.length} tokens: nothing to predict with seqLen ${seqLen}`);
     const loss = lossSum / count;
@@ -194,11 +295,13 @@ export class LstmModel {
   /**
    * Write the model to `file` atomically (see {@link writeFileAtomic}): an existing file is replaced whole
    * or not at all. Metadata keys `config` and `tokenizer` hold JSON text.
+   * The weights are those after every call made on the model before `save` (it takes its turn like them).
    * @throws NumericError if the weights are not all finite (`file` is left untouched); ModelFileError if the
-   *   file cannot be written (the temporary file is removed).
+   *   file cannot be written (the temporary file is removed); ConfigError once the model was disposed.
    */
   async save(file: string): Promise<void> {
-    await writeFileAtomic(file, this.toBytes(), 'model file');
+    const bytes = await this.native.exclusive(() => this.toBytes());
+    await writeFileAtomic(file, bytes, 'model file');
   }
 
   /**

@@ -14,7 +14,7 @@ import type {
   NativeSampler,
   NativeStepResult,
 } from '../../index';
-import { wrapNative } from '../errors';
+import { ConfigError, wrapNative } from '../errors';
 import { type Device, defaultLoader } from './loader';
 
 export type {
@@ -54,11 +54,43 @@ function guard<T>(fn: () => T): T {
 }
 
 /**
+ * Options of one sampling run: the engine's {@link NativeSampleOptions} plus `bannedIds`, token ids the engine
+ * never samples (their probability is zero under every temperature, top-k and top-p; greedy decoding takes the
+ * most likely id not in the list). Empty or absent: every id may be sampled.
+ */
+export type SampleOptions = NativeSampleOptions & { bannedIds?: number[] };
+
+/** Sums of one evaluation pass ({@link NativeHandle.evaluate}): summed loss in nats over `count` positions. */
+export type EvalSums = NativeEvalResult;
+
+/** One evaluation batch: token ids `[batchSize, seqLen]` row-major and their targets, same shape. */
+export interface EvalBatch {
+  inputs: Uint32Array;
+  targets: Uint32Array;
+  batchSize: number;
+  seqLen: number;
+}
+
+/**
  * A native model whose methods throw typed errors. Each method is the `NativeModel` method of the same name
  * (see its documentation); the constructors take a {@link Device} and pick the build through the loader.
+ *
+ * Safe to call concurrently: every asynchronous call takes a turn on this model ({@link exclusive}), so calls
+ * run one at a time in call order and never interleave their native steps. The carried evaluation state is
+ * used only inside one turn ({@link evaluate}); a streaming sampler keeps its own state and takes one turn per
+ * `next()`, so a long stream does not hold the model between its chunks. The synchronous methods run at once
+ * (the engine locks the model for each, so they never see half a step). After {@link dispose}, every method
+ * throws a ConfigError.
  */
-export class NativeHandle implements Omit<NativeModel, 'startSampling'> {
-  private constructor(private readonly inner: NativeModel) {}
+export class NativeHandle implements Omit<NativeModel, 'startSampling' | 'evalStep' | 'resetEvalState'> {
+  /** The addon's model; undefined once {@link dispose} was called. */
+  private inner: NativeModel | undefined;
+  /** Settles when the last turn taken so far has ended (never rejects). */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(inner: NativeModel) {
+    this.inner = inner;
+  }
 
   /** `NativeModel.create` on the build that serves `device`. */
   static create(config: NativeModelConfig, seed: number, device: Device): NativeHandle {
@@ -78,32 +110,68 @@ export class NativeHandle implements Omit<NativeModel, 'startSampling'> {
     return new NativeHandle(guard(() => binary.binding.NativeModel.fromTorchStateDict(bytes, dev)));
   }
 
+  /** The addon's model. @throws ConfigError once {@link dispose} was called. */
+  private live(): NativeModel {
+    if (this.inner === undefined) throw disposedError();
+    return this.inner;
+  }
+
+  /**
+   * Run `fn` as this model's turn: it starts once every turn taken before it has ended (whether it resolved or
+   * threw), and the next turn starts once it has ended, so turns run one at a time in the order they were taken.
+   * @throws ConfigError (rejects) when the model is disposed before the turn starts.
+   */
+  exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+    const turn = this.tail.then(() => {
+      this.live();
+      return fn();
+    });
+    this.tail = turn.catch(() => {});
+    return turn;
+  }
+
+  /**
+   * Let go of the native model at once: every later call, and every turn not yet started (queued calls, the
+   * next batch of an evaluation in progress, the next chunk of a stream), throws or rejects with a ConfigError
+   * (`the model was disposed`); a native call already running finishes. The memory is released when no
+   * running call holds it any more and the garbage collector has collected the addon's object. Calling it
+   * again does nothing.
+   */
+  dispose(): void {
+    this.inner = undefined;
+  }
+
+  /** @throws ConfigError (`the model was disposed`) once {@link dispose} was called. */
+  assertLive(): void {
+    this.live();
+  }
+
   toSafetensors(metadata: Record<string, string>, withTraining = false): Buffer {
-    return guard(() => this.inner.toSafetensors(metadata, withTraining));
+    return guard(() => this.live().toSafetensors(metadata, withTraining));
   }
 
   metadata(): Record<string, string> {
-    return guard(() => this.inner.metadata());
+    return guard(() => this.live().metadata());
   }
 
   config(): NativeModelConfig {
-    return guard(() => this.inner.config());
+    return guard(() => this.live().config());
   }
 
   deviceName(): string {
-    return guard(() => this.inner.deviceName());
+    return guard(() => this.live().deviceName());
   }
 
   step(): number {
-    return guard(() => this.inner.step());
+    return guard(() => this.live().step());
   }
 
   setPrecision(precision: Precision): void {
-    guard(() => this.inner.setPrecision(precision));
+    guard(() => this.live().setPrecision(precision));
   }
 
   precision(): Precision {
-    return guard(() => this.inner.precision()) as Precision;
+    return guard(() => this.live().precision()) as Precision;
   }
 
   trainStep(
@@ -114,40 +182,68 @@ export class NativeHandle implements Omit<NativeModel, 'startSampling'> {
     opt: NativeOptimizerConfig,
     dropoutSeed: number,
   ): Promise<NativeStepResult> {
-    return guard(() => this.inner.trainStep(inputs, targets, batchSize, seqLen, opt, dropoutSeed));
+    return this.exclusive(() =>
+      guard(() => this.live().trainStep(inputs, targets, batchSize, seqLen, opt, dropoutSeed)),
+    );
   }
 
-  evalStep(inputs: Uint32Array, targets: Uint32Array, batchSize: number, seqLen: number): Promise<NativeEvalResult> {
-    return guard(() => this.inner.evalStep(inputs, targets, batchSize, seqLen));
+  /**
+   * One evaluation pass in one turn: zero the carried evaluation state, then `evalStep` over `batches` in order
+   * (the state carried from each batch to the next), summing the results.
+   * @throws DataError for bad shapes or ids (as `evalStep`); ConfigError when the model is disposed meanwhile.
+   */
+  evaluate(batches: Iterable<EvalBatch>): Promise<EvalSums> {
+    return this.exclusive(async () => {
+      guard(() => this.live().resetEvalState());
+      const sums: EvalSums = { lossSum: 0, correct: 0, count: 0 };
+      for (const b of batches) {
+        const r = await guard(() => this.live().evalStep(b.inputs, b.targets, b.batchSize, b.seqLen));
+        sums.lossSum += r.lossSum;
+        sums.correct += r.correct;
+        sums.count += r.count;
+      }
+      return sums;
+    });
   }
 
   resetTrainState(): void {
-    guard(() => this.inner.resetTrainState());
-  }
-
-  resetEvalState(): void {
-    guard(() => this.inner.resetEvalState());
+    guard(() => this.live().resetTrainState());
   }
 
   logits(inputs: Uint32Array, batchSize: number, seqLen: number): Promise<Float32Array> {
-    return guard(() => this.inner.logits(inputs, batchSize, seqLen));
+    return this.exclusive(() => guard(() => this.live().logits(inputs, batchSize, seqLen)));
   }
 
-  generate(prompt: Uint32Array, options: NativeSampleOptions): Promise<number[][]> {
-    return guard(() => this.inner.generate(prompt, options));
+  generate(prompt: Uint32Array, options: SampleOptions): Promise<number[][]> {
+    return this.exclusive(() => guard(() => this.live().generate(prompt, options)));
   }
 
-  /** `NativeModel.startSampling`, as a {@link SamplerHandle}. */
-  startSampling(prompt: Uint32Array, options: NativeSampleOptions): SamplerHandle {
-    return new SamplerHandle(guard(() => this.inner.startSampling(prompt, options)));
+  /** `NativeModel.startSampling`, as a {@link SamplerHandle} whose `next()` calls take turns on this model. */
+  startSampling(prompt: Uint32Array, options: SampleOptions): SamplerHandle {
+    return new SamplerHandle(
+      guard(() => this.live().startSampling(prompt, options)),
+      this,
+    );
   }
 }
 
-/** A streaming sampling run (`NativeSampler`, see its documentation) whose calls throw typed errors. */
+/**
+ * A streaming sampling run (`NativeSampler`, see its documentation) whose calls throw typed errors. It keeps
+ * its own sampling state; each `next()` is one turn on its model (see {@link NativeHandle.exclusive}).
+ */
 export class SamplerHandle implements NativeSampler {
-  constructor(private readonly inner: NativeSampler) {}
+  constructor(
+    private readonly inner: NativeSampler,
+    private readonly model: NativeHandle,
+  ) {}
 
+  /** @throws ConfigError (rejects) once the model was disposed. */
   next(feed: Uint32Array, maxTokens: number): Promise<NativeSampleChunk> {
-    return guard(() => this.inner.next(feed, maxTokens));
+    return this.model.exclusive(() => guard(() => this.inner.next(feed, maxTokens)));
   }
+}
+
+/** What calls on a disposed model throw. */
+function disposedError(): ConfigError {
+  return new ConfigError('', 'the model was disposed (dispose() was called): it can no longer be used');
 }

@@ -2,7 +2,7 @@
 import { randomInt } from 'node:crypto';
 import type { GenerateOptions } from '../config';
 import { ConfigError } from '../errors';
-import type { NativeSampleOptions } from '../native/handle';
+import type { SampleOptions } from '../native/handle';
 import { EOS, type Tokenizer } from '../tokenizer';
 
 /** The native side of one sampling request. */
@@ -10,7 +10,7 @@ export interface SamplingPlan {
   /** Prompt ids (>= 1: an empty prompt becomes the line-break token). */
   prompt: Uint32Array;
   /** Options for `NativeHandle.generate` / `startSampling`. */
-  native: NativeSampleOptions;
+  native: SampleOptions;
   /** Stop strings the engine can produce (those fully inside the vocabulary); text is cut before the first. */
   stopTexts: string[];
 }
@@ -18,6 +18,7 @@ export interface SamplingPlan {
 /**
  * Encode the prompt and stop strings of validated options `o` (`numSamples` defaults to 1). An unset seed
  * becomes a fresh random one. Stop strings with symbols outside the vocabulary are dropped (never generated).
+ * Unless `o.allowUnk`, `<unk>` is banned from sampling (`bannedIds`).
  * @throws ConfigError for an empty prompt when the vocabulary has no line break; DataError for unknown prompt
  *   symbols with `strict` (otherwise they become `<unk>` with one warning).
  */
@@ -40,6 +41,7 @@ export function planSampling(
       topP: o.topP,
       seed: o.seed ?? randomInt(0, 2 ** 32),
       stopSequences: stops.map((ids) => Array.from(ids)),
+      bannedIds: o.allowUnk ? [] : [tokenizer.unkId],
     },
     stopTexts: stops.map((ids) => tokenizer.decode(ids)),
   };
