@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo } from '../events';
+import { writeFailure } from '../io/atomic';
 
 /** One line of a run log. `start` and `end` bracket each (possibly resumed) run. */
 export type RunRecord =
@@ -49,7 +50,7 @@ export class RunLog {
     try {
       return new RunLog(fs.openSync(file, append ? 'a' : 'w'), file);
     } catch (err) {
-      throw new ConfigError('logFile', `cannot open ${JSON.stringify(file)} for writing: ${(err as Error).message}`);
+      throw new ConfigError('logFile', `cannot write ${JSON.stringify(file)}: ${writeFailure(err, file)}`);
     }
   }
 
