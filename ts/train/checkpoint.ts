@@ -7,9 +7,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TrainConfigInput } from '../config';
+import { BUILTIN_CORPORA } from '../data';
 import { ConfigError, ModelFileError } from '../errors';
 import type { CheckpointInfo } from '../events';
-import { assertWritable, writeFileAtomic } from '../io/atomic';
+import { assertWritable, makeDirs, writeFileAtomic } from '../io/atomic';
+import { assertOutputsSpareInputs, type InputFile, type OutputFile } from '../io/paths';
 import { LstmModel, type ModelConfig } from '../model';
 import type { Device } from '../native/loader';
 import type { Tokenizer } from '../tokenizer';
@@ -67,6 +69,40 @@ export function checkpointName(step: number): string {
 }
 
 const STEP_FILE = /^step-(\d+)\.lstm$/;
+/** Every name a {@link CheckpointWriter} writes in its directory. */
+const CHECKPOINT_FILE = /^(step-\d+|best)\.lstm$/;
+
+/** The file a corpus option reads, if it names one (not a builtin corpus, not inline text). */
+function corpusFile(corpus: unknown): string | undefined {
+  if (typeof corpus === 'string') return Object.hasOwn(BUILTIN_CORPORA, corpus) ? undefined : corpus;
+  const p = (corpus as { path?: unknown } | null)?.path;
+  return typeof p === 'string' ? p : undefined;
+}
+
+/**
+ * Refuse, before anything is written, a run whose outputs would replace one of its inputs or each other (see
+ * {@link assertOutputsSpareInputs}). The inputs are `corpus`, `valCorpus` and `resumeFrom`; the outputs `logFile`,
+ * the checkpoints in `checkpointDir` and `extra` (e.g. the CLI's model file). A checkpoint resumed from inside
+ * `checkpointDir` may be rotated away: that is the run continuing. Fields of other types are skipped (the
+ * config check reports them).
+ * @throws ConfigError with the field of the offending output.
+ */
+export function assertRunSparesInputs(input: TrainConfigInput, extra: readonly OutputFile[] = []): void {
+  const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  const inputs: InputFile[] = [];
+  const outputs: OutputFile[] = [];
+  const corpus = corpusFile(input.corpus);
+  const valCorpus = corpusFile(input.valCorpus);
+  const resume = str(input.resumeFrom);
+  const log = str(input.logFile);
+  const dir = str(input.checkpointDir);
+  if (corpus) inputs.push({ path: corpus, what: 'the corpus' });
+  if (valCorpus) inputs.push({ path: valCorpus, what: 'the validation corpus' });
+  if (resume) inputs.push({ path: resume, what: 'the checkpoint resumed from', rewrittenBy: 'checkpointDir' });
+  if (log) outputs.push({ path: log, field: 'logFile', what: 'the metrics log' });
+  if (dir) outputs.push({ path: dir, field: 'checkpointDir', what: 'the checkpoints', names: CHECKPOINT_FILE });
+  assertOutputsSpareInputs([...outputs, ...extra], inputs);
+}
 
 /** Periodic checkpoints in `dir` as `{ step, path }`, oldest first; `[]` when the directory does not exist. */
 export function listCheckpoints(dir: string): Array<{ step: number; path: string }> {
@@ -142,17 +178,19 @@ export function resumeInput(input: TrainConfigInput, stored: ModelConfig): Train
 }
 
 /**
- * Check that the tokenizer built from the (resumed) run's corpus is the checkpoint's.
- * @throws ConfigError (field `tokenizer`) when the vocabularies differ.
+ * Check that the tokenizer built from the (resumed) run's corpus is the checkpoint's. The tokenizer options
+ * themselves are the checkpoint's (see {@link resumeInput}), so a difference comes from the corpus.
+ * @throws ConfigError (field `corpus`) when the vocabularies differ.
  */
 export function assertSameTokenizer(stored: Tokenizer, built: Tokenizer): void {
   const a = JSON.stringify(stored.toJSON());
   const b = JSON.stringify(built.toJSON());
   if (a === b) return;
   throw new ConfigError(
-    'tokenizer',
-    `the corpus gives a different vocabulary than the checkpoint (${built.kind}, ${built.vocabSize} tokens ` +
-      `vs ${stored.kind}, ${stored.vocabSize}); resume with the same corpus and tokenizer options`,
+    'corpus',
+    `gives a different vocabulary than the checkpoint (${built.vocabSize} ${built.kind} tokens vs ` +
+      `${stored.vocabSize}${built.vocabSize === stored.vocabSize ? ', other symbols' : ''}); ` +
+      'resume with the corpus the checkpoint was trained on',
   );
 }
 
@@ -208,7 +246,11 @@ export class CheckpointWriter {
 
   private async write(model: LstmModel, state: TrainingState, file: string): Promise<void> {
     const bytes = model.toBytes({ [TRAINING_KEY]: JSON.stringify(state) }, true);
-    await fs.promises.mkdir(this.dir, { recursive: true });
+    try {
+      makeDirs(this.dir); // recreated if it was removed during the run
+    } catch {
+      // the write below fails with a ModelFileError that says why
+    }
     await writeFileAtomic(file, bytes, 'checkpoint');
   }
 }

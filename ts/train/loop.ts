@@ -9,7 +9,14 @@ import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory, TrainWarningCode
 import { type EvalResult, LstmModel, toModelConfig } from '../model';
 import { NativeHandle, type NativeStepResult } from '../native/handle';
 import { buildTokenizer } from '../tokenizer';
-import { assertSameTokenizer, CheckpointWriter, readCheckpoint, resumeInput, type TrainingState } from './checkpoint';
+import {
+  assertRunSparesInputs,
+  assertSameTokenizer,
+  CheckpointWriter,
+  readCheckpoint,
+  resumeInput,
+  type TrainingState,
+} from './checkpoint';
 import { PlateauTracker } from './plateau';
 import { RunLog } from './runlog';
 import { LrSchedule } from './schedule';
@@ -61,7 +68,8 @@ function emitWarning(message: string, code: TrainWarningCode): void {
  * lower lr; the run still resolves. Warnings (see {@link TrainWarningCode}) go to `onWarning`, else to
  * `process.emitWarning` with their code.
  *
- * @throws ConfigError for invalid options, or a checkpoint whose tokenizer or shape differs from the options;
+ * @throws ConfigError for invalid options, an output (`logFile`, `checkpointDir`) that would replace an input
+ *   or another output, or a checkpoint whose tokenizer or shape differs from the options;
  *   DataError for an unreadable/empty corpus or one too short for one batch (training) or one sequence
  *   (validation); ModelFileError for an unreadable checkpoint or a failed write; DeviceError if the addon
  *   cannot load or the device is unavailable; NumericError (with `step`) for a non-finite loss or gradient
@@ -70,6 +78,7 @@ function emitWarning(message: string, code: TrainWarningCode): void {
  */
 export async function train(input: TrainOptions): Promise<TrainResult> {
   const given = parseTrainConfig(input);
+  assertRunSparesInputs(given); // before the log, the checkpoint directory or anything else is written
   const resumed = given.resumeFrom ? await readCheckpoint(given.resumeFrom, given.device) : undefined;
   const cfg = resumed ? parseTrainConfig(resumeInput(input, resumed.model.config)) : given;
 
