@@ -97,6 +97,7 @@ describe('lstmgen CLI: long runs', () => {
         type: 'checkpoint',
         step,
         path: path.join(ckpt, `step-${String(step).padStart(8, '0')}.lstm`),
+        kind: step === 10 ? 'final' : 'periodic',
       })),
     );
     expect(fs.readdirSync(ckpt).sort()).toEqual(['step-00000008.lstm', 'step-00000010.lstm']);
@@ -269,7 +270,7 @@ describe('lstmgen CLI: long runs', () => {
     const r = lstmgen('train', '--corpus', corpus, ...tiny, '--max-steps', '3', '--resume', ck, '--out', out);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
-      /^lstmgen: --max-steps: the checkpoint .* is at step 6, already at or past the end of the run \(maxSteps 3\)/m,
+      /^lstmgen: --max-steps: the checkpoint .* is at step 6, already at or past the end of the run \(--max-steps 3\)/m,
     );
     expect(fs.readFileSync(out).equals(before)).toBe(true);
   });

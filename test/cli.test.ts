@@ -53,7 +53,7 @@ describe('lstmgen CLI', () => {
     modelFile = path.join(dir, 'm.lstm');
   }, 120_000);
 
-  it('train --json prints only step, epoch and done JSON lines and writes the model', () => {
+  it('train --json prints the run-log records (step, epoch) and done, and writes the model', () => {
     const r = lstmgen(
       'train',
       '--corpus',
@@ -71,11 +71,12 @@ describe('lstmgen CLI', () => {
     const lines = jsonLines(r.stdout);
     const steps = lines.filter((l) => l.type === 'step');
     expect(steps).toHaveLength(6);
-    expect(Object.keys(steps[0]).sort()).toEqual(['epoch', 'loss', 'step', 'tokensPerSec', 'type']);
+    expect(Object.keys(steps[0]).sort()).toEqual(['epoch', 'gradNorm', 'loss', 'lr', 'step', 'tokensPerSec', 'type']);
     const epochs = lines.filter((l) => l.type === 'epoch');
     expect(epochs).toHaveLength(1);
     expect(Object.keys(epochs[0]).sort()).toEqual([
       'epoch',
+      'step',
       'trainLoss',
       'type',
       'valAccuracy',
@@ -87,6 +88,7 @@ describe('lstmgen CLI', () => {
     expect(Object.keys(done).sort()).toEqual([
       'aborted',
       'modelPath',
+      'step',
       'tokensPerSec',
       'type',
       'valLoss',
@@ -124,11 +126,12 @@ describe('lstmgen CLI', () => {
     expect(lstmgen(...args).stdout).toBe(a.stdout);
   });
 
-  it('eval --json prints loss, perplexity, accuracy, bitsPerChar', () => {
+  it('eval --json prints loss, perplexity, accuracy, bitsPerChar, tokens', () => {
     const r = lstmgen('eval', '--model', modelFile, '--corpus', corpus, '--json');
     expect(r.code, r.stderr).toBe(0);
     const [out] = jsonLines(r.stdout);
-    expect(Object.keys(out).sort()).toEqual(['accuracy', 'bitsPerChar', 'loss', 'perplexity']);
+    expect(Object.keys(out).sort()).toEqual(['accuracy', 'bitsPerChar', 'loss', 'perplexity', 'tokens']);
+    expect(Number.isInteger(out.tokens) && (out.tokens as number) > 0).toBe(true);
     expect(out.perplexity as number).toBeCloseTo(Math.exp(out.loss as number), 6);
     expect(out.bitsPerChar as number).toBeCloseTo((out.loss as number) / Math.LN2, 6);
   });
@@ -205,7 +208,7 @@ describe('lstmgen CLI', () => {
     fs.writeFileSync(short, 'abc');
     const r = lstmgen('eval', '--model', modelFile, '--corpus', short, '--json');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^lstmgen: .*3 tokens, shorter than seqLen \+ 1/);
+    expect(r.stderr).toMatch(/^lstmgen: .*3 tokens, shorter than --seq-len \+ 1/);
     expect(r.stdout).toBe('');
   });
 

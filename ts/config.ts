@@ -168,7 +168,7 @@ const trainFields = {
     .default(10000)
     .describe('word vocabulary size incl. <unk>, <eos>'),
   /** Word models only: lower-case the text before splitting. */
-  lowercase: bool.default(true),
+  lowercase: bool.default(true).describe('word tokenizer: lower-case the text'),
   /** Embedding width, in [1, 2^20]. */
   embeddingDim: dim.default(64).describe('embedding size'),
   /** LSTM hidden size (per layer), in [1, 2^20]. */

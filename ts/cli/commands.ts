@@ -1,15 +1,26 @@
 /** The actions of the `lstmgen` commands; {@link buildProgram} declares their flags. */
-import * as fs from 'node:fs';
 import { SingleBar } from 'cli-progress';
-import { assertWritable } from '../io/atomic';
+import type { TrainConfigInput } from '../config';
+import { assertWritable, writeFileAtomic } from '../io/atomic';
+import { assertOutputsSpareInputs } from '../io/paths';
 import { loadModel } from '../model';
 import type { Precision } from '../native/handle';
 import { type Device, engineInfo } from '../native/loader';
 import { warnUnknownSymbols } from '../tokenizer';
+import { assertRunSparesInputs } from '../train/checkpoint';
 import { train } from '../train/loop';
 import { plotRun } from '../train/plot';
 import { runFlagsToConfig } from './flags';
-import { emit, epochLine, fmt, printStream, runSummaryLines, writtenFiles } from './print';
+import {
+  emit,
+  epochLine,
+  fmt,
+  keepRunningWithoutStdout,
+  printStream,
+  runSummaryLines,
+  say,
+  writtenFiles,
+} from './print';
 
 /** The flags of `lstmgen train`: `--out`, `--json`, and the train options (see {@link runFlagsToConfig}). */
 interface TrainFlags {
@@ -18,16 +29,34 @@ interface TrainFlags {
   [field: string]: unknown;
 }
 
-/** `lstmgen train`: train with a progress bar (or JSON lines), save the model, print a summary. */
+/** Exit status of a run ended by Ctrl-C (128 + SIGINT), as shells report it. */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * `lstmgen train`: train with a progress bar (or JSON lines: the run-log records `step`, `eval`, `epoch`,
+ * `checkpoint`, then `done`), save the model, print a summary. Ctrl-C stops after the current step, saves,
+ * says where and sets exit status 130; a second Ctrl-C exits at once (130) without saving. A closed stdout
+ * does not stop the run: its output is dropped and the model is still saved.
+ * @throws ConfigError (field `out`, or as {@link train}) for bad options or outputs, before training starts;
+ *   whatever {@link train} or `model.save` throw.
+ */
 export async function trainCommand(flags: TrainFlags): Promise<void> {
   const { out, json, ...rest } = flags;
   const config = runFlagsToConfig(rest);
-  assertWritable(out, 'out'); // fail before training, not after it
+  // fail before training, not after it
+  assertRunSparesInputs(config as TrainConfigInput, [{ path: out, field: 'out', what: 'the model file' }]);
+  assertWritable(out, 'out');
+  keepRunningWithoutStdout();
   const controller = new AbortController();
   const onSigint = () => {
-    process.stderr.write('\nlstmgen: stopping after this step (Ctrl-C again to quit)\n');
+    if (controller.signal.aborted) {
+      process.stderr.write('\nlstmgen: interrupted again; exiting without saving\n');
+      process.exit(EXIT_INTERRUPTED);
+    }
+    process.stderr.write(
+      '\nlstmgen: stopping after this step to save the model (Ctrl-C again to quit without saving)\n',
+    );
     controller.abort();
-    process.removeListener('SIGINT', onSigint);
   };
   process.on('SIGINT', onSigint);
   const bar = json
@@ -38,11 +67,14 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         etaBuffer: 50,
         hideCursor: true,
       });
+  let step = 0;
+  let lastVal: { step: number; valLoss: number; valPerplexity: number } | undefined;
   try {
     const { model, history } = await train({
       ...(config as { corpus: string }),
       signal: controller.signal,
       onStart: (s) => {
+        step = s.startStep;
         if (json) return;
         process.stderr.write(
           `training on ${s.trainTokens} tokens (validation ${s.valTokens}), ` +
@@ -51,37 +83,49 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         bar?.start(s.totalSteps, s.startStep, { epoch: 1, loss: '-', tps: '-' });
       },
       onStep: (s) => {
-        if (json) emit({ type: 'step', step: s.step, epoch: s.epoch, loss: s.loss, tokensPerSec: s.tokensPerSec });
+        step = s.step;
+        if (json) emit({ type: 'step', ...s });
         else bar?.update(s.step, { epoch: s.epoch, loss: fmt(s.loss), tps: Math.round(s.tokensPerSec) });
       },
+      onEval: (e) => {
+        lastVal = e;
+        if (json) emit({ type: 'eval', ...e });
+      },
       onEpoch: (e) => {
-        if (json) emit({ type: 'epoch', ...e });
+        lastVal = { step, ...e };
+        if (json) emit({ type: 'epoch', step, ...e });
       },
       onCheckpoint: (c) => {
-        if (json) emit({ type: 'checkpoint', step: c.step, path: c.path });
+        if (json) emit({ type: 'checkpoint', ...c });
       },
     });
     bar?.stop();
     await model.save(out);
+    if (history.aborted) process.exitCode = EXIT_INTERRUPTED;
     const last = history.epochs.at(-1);
+    const savedVal = lastVal?.step === step ? lastVal : undefined; // a validation of the saved weights
     if (json) {
       const files = writtenFiles(history, config.logFile as string | undefined);
       emit({
         type: 'done',
         modelPath: out,
-        valLoss: last?.valLoss ?? null,
-        valPerplexity: last?.valPerplexity ?? null,
+        step,
+        valLoss: (history.aborted ? savedVal?.valLoss : last?.valLoss) ?? null,
+        valPerplexity: (history.aborted ? savedVal?.valPerplexity : last?.valPerplexity) ?? null,
         tokensPerSec: history.tokensPerSec,
         aborted: history.aborted,
         ...(Object.keys(files).length ? { files } : {}),
       });
     } else {
-      for (const e of history.epochs) console.log(epochLine(e, model.tokenizer.kind === 'char'));
-      console.log(
-        `${history.aborted ? 'stopped early; ' : ''}${history.steps.length} steps ` +
-          `at ${Math.round(history.tokensPerSec)} tokens/s; model saved to ${out}`,
-      );
-      for (const line of runSummaryLines(history, config.logFile as string | undefined)) console.log(line);
+      for (const e of history.epochs) say(epochLine(e, model.tokenizer.kind === 'char'));
+      const steps = `${history.steps.length} steps at ${Math.round(history.tokensPerSec)} tokens/s`;
+      if (history.aborted) {
+        const val = savedVal
+          ? ` (validation loss ${fmt(savedVal.valLoss)}, perplexity ${fmt(savedVal.valPerplexity, 2)})`
+          : '';
+        say(`interrupted at step ${step}, saved to ${out}${val}; ${steps}`);
+      } else say(`${steps}; model saved to ${out}`);
+      for (const line of runSummaryLines(history, config.logFile as string | undefined)) say(line);
     }
   } finally {
     bar?.stop();
@@ -104,7 +148,7 @@ export async function generateCommand(flags: GenerateFlags): Promise<void> {
   if (!json && (options.numSamples ?? 1) === 1) return printStream(model, options); // prints as it samples
   const samples = await model.generate(options);
   if (json) emit({ samples });
-  else console.log(samples.map((s) => String(options.prompt ?? '') + s).join('\n\n-----\n\n'));
+  else say(samples.map((s) => String(options.prompt ?? '') + s).join('\n\n-----\n\n'));
 }
 
 interface EvalFlags {
@@ -126,10 +170,16 @@ export async function evalCommand(flags: EvalFlags): Promise<void> {
     onWarning: warnUnknownSymbols,
   });
   if (flags.json) {
-    emit({ loss: r.loss, perplexity: r.perplexity, accuracy: r.accuracy, bitsPerChar: r.bitsPerChar ?? null });
+    emit({
+      loss: r.loss,
+      perplexity: r.perplexity,
+      accuracy: r.accuracy,
+      bitsPerChar: r.bitsPerChar ?? null,
+      tokens: r.tokens,
+    });
   } else {
     const bpc = r.bitsPerChar !== undefined ? ` | ${fmt(r.bitsPerChar, 3)} bits/char` : '';
-    console.log(
+    say(
       `loss ${fmt(r.loss)} nats/token | perplexity ${fmt(r.perplexity, 2)} ` +
         `| accuracy ${fmt(100 * r.accuracy, 1)}%${bpc} | ${r.tokens} tokens`,
     );
@@ -144,19 +194,29 @@ export function infoCommand(flags: { json?: boolean }): void {
     return;
   }
   const build = info.binary === 'cuda' ? 'CUDA build' : 'CPU build';
-  console.log(`engine: ${build} on ${info.device} (candle ${info.candleVersion}, ${info.threads} CPU threads)`);
-  console.log(`binary: ${info.binaryPath}`);
-  console.log(`cpu matrix products: ${info.cpuGemm}`);
-  if (info.fallbackReason) console.log(`cuda: not used: ${info.fallbackReason}`);
+  say(`engine: ${build} on ${info.device} (candle ${info.candleVersion}, ${info.threads} CPU threads)`);
+  say(`binary: ${info.binaryPath}`);
+  say(`cpu matrix products: ${info.cpuGemm}`);
+  if (info.fallbackReason) say(`cuda: not used: ${info.fallbackReason}`);
 }
 
-/** `lstmgen plot RUN.jsonl -o FILE.svg`: draw the run's curves. Prints the file written (or `{"path"}` with --json). */
+/**
+ * `lstmgen plot RUN.jsonl -o FILE.svg`: draw the run's curves and write them atomically. Prints the file
+ * written (or `{"path"}` with --json).
+ * @throws ConfigError (field `out`) if `-o` names the log itself or cannot be written, checked before drawing;
+ *   DataError for an unreadable or empty log (see {@link plotRun}).
+ */
 export async function plotCommand(
   runFile: string,
   flags: { out: string; title?: string; json?: boolean },
 ): Promise<void> {
+  assertOutputsSpareInputs(
+    [{ path: flags.out, field: 'out', what: 'the plot' }],
+    [{ path: runFile, what: 'the run log' }],
+  );
+  assertWritable(flags.out, 'out');
   const svg = await plotRun(runFile, { title: flags.title });
-  fs.writeFileSync(flags.out, svg);
-  if (flags.json) process.stdout.write(`${JSON.stringify({ path: flags.out })}\n`);
-  else console.log(`wrote ${flags.out}`);
+  await writeFileAtomic(flags.out, Buffer.from(svg), 'plot');
+  if (flags.json) emit({ path: flags.out });
+  else say(`wrote ${flags.out}`);
 }

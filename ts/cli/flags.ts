@@ -3,9 +3,16 @@
  * schema field (see {@link fieldFlag}); flags named otherwise than their field are listed in {@link FLAG_NAMES}
  * and converted by {@link runFlagsToConfig}.
  */
-import { InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
-import type { TrainConfigInput } from '../config';
+import {
+  EarlyStoppingSchema,
+  EvaluateOptionsSchema,
+  GenerateOptionsSchema,
+  LoadOptionsSchema,
+  type TrainConfigInput,
+  TrainConfigSchema,
+} from '../config';
 
 /** Parse a numeric flag value; NaN is passed on so that validation names the field. */
 export function number(value: string): number {
@@ -70,6 +77,37 @@ export function flagOf(field: string): string {
   const rest = parts.filter((p) => !/^\d+$/.test(p)).join('.');
   const flag = `--${FLAG_NAMES[top] ?? kebab(top)}`;
   return rest ? `${flag} (${rest})` : flag;
+}
+
+/** The option fields that messages of the library may name. */
+const OPTION_FIELDS: ReadonlySet<string> = new Set(
+  [TrainConfigSchema, GenerateOptionsSchema, EvaluateOptionsSchema, LoadOptionsSchema, EarlyStoppingSchema].flatMap(
+    (schema) => Object.keys(schema.shape),
+  ),
+);
+
+/**
+ * A function that rewrites the option names in a library message as the flags of `program`'s commands:
+ * camelCase fields (`needs checkpointDir` -> `needs --checkpoint-dir`, `keepCheckpoints` -> `--keep`) and fields
+ * of flags that take no value (`without strict` -> `without --strict`). Plain words that are also fields
+ * (`corpus`, `lr`) stay as they are, as does anything in double quotes (paths and values).
+ */
+export function flagNamer(program: Command): (message: string) => string {
+  const switches = new Map<string, boolean>(); // flag -> whether it takes no value
+  for (const command of program.commands) {
+    for (const o of command.options) if (o.long) switches.set(o.long, !o.required && !o.optional);
+  }
+  const rename = (word: string) => {
+    const flag = flagOf(word);
+    const isSwitch = switches.get(flag);
+    if (!OPTION_FIELDS.has(word) || isSwitch === undefined) return word;
+    return isSwitch || /[A-Z]/.test(word) ? flag : word;
+  };
+  return (message) =>
+    message
+      .split(/("(?:[^"\\]|\\.)*")/)
+      .map((part, i) => (i % 2 === 1 ? part : part.replace(/(?<![-\w])[a-z][A-Za-z0-9]*\b/g, rename)))
+      .join('');
 }
 
 /**

@@ -1,10 +1,48 @@
-/** What the CLI prints: JSON lines, metric lines, the end-of-training summary and streamed samples. */
+/**
+ * What the CLI prints: JSON lines, metric lines, the end-of-training summary and streamed samples. Everything
+ * for stdout goes through {@link write}, which stops writing once stdout's reader has gone.
+ */
 import type { EpochInfo, TrainHistory } from '../events';
 import type { LstmModel } from '../model';
 
+/** True once stdout's reader has gone (EPIPE): later output is dropped. */
+let stdoutGone = false;
+/** What a closed stdout does to the process: end it quietly, or (during training) let it go on. */
+let onStdoutGone: 'exit' | 'continue' = 'exit';
+
+/**
+ * Watch stdout for its reader going away (`lstmgen generate | head`): by default the process ends quietly with
+ * status 0, as Unix tools do; after {@link keepRunningWithoutStdout} further output is dropped and the command
+ * goes on. Errors other than EPIPE are rethrown.
+ */
+export function watchStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && !stdoutGone) throw err;
+    if (stdoutGone) return; // writes queued before the first EPIPE fail the same way
+    stdoutGone = true;
+    if (onStdoutGone === 'exit') process.exit(0);
+    process.stderr.write('lstmgen: stdout was closed; carrying on without printing to it\n');
+  });
+}
+
+/** From now on a closed stdout drops the output instead of ending the process (a run's work is not lost). */
+export function keepRunningWithoutStdout(): void {
+  onStdoutGone = 'continue';
+}
+
+/** Write `text` to stdout, unless its reader has gone. */
+export function write(text: string): void {
+  if (!stdoutGone) process.stdout.write(text);
+}
+
+/** Write one line to stdout. */
+export function say(line: string): void {
+  write(`${line}\n`);
+}
+
 /** Write one JSON line to stdout. */
 export function emit(record: object): void {
-  process.stdout.write(`${JSON.stringify(record)}\n`);
+  say(JSON.stringify(record));
 }
 
 /** A metric with `digits` decimals; NaN and infinities as written. */
@@ -61,8 +99,8 @@ export async function printStream(model: LstmModel, options: Record<string, unkn
   // The options (at the call) and the prompt (at the first piece) are checked before anything is printed.
   const pieces = model.stream(streamOptions);
   const first = await pieces.next();
-  process.stdout.write(String(options.prompt ?? ''));
-  if (!first.done) process.stdout.write(first.value);
-  for await (const piece of pieces) process.stdout.write(piece);
-  process.stdout.write('\n');
+  write(String(options.prompt ?? ''));
+  if (!first.done) write(first.value);
+  for await (const piece of pieces) write(piece);
+  write('\n');
 }

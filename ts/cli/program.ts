@@ -3,6 +3,8 @@
  * option's schema field, so its help text and default are the schema's; only the flags of the CLI itself
  * (`--out`, `--json`, `--model`, `--lr-schedule`'s syntax) are described here.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command } from 'commander';
 import {
   EarlyStoppingSchema,
@@ -21,6 +23,7 @@ const TRAIN_FLAGS: Array<[field: string, spec: FlagSpec]> = [
   ['valCorpus', { arg: '<path>' }],
   ['tokenizer', { arg: '<kind>' }],
   ['vocabSize', { arg: '<n>', parse: number }],
+  ['lowercase', {}],
   ['embeddingDim', { arg: '<n>', parse: number }],
   ['hiddenSize', { arg: '<n>', parse: number }],
   ['numLayers', { arg: '<n>', parse: number }],
@@ -67,10 +70,24 @@ function loadFlags(command: Command): Command {
     .addOption(fieldFlag(LoadOptionsSchema, 'precision', { arg: '<p>' }).choices(PRECISIONS));
 }
 
+/**
+ * The package's version, from the package.json two levels up (the same from ts/cli/ and dist/cli/); `unknown`
+ * for a build that is not inside a package, so that such a build still runs.
+ */
+function packageVersion(): string {
+  try {
+    const file = path.join(__dirname, '..', '..', 'package.json');
+    return String((JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown }).version ?? 'unknown');
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** The commander program of `lstmgen`. */
 export function buildProgram(): Command {
   const program = new Command('lstmgen')
     .description('Train and sample LSTM language models (Rust/candle engine)')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`lstmgen: ${text.replace(/^error: /, '')}`) });
 
@@ -78,7 +95,10 @@ export function buildProgram(): Command {
     .command('train')
     .description('train a model on a text corpus and save it')
     .addOption(fieldFlag(TrainConfigSchema, 'corpus', { arg: '<path>' }).makeOptionMandatory());
-  for (const [field, spec] of TRAIN_FLAGS) trainCmd.addOption(fieldFlag(TrainConfigSchema, field, spec));
+  for (const [field, spec] of TRAIN_FLAGS) {
+    trainCmd.addOption(fieldFlag(TrainConfigSchema, field, spec));
+    if (field === 'lowercase') trainCmd.option('--no-lowercase', 'word tokenizer: keep the case of the text');
+  }
   trainCmd
     .option(
       '--lr-schedule <spec>',
@@ -110,7 +130,9 @@ export function buildProgram(): Command {
     .addOption(fieldFlag(TrainConfigSchema, 'corpus', { arg: '<path>' }).makeOptionMandatory())
     .addOption(fieldFlag(EvaluateOptionsSchema, 'batchSize', { arg: '<n>', parse: number }))
     .addOption(fieldFlag(EvaluateOptionsSchema, 'seqLen', { arg: '<n>', parse: number }));
-  loadFlags(evalCmd).option('--json', 'print {"loss","perplexity","accuracy","bitsPerChar"}').action(evalCommand);
+  loadFlags(evalCmd)
+    .option('--json', 'print {"loss","perplexity","accuracy","bitsPerChar","tokens"}')
+    .action(evalCommand);
 
   program
     .command('plot')
