@@ -1,7 +1,8 @@
 /**
- * What every tokenizer shares: a fixed id -> token table with `<unk>` at id 0, and encoding of a sequence
- * of pieces with unknown pieces mapped to `<unk>` (one warning per call, naming a bounded number of them,
- * each cut to a bounded length) or rejected under `strict`.
+ * What every tokenizer shares: a fixed id -> token table with `<unk>` at id 0, an optional record-boundary
+ * token, incremental (streaming) encoding of text pieces into typed arrays of ids, and unknown pieces mapped
+ * to `<unk>` (one warning per call, naming a bounded number of them, each cut to a bounded length) or rejected
+ * under `strict`.
  */
 import { DataError } from '../errors';
 
@@ -9,8 +10,29 @@ import { DataError } from '../errors';
 export const UNK = '<unk>';
 
 /**
- * The default receiver of unknown-symbol warnings: `process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' })`.
+ * The record-boundary token: it joins the documents and records of a corpus (and frames each record), so a
+ * model learns where records start and end. It never comes from text: only the corpus framing inserts it.
+ * Present only in vocabularies built from a corpus of several documents or of records.
  */
+export const BOUNDARY = '<|endoftext|>';
+
+/** Text that `decode` writes for {@link BOUNDARY}: a line break. */
+export const BOUNDARY_TEXT = '\n';
+
+/** Token ids in the smallest unsigned type that holds every id of the vocabulary. */
+export type TokenIds = Uint8Array | Uint16Array | Uint32Array;
+
+/**
+ * A zeroed id array of `length` ids for a vocabulary of `vocabSize` ids: `Uint8Array` up to 256 ids,
+ * `Uint16Array` up to 65,536, else `Uint32Array`.
+ */
+export function idArray(vocabSize: number, length: number): TokenIds {
+  if (vocabSize <= 0x100) return new Uint8Array(length);
+  if (vocabSize <= 0x10000) return new Uint16Array(length);
+  return new Uint32Array(length);
+}
+
+/** The default receiver of unknown-symbol warnings: `process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' })`. */
 export function warnUnknownSymbols(message: string): void {
   process.emitWarning(message, { code: 'LSTMGEN_UNKNOWN_SYMBOLS' });
 }
@@ -29,29 +51,12 @@ export interface EncodeOptions {
 /** Serialized tokenizer, stored as JSON in the model file metadata (key `tokenizer`). */
 export type TokenizerJSON = { type: 'char'; tokens: string[] } | { type: 'word'; lowercase: boolean; tokens: string[] };
 
-/** Maps text to token ids (`Uint32Array`, values in [0, vocabSize)) and back. */
-export interface Tokenizer {
-  readonly kind: 'char' | 'word';
-  /** Number of ids, specials included. */
-  readonly vocabSize: number;
-  /** Token string of every id, id order. */
-  readonly tokens: readonly string[];
-  /** Id of `<unk>` (0). */
-  readonly unkId: number;
-  /** Token ids of `text`. @throws DataError with `strict` when `text` has symbols outside the vocabulary. */
-  encode(text: string, options?: EncodeOptions): Uint32Array;
-  /** Text of `ids`. @throws DataError for an id outside [0, vocabSize). */
-  decode(ids: ArrayLike<number>): string;
-  /** Id of a single token string, or undefined when it is not in the vocabulary. */
-  idOf(token: string): number | undefined;
-  /** Serializable form; {@link tokenizerFromJSON} restores it. */
-  toJSON(): TokenizerJSON;
-}
-
 /** Unknown symbols a warning or error names; the others are counted ("and N more"). */
 export const MAX_EXAMPLES = 20;
 /** Code points of an unknown symbol shown in a message; a longer one is cut, with an ellipsis and its length. */
 export const MAX_EXAMPLE_LENGTH = 40;
+/** Distinct unknown symbols an encoder keeps to count them; past this many a message says "over". */
+export const MAX_DISTINCT = 100_000;
 
 /**
  * The unknown symbols of a message: the first {@link MAX_EXAMPLES} of `symbols` (distinct, in order of first
@@ -68,15 +73,102 @@ export function describeSymbols(symbols: readonly string[]): string {
   return rest > 0 ? `${shown.join(', ')} and ${rest} more` : shown.join(', ');
 }
 
-/** Common implementation over an id -> token table; subclasses define how text splits into pieces. */
+/** Symbols an encoder mapped to `<unk>`: how many, and the distinct ones (up to {@link MAX_DISTINCT}) in order of first occurrence. */
+export class UnknownSymbols {
+  /** Occurrences mapped to `<unk>`. */
+  count = 0;
+  private readonly distinct = new Set<string>();
+
+  /** Record one occurrence of the symbol `symbol()` returns (called only while fewer than MAX_DISTINCT are held). */
+  add(symbol: () => string): void {
+    this.count++;
+    if (this.distinct.size < MAX_DISTINCT) this.distinct.add(symbol());
+  }
+
+  /**
+   * Nothing when no symbol was unknown; else a DataError under `strict`, or one call of `onWarning` (default
+   * {@link warnUnknownSymbols}) with `prefix` before the message.
+   * @throws DataError with `strict` when symbols were unknown.
+   */
+  report(options: EncodeOptions = {}, prefix = ''): void {
+    if (this.count === 0) return;
+    const symbols = [...this.distinct];
+    const over = symbols.length === MAX_DISTINCT ? 'over ' : '';
+    const distinct = this.count > symbols.length ? `${over}${symbols.length} distinct: ` : '';
+    const what =
+      `${this.count} symbol${this.count > 1 ? 's' : ''} not in the vocabulary ` +
+      `(${distinct}${describeSymbols(symbols)})`;
+    if (options.strict)
+      throw new DataError(`${prefix}${what}; remove them or encode without strict to map them to ${UNK}`);
+    (options.onWarning ?? warnUnknownSymbols)(`${prefix}${what} mapped to ${UNK}`);
+  }
+}
+
+/**
+ * Encodes a text that arrives in pieces (chunks of a file, fields of records). Tokens never depend on where
+ * the pieces are cut: text at the end of a piece that may continue (a word, a `\r` before `\n`, half a
+ * surrogate pair) is held back until the next piece or {@link end}.
+ */
+export interface StreamEncoder {
+  /**
+   * Encode `piece` into `out` starting at `pos` (ids of complete tokens only).
+   * @returns the position after the last id written; `out` must have room for `piece.length` more ids
+   *   plus what was held back (a token is at least one UTF-16 unit).
+   */
+  write(piece: string, out: TokenIds, pos: number): number;
+  /** The text ends (end of a record): encode what was held back. @returns the new position. */
+  end(out: TokenIds, pos: number): number;
+  /** Symbols mapped to `<unk>` so far. */
+  readonly unknown: UnknownSymbols;
+}
+
+/**
+ * Counts the tokens of a text that arrives in pieces (same piece rules as {@link StreamEncoder}) and gathers
+ * what a vocabulary needs (the symbols, or the word frequencies).
+ */
+export interface VocabCounter {
+  /** Count the tokens of `piece` (text that may continue is held back). */
+  write(piece: string): void;
+  /** The text ends (end of a record): count what was held back. */
+  end(): void;
+  /** Tokens counted so far (complete ones). */
+  readonly tokens: number;
+}
+
+/** Maps text to token ids (values in [0, vocabSize)) and back. */
+export interface Tokenizer {
+  readonly kind: 'char' | 'word';
+  /** Number of ids, specials included. */
+  readonly vocabSize: number;
+  /** Token string of every id, id order. */
+  readonly tokens: readonly string[];
+  /** Id of `<unk>` (0). */
+  readonly unkId: number;
+  /** Id of the record-boundary token {@link BOUNDARY}, or undefined when the vocabulary has none. */
+  readonly boundaryId: number | undefined;
+  /** Token ids of `text`. @throws DataError with `strict` when `text` has symbols outside the vocabulary. */
+  encode(text: string, options?: EncodeOptions): Uint32Array;
+  /** An encoder for text that arrives in pieces; it reports unknown symbols through its `unknown` field. */
+  encoder(): StreamEncoder;
+  /** Text of `ids`. @throws DataError for an id outside [0, vocabSize). */
+  decode(ids: ArrayLike<number>): string;
+  /** Id of a single token string, or undefined when it is not in the vocabulary. */
+  idOf(token: string): number | undefined;
+  /** Serializable form; {@link tokenizerFromJSON} restores it. */
+  toJSON(): TokenizerJSON;
+}
+
+/** Common implementation over an id -> token table; subclasses define how text splits into tokens. */
 export abstract class TableTokenizer implements Tokenizer {
   abstract readonly kind: 'char' | 'word';
   readonly unkId = 0;
+  readonly boundaryId: number | undefined;
   private readonly index: Map<string, number>;
 
   /** @param tokens id -> token table; `tokens[0]` must be `<unk>`, entries unique. */
   constructor(readonly tokens: readonly string[]) {
     this.index = new Map(tokens.map((t, i) => [t, i]));
+    this.boundaryId = this.index.get(BOUNDARY);
   }
 
   get vocabSize(): number {
@@ -87,33 +179,14 @@ export abstract class TableTokenizer implements Tokenizer {
     return this.index.get(token);
   }
 
-  /** The pieces of `text`, each looked up as one token. */
-  protected abstract pieces(text: string): Iterable<string>;
+  abstract encoder(): StreamEncoder;
 
   encode(text: string, options: EncodeOptions = {}): Uint32Array {
-    const ids: number[] = [];
-    const unknown = new Set<string>(); // distinct, in order of first appearance
-    let unknownCount = 0;
-    for (const piece of this.pieces(text)) {
-      const id = this.index.get(piece);
-      if (id === undefined) {
-        unknownCount++;
-        unknown.add(piece);
-        ids.push(this.unkId);
-      } else {
-        ids.push(id);
-      }
-    }
-    if (unknownCount > 0) {
-      const distinct = unknownCount > unknown.size ? `${unknown.size} distinct: ` : '';
-      const what =
-        `${unknownCount} symbol${unknownCount > 1 ? 's' : ''} not in the vocabulary ` +
-        `(${distinct}${describeSymbols([...unknown])})`;
-      if (options.strict) throw new DataError(`${what}; remove them or encode without strict to map them to ${UNK}`);
-      const warn = options.onWarning ?? warnUnknownSymbols;
-      warn(`${what} mapped to ${UNK}`);
-    }
-    return Uint32Array.from(ids);
+    const encoder = this.encoder();
+    const out = new Uint32Array(text.length);
+    const n = encoder.end(out, encoder.write(text, out, 0));
+    encoder.unknown.report(options);
+    return out.slice(0, n);
   }
 
   /** Token strings of `ids`. @throws DataError for an id outside [0, vocabSize). */

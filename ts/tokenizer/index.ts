@@ -1,13 +1,14 @@
 /** Tokenizer construction and (de)serialization. */
 import { z } from 'zod';
 import { ModelFileError } from '../errors';
-import { type Tokenizer, type TokenizerJSON, UNK } from './base';
+import { BOUNDARY, type Tokenizer, type TokenizerJSON, UNK, type VocabCounter } from './base';
 import { CharTokenizer } from './char';
 import { EOS, WordTokenizer } from './word';
 
-export type { EncodeOptions, Tokenizer, TokenizerJSON } from './base';
-export { warnUnknownSymbols } from './base';
-export { CharTokenizer, EOS, UNK, WordTokenizer };
+export type { EncodeOptions, StreamEncoder, TokenIds, Tokenizer, TokenizerJSON, VocabCounter } from './base';
+export { BOUNDARY_TEXT, idArray, UnknownSymbols, warnUnknownSymbols } from './base';
+export { MAX_WORD } from './word';
+export { BOUNDARY, CharTokenizer, EOS, UNK, WordTokenizer };
 
 /** Options of {@link buildTokenizer}; `vocabSize` and `lowercase` apply to word tokenizers only. */
 export interface TokenizerOptions {
@@ -16,9 +17,30 @@ export interface TokenizerOptions {
   lowercase: boolean;
 }
 
-/** Build the vocabulary of `text` (the training text). */
+/** A counter of the text a vocabulary is built from, and the build. */
+export interface VocabBuilder {
+  /** Receives the text, in pieces, one record at a time. */
+  readonly counter: VocabCounter;
+  /** The vocabulary of the text counted; with `boundary` it also has {@link BOUNDARY}. */
+  build(boundary: boolean): Tokenizer;
+}
+
+/** A {@link VocabBuilder} for a tokenizer of `options`. */
+export function vocabBuilder(options: TokenizerOptions): VocabBuilder {
+  if (options.kind === 'char') {
+    const counter = CharTokenizer.counter();
+    return { counter, build: (boundary) => counter.build(boundary) };
+  }
+  const counter = WordTokenizer.counter(options.lowercase);
+  return { counter, build: (boundary) => counter.build({ vocabSize: options.vocabSize, boundary }) };
+}
+
+/** Build the vocabulary of `text` (the training text), without a boundary token. */
 export function buildTokenizer(text: string, options: TokenizerOptions): Tokenizer {
-  return options.kind === 'char' ? CharTokenizer.fromText(text) : WordTokenizer.fromText(text, options);
+  const { counter, build } = vocabBuilder(options);
+  counter.write(text);
+  counter.end();
+  return build(false);
 }
 
 const unique = (tokens: string[]) => new Set(tokens).size === tokens.length;
@@ -27,12 +49,17 @@ const JsonSchema = z.discriminatedUnion('type', [
     type: z.literal('char'),
     tokens: z
       .array(z.string())
-      .refine((t) => t[0] === UNK && t.slice(1).every((s) => [...s].length === 1) && unique(t), 'bad char vocabulary'),
+      .refine(
+        (t) => t[0] === UNK && t.slice(t[1] === BOUNDARY ? 2 : 1).every((s) => [...s].length === 1) && unique(t),
+        'bad char vocabulary',
+      ),
   }),
   z.object({
     type: z.literal('word'),
     lowercase: z.boolean(),
-    tokens: z.array(z.string()).refine((t) => t[0] === UNK && t[1] === EOS && unique(t), 'bad word vocabulary'),
+    tokens: z
+      .array(z.string())
+      .refine((t) => t[0] === UNK && t[1] === EOS && t.indexOf(BOUNDARY, 3) < 0 && unique(t), 'bad word vocabulary'),
   }),
 ]);
 
