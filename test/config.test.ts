@@ -55,7 +55,7 @@ describe('parseTrainConfig', () => {
     ['lr', Infinity, 'lr: must be a finite number > 0, got Infinity'],
     ['lr', '0.1', 'lr: must be a finite number > 0, got "0.1"'],
     ['dropout', 1, 'dropout: must be a number in [0, 1), got 1'],
-    ['valFraction', 0, 'valFraction: must be a number in (0, 1), got 0'],
+    ['valFraction', 1, 'valFraction: must be a number in [0, 1), got 1'],
     ['vocabSize', 2, 'vocabSize: must be an integer >= 3, got 2'],
     ['clipNorm', -1, 'clipNorm: must be a finite number >= 0 (0 = off), got -1'],
     ['weightDecay', NaN, 'weightDecay: must be a finite number >= 0, got NaN'],

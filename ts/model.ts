@@ -14,7 +14,9 @@ import {
   type StreamOptionsInput,
   type TrainConfig,
 } from './config';
-import { type CorpusSource, describeCorpus, loadCorpus, makeBatches } from './data';
+import { corpusStream, tokenizeCorpus } from './corpus/dataset';
+import { type CorpusSource, describeCorpus } from './corpus/sources';
+import { makeBatches, type TokenStream } from './data';
 import { DataError, fileErrorReason, ModelFileError } from './errors';
 import { writeFileAtomic } from './io/atomic';
 import { assertFiniteTensors } from './io/safetensors';
@@ -22,7 +24,7 @@ import { accuracy, bitsPerChar, perplexity } from './metrics';
 import { NativeHandle, type NativeModelConfig, type Precision } from './native/handle';
 import { cutAtFirst, decodeAfter, planSampling } from './sampling/plan';
 import { streamText } from './sampling/stream';
-import { type Tokenizer, tokenizerFromJSON } from './tokenizer';
+import { type TokenIds, type Tokenizer, tokenizerFromJSON } from './tokenizer';
 
 /** Metadata keys lstmgen writes into the safetensors header (values are JSON text). */
 export const METADATA_KEYS = { config: 'config', tokenizer: 'tokenizer' } as const;
@@ -30,7 +32,16 @@ export const METADATA_KEYS = { config: 'config', tokenizer: 'tokenizer' } as con
 /** The train config as stored in a model file: no callbacks or signal, corpora by name (`<text>` for inline text). */
 export type ModelConfig = Omit<
   TrainConfig,
-  'corpus' | 'valCorpus' | 'onStart' | 'onStep' | 'onEval' | 'onEpoch' | 'onCheckpoint' | 'onWarning' | 'signal'
+  | 'corpus'
+  | 'valCorpus'
+  | 'onStart'
+  | 'onStep'
+  | 'onEval'
+  | 'onEpoch'
+  | 'onCheckpoint'
+  | 'onWarning'
+  | 'onDataProgress'
+  | 'signal'
 > & {
   corpus: string;
   valCorpus?: string;
@@ -38,9 +49,28 @@ export type ModelConfig = Omit<
 
 /** The storable part of a validated train config. */
 export function toModelConfig(config: TrainConfig): ModelConfig {
-  const { corpus, valCorpus, onStart, onStep, onEval, onEpoch, onCheckpoint, onWarning, signal, ...rest } = config;
+  const {
+    corpus,
+    valCorpus,
+    onStart,
+    onStep,
+    onEval,
+    onEpoch,
+    onCheckpoint,
+    onWarning,
+    onDataProgress,
+    signal,
+    ...rest
+  } = config;
   return { ...rest, corpus: describeCorpus(corpus), ...(valCorpus ? { valCorpus: describeCorpus(valCorpus) } : {}) };
 }
+
+const isTokenStream = (v: unknown): v is TokenStream =>
+  typeof v === 'object' && v !== null && typeof (v as TokenStream).read === 'function';
+
+/** The fields of `o` that are not undefined. */
+const definedOf = <T extends object>(o: T): Partial<T> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 /** Result of {@link LstmModel.evaluate}. */
 export interface EvalResult {
@@ -230,20 +260,28 @@ export class LstmModel {
   }
 
   /**
-   * Evaluate on a corpus (source or token ids): one uninterrupted pass with the carried evaluation state
+   * Evaluate on a corpus (a source, read as `train()` reads it, records framed by the boundary token when the
+   * vocabulary has one; token ids; or a token stream): one uninterrupted pass with the carried evaluation state
    * (see {@link NativeHandle.evaluate}) over the batches of {@link makeBatches}, last short batch included.
    * Symbols outside the vocabulary count as `<unk>` targets, silently unless `onWarning` or `strict` is given.
-   * @throws ConfigError naming the option for an invalid `batchSize`, `seqLen`, `strict` or `onWarning`;
-   *   DataError when the corpus cannot be read or has fewer than seqLen + 1 tokens, or for unknown
-   *   symbols with `strict`.
+   * @throws ConfigError naming the option for an invalid option; DataError when the corpus cannot be read or
+   *   has fewer than seqLen + 1 tokens, or for unknown symbols with `strict`.
    */
-  async evaluate(corpus: CorpusSource | Uint32Array, options: EvaluateOptions = {}): Promise<EvalResult> {
+  async evaluate(corpus: CorpusSource | TokenIds | TokenStream, options: EvaluateOptions = {}): Promise<EvalResult> {
     this.native.assertLive();
     const opts = parseEvaluateOptions(options);
+    const { format, field, extensions, encoding } = { ...this.config, ...definedOf(opts) };
     const ids =
-      corpus instanceof Uint32Array
+      ArrayBuffer.isView(corpus) || isTokenStream(corpus)
         ? corpus
-        : this.tokenizer.encode(loadCorpus(parseCorpusSource(corpus)), { onWarning: () => {}, ...opts });
+        : corpusStream(
+            await tokenizeCorpus(
+              parseCorpusSource(corpus),
+              this.tokenizer,
+              { format, field, extensions, encoding, cacheDir: opts.cacheDir },
+              { onWarning: () => {}, ...opts },
+            ),
+          );
     const seqLen = opts.seqLen ?? this.config.seqLen;
     const fit = Math.floor((ids.length - 1) / seqLen); // streams that hold one full sequence
     const batchSize = Math.max(1, Math.min(opts.batchSize ?? this.config.batchSize, fit));

@@ -1,6 +1,9 @@
 /** The actions of the `lstmgen` commands; {@link buildProgram} declares their flags. */
 import { SingleBar } from 'cli-progress';
 import type { TrainConfigInput } from '../config';
+import type { CorpusEncoding } from '../corpus/read';
+import type { CorpusFormat } from '../corpus/records';
+import type { CorpusSource } from '../corpus/sources';
 import { assertWritable, writeFileAtomic } from '../io/atomic';
 import { assertOutputsSpareInputs } from '../io/paths';
 import { loadModel } from '../model';
@@ -10,6 +13,7 @@ import { warnUnknownSymbols } from '../tokenizer';
 import { assertRunSparesInputs } from '../train/checkpoint';
 import { train } from '../train/loop';
 import { plotRun } from '../train/plot';
+import { DataProgressBar, dataFlagsToConfig } from './data';
 import { runFlagsToConfig } from './flags';
 import {
   emit,
@@ -42,7 +46,7 @@ export const EXIT_INTERRUPTED = 130;
  */
 export async function trainCommand(flags: TrainFlags): Promise<void> {
   const { out, json, ...rest } = flags;
-  const config = runFlagsToConfig(rest);
+  const config = dataFlagsToConfig(runFlagsToConfig(rest));
   // fail before training, not after it
   assertRunSparesInputs(config as TrainConfigInput, [{ path: out, field: 'out', what: 'the model file' }]);
   assertWritable(out, 'out');
@@ -59,6 +63,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     controller.abort();
   };
   process.on('SIGINT', onSigint);
+  const dataBar = json ? undefined : new DataProgressBar();
   const bar = json
     ? undefined
     : new SingleBar({
@@ -73,7 +78,9 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     const { model, history } = await train({
       ...(config as { corpus: string }),
       signal: controller.signal,
+      onDataProgress: (p) => dataBar?.update(p),
       onStart: (s) => {
+        dataBar?.stop();
         step = s.startStep;
         if (json) return;
         process.stderr.write(
@@ -92,7 +99,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         if (json) emit({ type: 'eval', ...e });
       },
       onEpoch: (e) => {
-        lastVal = { step, ...e };
+        if (e.valLoss !== null && e.valPerplexity !== null)
+          lastVal = { step, valLoss: e.valLoss, valPerplexity: e.valPerplexity };
         if (json) emit({ type: 'epoch', step, ...e });
       },
       onCheckpoint: (c) => {
@@ -128,6 +136,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       for (const line of runSummaryLines(history, config.logFile as string | undefined)) say(line);
     }
   } finally {
+    dataBar?.stop();
     bar?.stop();
     process.removeListener('SIGINT', onSigint);
   }
@@ -153,20 +162,31 @@ export async function generateCommand(flags: GenerateFlags): Promise<void> {
 
 interface EvalFlags {
   model: string;
-  corpus: string;
+  corpus: string[];
   device?: Device;
   precision?: Precision;
   json?: boolean;
   batchSize?: number;
   seqLen?: number;
+  format?: CorpusFormat;
+  field?: string;
+  ext?: string[];
+  encoding?: CorpusEncoding;
+  cacheDir?: string;
 }
 
 /** `lstmgen eval`: loss, perplexity, accuracy (and bits per char) of a model on a corpus. */
 export async function evalCommand(flags: EvalFlags): Promise<void> {
   const model = await loadModel(flags.model, { device: flags.device, precision: flags.precision });
-  const r = await model.evaluate(flags.corpus, {
+  const { corpus, ...data } = dataFlagsToConfig({ corpus: flags.corpus, ext: flags.ext });
+  const r = await model.evaluate(corpus as CorpusSource, {
     batchSize: flags.batchSize,
     seqLen: flags.seqLen,
+    format: flags.format,
+    field: flags.field,
+    encoding: flags.encoding,
+    cacheDir: flags.cacheDir,
+    ...data,
     onWarning: warnUnknownSymbols,
   });
   if (flags.json) {

@@ -65,6 +65,7 @@ export const FLAG_NAMES: Readonly<Record<string, string>> = {
   resumeFrom: 'resume',
   logFile: 'log',
   earlyStopping: 'early-stopping',
+  extensions: 'ext',
 };
 
 /**

@@ -8,6 +8,7 @@
  */
 import { CommanderError } from 'commander';
 import { ConfigError, LstmgenError } from '../errors';
+import { EXIT_INTERRUPTED } from './commands';
 import { flagNamer, flagOf } from './flags';
 import { watchStdout } from './print';
 import { buildProgram } from './program';
@@ -33,6 +34,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof LstmgenError) {
       process.stderr.write(`lstmgen: ${named(err.message)}\n`);
       return 1;
+    }
+    if (err instanceof Error && err.name === 'AbortError') {
+      process.stderr.write('lstmgen: interrupted while reading the corpus; nothing was trained or saved\n');
+      return EXIT_INTERRUPTED;
     }
     process.stderr.write(`lstmgen: internal error: ${err instanceof Error ? err.stack : String(err)}\n`);
     return 1;

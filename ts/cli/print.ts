@@ -50,10 +50,12 @@ export const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(di
 
 /** One line per epoch: losses (nats/token), perplexity, accuracy and, for char models, bits per char. */
 export function epochLine(e: EpochInfo, char: boolean): string {
+  const head = `epoch ${e.epoch}: train loss ${fmt(e.trainLoss)}`;
+  if (e.valLoss === null || e.valPerplexity === null || e.valAccuracy === null) return `${head} (no validation)`;
   const bpc = char ? `, ${fmt(e.valLoss / Math.LN2, 3)} bits/char` : '';
   const ppl = `perplexity ${fmt(e.valPerplexity, 2)}`;
   const val = `val loss ${fmt(e.valLoss)} (${ppl}, accuracy ${fmt(100 * e.valAccuracy, 1)}%`;
-  return `epoch ${e.epoch}: train loss ${fmt(e.trainLoss)}, ${val}${bpc})`;
+  return `${head}, ${val}${bpc})`;
 }
 
 /** Files a training run wrote besides the model: the metrics log, the newest kept checkpoint and `best.lstm`. */

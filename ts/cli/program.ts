@@ -13,14 +13,25 @@ import {
   LoadOptionsSchema,
   TrainConfigSchema,
 } from '../config';
+import { CORPUS_ENCODINGS } from '../corpus/read';
+import { CORPUS_FORMATS } from '../corpus/records';
 import { PRECISIONS } from '../native/handle';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS } from '../train/loop';
 import { evalCommand, generateCommand, infoCommand, plotCommand, trainCommand } from './commands';
 import { collect, type FlagSpec, fieldFlag, number, parseLrSchedule } from './flags';
 
+/** The flags of how corpus files are read (`train` and `eval`). */
+const DATA_FLAGS: Array<[field: string, spec: FlagSpec]> = [
+  ['format', { arg: '<format>' }],
+  ['field', { arg: '<name>' }],
+  ['extensions', { arg: '<ext>', parse: collect, name: 'ext' }],
+  ['encoding', { arg: '<encoding>' }],
+  ['cacheDir', { arg: '<dir>' }],
+];
+
 /** The train options that are flags of `lstmgen train`, in help order, with their value placeholders. */
 const TRAIN_FLAGS: Array<[field: string, spec: FlagSpec]> = [
-  ['valCorpus', { arg: '<path>' }],
+  ['valCorpus', { arg: '<path>', parse: collect }],
   ['tokenizer', { arg: '<kind>' }],
   ['vocabSize', { arg: '<n>', parse: number }],
   ['lowercase', {}],
@@ -63,6 +74,13 @@ const GENERATE_FLAGS: Array<[field: string, spec: FlagSpec]> = [
   ['strict', {}],
 ];
 
+/** A data flag: {@link fieldFlag}, limited to the schema's choices where the field is an enum. */
+function dataFlag(schema: typeof TrainConfigSchema, field: string, spec: FlagSpec) {
+  const option = fieldFlag(schema, field, spec);
+  const choices = { format: CORPUS_FORMATS, encoding: CORPUS_ENCODINGS }[field as 'format' | 'encoding'];
+  return choices ? option.choices(choices) : option;
+}
+
 /** `--device` and `--precision` of the commands that load a model. */
 function loadFlags(command: Command): Command {
   return command
@@ -94,11 +112,12 @@ export function buildProgram(): Command {
   const trainCmd = program
     .command('train')
     .description('train a model on a text corpus and save it')
-    .addOption(fieldFlag(TrainConfigSchema, 'corpus', { arg: '<path>' }).makeOptionMandatory());
+    .addOption(fieldFlag(TrainConfigSchema, 'corpus', { arg: '<path>', parse: collect }).makeOptionMandatory());
   for (const [field, spec] of TRAIN_FLAGS) {
     trainCmd.addOption(fieldFlag(TrainConfigSchema, field, spec));
     if (field === 'lowercase') trainCmd.option('--no-lowercase', 'word tokenizer: keep the case of the text');
   }
+  for (const [field, spec] of DATA_FLAGS) trainCmd.addOption(dataFlag(TrainConfigSchema, field, spec));
   trainCmd
     .option(
       '--lr-schedule <spec>',
@@ -127,9 +146,11 @@ export function buildProgram(): Command {
     .command('eval')
     .description('evaluate a saved model on a corpus')
     .requiredOption('--model <file>', 'model file')
-    .addOption(fieldFlag(TrainConfigSchema, 'corpus', { arg: '<path>' }).makeOptionMandatory())
+    .addOption(fieldFlag(TrainConfigSchema, 'corpus', { arg: '<path>', parse: collect }).makeOptionMandatory())
     .addOption(fieldFlag(EvaluateOptionsSchema, 'batchSize', { arg: '<n>', parse: number }))
     .addOption(fieldFlag(EvaluateOptionsSchema, 'seqLen', { arg: '<n>', parse: number }));
+  // eval reads a corpus as train does: the train options' flags, whose defaults are the model's here
+  for (const [field, spec] of DATA_FLAGS) evalCmd.addOption(dataFlag(TrainConfigSchema, field, spec));
   loadFlags(evalCmd)
     .option('--json', 'print {"loss","perplexity","accuracy","bitsPerChar","tokens"}')
     .action(evalCommand);

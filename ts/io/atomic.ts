@@ -109,22 +109,27 @@ function assertPath(file: unknown, field: string): asserts file is string {
 }
 
 /**
- * Write `bytes` to `file` atomically: they go to `file.tmp-<pid>-<rand>`, are fsynced, then renamed over
- * `file`, so readers see either the old file whole or the new one whole, never a torn write. Temporary files of
- * `file` left by writers that were killed are removed first.
+ * Write `bytes` (one array, or several written one after another) to `file` atomically: they go to
+ * `file.tmp-<pid>-<rand>`, are fsynced, then renamed over `file`, so readers see either the old file whole or
+ * the new one whole, never a torn write. Temporary files of `file` left by writers that were killed are removed
+ * first.
  * @param what names the file in the error message (e.g. `"model file"`, `"checkpoint"`).
  * @throws ConfigError (field `file`) if `file` is empty or not a string; ModelFileError if the file cannot be
  *   written (the message names `file`, not the temporary file); the temporary file is removed and `file` is
  *   untouched.
  */
-export async function writeFileAtomic(file: string, bytes: Uint8Array, what = 'model file'): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  bytes: Uint8Array | readonly Uint8Array[],
+  what = 'model file',
+): Promise<void> {
   assertPath(file, 'file');
   await removeDeadTemps(file);
   const tmp = tempPath(file);
   try {
     const handle = await fs.promises.open(tmp, 'w');
     try {
-      await handle.writeFile(bytes);
+      for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) await handle.writeFile(part);
       await handle.sync();
     } finally {
       await handle.close();

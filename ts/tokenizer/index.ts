@@ -21,8 +21,11 @@ export interface TokenizerOptions {
 export interface VocabBuilder {
   /** Receives the text, in pieces, one record at a time. */
   readonly counter: VocabCounter;
-  /** The vocabulary of the text counted; with `boundary` it also has {@link BOUNDARY}. */
-  build(boundary: boolean): Tokenizer;
+  /**
+   * The vocabulary of the text counted; with `boundary` it also has {@link BOUNDARY}. `warn` receives a warning
+   * about the text (word tokens of scripts without spaces); default `process.emitWarning`.
+   */
+  build(boundary: boolean, warn?: (message: string) => void): Tokenizer;
 }
 
 /** A {@link VocabBuilder} for a tokenizer of `options`. */
@@ -32,7 +35,7 @@ export function vocabBuilder(options: TokenizerOptions): VocabBuilder {
     return { counter, build: (boundary) => counter.build(boundary) };
   }
   const counter = WordTokenizer.counter(options.lowercase);
-  return { counter, build: (boundary) => counter.build({ vocabSize: options.vocabSize, boundary }) };
+  return { counter, build: (boundary, warn) => counter.build({ vocabSize: options.vocabSize, boundary, warn }) };
 }
 
 /** Build the vocabulary of `text` (the training text), without a boundary token. */

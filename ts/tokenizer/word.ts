@@ -27,8 +27,11 @@ import {
 /** End-of-line token; always id 1 in word vocabularies. */
 export const EOS = '<eos>';
 
-/** Longest word token in UTF-16 units; a longer run of word characters becomes several tokens. */
-export const MAX_WORD = 1024;
+/**
+ * Longest word token in UTF-16 units (131,072); a longer run of word characters becomes several tokens, so the
+ * text a streaming scanner holds back between pieces stays bounded.
+ */
+export const MAX_WORD = 1 << 17;
 
 const NO_SPACE_BEFORE = new Set(['.', ',', ';', ':', '!', '?', ')', ']', '}', '%', '-']);
 const NO_SPACE_AFTER = new Set(['(', '[', '{', '$', '-']);
@@ -135,7 +138,11 @@ class WordTable {
 
   /** The string of entry `e`. */
   text(e: number): string {
-    return String.fromCharCode(...this.pool.subarray(this.starts[e], this.starts[e + 1]));
+    let out = '';
+    for (let a = this.starts[e], end = this.starts[e + 1]; a < end; a += 8192) {
+      out += String.fromCharCode(...this.pool.subarray(a, Math.min(a + 8192, end)));
+    }
+    return out;
   }
 
   private rehash(): void {
@@ -350,7 +357,7 @@ export class WordCounter implements VocabCounter {
    * frequent tokens counted, by descending count, ties by code-unit order, `vocabSize` ids in all at most.
    * Warns (`LSTMGEN_NO_SPACES`) when most of the text is in scripts written without spaces between words.
    */
-  build(options: { vocabSize: number; boundary: boolean }): WordTokenizer {
+  build(options: { vocabSize: number; boundary: boolean; warn?: (message: string) => void }): WordTokenizer {
     const { table, counts } = this.scanner;
     const words = Array.from({ length: table.size }, (_, e) => table.text(e));
     const specials = [UNK, EOS, ...(options.boundary ? [BOUNDARY] : [])];
@@ -358,7 +365,8 @@ export class WordCounter implements VocabCounter {
       .sort((a, b) => counts[b] - counts[a] || (words[a] < words[b] ? -1 : words[a] > words[b] ? 1 : 0))
       .slice(0, Math.max(0, options.vocabSize - specials.length))
       .map((e) => words[e]);
-    warnIfNoSpaces(words, counts);
+    const message = noSpacesWarning(words, counts);
+    if (message) (options.warn ?? ((m) => process.emitWarning(m, { code: 'LSTMGEN_NO_SPACES' })))(message);
     return new WordTokenizer([...specials, ...ranked], this.lowercase);
   }
 }
@@ -368,11 +376,11 @@ const NO_SPACE_SCRIPT =
   /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]/u;
 
 /**
- * Warn (`LSTMGEN_NO_SPACES`) when more than a third of the word tokens' text is in scripts written without
+ * The warning (`LSTMGEN_NO_SPACES`) when more than a third of the word tokens' text is in scripts written without
  * spaces (Chinese, Japanese, Thai...): their "words" are whole clauses between punctuation marks, nearly every
- * one unique, so the model learns little and a validation of repeated clauses is meaningless.
+ * one unique, so the model learns little and a validation of repeated clauses is meaningless. Else undefined.
  */
-function warnIfNoSpaces(words: readonly string[], counts: Float64Array): void {
+function noSpacesWarning(words: readonly string[], counts: Float64Array): string | undefined {
   let all = 0;
   let clauseUnits = 0;
   let clauses = 0;
@@ -384,13 +392,12 @@ function warnIfNoSpaces(words: readonly string[], counts: Float64Array): void {
       clauses += counts[e];
     }
   }
-  if (clauses === 0 || clauseUnits <= all / 3) return;
-  process.emitWarning(
+  if (clauses === 0 || clauseUnits <= all / 3) return undefined;
+  return (
     `${Math.round((100 * clauseUnits) / all)}% of the text is in a script written without spaces between words ` +
-      `(Chinese, Japanese, Thai...): the word tokenizer makes each run of letters up to the next space or ` +
-      `punctuation mark one token, so its "words" are whole clauses (${(clauseUnits / clauses).toFixed(1)} characters on average); ` +
-      `use the char tokenizer`,
-    { code: 'LSTMGEN_NO_SPACES' },
+    `(Chinese, Japanese, Thai...): the word tokenizer makes each run of letters up to the next space or ` +
+    `punctuation mark one token, so its "words" are whole clauses (${(clauseUnits / clauses).toFixed(1)} characters on average); ` +
+    'use the char tokenizer'
   );
 }
 

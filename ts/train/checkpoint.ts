@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TrainConfigInput } from '../config';
-import { BUILTIN_CORPORA } from '../data';
+import { corpusFiles } from '../corpus/sources';
 import { ConfigError, ModelFileError } from '../errors';
 import type { CheckpointInfo } from '../events';
 import { assertWritable, makeDirs, writeFileAtomic } from '../io/atomic';
@@ -53,6 +53,8 @@ export const RESUME_LOCKED = [
   'batchSize',
   'seed',
   'valFraction',
+  'format',
+  'field',
 ] as const;
 
 /** A checkpoint read back: the model (with its training state in the engine) and the loop's state. */
@@ -72,16 +74,10 @@ const STEP_FILE = /^step-(\d+)\.lstm$/;
 /** Every name a {@link CheckpointWriter} writes in its directory. */
 const CHECKPOINT_FILE = /^(step-\d+|best)\.lstm$/;
 
-/** The file a corpus option reads, if it names one (not a builtin corpus, not inline text). */
-function corpusFile(corpus: unknown): string | undefined {
-  if (typeof corpus === 'string') return Object.hasOwn(BUILTIN_CORPORA, corpus) ? undefined : corpus;
-  const p = (corpus as { path?: unknown } | null)?.path;
-  return typeof p === 'string' ? p : undefined;
-}
-
 /**
  * Refuse, before anything is written, a run whose outputs would replace one of its inputs or each other (see
- * {@link assertOutputsSpareInputs}). The inputs are `corpus`, `valCorpus` and `resumeFrom`; the outputs `logFile`,
+ * {@link assertOutputsSpareInputs}). The inputs are the files of `corpus` and `valCorpus` (those of their
+ * directories and globs included) and `resumeFrom`; the outputs `logFile`,
  * the checkpoints in `checkpointDir` and `extra` (e.g. the CLI's model file). A checkpoint resumed from inside
  * `checkpointDir` may be rotated away: that is the run continuing. Fields of other types are skipped (the
  * config check reports them).
@@ -91,13 +87,12 @@ export function assertRunSparesInputs(input: TrainConfigInput, extra: readonly O
   const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
   const inputs: InputFile[] = [];
   const outputs: OutputFile[] = [];
-  const corpus = corpusFile(input.corpus);
-  const valCorpus = corpusFile(input.valCorpus);
+  const files = { extensions: input.extensions };
   const resume = str(input.resumeFrom);
   const log = str(input.logFile);
   const dir = str(input.checkpointDir);
-  if (corpus) inputs.push({ path: corpus, what: 'the corpus' });
-  if (valCorpus) inputs.push({ path: valCorpus, what: 'the validation corpus' });
+  for (const file of corpusFiles(input.corpus, files)) inputs.push({ path: file, what: 'the corpus' });
+  for (const file of corpusFiles(input.valCorpus, files)) inputs.push({ path: file, what: 'the validation corpus' });
   if (resume) inputs.push({ path: resume, what: 'the checkpoint resumed from', rewrittenBy: 'checkpointDir' });
   if (log) outputs.push({ path: log, field: 'logFile', what: 'the metrics log' });
   if (dir) outputs.push({ path: dir, field: 'checkpointDir', what: 'the checkpoints', names: CHECKPOINT_FILE });

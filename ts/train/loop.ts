@@ -3,12 +3,12 @@
  */
 import * as path from 'node:path';
 import { parseTrainConfig, type TrainOptions } from '../config';
-import { batchAt, batchLayout, loadCorpus, splitText } from '../data';
+import { type CorpusOptions, splitCorpus, tokenizeCorpus } from '../corpus/dataset';
+import { batchAt, batchLayout, type TokenStream } from '../data';
 import { ConfigError, NumericError } from '../errors';
-import type { CheckpointInfo, EvalInfo, StepInfo, TrainHistory, TrainWarningCode } from '../events';
+import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo, TrainHistory, TrainWarningCode } from '../events';
 import { type EvalResult, LstmModel, toModelConfig } from '../model';
 import { NativeHandle, type NativeStepResult } from '../native/handle';
-import { buildTokenizer } from '../tokenizer';
 import {
   assertRunSparesInputs,
   assertSameTokenizer,
@@ -39,8 +39,6 @@ export const DEFAULT_CHECKPOINT_EVERY = 1000;
 /** Periodic checkpoints kept when `keepCheckpoints` is unset. */
 export const DEFAULT_KEEP_CHECKPOINTS = 3;
 
-const ignore = () => {};
-
 /** Where the warnings of a run go without `onWarning`: `process.emitWarning` with the code. */
 function emitWarning(message: string, code: TrainWarningCode): void {
   process.emitWarning(message, { code });
@@ -49,29 +47,34 @@ function emitWarning(message: string, code: TrainWarningCode): void {
 /**
  * Train a new model, or continue one from a checkpoint (`resumeFrom`).
  *
- * Steps: validate the config; load the corpus; hold out validation text (`valCorpus`, or the last
- * `valFraction`); build the tokenizer on the training text; create the native model from `seed` (or load the
- * checkpoint); then run one awaited native step per full `[batchSize, seqLen]` batch, resetting the carried
- * state at each epoch start (the native work runs on the libuv pool, so the event loop stays responsive). The
- * rate of each step comes from `lrSchedule`. Validation runs every `evalEvery` steps and at each epoch end;
+ * Steps: validate the config; read and tokenize the corpus as a stream (two passes: vocabulary, then ids;
+ * or the ids from `cacheDir`); hold out validation data (`valCorpus`, or `valFraction` of the corpus: the last
+ * tokens of a text, a seeded random share of the records; none for 0); create the native model from `seed`
+ * (or load the checkpoint); then run one awaited native step per full `[batchSize, seqLen]` batch, resetting
+ * the carried state at each epoch start (the native work runs on the libuv pool, so the event loop stays
+ * responsive). Records are framed by the tokenizer's boundary token and shuffled every epoch from `seed`.
+ * The rate of each step comes from `lrSchedule`. Validation runs every `evalEvery` steps and at each epoch end;
  * the *monitored* validations (those of `evalEvery` when set, else the epoch ends) drive reduce-on-plateau,
  * early stopping and `best.lstm`. When `maxSteps` ends an epoch early its validation is reported but not
- * monitored. Symbols outside the vocabulary (which is the training text's) become `<unk>`: silently in the training
- * text, with one warning in the validation text.
+ * monitored. Symbols outside the vocabulary become `<unk>`: silently those of the training corpus (beyond a word
+ * vocabulary's size), with one warning those of a separate `valCorpus`.
  *
  * A resumed run continues exactly: same batches, dropout masks, Adam state and carried state, so its step
  * losses equal those of an uninterrupted run. When `signal` aborts, training stops before the next step and
  * the model so far is returned with `history.aborted = true` (a final checkpoint is written when
- * `checkpointDir` is set). With early stopping and `restoreBest`, the returned model has the best weights.
+ * `checkpointDir` is set); while the corpus is being read, an abort rejects with the signal's reason (an
+ * `AbortError`). With early stopping and `restoreBest`, the returned model has the best weights.
  * When the final validation loss is non-finite or clearly above ln(vocabSize) (worse than a uniform prediction
  * by more than {@link DIVERGENCE_MARGIN}: training diverged) a warning `LSTMGEN_DIVERGED` says so and suggests a
  * lower lr; the run still resolves. Warnings (see {@link TrainWarningCode}) go to `onWarning`, else to
  * `process.emitWarning` with their code.
  *
  * @throws ConfigError for invalid options, an output (`logFile`, `checkpointDir`) that would replace an input
- *   or another output, or a checkpoint whose tokenizer or shape differs from the options;
- *   DataError for an unreadable/empty corpus or one too short for one batch (training) or one sequence
- *   (validation); ModelFileError for an unreadable checkpoint or a failed write; DeviceError if the addon
+ *   (a corpus file included) or another output, a checkpoint whose tokenizer or shape differs from the options,
+ *   or an unwritable `cacheDir`; DataError for a corpus that cannot be read (missing, not a regular file,
+ *   invalid text in its encoding, bad records: see `tokenizeCorpus`) or is empty, or whose training part is too
+ *   short for one batch or validation part for one sequence (the message says which part, how it was taken and
+ *   what to change); ModelFileError for an unreadable checkpoint or a failed write; DeviceError if the addon
  *   cannot load or the device is unavailable; NumericError (with `step`) for a non-finite loss or gradient
  *   under `onNonFinite: 'stop'`, or non-finite weights at a checkpoint. Errors thrown by callbacks (or promises they
  * return, which are awaited) propagate.
@@ -89,26 +92,49 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
       'LSTMGEN_IGNORED_OPTION',
     );
   }
-  const text = loadCorpus(cfg.corpus);
-  const split = cfg.valCorpus ? { train: text, val: loadCorpus(cfg.valCorpus) } : splitText(text, cfg.valFraction);
-  const built = buildTokenizer(split.train, {
-    kind: cfg.tokenizer,
-    vocabSize: cfg.vocabSize,
-    lowercase: cfg.lowercase,
-  });
-  if (resumed) assertSameTokenizer(resumed.model.tokenizer, built);
-  const tokenizer = resumed?.model.tokenizer ?? built;
-  const trainIds = tokenizer.encode(split.train, { onWarning: ignore });
-  // the vocabulary comes from the training text: symbols only the validation text has count as <unk>
-  const valIds = tokenizer.encode(split.val, {
-    onWarning: (m) => warn(`validation text: ${m}`, 'LSTMGEN_UNKNOWN_SYMBOLS'),
-  });
-  const held = cfg.valCorpus
-    ? ''
-    : ` (the corpus minus the last valFraction = ${cfg.valFraction} held out for validation)`;
-  const layout = batchLayout(trainIds.length, cfg.batchSize, cfg.seqLen, `the training text${held}`);
+  const corpusOptions: CorpusOptions = {
+    format: cfg.format,
+    field: cfg.field,
+    extensions: cfg.extensions,
+    encoding: cfg.encoding,
+    cacheDir: cfg.cacheDir,
+    signal: cfg.signal,
+    onProgress: cfg.onDataProgress,
+    onWarning: warn,
+  };
+  const options = { kind: cfg.tokenizer, vocabSize: cfg.vocabSize, lowercase: cfg.lowercase };
+  const corpus = await tokenizeCorpus(cfg.corpus, options, corpusOptions);
+  if (resumed) assertSameTokenizer(resumed.model.tokenizer, corpus.tokenizer);
+  const tokenizer = resumed?.model.tokenizer ?? corpus.tokenizer;
+  // the vocabulary comes from the training corpus: symbols only a separate validation corpus has count as <unk>
+  const valCorpus = cfg.valCorpus
+    ? await tokenizeCorpus(cfg.valCorpus, tokenizer, corpusOptions, {
+        onWarning: (m) => warn(m, 'LSTMGEN_UNKNOWN_SYMBOLS'),
+        prefix: 'validation text: ',
+      })
+    : undefined;
+  const split = splitCorpus(corpus, cfg.valFraction, cfg.seed, valCorpus);
+  const fix = cfg.valCorpus ? 'a longer corpus' : 'a longer corpus, a smaller valFraction';
+  const trainLength = split.train(1).length;
+  const layout = batchLayout(
+    trainLength,
+    cfg.batchSize,
+    cfg.seqLen,
+    split.trainWhat,
+    `use ${fix} or a smaller batchSize or seqLen`,
+  );
   const stepsPerEpoch = layout.fullBatches;
-  batchLayout(valIds.length, 1, cfg.seqLen, 'the validation text');
+  const val = split.val;
+  if (val) {
+    const more = cfg.valCorpus ? 'a longer validation corpus' : 'a longer corpus, a larger valFraction';
+    batchLayout(
+      val.length,
+      1,
+      cfg.seqLen,
+      split.valWhat,
+      `use ${more} or a smaller seqLen, or valFraction: 0 for no validation`,
+    );
+  }
   const epochs = cfg.epochs ?? (cfg.maxSteps ? Math.ceil(cfg.maxSteps / stepsPerEpoch) : 1);
   const totalSteps = Math.min(cfg.maxSteps ?? Infinity, epochs * stepsPerEpoch);
 
@@ -184,7 +210,9 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     log?.write({ type: 'checkpoint', ...info });
     await cfg.onCheckpoint?.(info);
   };
-  const validate = () => model.evaluate(valIds, { batchSize: cfg.batchSize, seqLen: cfg.seqLen });
+  const validate = async () => (val ? model.evaluate(val, { batchSize: cfg.batchSize, seqLen: cfg.seqLen }) : null);
+  let stream: TokenStream | undefined;
+  let streamEpoch = 0;
   const opt = {
     beta1: cfg.beta1,
     beta2: cfg.beta2,
@@ -200,8 +228,8 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     const start = {
       totalSteps,
       stepsPerEpoch,
-      trainTokens: trainIds.length,
-      valTokens: valIds.length,
+      trainTokens: trainLength,
+      valTokens: val?.length ?? 0,
       vocabSize: tokenizer.vocabSize,
       device: model.device,
       startStep: step,
@@ -218,7 +246,8 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
         native.resetTrainState();
         [epochLossSum, epochSteps] = [0, 0];
       }
-      const b = batchAt(trainIds, layout, cfg.batchSize, cfg.seqLen, batch);
+      if (streamEpoch !== epoch) [stream, streamEpoch] = [split.train(epoch), epoch];
+      const b = batchAt(stream!, layout, cfg.batchSize, cfg.seqLen, batch);
       const lr = schedule.lrAt(step);
       const t0 = performance.now();
       let r: NativeStepResult | undefined;
@@ -266,8 +295,8 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
 
       let monitored: number | undefined;
       let evaluated: EvalResult | undefined;
-      if (cfg.evalEvery && step % cfg.evalEvery === 0) {
-        evaluated = await validate();
+      if (cfg.evalEvery && val && step % cfg.evalEvery === 0) {
+        evaluated = (await validate())!;
         const e: EvalInfo = {
           step,
           epoch,
@@ -282,17 +311,11 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
       }
       if (batch === stepsPerEpoch) {
         const v = evaluated ?? (await validate());
-        const e = {
-          epoch,
-          trainLoss: epochLossSum / epochSteps,
-          valLoss: v.loss,
-          valPerplexity: v.perplexity,
-          valAccuracy: v.accuracy,
-        };
+        const e = epochInfo(epoch, epochLossSum / epochSteps, v);
         history.epochs.push(e);
         log?.write({ type: 'epoch', step, ...e });
         await cfg.onEpoch?.(e);
-        if (!cfg.evalEvery) monitored = v.loss;
+        if (!cfg.evalEvery && v) monitored = v.loss;
         [epoch, batch] = [epoch + 1, 0];
       }
 
@@ -315,14 +338,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
 
     if (!history.aborted && !history.stoppedEarly && batch > 0 && epochSteps > 0) {
       // maxSteps ended the epoch early: report its validation (not monitored: the run may be resumed)
-      const v = await validate();
-      const e = {
-        epoch,
-        trainLoss: epochLossSum / epochSteps,
-        valLoss: v.loss,
-        valPerplexity: v.perplexity,
-        valAccuracy: v.accuracy,
-      };
+      const e = epochInfo(epoch, epochLossSum / epochSteps, await validate());
       history.epochs.push(e);
       log?.write({ type: 'epoch', step, ...e });
       await cfg.onEpoch?.(e);
@@ -333,7 +349,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     }
     history.best = bestStep !== null && best.best !== null ? { valLoss: best.best, step: bestStep } : null;
     history.tokensPerSec = seconds > 0 ? tokens / seconds : 0;
-    const diverged = divergenceWarning(history.epochs.at(-1)?.valLoss, tokenizer.vocabSize, cfg.lr);
+    const diverged = divergenceWarning(history.epochs.at(-1)?.valLoss ?? undefined, tokenizer.vocabSize, cfg.lr);
     if (diverged) warn(diverged, 'LSTMGEN_DIVERGED');
     log?.write({
       type: 'end',
@@ -348,6 +364,17 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     log?.close();
   }
   return { model, history };
+}
+
+/** The record of an epoch: its mean training loss and the validation result (null without validation). */
+function epochInfo(epoch: number, trainLoss: number, v: EvalResult | null): EpochInfo {
+  return {
+    epoch,
+    trainLoss,
+    valLoss: v?.loss ?? null,
+    valPerplexity: v?.perplexity ?? null,
+    valAccuracy: v?.accuracy ?? null,
+  };
 }
 
 /**

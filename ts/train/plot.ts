@@ -37,7 +37,8 @@ export async function plotRun(run: string | RunRecord[], options: PlotOptions = 
   const vals = new Map<number, number>();
   for (const r of records) {
     if (r.type === 'step') steps.set(r.step, { loss: r.loss, lr: r.lr });
-    else if ((r.type === 'eval' || r.type === 'epoch') && Number.isFinite(r.valLoss)) vals.set(r.step, r.valLoss);
+    else if ((r.type === 'eval' || r.type === 'epoch') && typeof r.valLoss === 'number' && Number.isFinite(r.valLoss))
+      vals.set(r.step, r.valLoss);
   }
   if (steps.size === 0)
     throw new DataError(`${typeof run === 'string' ? run : 'the run log'} has no training steps to plot`);
