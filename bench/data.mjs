@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+/**
+ * Data benchmark: tokenizing throughput (char and word, MB/s of UTF-8 input), peak RSS, and the start-up time
+ * of a run whose ids come from the cache (cacheDir), on a generated corpus (Moby Dick repeated).
+ *
+ *   npm run build:ts && node bench/data.mjs [--mb 1024] [--out bench/results/data.md] [--dir /tmp]
+ *
+ * Each measurement runs in a fresh Node process, so its peak RSS (getrusage maxrss) is its own.
+ * Targets: char >= 50 MB/s, word >= 20 MB/s, peak RSS <= 1.5 x the ids' size + 300 MB.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..');
+const require = createRequire(import.meta.url);
+const MB = 1e6;
+
+function flag(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+/** Child mode: one measurement, printed as one JSON line. */
+async function child(job, file, cacheDir) {
+  const lib = require(path.join(repo, 'dist'));
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const cpuSeconds = () => {
+    const c = process.cpuUsage(cpu0);
+    return (c.user + c.system) / 1e6;
+  };
+  if (job === 'start') {
+    let started = 0;
+    await lib.train({
+      corpus: file,
+      cacheDir,
+      valFraction: 0,
+      maxSteps: 1,
+      device: 'cpu',
+      onStart: () => {
+        started = performance.now();
+      },
+    });
+    console.log(JSON.stringify({ seconds: (started - t0) / 1000, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+    return;
+  }
+  const tokenizer = { kind: job, vocabSize: 10000, lowercase: true };
+  const corpus = await lib.tokenizeCorpus(file, tokenizer, cacheDir ? { cacheDir } : {});
+  const seconds = (performance.now() - t0) / 1000;
+  console.log(
+    JSON.stringify({
+      seconds,
+      cpuSeconds: cpuSeconds(),
+      idsMB: corpus.ids.byteLength / MB,
+      tokens: corpus.ids.length,
+      vocabSize: corpus.tokenizer.vocabSize,
+      cache: corpus.cache ?? null,
+      maxRssMB: process.resourceUsage().maxRSS / 1024,
+    }),
+  );
+}
+
+function measure(job, file, cacheDir) {
+  const args = [fileURLToPath(import.meta.url), '--child', job, file, ...(cacheDir ? [cacheDir] : [])];
+  return JSON.parse(execFileSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 }).trim());
+}
+
+async function main() {
+  const childAt = process.argv.indexOf('--child');
+  if (childAt >= 0) return child(...process.argv.slice(childAt + 1));
+
+  const mb = Number(flag('mb', '1024'));
+  const out = flag('out', path.join(repo, 'bench', 'results', 'data.md'));
+  const work = fs.mkdtempSync(path.join(flag('dir', os.tmpdir()), 'lstmgen-data-bench-'));
+  try {
+    const file = path.join(work, 'corpus.txt');
+    const lib = require(path.join(repo, 'dist'));
+    const [moby] = await lib.loadCorpus('builtin:moby-dick');
+    const block = Buffer.from(moby);
+    const fd = fs.openSync(file, 'w');
+    let size = 0;
+    while (size < mb * MB) {
+      const part = block.subarray(0, Math.min(block.length, mb * MB - size));
+      fs.writeSync(fd, part);
+      size += part.length;
+    }
+    fs.closeSync(fd);
+    process.stderr.write(`corpus: ${(size / MB).toFixed(0)} MB of Moby Dick repeated (${file})\n`);
+
+    const rows = [];
+    for (const job of ['char', 'word']) {
+      const r = measure(job, file);
+      rows.push({ job, ...r, mbPerSec: size / MB / r.seconds, mbPerCpuSec: size / MB / r.cpuSeconds });
+      process.stderr.write(`${job}: ${JSON.stringify(rows.at(-1))}\n`);
+    }
+    const cacheDir = path.join(work, 'cache');
+    const write = measure('char', file, cacheDir);
+    const hit = measure('char', file, cacheDir);
+    const start = measure('start', file, cacheDir);
+    process.stderr.write(
+      `cache: write ${JSON.stringify(write)} hit ${JSON.stringify(hit)} start ${JSON.stringify(start)}\n`,
+    );
+
+    const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+    const bound = (r) => 1.5 * r.idsMB + 300;
+    const lines = [
+      '# Data benchmark',
+      '',
+      `Command: \`npm run build:ts && node bench/data.mjs --mb ${mb}\` (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} x ${cpu}, Node ${process.version}).`,
+      `Corpus: ${(size / MB).toFixed(0)} MB of UTF-8 text (Moby Dick repeated), one file. Each row is a fresh process:`,
+      'resolving, reading (1 MiB chunks), counting and encoding into typed ids (two passes); peak RSS is the',
+      "process's maxrss; MB per CPU second (user + system time of the process) is less sensitive to other load",
+      'on the machine than wall-clock MB/s. Targets: char >= 50 MB/s, word >= 20 MB/s, peak RSS <= 1.5 x ids + 300 MB.',
+      `Load average when it started: ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs.`,
+      '',
+      '| tokenizer | MB/s | MB per CPU s | seconds | tokens | ids (MB) | vocabulary | peak RSS (MB) | RSS bound (MB) |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...rows.map(
+        (r) =>
+          `| ${r.job} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerCpuSec.toFixed(1)} | ${r.seconds.toFixed(1)} | ${r.tokens} | ${r.idsMB.toFixed(0)} | ${r.vocabSize} | ${r.maxRssMB.toFixed(0)} | ${bound(r).toFixed(0)} |`,
+      ),
+      '',
+      `Cache (char ids, \`cacheDir\`): tokenize and write ${write.seconds.toFixed(1)} s; a second tokenizeCorpus loads them in ${hit.seconds.toFixed(2)} s (${hit.cache}, peak RSS ${hit.maxRssMB.toFixed(0)} MB);`,
+      `\`train({ corpus, cacheDir, valFraction: 0 })\` reaches its first step (onStart) ${start.seconds.toFixed(2)} s after the call (peak RSS ${start.maxRssMB.toFixed(0)} MB).`,
+      '',
+    ];
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, lines.join('\n'));
+    process.stderr.write(`wrote ${out}\n`);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
