@@ -10,6 +10,9 @@ use rayon::prelude::*;
 const NR: usize = 48;
 /// Rows of C per kernel call.
 const MR: usize = 8;
+/// Multiply-adds below which a product is not split between threads (~10 us on one core, about
+/// what handing work to a sleeping rayon thread costs; a sampling step at batch 1 is far below).
+const SERIAL_MACS: usize = 1 << 18;
 
 /// Whether this CPU runs the kernel (AVX-512F).
 pub fn available() -> bool {
@@ -58,7 +61,12 @@ pub fn pack(b: &Operand, k: usize, n: usize) -> PackedF32 {
 pub fn gemm(a: &Operand, m: usize, b: &PackedF32, out: *mut f32) {
     let (k, n) = (b.k, b.n);
     let panels = n.div_ceil(NR);
-    let threads = rayon::current_num_threads().max(1);
+    // Products below SERIAL_MACS run on the calling thread: waking another thread costs more.
+    let threads = if m * k * n < SERIAL_MACS {
+        1
+    } else {
+        rayon::current_num_threads().max(1)
+    };
     let per = panels.div_ceil(threads).max(1);
     let base = out as usize;
     (0..panels.div_ceil(per)).into_par_iter().for_each(|t| {

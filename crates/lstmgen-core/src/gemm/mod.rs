@@ -270,5 +270,87 @@ fn f32_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             return Ok(Tensor::from_vec(out, (m, n), a.device())?);
         }
     }
+    if a.dtype() == DType::F32 && b.dtype() == DType::F32 && a.device().is_cpu() {
+        let (k, n) = b.dims2()?;
+        let (m, _) = check_inner(a, k)?;
+        if m * n * k < SERIAL_MACS && m * n * k > 0 {
+            let (sa, la) = a.storage_and_layout();
+            let (sb, lb) = b.storage_and_layout();
+            if let (Some(oa), Some(ob)) = (operand(&sa, la), operand(&sb, lb)) {
+                let out = serial_product(&oa, &ob, m, n, k);
+                drop((sa, sb));
+                return Ok(Tensor::from_vec(out, (m, n), a.device())?);
+            }
+        }
+    }
     Ok(a.matmul(b)?)
+}
+
+/// Multiply-adds below which an f32 product runs on the calling thread: candle's matmul hands
+/// every product to rayon, and waking its threads (~10 us) dwarfs a product this small (a
+/// sampling or priming step at batch 1, thousands of them per prompt).
+const SERIAL_MACS: usize = 1 << 18;
+
+/// `a @ b` (`[m, k] x [k, n]`) with the `gemm` crate on this thread: the kernels candle's
+/// matmul calls, without its thread pool (the same sums: threads only split the output).
+fn serial_product(a: &Operand, b: &Operand, m: usize, n: usize, k: usize) -> Vec<f32> {
+    // (row stride, column stride) of a logical matrix
+    let strides = |o: &Operand| {
+        if o.trans {
+            (1isize, o.ld as isize)
+        } else {
+            (o.ld as isize, 1isize)
+        }
+    };
+    let ((a_rs, a_cs), (b_rs, b_cs)) = (strides(a), strides(b));
+    let mut out = vec![0f32; m * n];
+    // SAFETY: both operands cover their logical [m, k] and [k, n] matrices at these strides
+    // (`operand` checked it), and `out` holds m * n floats written row-major.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            0f32,
+            1f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The serial path of small f32 products gives candle's matmul's numbers bit for bit, plain
+    /// and transposed operands alike.
+    #[test]
+    fn small_products_match_candle_exactly() {
+        let dev = Device::Cpu;
+        for (m, k, n) in [(1, 32, 128), (3, 17, 5), (8, 64, 256)] {
+            let a = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
+            let b = Tensor::randn(0f32, 1.0, (k, n), &dev).unwrap();
+            let bt = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
+            for (x, y) in [(&a, b.clone()), (&a, bt.t().unwrap())] {
+                let got = f32_matmul(x, &y).unwrap().to_vec2::<f32>().unwrap();
+                let want = x.matmul(&y).unwrap().to_vec2::<f32>().unwrap();
+                assert_eq!(got, want, "[{m}, {k}] x [{k}, {n}]");
+            }
+        }
+    }
 }
