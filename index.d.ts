@@ -156,7 +156,8 @@ export interface NativeSampleChunk {
 
 /**
  * Sampling options: `temperature` 0 = greedy; `topK` 0 = off; `topP` 1 = off; `stopSequences`
- * are token-id sequences that end a sample (kept in the output).
+ * are token-id sequences that end a sample (kept in the output). `seed`: sample i draws from
+ * its own stream derived from (seed, i), so its text does not depend on `numSamples`.
  */
 export interface NativeSampleOptions {
   numSamples: number
@@ -166,6 +167,12 @@ export interface NativeSampleOptions {
   topP: number
   seed: number
   stopSequences: Array<Array<number>>
+  /**
+   * Token ids never sampled (their logits become -inf before temperature, top-k, top-p and
+   * the draw; greedy takes the most likely id not listed). Absent or empty: none. `E_DATA`
+   * for an id >= vocabSize or when every id is banned.
+   */
+  bannedIds?: Array<number>
 }
 
 /**

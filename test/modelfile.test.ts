@@ -20,26 +20,58 @@ function foreignSafetensors(): Buffer {
   return Buffer.concat([len, Buffer.from(padded), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer)]);
 }
 
+/** A safetensors header: tensors by name, and the metadata under `__metadata__`. */
+type Header = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> & {
+  __metadata__: Record<string, string>;
+};
+
+/**
+ * lstmgen.crc32 of format version 2 (crates/lstmgen-core/src/io.rs): CRC-32 over every metadata entry but the
+ * checksum (key order), then every tensor (name order: name, dtype, rank, dims, data), strings and data
+ * prefixed with their u64 LE byte length.
+ */
+function contentCrc(header: Header, body: Buffer): string {
+  let c = 0;
+  const u64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(n));
+    return b;
+  };
+  const put = (b: Buffer) => {
+    c = zlib.crc32(b, zlib.crc32(u64(b.length), c));
+  };
+  const meta = header.__metadata__;
+  for (const k of Object.keys(meta)
+    .filter((k) => k !== 'lstmgen.crc32')
+    .sort()) {
+    put(Buffer.from(k));
+    put(Buffer.from(meta[k]));
+  }
+  for (const name of Object.keys(header)
+    .filter((k) => k !== '__metadata__')
+    .sort()) {
+    const t = header[name];
+    put(Buffer.from(name));
+    put(Buffer.from(t.dtype));
+    c = zlib.crc32(u64(t.shape.length), c);
+    for (const d of t.shape) c = zlib.crc32(u64(d), c);
+    put(body.subarray(t.data_offsets[0], t.data_offsets[1]));
+  }
+  return c.toString(16).padStart(8, '0');
+}
+
 /** `bytes` (an lstmgen file) with element 0 of `tensor` set to `value` and a checksum that matches. */
 function withValue(bytes: Buffer, tensor: string, value: number): Buffer {
   const b = Buffer.from(bytes);
   const n = Number(b.readBigUInt64LE(0));
-  const header = JSON.parse(b.subarray(8, 8 + n).toString('utf8'));
+  const header = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Header;
   const base = 8 + n;
   b.writeFloatLE(value, base + header[tensor].data_offsets[0]);
-  // lstmgen.crc32: CRC-32 of every tensor's data, in name order
-  const names = Object.keys(header)
-    .filter((k) => k !== '__metadata__')
-    .sort();
-  const crc = names.reduce(
-    (c, k) => zlib.crc32(b.subarray(base + header[k].data_offsets[0], base + header[k].data_offsets[1]), c),
-    0,
-  );
   const old = header.__metadata__['lstmgen.crc32'];
   const text = b
     .subarray(8, 8 + n)
     .toString('utf8')
-    .replace(`"${old}"`, `"${crc.toString(16).padStart(8, '0')}"`);
+    .replace(`"${old}"`, `"${contentCrc(header, b.subarray(base))}"`);
   b.write(text, 8, 'utf8');
   return b;
 }

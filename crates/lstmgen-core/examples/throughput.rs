@@ -59,6 +59,7 @@ fn main() {
             top_p: 1.0,
             seed: 1,
             stop_sequences: vec![],
+            banned_ids: vec![],
         };
         lstmgen_core::sample::generate(
             &model,

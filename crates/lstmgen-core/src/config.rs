@@ -128,6 +128,10 @@ pub struct SampleConfig {
     pub seed: u64,
     /// Token-id sequences that end a sample once generated (the stop tokens are kept).
     pub stop_sequences: Vec<Vec<u32>>,
+    /// Token ids never sampled: their logits become -inf before temperature, top-k, top-p and
+    /// the draw (greedy decoding takes the most likely id not listed). Each must be a token id;
+    /// at least one id must stay allowed.
+    pub banned_ids: Vec<u32>,
 }
 
 impl SampleConfig {

@@ -1,5 +1,25 @@
 //! Model files: safetensors with PyTorch-style tensor names, the model config, a format tag,
-//! a version and a CRC-32 of all tensor bytes in the metadata. Loading verifies all of them.
+//! a version, the optimizer step count and a CRC-32 of the whole file's content in the metadata.
+//! Loading verifies all of them.
+//!
+//! # The checksum (format version 2)
+//!
+//! `lstmgen.crc32` is the CRC-32 (hex) of one canonical byte stream made of, in this order:
+//!
+//! 1. every metadata entry except `lstmgen.crc32` itself, in ascending key order (bytewise): the
+//!    key, then the value, each as its u64 little-endian byte length followed by its UTF-8 bytes;
+//! 2. every tensor, in ascending name order: the name (length-prefixed, as above), the dtype
+//!    (length-prefixed, as safetensors spells it: `"F32"`), the rank and each dimension (u64 LE),
+//!    then the data's byte length (u64 LE) and the data.
+//!
+//! So it covers the weights, the config, the caller's metadata (the facade's vocabulary or
+//! tokenizer and train config, a checkpoint's training state) and the format keys: an edited
+//! token, a swapped pair of tokens or a renamed tensor is refused. The stream depends on the
+//! decoded header only, not on its JSON layout or key order.
+//!
+//! Version 1 files (written before the metadata was covered) still load: their checksum covers
+//! the tensors' data only (in name order), and that is what is verified for them; their
+//! metadata is unprotected, and they carry no step count outside checkpoints.
 
 use crate::adam::Adam;
 use crate::error::{Error, Result};
@@ -16,13 +36,53 @@ pub(crate) const KEY_FORMAT: &str = "lstmgen.format";
 pub(crate) const KEY_VERSION: &str = "lstmgen.version";
 /// Metadata key holding the model config as JSON.
 pub(crate) const KEY_MODEL: &str = "lstmgen.model";
-/// Metadata key holding the CRC-32 (hex) of all tensor bytes, tensors taken in name order.
+/// Metadata key holding the CRC-32 (hex) of the file's content (see the module docs).
 pub(crate) const KEY_CRC: &str = "lstmgen.crc32";
 pub(crate) const FORMAT: &str = "lstmgen";
-pub(crate) const VERSION: &str = "1";
+/// The format version written: 2, whose checksum covers the metadata as well as the tensors.
+pub(crate) const VERSION: &str = "2";
+/// The previous version, still read: its checksum covers the tensor data only.
+const VERSION_TENSOR_CRC: &str = "1";
 
-/// Metadata key holding the Adam step count when the file carries training state.
+/// Metadata key holding Adam's step count (the steps its moments have seen) when the file
+/// carries training state (a checkpoint).
 pub(crate) const KEY_STEP: &str = "lstmgen.step";
+/// Metadata key holding the optimizer steps the weights have had ([`Model::step`]), in every
+/// file of version 2.
+pub(crate) const KEY_STEPS: &str = "lstmgen.steps";
+
+/// The CRC-32 of version 2 over `metadata` (all but [`KEY_CRC`]) and `tensors`
+/// (`(name, dtype, shape, data)`, in any order); see the module docs for the byte stream.
+fn content_crc<'a>(
+    metadata: &HashMap<String, String>,
+    tensors: impl IntoIterator<Item = (&'a str, &'a str, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut crc = crc32fast::Hasher::new();
+    let mut put = |b: &[u8], prefixed: bool| {
+        if prefixed {
+            crc.update(&(b.len() as u64).to_le_bytes());
+        }
+        crc.update(b);
+    };
+    let mut keys: Vec<&String> = metadata.keys().filter(|k| *k != KEY_CRC).collect();
+    keys.sort();
+    for k in keys {
+        put(k.as_bytes(), true);
+        put(metadata[k].as_bytes(), true);
+    }
+    let mut tensors: Vec<_> = tensors.into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, dtype, shape, data) in tensors {
+        put(name.as_bytes(), true);
+        put(dtype.as_bytes(), true);
+        put(&(shape.len() as u64).to_le_bytes(), false);
+        for &d in shape {
+            put(&(d as u64).to_le_bytes(), false);
+        }
+        put(data, true);
+    }
+    format!("{:08x}", crc.finalize())
+}
 
 /// The tensors written for `model`: the parameters under their PyTorch names and, when
 /// `with_training`, Adam's moments (`optim.m.<name>`, `optim.v.<name>`) and the carried hidden
@@ -58,15 +118,11 @@ pub fn to_safetensors(
     extra: &HashMap<String, String>,
     with_training: bool,
 ) -> Result<Vec<u8>> {
-    let mut tensors = named_tensors(model, with_training);
-    tensors.sort_by(|a, b| a.0.cmp(&b.0)); // the checksum covers the tensors in name order
+    let tensors = named_tensors(model, with_training);
     let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(tensors.len());
-    let mut crc = crc32fast::Hasher::new();
     for (_, t) in &tensors {
         let v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        crc.update(&b);
-        bytes.push(b);
+        bytes.push(v.iter().flat_map(|x| x.to_le_bytes()).collect());
     }
     let mut meta: HashMap<String, String> = HashMap::new();
     for (k, v) in extra {
@@ -81,10 +137,18 @@ pub fn to_safetensors(
         KEY_MODEL.into(),
         serde_json::to_string(model.config()).map_err(|e| Error::Native(e.to_string()))?,
     );
-    meta.insert(KEY_CRC.into(), format!("{:08x}", crc.finalize()));
+    meta.insert(KEY_STEPS.into(), model.step().to_string());
     if with_training {
-        meta.insert(KEY_STEP.into(), model.step().to_string());
+        meta.insert(KEY_STEP.into(), model.adam().step().to_string());
     }
+    let crc = content_crc(
+        &meta,
+        tensors
+            .iter()
+            .zip(&bytes)
+            .map(|((name, t), b)| (name.as_str(), "F32", t.dims(), b.as_slice())),
+    );
+    meta.insert(KEY_CRC.into(), crc);
     let views = tensors
         .iter()
         .zip(bytes.iter())
@@ -128,14 +192,14 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
             ))
         }
     }
-    match metadata.get(KEY_VERSION) {
-        Some(v) if v == VERSION => {}
+    let version = match metadata.get(KEY_VERSION).map(String::as_str) {
+        Some(v @ (VERSION | VERSION_TENSOR_CRC)) => v,
         other => {
             return Err(bad(format!(
-                "unsupported lstmgen file version {other:?}; this build reads version {VERSION}"
+                "unsupported lstmgen file version {other:?}; this build reads versions {VERSION_TENSOR_CRC} and {VERSION}"
             )))
         }
-    }
+    };
     let config: ModelConfig =
         serde_json::from_str(metadata.get(KEY_MODEL).map(String::as_str).unwrap_or(""))
             .map_err(|e| bad(format!("model config metadata is missing or invalid ({e})")))?;
@@ -144,24 +208,42 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
         .map_err(|e| bad(format!("invalid model config in file: {e}")))?;
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| bad(format!("corrupt or truncated tensor data ({e})")))?;
-    let mut crc = crc32fast::Hasher::new();
-    // Every tensor in the file is covered by the checksum, in name order.
-    let mut names: Vec<String> = st.names().into_iter().map(|n| n.to_string()).collect();
-    names.sort();
-    for n in &names {
-        crc.update(
-            st.tensor(n)
-                .map_err(|e| bad(format!("tensor {n}: {e}")))?
-                .data(),
-        );
-    }
+    // Every tensor in the file is covered by the checksum (and in version 2 every metadata entry).
+    let views = st.tensors();
+    let got = if version == VERSION {
+        let dtypes: Vec<String> = views
+            .iter()
+            .map(|(_, v)| format!("{:?}", v.dtype()))
+            .collect();
+        content_crc(
+            &metadata,
+            views
+                .iter()
+                .zip(&dtypes)
+                .map(|((n, v), d)| (n.as_str(), d.as_str(), v.shape(), v.data())),
+        )
+    } else {
+        let mut views: Vec<_> = views.iter().collect();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut crc = crc32fast::Hasher::new();
+        for (_, v) in views {
+            crc.update(v.data());
+        }
+        format!("{:08x}", crc.finalize())
+    };
     let want = metadata.get(KEY_CRC).cloned().unwrap_or_default();
-    let got = format!("{:08x}", crc.finalize());
     if want != got {
         return Err(bad(format!(
-            "checksum mismatch (file says {want:?}, data gives {got}): the file is corrupt"
+            "checksum mismatch (file says {want:?}, its content gives {got}): the file is corrupt or was edited"
         )));
     }
+    let read_u64 = |key: &str| -> Result<Option<u64>> {
+        metadata
+            .get(key)
+            .map(|v| v.parse().map_err(|_| bad(format!("invalid {key} {v:?}"))))
+            .transpose()
+    };
+    let steps = read_u64(KEY_STEPS)?;
     let read = |name: &str, shape: &[usize]| read_f32(&st, name, shape, device);
     let specs = param_specs(&config);
     let params = specs
@@ -169,10 +251,15 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
         .map(|(n, s)| read(n, s))
         .collect::<Result<Vec<_>>>()?;
     let mut model = Model::from_params(config, params, device.clone())?;
-    if let Some(step) = metadata.get(KEY_STEP) {
-        let step: u64 = step
-            .parse()
-            .map_err(|_| bad(format!("invalid {KEY_STEP} {step:?}")))?;
+    // Version 1 wrote no KEY_STEPS: its KEY_STEP (checkpoints only) was the whole count.
+    let adam_step = read_u64(KEY_STEP)?;
+    let steps = steps.or(adam_step).unwrap_or(0);
+    if let Some(step) = adam_step {
+        if step > steps {
+            return Err(bad(format!(
+                "{KEY_STEP} {step} exceeds {KEY_STEPS} {steps}: the file is inconsistent"
+            )));
+        }
         let m = specs
             .iter()
             .map(|(n, s)| read(&format!("optim.m.{n}"), s))
@@ -199,6 +286,7 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
         };
         model.restore_training(Adam::restore(m, v, step), state);
     }
+    model.set_steps(steps);
     Ok(Loaded { model, metadata })
 }
 
@@ -266,4 +354,106 @@ pub fn from_state_dict(bytes: &[u8], device: &Device) -> Result<Model> {
         .map(|(n, s)| read_f32(&st, n, s, device))
         .collect::<Result<Vec<_>>>()?;
     Model::from_params(config, params, device.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Model {
+        let cfg = ModelConfig {
+            vocab_size: 7,
+            embedding_dim: 3,
+            hidden_size: 4,
+            num_layers: 1,
+            dropout: 0.0,
+        };
+        Model::new(cfg, 1, Device::Cpu).unwrap()
+    }
+
+    /// `bytes` re-serialised with `edit` applied to its metadata (tensors unchanged).
+    fn rewrite(bytes: &[u8], edit: impl FnOnce(&mut HashMap<String, String>)) -> Vec<u8> {
+        let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+        let mut meta = header.metadata().clone().unwrap();
+        edit(&mut meta);
+        let st = SafeTensors::deserialize(bytes).unwrap();
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap()
+    }
+
+    fn extra(vocab: &str) -> HashMap<String, String> {
+        HashMap::from([("tokenizer".to_string(), vocab.to_string())])
+    }
+
+    #[test]
+    fn the_checksum_covers_every_metadata_entry() {
+        let m = model();
+        let bytes = to_safetensors(&m, &extra(r#"["a","e","$"]"#), false).unwrap();
+        assert!(from_safetensors(&bytes, &Device::Cpu).is_ok());
+        let edits: [(&str, &str); 4] = [
+            ("tokenizer", r#"["e","a","$"]"#), // two tokens swapped
+            ("tokenizer", r#"["a","e","%"]"#), // one byte changed
+            (KEY_STEPS, "9"),
+            ("added", "x"),
+        ];
+        for (k, v) in edits {
+            let edited = rewrite(&bytes, |meta| {
+                meta.insert(k.into(), v.into());
+            });
+            let e = from_safetensors(&edited, &Device::Cpu).err().expect(k);
+            assert!(
+                matches!(&e, Error::ModelFile(msg) if msg.contains("checksum mismatch")),
+                "{k}: {e}"
+            );
+        }
+        let removed = rewrite(&bytes, |meta| {
+            meta.remove("tokenizer");
+        });
+        assert!(from_safetensors(&removed, &Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn the_step_count_survives_a_plain_file_and_a_checkpoint() {
+        let mut m = model();
+        let opt = crate::AdamConfig::default();
+        for k in 0..3 {
+            m.train_step(&[1, 2, 3, 4], &[2, 3, 4, 5], 1, 4, &opt, k)
+                .unwrap();
+        }
+        let plain = to_safetensors(&m, &HashMap::new(), false).unwrap();
+        let mut loaded = from_safetensors(&plain, &Device::Cpu).unwrap().model;
+        assert_eq!((loaded.step(), loaded.adam().step()), (3, 0)); // fresh moments
+        loaded
+            .train_step(&[1, 2, 3, 4], &[2, 3, 4, 5], 1, 4, &opt, 3)
+            .unwrap();
+        assert_eq!(loaded.step(), 4);
+        let ckpt = to_safetensors(&loaded, &HashMap::new(), true).unwrap();
+        let resumed = from_safetensors(&ckpt, &Device::Cpu).unwrap().model;
+        assert_eq!((resumed.step(), resumed.adam().step()), (4, 1));
+    }
+
+    #[test]
+    fn version_1_files_load_with_their_tensor_checksum() {
+        let m = model();
+        let v2 = to_safetensors(&m, &extra("[]"), true).unwrap();
+        let st = SafeTensors::deserialize(&v2).unwrap();
+        let mut views = st.tensors();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut crc = crc32fast::Hasher::new();
+        for (_, v) in &views {
+            crc.update(v.data());
+        }
+        let tensor_crc = format!("{:08x}", crc.finalize());
+        let v1 = rewrite(&v2, |meta| {
+            meta.insert(KEY_VERSION.into(), VERSION_TENSOR_CRC.into());
+            meta.insert(KEY_CRC.into(), tensor_crc.clone());
+            meta.remove(KEY_STEPS);
+        });
+        let loaded = from_safetensors(&v1, &Device::Cpu).unwrap();
+        assert_eq!(loaded.metadata["tokenizer"], "[]");
+        // A version-1 checksum is not accepted under version 2.
+        let relabelled = rewrite(&v1, |meta| {
+            meta.insert(KEY_VERSION.into(), VERSION.into());
+        });
+        assert!(from_safetensors(&relabelled, &Device::Cpu).is_err());
+    }
 }

@@ -1,15 +1,106 @@
 //! Up-front memory checks. Rust aborts the process when an allocation fails, which would take
-//! Node down with it, so sizes that cannot fit are refused before anything is allocated.
+//! Node down with it, so sizes that cannot fit are refused before anything is allocated, against
+//! the tightest of the limits that apply to this process: the system's available memory, the
+//! cgroup's memory limit (a container's) and the address-space limit (`ulimit -v`).
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 
-/// Bytes the system can still give us (`MemAvailable` of /proc/meminfo), or `None` if unknown.
+/// Bytes this process can still allocate: the least of [`meminfo_available`],
+/// [`cgroup_available`] and [`address_space_available`]; `None` if none of them is known.
 pub(crate) fn available_bytes() -> Option<u64> {
+    [
+        meminfo_available(),
+        cgroup_available(),
+        address_space_available(),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
+/// `MemAvailable` of /proc/meminfo.
+fn meminfo_available() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    kib_field(&info, "MemAvailable:")
+}
+
+/// The value in KiB of the `/proc` line starting with `key`, in bytes.
+fn kib_field(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    Some(kib.saturating_mul(1024))
+}
+
+/// A number read from a cgroup file; `None` when missing or unlimited (`max`, or v1's near-2^63).
+fn cgroup_number(path: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: u64 = text.trim().parse().ok()?;
+    (v < 1 << 62).then_some(v)
+}
+
+/// Memory left under the cgroup limits of this process: for its cgroup and every ancestor, the
+/// limit minus the usage (v2: `memory.max` - `memory.current`; v1: `memory.limit_in_bytes` -
+/// `memory.usage_in_bytes`), the least of them.
+fn cgroup_available() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut best: Option<u64> = None;
+    let mut consider = |dir: &std::path::Path, limit: &str, usage: &str| {
+        if let Some(max) = cgroup_number(&dir.join(limit)) {
+            let used = cgroup_number(&dir.join(usage)).unwrap_or(0);
+            let left = max.saturating_sub(used);
+            best = Some(best.map_or(left, |b| b.min(left)));
+        }
+    };
+    for line in own.lines() {
+        // "<id>:<controllers>:<path>": v2 is "0::<path>", v1 memory is "<id>:memory:<path>".
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (roots, limit, usage): (&[&str], _, _) = if id == "0" && ctrl.is_empty() {
+            (
+                &["/sys/fs/cgroup", "/sys/fs/cgroup/unified"],
+                "memory.max",
+                "memory.current",
+            )
+        } else if ctrl.split(',').any(|c| c == "memory") {
+            (
+                &["/sys/fs/cgroup/memory"],
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+            )
+        } else {
+            continue;
+        };
+        for root in roots {
+            let mut dir = std::path::PathBuf::from(root);
+            consider(&dir, limit, usage);
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                dir.push(part);
+                consider(&dir, limit, usage);
+            }
+        }
+    }
+    best
+}
+
+/// Address space left under `RLIMIT_AS` (`ulimit -v`): the soft limit minus this process's
+/// current virtual size (`VmSize` of /proc/self/status); `None` when unlimited.
+fn address_space_available() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let used = kib_field(&status, "VmSize:")?;
+    Some(lim.rlim_cur.saturating_sub(used))
 }
 
 /// Number of parameters of a model of shape `cfg`.
@@ -44,13 +135,28 @@ pub(crate) fn step_bytes(cfg: &ModelConfig, batch: usize, seq_len: usize) -> u64
     n.saturating_mul(per_row).saturating_mul(4)
 }
 
-/// `Err(Error::Data)` naming `what` when `bytes` exceed the memory available now.
-pub(crate) fn ensure_fits(bytes: u64, what: &str) -> Result<()> {
+/// Bytes (f32) an inference forward pass over `rows` positions keeps alive at its peak: the
+/// embedded input, per layer the input projection `[rows, 4H]` and outputs `[rows, H]` (two
+/// layers' worth at a time), and `copies` copies of the logits `[rows, V]`.
+pub(crate) fn infer_bytes(cfg: &ModelConfig, rows: usize, copies: u64) -> u64 {
+    let (v, e, h) = (
+        cfg.vocab_size as u64,
+        cfg.embedding_dim as u64,
+        cfg.hidden_size as u64,
+    );
+    (rows as u64)
+        .saturating_mul(e + 2 * (4 * h + h) + copies * v)
+        .saturating_mul(4)
+}
+
+/// `Err(Error::Data)` when `bytes` exceed what this process can still allocate
+/// ([`available_bytes`]): the message names `what` needs them and says what to `reduce`.
+pub(crate) fn ensure_fits(bytes: u64, what: &str, reduce: &str) -> Result<()> {
     match available_bytes() {
         Some(avail) if bytes > avail => Err(Error::Data(format!(
-            "{what} needs about {:.1} GiB but only {:.1} GiB of memory is available; reduce hiddenSize, numLayers, vocabSize, batchSize or seqLen",
+            "{what} needs about {:.2} GiB but only {:.2} GiB of memory is available to this process (the least of the free memory, the cgroup limit and ulimit -v); reduce {reduce}",
             bytes as f64 / (1u64 << 30) as f64,
-            avail as f64 / (1u64 << 30) as f64
+            avail as f64 / (1u64 << 30) as f64,
         ))),
         _ => Ok(()),
     }
@@ -85,7 +191,46 @@ mod tests {
             num_layers: 1,
             dropout: 0.0,
         };
-        let e = ensure_fits(model_bytes(&cfg), "this model").unwrap_err();
+        let e = ensure_fits(model_bytes(&cfg), "this model", "hiddenSize").unwrap_err();
         assert!(e.to_string().contains("GiB"), "{e}");
+        assert!(e.to_string().ends_with("reduce hiddenSize"), "{e}");
+    }
+
+    /// Whatever limits apply here, the least of them is reported, and every source parses.
+    #[test]
+    fn the_tightest_limit_counts() {
+        let all = [
+            meminfo_available(),
+            cgroup_available(),
+            address_space_available(),
+        ];
+        assert!(meminfo_available().is_some_and(|b| b > 0));
+        assert_eq!(available_bytes(), all.into_iter().flatten().min());
+    }
+
+    /// Under an address-space limit (`ulimit -v`), what is left of it bounds the estimate.
+    #[test]
+    fn the_address_space_limit_counts() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let used = kib_field(&status, "VmSize:").unwrap();
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit on valid rlimit structs; the test restores the soft limit.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0);
+            let tight = libc::rlimit {
+                rlim_cur: (used + (1 << 30)).min(old.rlim_max),
+                rlim_max: old.rlim_max,
+            };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &tight), 0);
+            let left = address_space_available();
+            let refused = ensure_fits(8 << 30, "a test", "nothing");
+            assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0);
+            let left = left.unwrap();
+            assert!(left <= 1 << 30 && left > (1 << 30) - (256 << 20), "{left}");
+            assert!(refused.is_err());
+        }
     }
 }

@@ -94,6 +94,9 @@ pub struct Model {
     params: Vec<Tensor>,
     consts: GateConsts,
     adam: Adam,
+    /// Optimizer steps the weights had before Adam's moments started (a model loaded from a file
+    /// without training state keeps its count but starts with fresh moments).
+    steps_before_adam: u64,
     train_state: Option<State>,
     eval_state: Option<State>,
     /// The last `(batch, seqLen)` whose training-step memory was checked against the system.
@@ -126,6 +129,7 @@ impl Model {
         memory::ensure_fits(
             memory::model_bytes(&cfg),
             "this model (parameters, gradients and Adam moments)",
+            "hiddenSize, numLayers, embeddingDim or the vocabulary",
         )?;
         let params = init_params(&cfg, seed, &device)?;
         Self::from_params(cfg, params, device)
@@ -144,6 +148,7 @@ impl Model {
             params,
             consts,
             adam,
+            steps_before_adam: 0,
             train_state: None,
             eval_state: None,
             step_shape_fits: None,
@@ -166,9 +171,13 @@ impl Model {
     pub(crate) fn params(&self) -> &[Tensor] {
         &self.params
     }
-    /// Number of Adam steps taken.
+    /// Number of optimizer steps the weights have had (kept by every model file).
     pub fn step(&self) -> u64 {
-        self.adam.step()
+        self.steps_before_adam + self.adam.step()
+    }
+    /// Sets the step count to `steps` (at least Adam's own count), as read from a model file.
+    pub(crate) fn set_steps(&mut self, steps: u64) {
+        self.steps_before_adam = steps.saturating_sub(self.adam.step());
     }
     /// Precision of the matrix products; see [`Precision`].
     pub fn precision(&self) -> Precision {
@@ -311,11 +320,24 @@ impl Model {
     /// `[T*B, V]` and the final state.
     fn forward(&self, ids: &Tensor, state: &State, seq_len: usize) -> Result<(Tensor, State)> {
         let packs = self.inference_packs()?;
+        let (x, next) = self.forward_hidden(ids, state, seq_len, packs.as_deref())?;
+        Ok((self.decode(&x, packs.as_deref())?, next))
+    }
+
+    /// The LSTM stack of [`Model::forward`]: the last layer's outputs `[T*B, H]` (the decoder's
+    /// input) and the final state.
+    fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        state: &State,
+        seq_len: usize,
+        packs: Option<&InferencePacks>,
+    ) -> Result<(Tensor, State)> {
         let mut x = self.params[Layout::EMBEDDING].index_select(ids, 0)?; // [T*B, E]
         let mut next = Vec::with_capacity(self.cfg.num_layers);
         for l in 0..self.cfg.num_layers {
             let mut weights = self.layer(l);
-            weights.packed = packs.as_ref().map(|p| &p.layers[l]);
+            weights.packed = packs.map(|p| &p.layers[l]);
             let o = lstm::forward(
                 &weights,
                 &self.consts,
@@ -327,7 +349,55 @@ impl Model {
             x = o.out;
             next.push(o.state);
         }
-        Ok((self.decode(&x, packs.as_deref())?, State::from_layers(next)))
+        Ok((x, State::from_layers(next)))
+    }
+
+    /// Feeds row-major ids `[batch, T]` from `state` (zero when `None`) through the inference
+    /// forward pass in chunks of at most `rows` positions (`rows / batch` steps of every
+    /// sequence at a time, at least one), carrying the state from chunk to chunk, so that memory
+    /// stays bounded whatever `T` is. Returns the logits `[batch, V]` after the last position (on
+    /// the model's device) and the final state: the state of one pass over all of `ids`, and
+    /// its logits, up to float rounding.
+    pub(crate) fn prime(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        state: Option<&State>,
+        rows: usize,
+    ) -> Result<(Tensor, State)> {
+        ensure(
+            batch >= 1 && !ids.is_empty() && ids.len().is_multiple_of(batch),
+            || {
+                format!(
+                    "cannot feed {} ids as {batch} sequences of equal length >= 1",
+                    ids.len()
+                )
+            },
+        )?;
+        let seq_len = ids.len() / batch;
+        let chunk = (rows / batch).max(1);
+        let packs = self.inference_packs()?;
+        let mut state = match state {
+            Some(s) => s.clone(),
+            None => self.zero_state(batch)?,
+        };
+        let mut top = None;
+        for t0 in (0..seq_len).step_by(chunk) {
+            let len = chunk.min(seq_len - t0);
+            let part: Vec<u32> = (0..batch)
+                .flat_map(|b| {
+                    ids[b * seq_len + t0..b * seq_len + t0 + len]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let tm = self.time_major(&part, batch, len, "the prompt")?;
+            let (x, next) = self.forward_hidden(&tm, &state, len, packs.as_deref())?;
+            top = Some(x.narrow(0, (len - 1) * batch, batch)?);
+            state = next;
+        }
+        let top = top.ok_or_else(|| Error::Native("nothing was fed".into()))?;
+        Ok((self.decode(&top, packs.as_deref())?, state))
     }
 
     /// Training forward pass over time-major ids `[T*B]` from `state`, with dropout masks drawn
@@ -451,6 +521,7 @@ impl Model {
             memory::ensure_fits(
                 memory::step_bytes(&self.cfg, batch, seq_len),
                 "one training step at this batchSize and seqLen",
+                "batchSize or seqLen (or the model's size)",
             )?;
             self.step_shape_fits = Some((batch, seq_len));
         }
@@ -490,6 +561,11 @@ impl Model {
         batch: usize,
         seq_len: usize,
     ) -> Result<EvalStats> {
+        memory::ensure_fits(
+            memory::infer_bytes(&self.cfg, batch.saturating_mul(seq_len), 3),
+            "one evaluation batch at this batchSize and seqLen",
+            "batchSize or seqLen",
+        )?;
         let state = self.carried(self.eval_state.as_ref(), batch)?;
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
@@ -518,6 +594,12 @@ impl Model {
         seq_len: usize,
         state: Option<&State>,
     ) -> Result<(Vec<f32>, State)> {
+        // the logits three times: time-major, batch-major, and the returned vector
+        memory::ensure_fits(
+            memory::infer_bytes(&self.cfg, batch.saturating_mul(seq_len), 3),
+            "the logits of this many positions",
+            "batchSize or seqLen",
+        )?;
         let (logits, next) = self.infer(inputs, batch, seq_len, state)?;
         let v = self.cfg.vocab_size;
         // time-major [T, B, V] -> batch-major [B, T, V]

@@ -1,36 +1,52 @@
 //! Batched sampling: `num_samples` continuations of one prompt, advanced together one token per
-//! forward call. The prompt is fed in one pass. Temperature, top-k and nucleus (top-p, Holtzman
-//! et al. 2020) filtering; seeded ChaCha8 RNG, so the same seed gives the same text.
+//! forward call. The prompt is fed in chunks of at most [`PRIME_ROWS`] positions, carrying the
+//! state, so that its memory is bounded whatever its length. Temperature, top-k and nucleus
+//! (top-p, Holtzman et al. 2020) filtering; banned ids (`SampleConfig::banned_ids`) get -inf
+//! logits before any of them, on the host and on a GPU alike.
+//!
+//! Seeds: every sample has its own random stream, derived from (seed, sample index), and takes
+//! one draw from it per token. Sample i's text therefore depends on the seed and i only, not on
+//! `num_samples` (sample 0 of three is the text of a run of one). On the host the stream of
+//! sample i is ChaCha8 seeded with the seed, stream i.
 //!
 //! On a GPU, plain temperature sampling and greedy decoding stay on the device: the token of each
-//! row is `argmax(logits / T + g)` with Gumbel noise `g = -ln(-ln u)` from the device's RNG (the
-//! Gumbel-max trick, an exact draw from softmax(logits / T)), so only the ids come back. Top-k and
-//! top-p filter there too (a CUDA kernel); with lstmgen's CUDA kernels off
-//! (`LSTMGEN_CUDA_KERNELS=candle`) they copy the logits to the host. The device RNG is seeded
-//! with the sampling seed; it is shared by everything on that device, so concurrent samplers on
-//! one GPU are not reproducible.
+//! row is `argmax(logits / T + g)` with Gumbel noise `g = -ln(-ln u)` (the Gumbel-max trick, an
+//! exact draw from softmax(logits / T)), so only the ids come back; `u` comes from Philox4x32-10
+//! keyed by the seed with the sample index and the step in the counter
+//! ([`RowUniforms`](crate::ops::sample::RowUniforms)), so each sample again has its own stream
+//! and concurrent samplers do not disturb each other. Top-k and top-p filter there too (a CUDA
+//! kernel); with lstmgen's CUDA kernels off (`LSTMGEN_CUDA_KERNELS=candle`) they copy the logits to
+//! the host. The GPU's texts differ from the CPU's for the same seed (another generator and
+//! draw), and a batch's float rounding on a GPU may differ with its size.
 
 use crate::act::Act;
 use crate::config::SampleConfig;
 use crate::error::{ensure, Result};
 use crate::model::{Model, State};
 use crate::ops::run;
-use crate::ops::sample::{GumbelArgmax, TopKTopP};
+use crate::ops::sample::{GumbelArgmax, RowUniforms, TopKTopP};
 use candle_core::{DType, Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+/// Most positions (steps times sequences) one forward call of priming takes: a prompt of any
+/// length is fed in pieces of this many, so its activations stay a few MB.
+pub const PRIME_ROWS: usize = 4096;
+
 /// An in-progress batched sampling run: the carried state of `num_samples` sequences, the
-/// next-token logits, the RNG and what was generated so far. Lets callers stream tokens as they
-/// are produced and prime the prompt piece by piece.
+/// next-token logits, each sequence's RNG and what was generated so far. Lets callers stream
+/// tokens as they are produced and prime the prompt piece by piece.
 pub struct Sampler {
     cfg: SampleConfig,
     /// State after the prompt (and everything fed or generated since), `[num_samples, H]` per layer.
     state: State,
     /// Next-token logits `[num_samples * V]`.
     logits: Vec<f32>,
-    rng: ChaCha8Rng,
+    /// One RNG per sequence (ChaCha8, the seed, stream = the sequence's index).
+    rngs: Vec<ChaCha8Rng>,
+    /// Tokens sampled so far per live sequence (the step of the device's Philox counter).
+    steps: u64,
     generated: Vec<Vec<u32>>,
     done: Vec<bool>,
     /// Tokens sampled at the last step but not yet fed through the model.
@@ -38,6 +54,8 @@ pub struct Sampler {
     /// Next-token logits `[num_samples, V]` left on the GPU (see the module docs); when set,
     /// they supersede `logits`.
     device_logits: Option<Tensor>,
+    /// `[V]` on the model's device: -inf at the banned ids, 0 elsewhere (device sampling only).
+    ban_bias: Option<Tensor>,
 }
 
 /// Whether this run samples on the model's device: any GPU run, except one with a top-k/top-p
@@ -56,8 +74,9 @@ fn device_filter_available() -> bool {
     false
 }
 
-/// One token per row of `logits` `[n, V]` on their device; only the `n` ids come to the host.
-fn sample_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Vec<u32>> {
+/// One token per row of `logits` `[n, V]` on their device (banned ids already at -inf), the
+/// Gumbel noise of row r from sample r's stream at `step`; only the `n` ids come to the host.
+fn sample_on_device(logits: &Tensor, cfg: &SampleConfig, step: u64) -> Result<Vec<u32>> {
     let ids = if cfg.temperature == 0.0 {
         logits.argmax(D::Minus1)?
     } else {
@@ -74,7 +93,15 @@ fn sample_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Vec<u32>> {
         } else {
             logits
         };
-        let u = Tensor::rand(f32::EPSILON, 1f32, logits.shape(), logits.device())?;
+        let (n, vocab) = logits.dims2()?;
+        let u = run(&RowUniforms {
+            device: logits.device(),
+            n,
+            vocab,
+            seed: cfg.seed,
+            first_stream: 0,
+            step,
+        })?;
         run(&GumbelArgmax {
             logits,
             u: &u,
@@ -84,23 +111,67 @@ fn sample_on_device(logits: &Tensor, cfg: &SampleConfig) -> Result<Vec<u32>> {
     Ok(ids.to_dtype(DType::U32)?.to_vec1::<u32>()?)
 }
 
+/// Sets the banned ids of every row of `logits` (rows of `vocab`) to -inf.
+fn ban(logits: &mut [f32], vocab: usize, banned: &[u32]) {
+    if banned.is_empty() {
+        return;
+    }
+    for row in logits.chunks_mut(vocab) {
+        for &id in banned {
+            row[id as usize] = f32::NEG_INFINITY;
+        }
+    }
+}
+
 impl Sampler {
-    /// Feeds `prompt` (at least one token) in one pass and prepares `num_samples` sequences.
+    /// Feeds `prompt` (at least one token; in pieces of [`PRIME_ROWS`]) and prepares
+    /// `num_samples` sequences.
     pub fn new(model: &Model, prompt: &[u32], cfg: &SampleConfig) -> Result<Self> {
+        Self::with_prime_rows(model, prompt, cfg, PRIME_ROWS)
+    }
+
+    /// [`Sampler::new`] feeding at most `rows` positions per forward call (tests: any value
+    /// gives the same state).
+    pub fn with_prime_rows(
+        model: &Model,
+        prompt: &[u32],
+        cfg: &SampleConfig,
+        rows: usize,
+    ) -> Result<Self> {
         cfg.validate()?;
         ensure(!prompt.is_empty(), || {
             "the prompt must contain at least one token".into()
         })?;
         let c = model.config();
+        let vocab = c.vocab_size;
+        if let Some(&bad) = cfg.banned_ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(crate::Error::Data(format!(
+                "bannedIds holds {bad}, which is not a token id (vocabSize = {vocab})"
+            )));
+        }
+        let mut banned = cfg.banned_ids.clone();
+        banned.sort_unstable();
+        banned.dedup();
+        ensure(banned.len() < vocab, || {
+            format!("bannedIds bans all {vocab} token ids: nothing is left to sample")
+        })?;
+        let n = cfg.num_samples;
         let per_sample = (3 * c.vocab_size + 10 * c.num_layers * c.hidden_size) as u64 * 4;
         crate::memory::ensure_fits(
-            per_sample.saturating_mul(cfg.num_samples as u64),
+            per_sample.saturating_mul(n as u64),
             "sampling this many sequences at once",
+            "numSamples",
         )?;
-        let vocab = model.config().vocab_size;
-        let n = cfg.num_samples;
-        let (prompt_logits, state) = model.logits(prompt, 1, prompt.len(), None)?;
-        let last = &prompt_logits[(prompt.len() - 1) * vocab..];
+        crate::memory::ensure_fits(
+            crate::memory::infer_bytes(c, rows.min(prompt.len()), 1),
+            "feeding the prompt",
+            "the model's size (hiddenSize, embeddingDim)",
+        )?;
+        let (prompt_logits, state) = model.prime(prompt, 1, None, rows)?;
+        let last = prompt_logits
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
         let state = State {
             h: state
                 .h
@@ -113,23 +184,40 @@ impl Sampler {
                 .map(|c| c.repeat((n, 1)))
                 .collect::<candle_core::Result<_>>()?,
         };
-        if samples_on_device(model, cfg) {
-            model.device().set_seed(cfg.seed)?;
-        }
+        let ban_bias = if samples_on_device(model, cfg) && !banned.is_empty() {
+            let mut bias = vec![0f32; vocab];
+            ban(&mut bias, vocab, &banned);
+            let bias = Tensor::from_vec(bias, vocab, model.device())?;
+            Some(bias.to_dtype(model.dtype())?)
+        } else {
+            None
+        };
+        let mut cfg = cfg.clone();
+        cfg.banned_ids = banned;
+        let rngs = (0..n)
+            .map(|s| {
+                let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+                rng.set_stream(s as u64);
+                rng
+            })
+            .collect();
         Ok(Self {
-            cfg: cfg.clone(),
             state,
             device_logits: None,
             logits: last.repeat(n),
-            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            rngs,
+            steps: 0,
             generated: vec![Vec::new(); n],
             done: vec![cfg.max_tokens == 0; n],
             pending: None,
+            ban_bias,
+            cfg,
         })
     }
 
-    /// Feeds more prompt tokens (the same for every sequence) before or between sampling.
-    /// `new(a ++ b)` and `new(a)` then `feed(b)` reach the same state up to float rounding.
+    /// Feeds more prompt tokens (the same for every sequence) before or between sampling, in
+    /// pieces of [`PRIME_ROWS`] positions. `new(a ++ b)` and `new(a)` then `feed(b)` reach the
+    /// same state up to float rounding.
     pub fn feed(&mut self, model: &Model, tokens: &[u32]) -> Result<()> {
         if tokens.is_empty() {
             return Ok(());
@@ -137,16 +225,12 @@ impl Sampler {
         self.flush(model)?;
         let n = self.cfg.num_samples;
         let batch: Vec<u32> = (0..n).flat_map(|_| tokens.iter().copied()).collect();
-        let (logits, state) = model.logits(&batch, n, tokens.len(), Some(&self.state))?;
-        let vocab = model.config().vocab_size;
-        let t = tokens.len();
-        self.logits = (0..n)
-            .flat_map(|s| {
-                logits[(s * t + t - 1) * vocab..(s * t + t) * vocab]
-                    .iter()
-                    .copied()
-            })
-            .collect();
+        let (logits, state) = model.prime(&batch, n, Some(&self.state), PRIME_ROWS)?;
+        self.logits = logits
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
+        self.device_logits = None;
         self.state = state;
         Ok(())
     }
@@ -156,7 +240,10 @@ impl Sampler {
         if let Some(next) = self.pending.take() {
             if samples_on_device(model, &self.cfg) {
                 let (l, st) = model.next_logits(&next, Some(&self.state))?;
-                self.device_logits = Some(l);
+                self.device_logits = Some(match &self.ban_bias {
+                    Some(b) => l.broadcast_add(b)?,
+                    None => l,
+                });
                 self.state = st;
                 return Ok(());
             }
@@ -167,18 +254,23 @@ impl Sampler {
         Ok(())
     }
 
-    /// One token per live sequence from the host logits: one uniform draw per live sequence, in
-    /// sequence order (so the seed fixes the text whatever the thread count), then the rows are
-    /// sampled in parallel.
+    /// One token per live sequence from the host logits, each drawing from its own RNG; the rows
+    /// are sampled in parallel.
     fn sample_on_host(&mut self, vocab: usize) -> Vec<Option<u32>> {
-        let draws: Vec<Option<f64>> = (0..self.cfg.num_samples)
-            .map(|s| (!self.done[s]).then(|| self.rng.random::<f64>()))
-            .collect();
-        let (logits, cfg) = (&self.logits, &self.cfg);
-        draws
-            .par_iter()
+        ban(&mut self.logits, vocab, &self.cfg.banned_ids);
+        let (logits, cfg, done) = (&self.logits, &self.cfg, &self.done);
+        self.rngs
+            .par_iter_mut()
             .enumerate()
-            .map(|(s, d)| d.map(|u| sample_row(&logits[s * vocab..(s + 1) * vocab], cfg, u)))
+            .map(|(s, rng)| {
+                (!done[s]).then(|| {
+                    sample_row(
+                        &logits[s * vocab..(s + 1) * vocab],
+                        cfg,
+                        rng.random::<f64>(),
+                    )
+                })
+            })
             .collect()
     }
 
@@ -200,11 +292,12 @@ impl Sampler {
             self.flush(model)?;
             let picked: Vec<Option<u32>> = match self.device_logits.take() {
                 Some(l) => {
-                    let ids = sample_on_device(&l, &self.cfg)?;
+                    let ids = sample_on_device(&l, &self.cfg, self.steps)?;
                     (0..n).map(|s| (!self.done[s]).then(|| ids[s])).collect()
                 }
                 None => self.sample_on_host(vocab),
             };
+            self.steps += 1;
             let mut next = vec![0u32; n];
             for (s, tok) in picked.into_iter().enumerate() {
                 let Some(tok) = tok else { continue };
@@ -222,6 +315,12 @@ impl Sampler {
             self.pending = Some(next);
         }
         Ok(fresh)
+    }
+
+    /// The carried state (tests).
+    #[doc(hidden)]
+    pub fn state(&self) -> &State {
+        &self.state
     }
 }
 
@@ -275,6 +374,12 @@ pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
     let inv_t = (1.0 / cfg.temperature) as f32;
     probs.iter_mut().for_each(|p| *p = (*p - max) * inv_t);
     f32::exp_in_place(&mut probs);
+    // exp saturates at exp(-87): a -inf logit (a banned id) must have no mass at all.
+    for (k, p) in probs.iter_mut().enumerate() {
+        if logits[at(k)] == f32::NEG_INFINITY {
+            *p = 0.0;
+        }
+    }
     let mut total: f64 = probs.chunks(BLOCK).map(block_sum).sum();
     if !total.is_finite() || total <= 0.0 {
         return argmax();
@@ -298,18 +403,29 @@ pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
     for block in probs[..keep].chunks(BLOCK) {
         let s = block_sum(block);
         if r < s {
+            let mut last = None;
             for (k, &p) in block.iter().enumerate() {
                 r -= p as f64;
                 if r < 0.0 {
                     return at(base + k) as u32;
                 }
+                if p > 0.0 {
+                    last = Some(k);
+                }
             }
-            break; // rounding left r just above the block's sum: take its last token
+            // rounding left r just above the block's sum: take its last token with mass
+            if let Some(k) = last {
+                return at(base + k) as u32;
+            }
         }
         r -= s;
         base += block.len();
     }
-    at((base + BLOCK).min(keep) - 1) as u32
+    // r passed the total through rounding: the last token with mass
+    (0..keep)
+        .rev()
+        .find(|&k| probs[k] > 0.0)
+        .map_or_else(argmax, |k| at(k) as u32)
 }
 
 /// Probabilities per block of the cumulative search in [`sample_row`].
@@ -341,6 +457,7 @@ mod tests {
             top_p,
             seed: 0,
             stop_sequences: vec![],
+            banned_ids: vec![],
         }
     }
 

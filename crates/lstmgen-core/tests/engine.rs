@@ -114,6 +114,7 @@ fn bad_input_is_a_typed_error() {
         top_p: 1.0,
         seed: 0,
         stop_sequences: vec![],
+        banned_ids: vec![],
     };
     let e = lstmgen_core::sample::generate(&m, &[1], &bad).unwrap_err();
     assert!(e.to_string().contains("temperature"), "{e}");
@@ -130,6 +131,7 @@ fn sampling_is_seeded_and_stops() {
         top_p: 0.9,
         seed: 11,
         stop_sequences: vec![],
+        banned_ids: vec![],
     };
     let a = lstmgen_core::sample::generate(&m, &[1, 2, 3], &sc).unwrap();
     assert_eq!(
@@ -144,6 +146,7 @@ fn sampling_is_seeded_and_stops() {
         &[1, 2, 3],
         &SampleConfig {
             stop_sequences: vec![vec![stop]],
+            banned_ids: vec![],
             ..sc.clone()
         },
     )
@@ -171,6 +174,7 @@ fn top_k_one_equals_greedy() {
         top_p: 1.0,
         seed: 3,
         stop_sequences: vec![],
+        banned_ids: vec![],
     };
     let k1 = lstmgen_core::sample::generate(&m, &[4], &base).unwrap();
     let g = lstmgen_core::sample::generate(
@@ -207,9 +211,13 @@ fn checkpoint_resumes_exactly() {
         let lb = b.train_step(x, x, 3, 7, &opt, 3 + k as u64).unwrap().loss;
         assert_eq!(la, lb, "step {}", 4 + k);
     }
-    // A weights-only file restores no optimizer state.
+    // A weights-only file keeps the step count but no optimizer state (io's unit tests check
+    // that its moments start fresh).
     let plain = io::to_safetensors(&a, &Default::default(), false).unwrap();
-    assert_eq!(io::from_safetensors(&plain, &dev).unwrap().model.step(), 0);
+    assert_eq!(
+        io::from_safetensors(&plain, &dev).unwrap().model.step(),
+        a.step()
+    );
     assert!(plain.len() < bytes.len());
 }
 
@@ -225,6 +233,7 @@ fn streaming_and_piecewise_priming_match_one_call() {
         top_p: 1.0,
         seed: 21,
         stop_sequences: vec![],
+        banned_ids: vec![],
     };
     let prompt = [1, 2, 3, 4, 5, 6];
     let whole = generate(&m, &prompt, &sc).unwrap();
@@ -276,4 +285,103 @@ fn state_dict_import_infers_the_shape() {
         imported.logits(&x, 2, 3, None).unwrap().0
     );
     assert!(io::from_state_dict(b"nonsense", &dev).is_err());
+}
+
+#[test]
+fn a_prompt_fed_in_chunks_reaches_the_state_of_one_pass() {
+    use lstmgen_core::sample::Sampler;
+    let m = Model::new(cfg(0.0), 3, Device::Cpu).unwrap();
+    let sc = SampleConfig {
+        num_samples: 1,
+        max_tokens: 20,
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        seed: 1,
+        stop_sequences: vec![],
+        banned_ids: vec![],
+    };
+    let prompt = ids(103);
+    let (_, whole) = m.logits(&prompt, 1, prompt.len(), None).unwrap();
+    for rows in [1, 7, 50, 4096] {
+        let mut s = Sampler::with_prime_rows(&m, &prompt, &sc, rows).unwrap();
+        for (a, b) in s
+            .state()
+            .h
+            .iter()
+            .chain(&s.state().c)
+            .zip(whole.h.iter().chain(&whole.c))
+        {
+            let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+            let d = d.max(0).unwrap().to_scalar::<f32>().unwrap();
+            assert!(d <= 1e-6, "chunks of {rows}: state differs by {d}");
+        }
+        let greedy = s.next(&m, 20).unwrap();
+        assert_eq!(
+            greedy,
+            lstmgen_core::sample::generate(&m, &prompt, &sc).unwrap()
+        );
+    }
+}
+
+#[test]
+fn each_sample_has_its_own_stream() {
+    use lstmgen_core::sample::generate;
+    let m = Model::new(cfg(0.0), 5, Device::Cpu).unwrap();
+    let sc = |n, top_k| SampleConfig {
+        num_samples: n,
+        max_tokens: 25,
+        temperature: 1.0,
+        top_k,
+        top_p: 1.0,
+        seed: 21,
+        stop_sequences: vec![],
+        banned_ids: vec![],
+    };
+    for top_k in [0, 4] {
+        let one = generate(&m, &[1, 2, 3], &sc(1, top_k)).unwrap();
+        let three = generate(&m, &[1, 2, 3], &sc(3, top_k)).unwrap();
+        let five = generate(&m, &[1, 2, 3], &sc(5, top_k)).unwrap();
+        assert_eq!(three[0], one[0]);
+        assert_eq!(&five[..3], &three[..]);
+        assert_ne!(three[0], three[1]);
+    }
+}
+
+#[test]
+fn banned_ids_are_never_sampled() {
+    use lstmgen_core::sample::generate;
+    let m = Model::new(cfg(0.0), 5, Device::Cpu).unwrap();
+    let v = cfg(0.0).vocab_size as u32;
+    let banned: Vec<u32> = (0..v).filter(|id| id % 3 != 1).collect();
+    for (temperature, top_k, top_p) in [(1.5, 0, 1.0), (0.0, 0, 1.0), (2.0, 5, 1.0), (3.0, 0, 0.9)]
+    {
+        let sc = SampleConfig {
+            num_samples: 4,
+            max_tokens: 200,
+            temperature,
+            top_k,
+            top_p,
+            seed: 3,
+            stop_sequences: vec![],
+            banned_ids: banned.clone(),
+        };
+        for s in generate(&m, &[1, 2], &sc).unwrap() {
+            assert!(s.iter().all(|id| id % 3 == 1), "T={temperature}: {s:?}");
+        }
+    }
+    let sc = |banned_ids| SampleConfig {
+        num_samples: 1,
+        max_tokens: 3,
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 1.0,
+        seed: 3,
+        stop_sequences: vec![],
+        banned_ids,
+    };
+    let all = generate(&m, &[1], &sc((0..v).collect())).unwrap_err();
+    assert_eq!(all.code(), "E_DATA", "{all}");
+    let bad = generate(&m, &[1], &sc(vec![v])).unwrap_err();
+    assert!(bad.to_string().contains("bannedIds"), "{bad}");
 }

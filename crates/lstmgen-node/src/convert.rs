@@ -46,7 +46,8 @@ pub struct NativeEvalResult {
 }
 
 /// Sampling options: `temperature` 0 = greedy; `topK` 0 = off; `topP` 1 = off; `stopSequences`
-/// are token-id sequences that end a sample (kept in the output).
+/// are token-id sequences that end a sample (kept in the output). `seed`: sample i draws from
+/// its own stream derived from (seed, i), so its text does not depend on `numSamples`.
 #[napi(object)]
 pub struct NativeSampleOptions {
     pub num_samples: u32,
@@ -56,6 +57,10 @@ pub struct NativeSampleOptions {
     pub top_p: f64,
     pub seed: f64,
     pub stop_sequences: Vec<Vec<u32>>,
+    /// Token ids never sampled (their logits become -inf before temperature, top-k, top-p and
+    /// the draw; greedy takes the most likely id not listed). Absent or empty: none. `E_DATA`
+    /// for an id >= vocabSize or when every id is banned.
+    pub banned_ids: Option<Vec<u32>>,
 }
 
 impl From<NativeModelConfig> for ModelConfig {
@@ -105,6 +110,7 @@ impl NativeSampleOptions {
             top_p: self.top_p,
             seed: seed_u64(self.seed)?,
             stop_sequences: self.stop_sequences.clone(),
+            banned_ids: self.banned_ids.clone().unwrap_or_default(),
         })
     }
 }

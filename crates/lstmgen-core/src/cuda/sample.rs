@@ -1,6 +1,6 @@
 //! Sampling on the GPU (kernels in sample.cu): top-k / top-p filtering of next-token logits (the
 //! kept tokens keep their logits, the others become -inf) and the Gumbel-max draw of one token per
-//! row, so that only the ids leave the device.
+//! row, so that only the ids leave the device; and the per-row Philox uniforms of that draw.
 
 use super::{alloc, applies, function, per_row, tensor, view};
 use crate::error::Result;
@@ -69,5 +69,44 @@ pub(crate) fn gumbel_argmax(logits: &Tensor, u: &Tensor, t: f64) -> Option<Resul
         // f32, ids n u32.
         unsafe { args.launch(per_row(n)) }.w()?;
         Ok(tensor(ids, dev, n))
+    })())
+}
+
+/// Uniforms `[n, vocab]` in (0, 1) on `device`: row r from Philox4x32-10 under `seed` with stream
+/// `first_stream + r` at `step` (see `philox_uniform_f32` in sample.cu); `None` off CUDA or with
+/// the kernels off.
+pub(crate) fn philox_uniform(
+    device: &candle_core::Device,
+    n: usize,
+    vocab: usize,
+    seed: u64,
+    first_stream: u32,
+    step: u64,
+) -> Option<Result<Tensor>> {
+    let candle_core::Device::Cuda(dev) = device else {
+        return None;
+    };
+    if !super::enabled() {
+        return None;
+    }
+    Some((|| {
+        // SAFETY: block r writes all `vocab` entries of row r, for every row.
+        let out = unsafe { alloc(dev, n * vocab)? };
+        let v = vocab as u32;
+        let (seed_lo, seed_hi) = (seed as u32, (seed >> 32) as u32);
+        let (step_lo, step_hi) = (step as u32, (step >> 32) as u32);
+        let func = function(dev, "sample", "philox_uniform_f32")?;
+        let stream = dev.cuda_stream();
+        let mut args = stream.launch_builder(&func);
+        args.arg(&out)
+            .arg(&v)
+            .arg(&seed_lo)
+            .arg(&seed_hi)
+            .arg(&first_stream)
+            .arg(&step_lo)
+            .arg(&step_hi);
+        // SAFETY: argument types and order match philox_uniform_f32; out holds n*vocab f32.
+        unsafe { args.launch(per_row(n)) }.w()?;
+        Ok(tensor(out, dev, (n, vocab)))
     })())
 }
