@@ -229,11 +229,10 @@ export class LstmModel {
    * cut before the first `stop` string. An empty prompt starts from a line break (`'\n'` for char models,
    * `<eos>` for word models). temperature 0 = greedy. `<unk>` is never sampled unless `allowUnk` is set.
    *
-   * Seeds: the same options (prompt, `numSamples` and `seed` included) on the same model give the same texts.
-   * The samples of one call are drawn together from one random stream, each token step taking one draw per
-   * sample still running, in sample order; so a sample's text depends on `numSamples` as well as on `seed`
-   * (sample 0 of `numSamples: 3` is not the text of `numSamples: 1`). On a GPU, plain temperature sampling
-   * uses the device's random generator, which every sampling run on that device shares.
+   * Seeds: the same options on the same model and device give the same texts. Sample i draws from its own
+   * random stream, derived from `seed` and i, so its text does not depend on `numSamples` (sample 0 of
+   * `numSamples: 3` is the text of `numSamples: 1`). A GPU uses another generator (Philox) than the CPU
+   * (ChaCha8), so the same seed gives different texts on the two devices.
    * @throws ConfigError for invalid options, or an empty prompt when the vocabulary has no line break;
    *   DataError for unknown prompt symbols with `strict` (otherwise they become `<unk>` with one warning).
    */

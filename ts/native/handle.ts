@@ -54,11 +54,10 @@ function guard<T>(fn: () => T): T {
 }
 
 /**
- * Options of one sampling run: the engine's {@link NativeSampleOptions} plus `bannedIds`, token ids the engine
- * never samples (their probability is zero under every temperature, top-k and top-p; greedy decoding takes the
- * most likely id not in the list). Empty or absent: every id may be sampled.
+ * Options of one sampling run, as the engine takes them ({@link NativeSampleOptions}; `bannedIds` are token ids
+ * it never samples).
  */
-export type SampleOptions = NativeSampleOptions & { bannedIds?: number[] };
+export type SampleOptions = NativeSampleOptions;
 
 /** Sums of one evaluation pass ({@link NativeHandle.evaluate}): summed loss in nats over `count` positions. */
 export type EvalSums = NativeEvalResult;
