@@ -254,9 +254,10 @@ describe('lstmgen CLI: long runs', () => {
     const cmd =
       `set -o pipefail; "${process.execPath}" "${CLI}" ` +
       `generate --model "${model}" --max-tokens 200000 --seed 1 | head -c 20`;
-    const r = spawnSync('bash', ['-c', cmd], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    // Bytes, not characters: head cuts at byte 20, which may fall inside a multi-byte character.
+    const r = spawnSync('bash', ['-c', cmd], { cwd: ROOT, timeout: 120_000 });
     expect(r.stdout.length).toBe(20);
-    expect(r.stderr).toBe('');
+    expect(r.stderr.toString()).toBe('');
     expect(r.status).toBe(0);
   });
 
