@@ -1,29 +1,18 @@
 // Needs the native addon; compiles ts/ to dist/ first. The data flags of `lstmgen train` and `eval`.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../ts/model';
-import { CLI_ENTRY, shakespeare, tmpDir } from './helpers';
+import { compileTs, lstmgen, startLstmgen } from './cli-helpers';
+import { shakespeare, tmpDir } from './helpers';
 
-const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, CLI_ENTRY);
 const TINY = ['--embedding-dim', '8', '--hidden-size', '16', '--seq-len', '8', '--batch-size', '4', '--device', 'cpu'];
-
-function lstmgen(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('lstmgen data flags', () => {
   let dir: string;
 
   beforeAll(() => {
-    execFileSync(
-      process.execPath,
-      [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
-      { cwd: ROOT },
-    );
+    compileTs();
     dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'a.txt'), shakespeare(3000));
     fs.writeFileSync(path.join(dir, 'b.txt'), 'ZZZZ QQQQ '.repeat(100));
@@ -101,9 +90,7 @@ describe('lstmgen data flags', () => {
     const fd = fs.openSync(big, 'w');
     for (let i = 0; i < 300; i++) fs.writeSync(fd, block);
     fs.closeSync(fd);
-    const child = spawn(process.execPath, [CLI, 'train', '--corpus', big, ...TINY, '--out', `${big}.lstm`], {
-      cwd: ROOT,
-    });
+    const child = startLstmgen('train', '--corpus', big, ...TINY, '--out', `${big}.lstm`);
     let stderr = '';
     child.stderr.on('data', (d) => {
       stderr += d;

@@ -1,13 +1,13 @@
 // Needs the native addon; compiles ts/ into a temporary stage first. The CLI of long runs: checkpoints and resume,
 // guards, metrics log and plot, the end-of-training summary, streamed generate.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readRunLog } from '../ts/train/runlog';
-import { CLI_ENTRY, shakespeare, tensorBytes, tmpDir } from './helpers';
+import { compileTs, jsonLines, runCli } from './cli-helpers';
+import { CLI_ENTRY, ROOT, shakespeare, tensorBytes, tmpDir } from './helpers';
 
-const ROOT = path.resolve(__dirname, '..');
 let CLI: string;
 
 /**
@@ -16,32 +16,14 @@ let CLI: string;
  */
 function buildStage(): string {
   const stage = tmpDir();
-  execFileSync(
-    process.execPath,
-    [
-      path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '-p',
-      'tsconfig.json',
-      '--outDir',
-      path.join(stage, 'dist'),
-    ],
-    { cwd: ROOT },
-  );
+  compileTs(path.join(stage, 'dist'));
   fs.symlinkSync(path.join(ROOT, 'index.js'), path.join(stage, 'index.js'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(stage, 'node_modules'));
   return path.join(stage, CLI_ENTRY);
 }
 
-function lstmgen(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-const jsonLines = (stdout: string) =>
-  stdout
-    .trimEnd()
-    .split('\n')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+/** `lstmgen ...args` with the staged CLI. */
+const lstmgen = (...args: string[]) => runCli(CLI, args);
 
 describe('lstmgen CLI: long runs', () => {
   let dir: string;

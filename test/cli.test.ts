@@ -1,26 +1,9 @@
 // Needs the native addon (npm run build:native); compiles ts/ to dist/ first.
-import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, last, shakespeare, tmpDir } from './helpers';
-
-const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, CLI_ENTRY);
-
-/** Run the compiled CLI with `args`; returns exit code, stdout, stderr. */
-function lstmgen(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Every stdout line parsed as JSON (fails if any line is not JSON). */
-function jsonLines(stdout: string): Array<Record<string, unknown>> {
-  return stdout
-    .trimEnd()
-    .split('\n')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
+import { compileTs, jsonLines, lstmgen } from './cli-helpers';
+import { last, shakespeare, tmpDir } from './helpers';
 
 describe('lstmgen CLI', () => {
   let dir: string;
@@ -42,11 +25,7 @@ describe('lstmgen CLI', () => {
   ];
 
   beforeAll(() => {
-    execFileSync(
-      process.execPath,
-      [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
-      { cwd: ROOT },
-    );
+    compileTs();
     dir = tmpDir();
     corpus = path.join(dir, 'corpus.txt');
     fs.writeFileSync(corpus, shakespeare(20_000));

@@ -1,16 +1,14 @@
 // Needs the native addon and the compiled CLI (npm run build). Crash consistency: a checkpointing
 // training run killed with SIGKILL at seeded random moments always leaves a newest complete checkpoint
 // that loads, and --resume from it continues with the losses of an uninterrupted run.
-import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listCheckpoints, loadModel } from '../ts/index';
+import { mulberry32 } from '../ts/random';
+import { CLI, runCli, startLstmgen } from './cli-helpers';
 import { last, shakespeare, tmpDir } from './helpers';
 
-const ROOT = path.resolve(__dirname, '..');
-const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: { lstmgen: string } };
-const CLI = path.join(ROOT, PKG.bin.lstmgen);
 const STEPS = 60;
 const KILLS = 3;
 
@@ -25,25 +23,12 @@ function stepLosses(stdout: string): Map<number, number> {
   return out;
 }
 
-/** A small deterministic generator (mulberry32), so the kill moments are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('crash consistency', () => {
   it('SIGKILL at random moments: the newest checkpoint loads and --resume continues exactly', async () => {
     const dir = tmpDir();
     const corpus = path.join(dir, 'corpus.txt');
     fs.writeFileSync(corpus, shakespeare(30_000));
     const args = (out: string, ckpt: string) => [
-      CLI,
       'train',
       '--corpus',
       corpus,
@@ -73,18 +58,15 @@ describe('crash consistency', () => {
       '--out',
       out,
     ];
-    const full = spawnSync(process.execPath, args(path.join(dir, 'full.lstm'), path.join(dir, 'full-ckpt')), {
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    expect(full.status).toBe(0);
+    const full = runCli(CLI, args(path.join(dir, 'full.lstm'), path.join(dir, 'full-ckpt')));
+    expect(full.code).toBe(0);
     const reference = stepLosses(full.stdout);
     expect(reference.size).toBe(STEPS);
 
-    const random = rng(20261201);
+    const random = mulberry32(20261201); // the same kill moments on every run
     for (let k = 0; k < KILLS; k++) {
       const ckpt = path.join(dir, `ckpt-${k}`);
-      const child = spawn(process.execPath, args(path.join(dir, `killed-${k}.lstm`), ckpt));
+      const child = startLstmgen(...args(path.join(dir, `killed-${k}.lstm`), ckpt));
       let seen = 0;
       const killAt = 6 + Math.floor(random() * (STEPS - 12)); // a step count past the first checkpoint
       await new Promise<void>((resolve) => {
@@ -100,12 +82,8 @@ describe('crash consistency', () => {
       const newest = last(checkpoints);
       const m = await loadModel(newest.path);
       expect(m.steps).toBe(newest.step);
-      const resumed = spawnSync(
-        process.execPath,
-        [...args(path.join(dir, `resumed-${k}.lstm`), ckpt), '--resume', ckpt],
-        { encoding: 'utf8', timeout: 120_000 },
-      );
-      expect(resumed.status, resumed.stderr).toBe(0);
+      const resumed = runCli(CLI, [...args(path.join(dir, `resumed-${k}.lstm`), ckpt), '--resume', ckpt]);
+      expect(resumed.code, resumed.stderr).toBe(0);
       const losses = stepLosses(resumed.stdout);
       expect(losses.size).toBe(STEPS - newest.step);
       for (const [step, loss] of losses) expect(loss, `run ${k}, step ${step}`).toBe(reference.get(step));

@@ -2,19 +2,16 @@
 // surface: train configs, generate options, CLI argument vectors and model-file bytes. Every outcome is
 // a success or a typed lstmgen error; the process never dies; nothing outside the temp directory is
 // written. LSTMGEN_FUZZ_RUNS sets the runs per property (a few in `npm test`, many in `npm run fuzz`).
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LstmgenError, type LstmModel, loadModel, train } from '../ts/index';
-import { shakespeare, tmpDir } from './helpers';
+import { CLI, runCli } from './cli-helpers';
+import { ROOT, shakespeare, tmpDir } from './helpers';
 
 const RUNS = Number(process.env.LSTMGEN_FUZZ_RUNS ?? 12);
 const SEED = Number(process.env.LSTMGEN_FUZZ_SEED ?? 20261201);
-const ROOT = path.resolve(__dirname, '..');
-const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: { lstmgen: string } };
-const CLI = path.join(ROOT, PKG.bin.lstmgen);
 const TEXT = shakespeare(4_000);
 
 /** Values that probe each option's edges: good ones, boundary ones and plainly wrong ones. */
@@ -229,9 +226,9 @@ describe('fuzz', () => {
       fc.property(argv, ([cmd, pairs]) => {
         const args = [cmd, ...pairs.flat()];
         if (cmd === 'train') args.push('--max-steps', '2', '--hidden-size', '16', '--device', 'cpu');
-        const r = spawnSync(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+        const r = runCli(CLI, args, { cwd: dir, timeoutMs: 60_000 });
         expect(r.signal, args.join(' ')).toBeNull();
-        expect([0, 1, 2], `${args.join(' ')}\n${r.stderr}`).toContain(r.status);
+        expect([0, 1, 2], `${args.join(' ')}\n${r.stderr}`).toContain(r.code);
         expect(r.stderr, args.join(' ')).not.toMatch(/internal error|\n\s+at .*\(.*:\d+:\d+\)/);
       }),
       { numRuns: RUNS, seed: SEED },

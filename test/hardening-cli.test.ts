@@ -1,20 +1,15 @@
 // Needs the native addon and the compiled CLI (npm run build). The edges between the CLI, files and
 // processes: an output that names an input, an unwritable output, temp files of killed saves, a closed
 // stdout, interrupts.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildProgram } from '../ts/cli/program';
 import { ConfigError, type LstmModel, loadModel, train } from '../ts/index';
-import { shakespeare, TINY, tmpDir } from './helpers';
+import { CLI, exited, lstmgen, startLstmgen, waitFor } from './cli-helpers';
+import { ROOT, shakespeare, TINY, tmpDir } from './helpers';
 
-const ROOT = path.resolve(__dirname, '..');
-const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
-  version: string;
-  bin: { lstmgen: string };
-};
-const CLI = path.join(ROOT, PKG.bin.lstmgen);
 const SMALL = [
   '--embedding-dim',
   '16',
@@ -27,36 +22,6 @@ const SMALL = [
   '--device',
   'cpu',
 ];
-
-/** Run the CLI to completion: exit code, stdout, stderr. */
-function lstmgen(args: string[], cwd = ROOT) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Resolves when `pattern` appears in the child's stdout or stderr. */
-function waitFor(child: ReturnType<typeof spawn>, pattern: RegExp): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const look = (d: Buffer) => {
-      seen += d.toString();
-      if (pattern.test(seen)) resolve();
-    };
-    child.stdout?.on('data', look);
-    child.stderr?.on('data', look);
-    child.on('exit', () => reject(new Error(`exited before ${pattern}: ${seen.slice(-500)}`)));
-  });
-}
-
-/** Exit code (128 + n for a signal), stdout and stderr of a child once it exits. */
-function exited(child: ReturnType<typeof spawn>): Promise<{ code: number; out: string }> {
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve) => {
-    child.on('exit', (code, signal) => resolve({ code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 2), out }));
-  });
-}
 
 let dir: string;
 let corpus: string;
@@ -80,7 +45,7 @@ beforeEach(() => {
 describe('an output path never replaces an input', () => {
   it('train --out equal to --corpus is refused before anything is written', () => {
     const before = fs.readFileSync(corpus);
-    const r = lstmgen(['train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--out', corpus]);
+    const r = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--out', corpus);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/--out/);
     expect(fs.readFileSync(corpus).equals(before)).toBe(true);
@@ -94,7 +59,7 @@ describe('an output path never replaces an input', () => {
       ['--log', corpus, '--out', path.join(dir, 'x.lstm')],
       ['--out', link],
     ]) {
-      const r = lstmgen(['train', '--corpus', corpus, ...SMALL, '--max-steps', '2', ...extra]);
+      const r = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', ...extra);
       expect(r.code).not.toBe(0);
       expect(fs.readFileSync(corpus).equals(before)).toBe(true);
     }
@@ -102,7 +67,7 @@ describe('an output path never replaces an input', () => {
 
   it('--resume FILE with --out FILE is refused', () => {
     const before = fs.readFileSync(modelFile);
-    const r = lstmgen([
+    const r = lstmgen(
       'train',
       '--corpus',
       corpus,
@@ -113,7 +78,7 @@ describe('an output path never replaces an input', () => {
       modelFile,
       '--out',
       modelFile,
-    ]);
+    );
     expect(r.code).not.toBe(0);
     expect(fs.readFileSync(modelFile).equals(before)).toBe(true);
   });
@@ -151,7 +116,7 @@ describe('an output path never replaces an input: more ways in', () => {
     const before = fs.readFileSync(corpus);
     const linkDir = path.join(dir, 'link-dir');
     fs.symlinkSync(dir, linkDir);
-    const viaLink = lstmgen([
+    const viaLink = lstmgen(
       'train',
       '--corpus',
       corpus,
@@ -160,13 +125,13 @@ describe('an output path never replaces an input: more ways in', () => {
       '2',
       '--out',
       path.join(linkDir, 'corpus.txt'),
-    ]);
+    );
     expect(viaLink.code).toBe(2);
     expect(viaLink.stderr).toMatch(/^lstmgen: --out: .* is the same file as the corpus/);
     expect(fs.readFileSync(corpus).equals(before)).toBe(true);
 
     const same = path.join(dir, 'same.out');
-    const both = lstmgen(['train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--log', same, '--out', same]);
+    const both = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--log', same, '--out', same);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/^lstmgen: --out: .* is also the metrics log/);
     expect(fs.existsSync(same)).toBe(false);
@@ -174,7 +139,7 @@ describe('an output path never replaces an input: more ways in', () => {
     const log = path.join(dir, 'plot-self.jsonl');
     fs.writeFileSync(log, '{"type":"step","step":1,"epoch":1,"loss":2,"tokensPerSec":1,"gradNorm":1,"lr":0.01}\n');
     const logBefore = fs.readFileSync(log);
-    const plot = lstmgen(['plot', log, '-o', log]);
+    const plot = lstmgen('plot', log, '-o', log);
     expect(plot.code).toBe(2);
     expect(plot.stderr).toMatch(/^lstmgen: --out: .* is the same file as the run log/);
     expect(fs.readFileSync(log).equals(logBefore)).toBe(true);
@@ -182,7 +147,7 @@ describe('an output path never replaces an input: more ways in', () => {
 
   it('a real checkpoint resumed with --out naming it is refused; resuming inside its own --checkpoint-dir is not', () => {
     const ck = path.join(dir, 'ck-resume');
-    const first = lstmgen([
+    const first = lstmgen(
       'train',
       '--corpus',
       corpus,
@@ -193,11 +158,11 @@ describe('an output path never replaces an input: more ways in', () => {
       ck,
       '--out',
       path.join(dir, 'r0.lstm'),
-    ]);
+    );
     expect(first.code, first.stderr).toBe(0);
     const file = path.join(ck, 'step-00000004.lstm');
     const before = fs.readFileSync(file);
-    const clash = lstmgen([
+    const clash = lstmgen(
       'train',
       '--corpus',
       corpus,
@@ -209,11 +174,11 @@ describe('an output path never replaces an input: more ways in', () => {
       file,
       '--out',
       file,
-    ]);
+    );
     expect(clash.code).toBe(2);
     expect(clash.stderr).toMatch(/^lstmgen: --out: .* is the same file as the checkpoint resumed from/);
     expect(fs.readFileSync(file).equals(before)).toBe(true);
-    const cont = lstmgen([
+    const cont = lstmgen(
       'train',
       '--corpus',
       corpus,
@@ -227,7 +192,7 @@ describe('an output path never replaces an input: more ways in', () => {
       ck,
       '--out',
       path.join(dir, 'r1.lstm'),
-    ]);
+    );
     expect(cont.code, cont.stderr).toBe(0);
     expect(fs.existsSync(path.join(ck, 'step-00000006.lstm'))).toBe(true);
   });
@@ -235,7 +200,7 @@ describe('an output path never replaces an input: more ways in', () => {
 
 describe('outputs that cannot be written', () => {
   it('train --out in an unwritable place fails before training and names the real problem', () => {
-    const r = lstmgen(['train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--out', '/proc/x.lstm']);
+    const r = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--out', '/proc/x.lstm');
     expect(r.code).not.toBe(0);
     expect(r.stderr).not.toMatch(/training on/);
     expect(r.stderr).not.toMatch(/does not exist/);
@@ -247,7 +212,7 @@ describe('outputs that cannot be written', () => {
 
   it('plot -o into a missing directory is a clear error, not an internal one', async () => {
     const log = path.join(dir, 'run.jsonl');
-    const r = lstmgen([
+    const r = lstmgen(
       'train',
       '--corpus',
       corpus,
@@ -258,9 +223,9 @@ describe('outputs that cannot be written', () => {
       log,
       '--out',
       path.join(dir, 'p.lstm'),
-    ]);
+    );
     expect(r.code).toBe(0);
-    const p = lstmgen(['plot', log, '-o', path.join(dir, 'nodir', 'a.svg')]);
+    const p = lstmgen('plot', log, '-o', path.join(dir, 'nodir', 'a.svg'));
     expect(p.code).toBe(2); // a bad output path is a usage error, as for train --out
     expect(p.stderr).toMatch(/^lstmgen: --out: .* does not exist\n$/);
     expect(p.stderr).toMatch(/^lstmgen: /);
@@ -285,7 +250,7 @@ describe('outputs that cannot be written', () => {
 describe('unwritable outputs: more of them, checked before training', () => {
   it('--checkpoint-dir and --log where no file can be created fail at once with the real reason', () => {
     const t0 = Date.now();
-    const ck = lstmgen([
+    const ck = lstmgen(
       'train',
       '--corpus',
       corpus,
@@ -294,10 +259,10 @@ describe('unwritable outputs: more of them, checked before training', () => {
       '2',
       '--checkpoint-dir',
       '/proc/lstmgen-ck/a',
-    ]);
+    );
     expect(ck.code).toBe(2);
     expect(ck.stderr).toMatch(/^lstmgen: --checkpoint-dir: .*"\/proc" does not accept new directories/);
-    const log = lstmgen(['train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--log', '/proc/x.jsonl']);
+    const log = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--log', '/proc/x.jsonl');
     expect(log.code).toBe(2);
     expect(log.stderr).toMatch(
       /^lstmgen: --log: cannot write "\/proc\/x.jsonl": directory "\/proc" does not accept new files\n$/,
@@ -308,15 +273,15 @@ describe('unwritable outputs: more of them, checked before training', () => {
 
 describe('messages and output of the CLI', () => {
   it('name the flags the user typed, and blame --corpus for a resumed vocabulary mismatch', async () => {
-    const keep = lstmgen(['train', '--corpus', corpus, '--keep', '3']);
+    const keep = lstmgen('train', '--corpus', corpus, '--keep', '3');
     expect(keep.code).toBe(2);
     expect(keep.stderr).toBe('lstmgen: --keep: needs --checkpoint-dir, got 3\n');
-    const strict = lstmgen(['generate', '--model', modelFile, '--prompt', '\u{1F600}', '--strict']);
+    const strict = lstmgen('generate', '--model', modelFile, '--prompt', '\u{1F600}', '--strict');
     expect(strict.code).toBe(1);
     expect(strict.stderr).toMatch(/without --strict/);
 
     const ck = path.join(dir, 'ck-vocab');
-    const first = lstmgen([
+    const first = lstmgen(
       'train',
       '--corpus',
       corpus,
@@ -327,11 +292,11 @@ describe('messages and output of the CLI', () => {
       ck,
       '--out',
       path.join(dir, 'v0.lstm'),
-    ]);
+    );
     expect(first.code, first.stderr).toBe(0);
     const upper = path.join(dir, 'upper.txt');
     fs.writeFileSync(upper, shakespeare(20_000).toUpperCase());
-    const r = lstmgen([
+    const r = lstmgen(
       'train',
       '--corpus',
       upper,
@@ -343,14 +308,14 @@ describe('messages and output of the CLI', () => {
       ck,
       '--out',
       path.join(dir, 'v1.lstm'),
-    ]);
+    );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^lstmgen: --corpus: gives a different vocabulary than the checkpoint/);
     expect(r.stderr).not.toMatch(/--tokenizer/);
   });
 
   it('--json carries the eval records, gradNorm and lr of each step and the kind of each checkpoint', () => {
-    const r = lstmgen([
+    const r = lstmgen(
       'train',
       '--corpus',
       corpus,
@@ -366,7 +331,7 @@ describe('messages and output of the CLI', () => {
       '--out',
       path.join(dir, 'j.lstm'),
       '--json',
-    ]);
+    );
     expect(r.code, r.stderr).toBe(0);
     const lines = records(r.stdout);
     expect(lines.filter((l) => l.type === 'eval').map((l) => l.step)).toEqual([2, 4]);
@@ -381,7 +346,7 @@ describe('messages and output of the CLI', () => {
 
   it('--no-lowercase keeps the case of words; --lowercase (the default) folds it', async () => {
     const run = (flag: string[], out: string) =>
-      lstmgen([
+      lstmgen(
         'train',
         '--corpus',
         corpus,
@@ -395,7 +360,7 @@ describe('messages and output of the CLI', () => {
         ...flag,
         '--out',
         out,
-      ]);
+      );
     const kept = path.join(dir, 'case.lstm');
     const folded = path.join(dir, 'nocase.lstm');
     expect(run(['--no-lowercase'], kept).code).toBe(0);
@@ -437,17 +402,7 @@ describe('the process', () => {
 
   it('Ctrl-C saves, says where, and exits 130; a second Ctrl-C exits at once', async () => {
     const out = path.join(dir, 'int.lstm');
-    const child = spawn(process.execPath, [
-      CLI,
-      'train',
-      '--corpus',
-      corpus,
-      ...SMALL,
-      '--max-steps',
-      '100000',
-      '--out',
-      out,
-    ]);
+    const child = startLstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '100000', '--out', out);
     const done = exited(child);
     await waitFor(child, /training on/);
     await new Promise((r) => setTimeout(r, 1500));
@@ -460,8 +415,7 @@ describe('the process', () => {
     expect(r.out).not.toMatch(/stopped early/);
     expect(fs.existsSync(out)).toBe(true);
 
-    const twice = spawn(process.execPath, [
-      CLI,
+    const twice = startLstmgen(
       'train',
       '--corpus',
       corpus,
@@ -470,7 +424,7 @@ describe('the process', () => {
       '100000',
       '--out',
       path.join(dir, 'int2.lstm'),
-    ]);
+    );
     const done2 = exited(twice);
     await waitFor(twice, /training on/);
     twice.kill('SIGINT');
@@ -482,8 +436,7 @@ describe('the process', () => {
 
   it('an interrupted run prints the validation figure of the saved weights when it has one', async () => {
     const out = path.join(dir, 'int-val.lstm');
-    const child = spawn(process.execPath, [
-      CLI,
+    const child = startLstmgen(
       'train',
       '--corpus',
       corpus,
@@ -494,7 +447,7 @@ describe('the process', () => {
       '1',
       '--out',
       out,
-    ]);
+    );
     const done = exited(child);
     await waitFor(child, /training on/);
     await new Promise((r) => setTimeout(r, 1000));
@@ -507,8 +460,8 @@ describe('the process', () => {
   }, 60_000);
 
   it('--version prints the package version', () => {
-    const r = lstmgen(['--version']);
+    const r = lstmgen('--version');
     expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe(PKG.version);
+    expect(r.stdout.trim()).toBe(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
   });
 });

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-const ROOT = path.resolve(__dirname, '..');
+/** The repository root. */
+export const ROOT = path.resolve(__dirname, '..');
 
 /** The compiled CLI, relative to the package root: the package's `bin`. */
 export const CLI_ENTRY: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin.lstmgen;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../ts/random';
 import { BOUNDARY, CharTokenizer, EOS, tokenizerFromJSON, UNK, WordTokenizer } from '../ts/tokenizer';
 import { MAX_WORD } from '../ts/tokenizer/word';
 
@@ -16,18 +17,6 @@ function referenceWords(text: string, lowercase: boolean): string[] {
     }
   });
   return out;
-}
-
-/** A small deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ALPHABET = [
@@ -89,7 +78,7 @@ function encodePieces(tok: CharTokenizer | WordTokenizer, pieces: string[]): num
 
 describe('word scanner', () => {
   it('splits as the regular expression does, wherever the text is cut into pieces', () => {
-    const next = rng(11);
+    const next = mulberry32(11);
     for (let round = 0; round < 300; round++) {
       const text = randomText(next, 1 + Math.floor(next() * 60));
       for (const lowercase of [true, false]) {
@@ -119,7 +108,7 @@ describe('word scanner', () => {
 
 describe('char encoder', () => {
   it('gives the same ids wherever the text is cut, surrogate pairs included', () => {
-    const next = rng(5);
+    const next = mulberry32(5);
     for (let round = 0; round < 100; round++) {
       const text = randomText(next, 1 + Math.floor(next() * 80));
       const tok = CharTokenizer.fromText(text);

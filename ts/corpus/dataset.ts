@@ -14,6 +14,7 @@ import { heldOut, idStream, recordStream, sliceStream, type TokenStream } from '
 import { DataError } from '../errors';
 import type { DataWarningCode } from '../events';
 import { assertWritable } from '../io/atomic';
+import { mulberry32 } from '../random';
 import {
   type EncodeOptions,
   idArray,
@@ -287,18 +288,6 @@ const identity = (n: number) => Uint32Array.from({ length: n }, (_, i) => i);
 export function corpusStream(corpus: TokenizedCorpus, order?: Uint32Array): TokenStream {
   if (!corpus.framed) return idStream(corpus.ids);
   return recordStream(corpus.ids, corpus.starts, order ?? identity(recordCount(corpus)), corpus.tokenizer.boundaryId!);
-}
-
-/** A 32-bit generator (mulberry32) from `seed`: uniform numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** `items` in a random order drawn from `seed` (Fisher-Yates; a new array). */

@@ -1,0 +1,16 @@
+/** Seeded pseudo-random numbers for choices that must repeat exactly with the same seed. */
+
+/**
+ * A 32-bit generator (mulberry32, Tommy Ettinger's public-domain design) from `seed`: each call returns the
+ * next uniform number in [0, 1). Small and fast; not for cryptography.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
