@@ -76,6 +76,7 @@ export type {
   TrainWarningCode,
 } from './events';
 export { type ImportTorchOptions, importTorch } from './interop/torch';
+export type { OutputFile } from './io/paths';
 export { accuracy, bitsPerChar, perplexity } from './metrics';
 export {
   type EvalResult,

@@ -1,6 +1,5 @@
 /** The actions of the `lstmgen` commands; {@link buildProgram} declares their flags. */
 import { SingleBar } from 'cli-progress';
-import type { TrainConfigInput } from '../config';
 import type { CorpusEncoding } from '../corpus/read';
 import type { CorpusFormat } from '../corpus/records';
 import type { CorpusSource } from '../corpus/sources';
@@ -10,7 +9,6 @@ import { loadModel } from '../model';
 import type { Precision } from '../native/handle';
 import { type Device, engineInfo } from '../native/loader';
 import { warnUnknownSymbols } from '../tokenizer';
-import { assertRunSparesInputs } from '../train/checkpoint';
 import { train } from '../train/loop';
 import { plotRun } from '../train/plot';
 import { DataProgressBar, dataFlagsToConfig } from './data';
@@ -47,9 +45,7 @@ export const EXIT_INTERRUPTED = 130;
 export async function trainCommand(flags: TrainFlags): Promise<void> {
   const { out, json, ...rest } = flags;
   const config = dataFlagsToConfig(runFlagsToConfig(rest));
-  // fail before training, not after it
-  assertRunSparesInputs(config as TrainConfigInput, [{ path: out, field: 'out', what: 'the model file' }]);
-  assertWritable(out, 'out');
+  assertWritable(out, 'out'); // fail before training, not after it
   keepRunningWithoutStdout();
   const controller = new AbortController();
   const onSigint = () => {
@@ -75,38 +71,42 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   let step = 0;
   let lastVal: { step: number; valLoss: number; valPerplexity: number } | undefined;
   try {
-    const { model, history } = await train({
-      ...(config as { corpus: string }),
-      signal: controller.signal,
-      onDataProgress: (p) => dataBar?.update(p),
-      onStart: (s) => {
-        dataBar?.stop();
-        step = s.startStep;
-        if (json) return;
-        process.stderr.write(
-          `training on ${s.trainTokens} tokens (validation ${s.valTokens}), ` +
-            `vocabulary ${s.vocabSize}, device ${s.device}\n`,
-        );
-        bar?.start(s.totalSteps, s.startStep, { epoch: 1, loss: '-', tps: '-' });
+    const modelFile = { path: out, field: 'out', what: 'the model file' };
+    const { model, history } = await train(
+      {
+        ...(config as { corpus: string }),
+        signal: controller.signal,
+        onDataProgress: (p) => dataBar?.update(p),
+        onStart: (s) => {
+          dataBar?.stop();
+          step = s.startStep;
+          if (json) return;
+          process.stderr.write(
+            `training on ${s.trainTokens} tokens (validation ${s.valTokens}), ` +
+              `vocabulary ${s.vocabSize}, device ${s.device}\n`,
+          );
+          bar?.start(s.totalSteps, s.startStep, { epoch: 1, loss: '-', tps: '-' });
+        },
+        onStep: (s) => {
+          step = s.step;
+          if (json) emit({ type: 'step', ...s });
+          else bar?.update(s.step, { epoch: s.epoch, loss: fmt(s.loss), tps: Math.round(s.tokensPerSec) });
+        },
+        onEval: (e) => {
+          lastVal = e;
+          if (json) emit({ type: 'eval', ...e });
+        },
+        onEpoch: (e) => {
+          if (e.valLoss !== null && e.valPerplexity !== null)
+            lastVal = { step, valLoss: e.valLoss, valPerplexity: e.valPerplexity };
+          if (json) emit({ type: 'epoch', step, ...e });
+        },
+        onCheckpoint: (c) => {
+          if (json) emit({ type: 'checkpoint', ...c });
+        },
       },
-      onStep: (s) => {
-        step = s.step;
-        if (json) emit({ type: 'step', ...s });
-        else bar?.update(s.step, { epoch: s.epoch, loss: fmt(s.loss), tps: Math.round(s.tokensPerSec) });
-      },
-      onEval: (e) => {
-        lastVal = e;
-        if (json) emit({ type: 'eval', ...e });
-      },
-      onEpoch: (e) => {
-        if (e.valLoss !== null && e.valPerplexity !== null)
-          lastVal = { step, valLoss: e.valLoss, valPerplexity: e.valPerplexity };
-        if (json) emit({ type: 'epoch', step, ...e });
-      },
-      onCheckpoint: (c) => {
-        if (json) emit({ type: 'checkpoint', ...c });
-      },
-    });
+      [modelFile],
+    );
     bar?.stop();
     await model.save(out);
     if (history.aborted) process.exitCode = EXIT_INTERRUPTED;

@@ -7,6 +7,7 @@ import { type CorpusOptions, splitCorpus, tokenizeCorpus } from '../corpus/datas
 import { batchAt, batchLayout, type TokenStream } from '../data';
 import { ConfigError, NumericError } from '../errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo, TrainHistory, TrainWarningCode } from '../events';
+import type { OutputFile } from '../io/paths';
 import { type EvalResult, LstmModel, toModelConfig } from '../model';
 import { NativeHandle, type NativeStepResult } from '../native/handle';
 import {
@@ -69,7 +70,9 @@ function emitWarning(message: string, code: TrainWarningCode): void {
  * lower lr; the run still resolves. Warnings (see {@link TrainWarningCode}) go to `onWarning`, else to
  * `process.emitWarning` with their code.
  *
- * @throws ConfigError for invalid options, an output (`logFile`, `checkpointDir`) that would replace an input
+ * @param laterOutputs files the caller will write from the result (e.g. the CLI's model file): checked with the
+ *   run's own outputs, before anything is written, so that none of them replaces an input or another output.
+ * @throws ConfigError for invalid options, an output (`logFile`, `checkpointDir`, `laterOutputs`) that would replace an input
  *   (a corpus file included) or another output, a checkpoint whose tokenizer or shape differs from the options,
  *   or an unwritable `cacheDir`; DataError for a corpus that cannot be read (missing, not a regular file,
  *   invalid text in its encoding, bad records: see `tokenizeCorpus`) or is empty, or whose training part is too
@@ -79,9 +82,9 @@ function emitWarning(message: string, code: TrainWarningCode): void {
  *   under `onNonFinite: 'stop'`, or non-finite weights at a checkpoint. Errors thrown by callbacks (or promises they
  * return, which are awaited) propagate.
  */
-export async function train(input: TrainOptions): Promise<TrainResult> {
+export async function train(input: TrainOptions, laterOutputs: readonly OutputFile[] = []): Promise<TrainResult> {
   const given = parseTrainConfig(input);
-  assertRunSparesInputs(given); // before the log, the checkpoint directory or anything else is written
+  assertRunSparesInputs(given, laterOutputs); // before the log, the checkpoint directory or anything else is written
   const resumed = given.resumeFrom ? await readCheckpoint(given.resumeFrom, given.device) : undefined;
   const cfg = resumed ? parseTrainConfig(resumeInput(input, resumed.model.config)) : given;
 
