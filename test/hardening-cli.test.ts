@@ -381,6 +381,10 @@ describe('messages and output of the CLI', () => {
   });
 });
 
+/** Starts `lstmgen train` on the corpus with more steps than a test waits for, writing `out`. */
+const startEndlessTraining = (out: string, ...extra: string[]) =>
+  startLstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '100000', ...extra, '--out', out);
+
 describe('the process', () => {
   it('a closed stdout does not lose the run: the model is saved, or the exit status says it was not', () => {
     const out = path.join(dir, 'piped.lstm');
@@ -402,7 +406,7 @@ describe('the process', () => {
 
   it('Ctrl-C saves, says where, and exits 130; a second Ctrl-C exits at once', async () => {
     const out = path.join(dir, 'int.lstm');
-    const child = startLstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '100000', '--out', out);
+    const child = startEndlessTraining(out);
     const done = exited(child);
     await waitFor(child, /training on/);
     await new Promise((r) => setTimeout(r, 1500));
@@ -415,16 +419,7 @@ describe('the process', () => {
     expect(r.out).not.toMatch(/stopped early/);
     expect(fs.existsSync(out)).toBe(true);
 
-    const twice = startLstmgen(
-      'train',
-      '--corpus',
-      corpus,
-      ...SMALL,
-      '--max-steps',
-      '100000',
-      '--out',
-      path.join(dir, 'int2.lstm'),
-    );
+    const twice = startEndlessTraining(path.join(dir, 'int2.lstm'));
     const done2 = exited(twice);
     await waitFor(twice, /training on/);
     twice.kill('SIGINT');
@@ -436,18 +431,7 @@ describe('the process', () => {
 
   it('an interrupted run prints the validation figure of the saved weights when it has one', async () => {
     const out = path.join(dir, 'int-val.lstm');
-    const child = startLstmgen(
-      'train',
-      '--corpus',
-      corpus,
-      ...SMALL,
-      '--max-steps',
-      '100000',
-      '--eval-every',
-      '1',
-      '--out',
-      out,
-    );
+    const child = startEndlessTraining(out, '--eval-every', '1');
     const done = exited(child);
     await waitFor(child, /training on/);
     await new Promise((r) => setTimeout(r, 1000));
