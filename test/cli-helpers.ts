@@ -6,6 +6,20 @@ import { CLI_ENTRY, ROOT } from './helpers';
 /** The package's compiled CLI (its `bin`), as `npm run build:ts` leaves it. */
 export const CLI = path.join(ROOT, CLI_ENTRY);
 
+/** Flags of a tiny char model on the CPU: trains in well under a second per step. */
+export const TINY_FLAGS = [
+  '--embedding-dim',
+  '16',
+  '--hidden-size',
+  '32',
+  '--seq-len',
+  '16',
+  '--batch-size',
+  '8',
+  '--device',
+  'cpu',
+];
+
 /** Compiles ts/ with the project's tsconfig into `outDir`, default its own (dist/). Throws on a type error. */
 export function compileTs(outDir?: string): void {
   const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');

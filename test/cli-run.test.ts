@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readRunLog } from '../ts/train/runlog';
-import { compileTs, jsonLines, runCli } from './cli-helpers';
+import { compileTs, jsonLines, runCli, TINY_FLAGS } from './cli-helpers';
 import { CLI_ENTRY, ROOT, shakespeare, tensorBytes, tmpDir } from './helpers';
 
 let CLI: string;
@@ -28,22 +28,7 @@ const lstmgen = (...args: string[]) => runCli(CLI, args);
 describe('lstmgen CLI: long runs', () => {
   let dir: string;
   let corpus: string;
-  const tiny = [
-    '--embedding-dim',
-    '16',
-    '--hidden-size',
-    '32',
-    '--seq-len',
-    '16',
-    '--batch-size',
-    '8',
-    '--lr',
-    '0.01',
-    '--device',
-    'cpu',
-    '--dropout',
-    '0.2',
-  ];
+  const tiny = [...TINY_FLAGS, '--lr', '0.01', '--dropout', '0.2'];
 
   beforeAll(() => {
     CLI = buildStage();

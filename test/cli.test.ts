@@ -2,27 +2,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileTs, jsonLines, lstmgen } from './cli-helpers';
+import { compileTs, jsonLines, lstmgen, TINY_FLAGS } from './cli-helpers';
 import { last, shakespeare, tmpDir } from './helpers';
 
 describe('lstmgen CLI', () => {
   let dir: string;
   let corpus: string;
   let modelFile: string;
-  const tiny = [
-    '--embedding-dim',
-    '16',
-    '--hidden-size',
-    '32',
-    '--seq-len',
-    '16',
-    '--batch-size',
-    '8',
-    '--lr',
-    '0.01',
-    '--device',
-    'cpu',
-  ];
+  const tiny = [...TINY_FLAGS, '--lr', '0.01'];
 
   beforeAll(() => {
     compileTs();

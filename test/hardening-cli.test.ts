@@ -7,21 +7,8 @@ import * as path from 'node:path';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildProgram } from '../ts/cli/program';
 import { ConfigError, type LstmModel, loadModel, train } from '../ts/index';
-import { CLI, exited, lstmgen, startLstmgen, waitFor } from './cli-helpers';
+import { CLI, exited, lstmgen, startLstmgen, TINY_FLAGS, waitFor } from './cli-helpers';
 import { ROOT, shakespeare, TINY, tmpDir } from './helpers';
-
-const SMALL = [
-  '--embedding-dim',
-  '16',
-  '--hidden-size',
-  '32',
-  '--seq-len',
-  '16',
-  '--batch-size',
-  '8',
-  '--device',
-  'cpu',
-];
 
 let dir: string;
 let corpus: string;
@@ -45,7 +32,7 @@ beforeEach(() => {
 describe('an output path never replaces an input', () => {
   it('train --out equal to --corpus is refused before anything is written', () => {
     const before = fs.readFileSync(corpus);
-    const r = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--out', corpus);
+    const r = lstmgen('train', '--corpus', corpus, ...TINY_FLAGS, '--max-steps', '2', '--out', corpus);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/--out/);
     expect(fs.readFileSync(corpus).equals(before)).toBe(true);
@@ -59,7 +46,7 @@ describe('an output path never replaces an input', () => {
       ['--log', corpus, '--out', path.join(dir, 'x.lstm')],
       ['--out', link],
     ]) {
-      const r = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', ...extra);
+      const r = lstmgen('train', '--corpus', corpus, ...TINY_FLAGS, '--max-steps', '2', ...extra);
       expect(r.code).not.toBe(0);
       expect(fs.readFileSync(corpus).equals(before)).toBe(true);
     }
@@ -71,7 +58,7 @@ describe('an output path never replaces an input', () => {
       'train',
       '--corpus',
       corpus,
-      ...SMALL,
+      ...TINY_FLAGS,
       '--max-steps',
       '8',
       '--resume',
@@ -120,7 +107,7 @@ describe('an output path never replaces an input: more ways in', () => {
       'train',
       '--corpus',
       corpus,
-      ...SMALL,
+      ...TINY_FLAGS,
       '--max-steps',
       '2',
       '--out',
@@ -131,7 +118,7 @@ describe('an output path never replaces an input: more ways in', () => {
     expect(fs.readFileSync(corpus).equals(before)).toBe(true);
 
     const same = path.join(dir, 'same.out');
-    const both = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--log', same, '--out', same);
+    const both = lstmgen('train', '--corpus', corpus, ...TINY_FLAGS, '--max-steps', '2', '--log', same, '--out', same);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/^lstmgen: --out: .* is also the metrics log/);
     expect(fs.existsSync(same)).toBe(false);
@@ -151,7 +138,7 @@ describe('an output path never replaces an input: more ways in', () => {
       'train',
       '--corpus',
       corpus,
-      ...SMALL,
+      ...TINY_FLAGS,
       '--max-steps',
       '4',
       '--checkpoint-dir',
@@ -200,7 +187,7 @@ describe('an output path never replaces an input: more ways in', () => {
 
 describe('outputs that cannot be written', () => {
   it('train --out in an unwritable place fails before training and names the real problem', () => {
-    const r = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--out', '/proc/x.lstm');
+    const r = lstmgen('train', '--corpus', corpus, ...TINY_FLAGS, '--max-steps', '2', '--out', '/proc/x.lstm');
     expect(r.code).not.toBe(0);
     expect(r.stderr).not.toMatch(/training on/);
     expect(r.stderr).not.toMatch(/does not exist/);
@@ -216,7 +203,7 @@ describe('outputs that cannot be written', () => {
       'train',
       '--corpus',
       corpus,
-      ...SMALL,
+      ...TINY_FLAGS,
       '--max-steps',
       '3',
       '--log',
@@ -254,7 +241,7 @@ describe('unwritable outputs: more of them, checked before training', () => {
       'train',
       '--corpus',
       corpus,
-      ...SMALL,
+      ...TINY_FLAGS,
       '--max-steps',
       '2',
       '--checkpoint-dir',
@@ -262,7 +249,7 @@ describe('unwritable outputs: more of them, checked before training', () => {
     );
     expect(ck.code).toBe(2);
     expect(ck.stderr).toMatch(/^lstmgen: --checkpoint-dir: .*"\/proc" does not accept new directories/);
-    const log = lstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '2', '--log', '/proc/x.jsonl');
+    const log = lstmgen('train', '--corpus', corpus, ...TINY_FLAGS, '--max-steps', '2', '--log', '/proc/x.jsonl');
     expect(log.code).toBe(2);
     expect(log.stderr).toMatch(
       /^lstmgen: --log: cannot write "\/proc\/x.jsonl": directory "\/proc" does not accept new files\n$/,
@@ -285,7 +272,7 @@ describe('messages and output of the CLI', () => {
       'train',
       '--corpus',
       corpus,
-      ...SMALL,
+      ...TINY_FLAGS,
       '--max-steps',
       '2',
       '--checkpoint-dir',
@@ -319,7 +306,7 @@ describe('messages and output of the CLI', () => {
       'train',
       '--corpus',
       corpus,
-      ...SMALL,
+      ...TINY_FLAGS,
       '--max-steps',
       '4',
       '--eval-every',
@@ -350,7 +337,7 @@ describe('messages and output of the CLI', () => {
         'train',
         '--corpus',
         corpus,
-        ...SMALL,
+        ...TINY_FLAGS,
         '--tokenizer',
         'word',
         '--vocab-size',
@@ -383,7 +370,7 @@ describe('messages and output of the CLI', () => {
 
 /** Starts `lstmgen train` on the corpus with more steps than a test waits for, writing `out`. */
 const startEndlessTraining = (out: string, ...extra: string[]) =>
-  startLstmgen('train', '--corpus', corpus, ...SMALL, '--max-steps', '100000', ...extra, '--out', out);
+  startLstmgen('train', '--corpus', corpus, ...TINY_FLAGS, '--max-steps', '100000', ...extra, '--out', out);
 
 describe('the process', () => {
   it('a closed stdout does not lose the run: the model is saved, or the exit status says it was not', () => {
@@ -392,7 +379,7 @@ describe('the process', () => {
       'bash',
       [
         '-c',
-        `set -o pipefail; "${process.execPath}" "${CLI}" train --corpus "${corpus}" ${SMALL.join(' ')} --max-steps 2000 --json --out "${out}" | head -1 >/dev/null; echo "status=\${PIPESTATUS[0]}"`,
+        `set -o pipefail; "${process.execPath}" "${CLI}" train --corpus "${corpus}" ${TINY_FLAGS.join(' ')} --max-steps 2000 --json --out "${out}" | head -1 >/dev/null; echo "status=\${PIPESTATUS[0]}"`,
       ],
       { encoding: 'utf8', timeout: 120_000 },
     );
