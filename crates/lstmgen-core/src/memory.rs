@@ -162,6 +162,28 @@ pub(crate) fn ensure_fits(bytes: u64, what: &str, reduce: &str) -> Result<()> {
     }
 }
 
+/// The last `(batch, seqLen)` whose memory was checked against the system, so that a loop over batches of
+/// one shape (training steps, evaluation batches) reads the system's limits once, not at every batch.
+#[derive(Default)]
+pub(crate) struct CheckedShape(Option<(usize, usize)>);
+
+impl CheckedShape {
+    /// [`ensure_fits`] of `bytes()` unless `shape` is the shape checked last; remembers `shape` when it fits.
+    pub(crate) fn ensure(
+        &mut self,
+        shape: (usize, usize),
+        bytes: impl FnOnce() -> u64,
+        what: &str,
+        reduce: &str,
+    ) -> Result<()> {
+        if self.0 != Some(shape) {
+            ensure_fits(bytes(), what, reduce)?;
+            self.0 = Some(shape);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,8 +99,9 @@ pub struct Model {
     steps_before_adam: u64,
     train_state: Option<State>,
     eval_state: Option<State>,
-    /// The last `(batch, seqLen)` whose training-step memory was checked against the system.
-    step_shape_fits: Option<(usize, usize)>,
+    /// The last training-step and evaluation-batch shapes whose memory was checked against the system.
+    step_checked: memory::CheckedShape,
+    eval_checked: memory::CheckedShape,
     /// Precision of the matrix products (training, evaluation, sampling).
     precision: Precision,
     /// Weights packed for inference (see [`Model::inference_packs`]).
@@ -151,7 +152,8 @@ impl Model {
             steps_before_adam: 0,
             train_state: None,
             eval_state: None,
-            step_shape_fits: None,
+            step_checked: Default::default(),
+            eval_checked: Default::default(),
             precision: Precision::F32,
             packs: Mutex::new(None),
         })
@@ -517,14 +519,12 @@ impl Model {
         dropout_seed: u64,
     ) -> Result<StepStats> {
         opt.validate()?;
-        if self.step_shape_fits != Some((batch, seq_len)) {
-            memory::ensure_fits(
-                memory::step_bytes(&self.cfg, batch, seq_len),
-                "one training step at this batchSize and seqLen",
-                "batchSize or seqLen (or the model's size)",
-            )?;
-            self.step_shape_fits = Some((batch, seq_len));
-        }
+        self.step_checked.ensure(
+            (batch, seq_len),
+            || memory::step_bytes(&self.cfg, batch, seq_len),
+            "one training step at this batchSize and seqLen",
+            "batchSize or seqLen (or the model's size)",
+        )?;
         // The carried state is replaced only when the step succeeds.
         let state = self.carried(self.train_state.as_ref(), batch)?;
         let b = self.loss_and_grads(inputs, targets, batch, seq_len, &state, dropout_seed)?;
@@ -561,8 +561,9 @@ impl Model {
         batch: usize,
         seq_len: usize,
     ) -> Result<EvalStats> {
-        memory::ensure_fits(
-            memory::infer_bytes(&self.cfg, batch.saturating_mul(seq_len), 3),
+        self.eval_checked.ensure(
+            (batch, seq_len),
+            || memory::infer_bytes(&self.cfg, batch.saturating_mul(seq_len), 3),
             "one evaluation batch at this batchSize and seqLen",
             "batchSize or seqLen",
         )?;
