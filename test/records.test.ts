@@ -6,7 +6,7 @@ import { loadCorpus, splitCorpus, tokenizeCorpus } from '../ts/corpus/dataset';
 import type { TokenStream } from '../ts/data';
 import { DataError } from '../ts/errors';
 import { type TrainResult, train } from '../ts/train/loop';
-import { TINY, tmpDir } from './helpers';
+import { defined, TINY, tmpDir } from './helpers';
 
 const CHAR = { kind: 'char' as const, vocabSize: 10, lowercase: true };
 
@@ -29,7 +29,7 @@ function idsOf(stream: TokenStream): number[] {
 /** The records of a framed stream (ids between boundaries), decoded. */
 function records(stream: TokenStream, decode: (ids: number[]) => string): string[] {
   const ids = idsOf(stream);
-  const b = stream.boundaryId!;
+  const b = defined(stream.boundaryId);
   expect(ids[0]).toBe(b);
   expect(ids.at(-1)).toBe(b);
   const out: string[] = [];
@@ -100,7 +100,7 @@ describe('record split and shuffle', () => {
     const corpus = await tokenizeCorpus({ text: NAMES.join('\n') }, CHAR, { format: 'lines' });
     const decode = (ids: number[]) => corpus.tokenizer.decode(ids);
     const split = splitCorpus(corpus, 0.1, 42);
-    const val = records(split.val!, decode);
+    const val = records(defined(split.val), decode);
     expect(val).toHaveLength(20);
     expect(val).toEqual([...val].sort()); // validation in corpus order
     expect(val).not.toEqual(NAMES.slice(-20));
@@ -114,9 +114,9 @@ describe('record split and shuffle', () => {
     // the same seed gives the same split and orders; another seed another split
     const again = splitCorpus(corpus, 0.1, 42);
     expect(records(again.train(2), decode)).toEqual(e2);
-    expect(records(again.val!, decode)).toEqual(val);
+    expect(records(defined(again.val), decode)).toEqual(val);
     const other = splitCorpus(corpus, 0.1, 43);
-    expect(records(other.val!, decode)).not.toEqual(val);
+    expect(records(defined(other.val), decode)).not.toEqual(val);
   });
 
   it('says when holding out leaves no training record', async () => {

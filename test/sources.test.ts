@@ -5,7 +5,7 @@ import { corpusStream, loadCorpus, tokenizeCorpus } from '../ts/corpus/dataset';
 import { resolveCorpus } from '../ts/corpus/sources';
 import { DataError } from '../ts/errors';
 import { BOUNDARY, CharTokenizer } from '../ts/tokenizer';
-import { tmpDir } from './helpers';
+import { defined, tmpDir } from './helpers';
 
 const CHAR = { kind: 'char' as const, vocabSize: 10, lowercase: true };
 const WORD = { kind: 'word' as const, vocabSize: 100, lowercase: true };
@@ -30,7 +30,7 @@ function streamIds(corpus: Awaited<ReturnType<typeof tokenizeCorpus>>): number[]
 
 /** The ids of `texts` joined and framed by the boundary, as the tokenizer `tok` encodes each. */
 function framed(tok: { encode(t: string): Uint32Array; boundaryId: number | undefined }, texts: string[]): number[] {
-  const b = tok.boundaryId!;
+  const b = defined(tok.boundaryId);
   return [b, ...texts.flatMap((t) => [...tok.encode(t), b])];
 }
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, DataError } from '../ts/errors';
 import type { StartInfo } from '../ts/events';
 import { train } from '../ts/train/loop';
-import { TINY } from './helpers';
+import { defined, TINY } from './helpers';
 
 /** The token counts train() reports for `corpus` with `valFraction`. */
 async function sizes(corpus: string, extra: Record<string, unknown> = {}): Promise<StartInfo> {
@@ -17,7 +17,7 @@ async function sizes(corpus: string, extra: Record<string, unknown> = {}): Promi
     },
     ...extra,
   });
-  return start!;
+  return defined(start);
 }
 
 describe('train/validation cut', () => {
