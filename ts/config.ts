@@ -11,7 +11,7 @@ import type { DataProgress } from './corpus/dataset';
 import { CORPUS_ENCODINGS } from './corpus/read';
 import { CORPUS_FORMATS } from './corpus/records';
 import type { CorpusItem, CorpusSource } from './corpus/sources';
-import { ConfigError } from './errors';
+import { ConfigError, show } from './errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
 import { PRECISIONS, type Precision } from './native/handle';
 import { DEVICES } from './native/loader';
@@ -477,15 +477,6 @@ export type LoadOptions = z.input<typeof LoadOptionsSchema>;
 /** Options of `loadModel()` after validation. */
 export type LoadOptionsParsed = z.output<typeof LoadOptionsSchema>;
 
-/** Show a rejected value in a message: strings quoted, NaN and numbers as written. */
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null)
-    return String(value);
-  if (typeof value === 'function') return 'a function';
-  return Array.isArray(value) ? 'an array' : 'an object';
-}
-
 function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let v = input;
   for (const key of path)
@@ -511,15 +502,6 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string)
   const field = issue.path.map(String).join('.');
   if (!field) throw new ConfigError('', `${what} must be an object, got ${show(input)}`);
   throw new ConfigError(field, `${issue.message}, got ${show(valueAt(input, issue.path))}`);
-}
-
-/**
- * Check a file-path argument of a public function.
- * @throws ConfigError naming `field` unless `value` is a non-empty string.
- */
-export function assertPath(value: unknown, field: string): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new ConfigError(field, `must be a file path (a non-empty string), got ${show(value)}`);
 }
 
 /**

@@ -120,3 +120,12 @@ export function fileErrorReason(err: unknown): string {
   if (e.code === 'EISDIR') return 'it is a directory';
   return e.message;
 }
+
+/** Show a rejected value in a message: strings quoted, NaN and numbers as written. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null)
+    return String(value);
+  if (typeof value === 'function') return 'a function';
+  return Array.isArray(value) ? 'an array' : 'an object';
+}

@@ -1,7 +1,6 @@
 /** A trained (or loaded) LSTM language model: native weights + tokenizer + the config it was trained with. */
 import * as fs from 'node:fs';
 import {
-  assertPath,
   type EvaluateOptions,
   type GenerateOptionsInput,
   type LoadOptions,
@@ -19,6 +18,7 @@ import { type CorpusSource, describeCorpus } from './corpus/sources';
 import { makeBatches, type TokenStream } from './data';
 import { DataError, fileErrorReason, ModelFileError } from './errors';
 import { writeFileAtomic } from './io/atomic';
+import { assertPath } from './io/paths';
 import { assertFiniteTensors } from './io/safetensors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
 import { NativeHandle, type NativeModelConfig, type Precision } from './native/handle';

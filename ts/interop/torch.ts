@@ -5,8 +5,9 @@
  * `nn.Embedding`, `nn.LSTM(batch_first=True)` and `nn.Linear` (see scripts/reference/torch-interop.py). Import: the
  * same state dict written by PyTorch, plus a tokenizer, becomes an {@link LstmModel}.
  */
-import { assertPath, parseTrainConfig } from '../config';
+import { parseTrainConfig } from '../config';
 import { ConfigError, ModelFileError } from '../errors';
+import { assertPath } from '../io/paths';
 import { readSafetensorsHeader } from '../io/safetensors';
 import { LstmModel, loadNative, METADATA_KEYS, readBytes, toModelConfig, withFileName } from '../model';
 import { NativeHandle } from '../native/handle';

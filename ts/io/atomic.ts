@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, ModelFileError } from '../errors';
+import { assertPath } from './paths';
 
 /** A fresh temporary name beside `file`; the pid lets a later write tell whether its writer still runs. */
 function tempPath(file: string): string {
@@ -101,11 +102,6 @@ export function makeDirs(dir: string): void {
       if (!((err as NodeJS.ErrnoException).code === 'EEXIST' && isDirectory(level))) throw err; // made meanwhile
     }
   }
-}
-
-/** @throws ConfigError (field `field`) unless `file` is a non-empty string. */
-function assertPath(file: unknown, field: string): asserts file is string {
-  if (typeof file !== 'string' || file === '') throw new ConfigError(field, 'must be a non-empty file path');
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError } from '../errors';
+import { ConfigError, show } from '../errors';
 
 /** A file a command reads. */
 export interface InputFile {
@@ -94,4 +94,13 @@ export function assertOutputsSpareInputs(outputs: readonly OutputFile[], inputs:
       }
     }
   });
+}
+
+/**
+ * Check a file-path argument of a public function.
+ * @throws ConfigError naming `field` unless `value` is a non-empty string.
+ */
+export function assertPath(value: unknown, field: string): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0)
+    throw new ConfigError(field, `must be a file path (a non-empty string), got ${show(value)}`);
 }
