@@ -347,7 +347,12 @@ mod tests {
             let b = Tensor::randn(0f32, 1.0, (k, n), &dev).unwrap();
             let bt = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
             for (x, y) in [(&a, b.clone()), (&a, bt.t().unwrap())] {
-                let got = f32_matmul(x, &y).unwrap().to_vec2::<f32>().unwrap();
+                // serial_product itself: f32_matmul takes OpenBLAS instead where it is linked
+                let (sa, la) = x.storage_and_layout();
+                let (sb, lb) = y.storage_and_layout();
+                let (oa, ob) = (operand(&sa, la).unwrap(), operand(&sb, lb).unwrap());
+                let flat = serial_product(&oa, &ob, m, n, k);
+                let got: Vec<Vec<f32>> = flat.chunks(n).map(<[f32]>::to_vec).collect();
                 let want = x.matmul(&y).unwrap().to_vec2::<f32>().unwrap();
                 assert_eq!(got, want, "[{m}, {k}] x [{k}, {n}]");
             }
