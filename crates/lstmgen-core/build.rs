@@ -66,6 +66,7 @@ fn link_openblas() {
     };
     let Some(lib) = chosen else {
         println!("cargo::warning=OpenBLAS static library not found: CPU matrix products use candle's gemm (slower). Install libopenblas-pthread-dev or set LSTMGEN_OPENBLAS.");
+        watch_for_install();
         return;
     };
     if !lib.is_file() {
@@ -83,4 +84,25 @@ fn link_openblas() {
     println!("cargo::rustc-link-lib=dylib=pthread");
     println!("cargo::rustc-link-lib=dylib=m");
     println!("cargo::rustc-cfg=lstmgen_blas");
+}
+
+/// Re-runs this script when OpenBLAS is installed after a build: cargo re-checks the nearest existing
+/// folder above each candidate path (it scans a folder for changed files), so installing the package
+/// changes it and the next build links the library without touching this file. Folders as wide as
+/// `/usr/lib` are not watched (scanning them costs seconds per build).
+fn watch_for_install() {
+    let mut watched: Vec<PathBuf> = Vec::new();
+    for c in CANDIDATES {
+        let found = std::path::Path::new(c)
+            .ancestors()
+            .skip(1)
+            .take_while(|d| d.components().count() >= 4)
+            .find(|d| d.is_dir());
+        if let Some(dir) = found.map(PathBuf::from) {
+            if !watched.contains(&dir) {
+                println!("cargo::rerun-if-changed={}", dir.display());
+                watched.push(dir);
+            }
+        }
+    }
 }
