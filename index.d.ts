@@ -40,6 +40,14 @@ export declare class NativeModel {
    * training hidden state, so training resumes exactly.
    */
   toSafetensors(metadata: Record<string, string>, withTraining?: boolean | undefined | null): Buffer
+  /**
+   * A new model to fine-tune from this one (`Model::for_fine_tuning`): the same weights with
+   * the vocabulary grown to `vocabSize` ids (new embedding and decoder rows as a fresh model of
+   * `seed` draws them; the old rows unchanged), training `dropout`, a fresh optimizer, step
+   * count 0, no carried state and no metadata. This model is left as it was. Throws `E_DATA`
+   * when `vocabSize` is below this model's, `dropout` is out of [0, 1), or it does not fit.
+   */
+  forFineTuning(vocabSize: number, dropout: number, seed: number): NativeModel
   /** Metadata of the file this model was loaded from (`{}` for a new model). */
   metadata(): Record<string, string>
   /** The network's shape. */

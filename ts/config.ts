@@ -12,7 +12,7 @@ import { CORPUS_ENCODINGS } from './corpus/read';
 import { CORPUS_FORMATS } from './corpus/records';
 import type { CorpusItem, CorpusSource } from './corpus/sources';
 import { ConfigError, show } from './errors';
-import type { CheckpointInfo, EpochInfo, EvalInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
+import type { CheckpointInfo, EpochInfo, EvalInfo, SampleInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
 import { PRECISIONS, type Precision } from './native/handle';
 import { DEVICES } from './native/loader';
 
@@ -314,6 +314,41 @@ const trainFields = {
    * schedule may change. `epochs` and `maxSteps` count from the start of the original run.
    */
   resumeFrom: path.optional().describe('continue from a checkpoint file (or the newest one in a directory)'),
+  /**
+   * Fine-tune: start from this model file's weights and tokenizer on `corpus`, with a fresh optimizer and step
+   * count (unlike `resumeFrom`, which continues one run exactly; giving both is a ConfigError). The architecture
+   * (`embeddingDim`, `hiddenSize`, `numLayers`, `tokenizer`, and for word models `vocabSize` and `lowercase`)
+   * is the model's: a different value is a ConfigError; `dropout` defaults to the model's. Symbols of the corpus
+   * outside the model's vocabulary map to `<unk>` (one `LSTMGEN_UNKNOWN_SYMBOLS` warning) unless `extendVocab`.
+   */
+  initFrom: path.optional().describe('fine-tune this model file on the corpus (fresh optimizer and step count)'),
+  /**
+   * With `initFrom`: add the corpus's symbols that the model's vocabulary lacks (ids after the model's), with new
+   * embedding and output rows (weight and bias) initialized as a fresh model's are, from `seed`; the model's
+   * rows stay as they were. For word models the corpus's `vocabSize` most frequent words are candidates.
+   */
+  extendVocab: bool.default(false).describe('with --init-from: add the corpus symbols the model lacks'),
+  /**
+   * Sample text from the model every this many steps while training (0 = never): reported through `onSample`,
+   * the run log (`{"type":"sample",...}`) and the CLI. Sampling draws from its own random stream and its time is
+   * not counted in tokens/s, so the run's losses are the same with or without it.
+   */
+  sampleEvery: nonNegInt.default(0).describe('sample text every n steps while training (0 = off)'),
+  /** Text the samples while training continue; empty: the start of a line, as `generate()`. */
+  samplePrompt: z.string({ error: 'must be a string' }).default('').describe('prompt of the samples while training'),
+  /** Tokens of each sample while training (characters or words). */
+  sampleTokens: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_TOKENS))
+    .default(200)
+    .describe('tokens per sample while training'),
+  /** Softmax temperature of the samples while training; 0 = greedy. */
+  sampleTemperature: nonNegNum.default(0.8).describe('temperature of the samples while training'),
+  /**
+   * Sampling seed of every sample while training (the same seed at each step, so samples differ only by what the
+   * model learned); unset: `seed`.
+   */
+  sampleSeed: seed.optional().describe('seed of the samples while training (default: --seed)'),
+  /** Called after every sample while training (see `sampleEvery`). */
+  onSample: fn<(info: SampleInfo) => void | Promise<void>>().optional(),
   /** Write metrics as JSON lines to this file (see `RunRecord`); appended to when resuming. */
   logFile: path.optional().describe('write metrics as JSON lines (plot with lstmgen plot)'),
   /** Called after every checkpoint written. */
@@ -346,6 +381,19 @@ export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, c
         input: value,
       });
     }
+  }
+  if (cfg.initFrom !== undefined && cfg.resumeFrom !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['initFrom'],
+      message:
+        'cannot be combined with resumeFrom: resumeFrom continues one run exactly, initFrom starts a new run ' +
+        'from a model; give one of them',
+      input: cfg.initFrom,
+    });
+  }
+  if (cfg.extendVocab && cfg.initFrom === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['extendVocab'], message: 'needs initFrom', input: cfg.extendVocab });
   }
   for (const field of ['checkpointEvery', 'keepCheckpoints'] as const) {
     if (cfg[field] !== undefined && cfg.checkpointDir === undefined) {

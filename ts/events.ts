@@ -59,6 +59,22 @@ export interface EpochInfo {
   valAccuracy: number | null;
 }
 
+/** Passed to `onSample` for every sample while training (every `sampleEvery` steps). */
+export interface SampleInfo {
+  /** 1-based global step after which the model was sampled. */
+  step: number;
+  /** 1-based epoch of that step. */
+  epoch: number;
+  /** The prompt continued (`samplePrompt`). */
+  prompt: string;
+  /** The generated text, prompt excluded (`sampleTokens` tokens). */
+  text: string;
+  /** Softmax temperature used. */
+  temperature: number;
+  /** Sampling seed used (`sampleSeed`, else the run's `seed`). */
+  seed: number;
+}
+
 /** What `train()` returns next to the model. */
 export interface TrainHistory {
   steps: StepInfo[];
@@ -77,6 +93,8 @@ export interface TrainHistory {
   best: { valLoss: number; step: number } | null;
   /** Checkpoints written by this run, oldest first (rotated-away files included). */
   checkpoints: CheckpointInfo[];
+  /** Samples taken while training (`sampleEvery`), oldest first; empty when it is off. */
+  samples: SampleInfo[];
 }
 
 /** Passed to `onCheckpoint` after a checkpoint file is written (atomically). */

@@ -70,6 +70,7 @@ export type {
   CheckpointInfo,
   EpochInfo,
   EvalInfo,
+  SampleInfo,
   StartInfo,
   StepInfo,
   TrainHistory,

@@ -39,6 +39,7 @@ export type ModelConfig = Omit<
   | 'onEval'
   | 'onEpoch'
   | 'onCheckpoint'
+  | 'onSample'
   | 'onWarning'
   | 'onDataProgress'
   | 'signal'
@@ -57,6 +58,7 @@ export function toModelConfig(config: TrainConfig): ModelConfig {
     onEval,
     onEpoch,
     onCheckpoint,
+    onSample,
     onWarning,
     onDataProgress,
     signal,

@@ -1,5 +1,4 @@
 /** The actions of the `lstmgen` commands; {@link buildProgram} declares their flags. */
-import { SingleBar } from 'cli-progress';
 import type { CorpusEncoding } from '../corpus/read';
 import type { CorpusFormat } from '../corpus/records';
 import type { CorpusSource } from '../corpus/sources';
@@ -23,6 +22,7 @@ import {
   say,
   writtenFiles,
 } from './print';
+import { sampleLines, TrainProgress } from './train-progress';
 
 /** The flags of `lstmgen train`: `--out`, `--json`, and the train options (see {@link runFlagsToConfig}). */
 interface TrainFlags {
@@ -35,8 +35,8 @@ interface TrainFlags {
 export const EXIT_INTERRUPTED = 130;
 
 /**
- * `lstmgen train`: train with a progress bar (or JSON lines: the run-log records `step`, `eval`, `epoch`,
- * `checkpoint`, then `done`), save the model, print a summary. Ctrl-C stops after the current step, saves,
+ * `lstmgen train`: train with a progress bar and samples above it (or JSON lines: the run-log records `step`,
+ * `eval`, `epoch`, `checkpoint`, `sample`, then `done`), save the model, print a summary. Ctrl-C stops after the current step, saves,
  * says where and sets exit status 130; a second Ctrl-C exits at once (130) without saving. A closed stdout
  * does not stop the run: its output is dropped and the model is still saved.
  * @throws ConfigError (field `out`, or as {@link train}) for bad options or outputs, before training starts;
@@ -60,14 +60,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   };
   process.on('SIGINT', onSigint);
   const dataBar = json ? undefined : new DataProgressBar();
-  const bar = json
-    ? undefined
-    : new SingleBar({
-        stream: process.stderr,
-        format: 'train |{bar}| {value}/{total} steps | epoch {epoch} | loss {loss} | {tps} tok/s | ETA {eta_formatted}',
-        etaBuffer: 50,
-        hideCursor: true,
-      });
+  const bar = json ? undefined : new TrainProgress();
   let step = 0;
   let lastVal: { step: number; valLoss: number; valPerplexity: number } | undefined;
   try {
@@ -103,6 +96,10 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         },
         onCheckpoint: (c) => {
           if (json) emit({ type: 'checkpoint', ...c });
+        },
+        onSample: (s) => {
+          if (json) emit({ type: 'sample', ...s });
+          else bar?.log(sampleLines(s));
         },
       },
       [modelFile],

@@ -58,7 +58,14 @@ const RUN_FLAGS: Array<[field: string, spec: FlagSpec]> = [
   ['checkpointEvery', { arg: '<n>', parse: number, shownDefault: DEFAULT_CHECKPOINT_EVERY }],
   ['keepCheckpoints', { arg: '<k>', parse: number, name: 'keep', shownDefault: DEFAULT_KEEP_CHECKPOINTS }],
   ['resumeFrom', { arg: '<file>', name: 'resume' }],
+  ['initFrom', { arg: '<file>' }],
+  ['extendVocab', {}],
   ['logFile', { arg: '<file>', name: 'log' }],
+  ['sampleEvery', { arg: '<n>', parse: number }],
+  ['samplePrompt', { arg: '<text>' }],
+  ['sampleTokens', { arg: '<n>', parse: number }],
+  ['sampleTemperature', { arg: '<t>', parse: number }],
+  ['sampleSeed', { arg: '<n>', parse: number }],
 ];
 
 /** The generate options that are flags of `lstmgen generate`. */

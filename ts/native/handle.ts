@@ -81,7 +81,9 @@ export interface EvalBatch {
  * (the engine locks the model for each, so they never see half a step). After {@link dispose}, every method
  * throws a ConfigError.
  */
-export class NativeHandle implements Omit<NativeModel, 'startSampling' | 'evalStep' | 'resetEvalState'> {
+export class NativeHandle
+  implements Omit<NativeModel, 'startSampling' | 'evalStep' | 'resetEvalState' | 'forFineTuning'>
+{
   /** The addon's model; undefined once {@link dispose} was called. */
   private inner: NativeModel | undefined;
   /** Settles when the last turn taken so far has ended (never rejects). */
@@ -215,6 +217,11 @@ export class NativeHandle implements Omit<NativeModel, 'startSampling' | 'evalSt
 
   generate(prompt: Uint32Array, options: SampleOptions): Promise<number[][]> {
     return this.exclusive(() => guard(() => this.live().generate(prompt, options)));
+  }
+
+  /** `NativeModel.forFineTuning`: a new model (its own handle) to fine-tune from this one's weights. */
+  forFineTuning(vocabSize: number, dropout: number, seed: number): NativeHandle {
+    return new NativeHandle(guard(() => this.live().forFineTuning(vocabSize, dropout, seed)));
   }
 
   /** `NativeModel.startSampling`, as a {@link SamplerHandle} whose `next()` calls take turns on this model. */

@@ -47,22 +47,22 @@ export function buildTokenizer(text: string, options: TokenizerOptions): Tokeniz
 }
 
 const unique = (tokens: string[]) => new Set(tokens).size === tokens.length;
+// The boundary token may follow the specials (a vocabulary built from a corpus) or come later (one extended for
+// fine-tuning appends the tokens it adds, the boundary among them).
 const JsonSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('char'),
     tokens: z
       .array(z.string())
       .refine(
-        (t) => t[0] === UNK && t.slice(t[1] === BOUNDARY ? 2 : 1).every((s) => [...s].length === 1) && unique(t),
+        (t) => t[0] === UNK && t.slice(1).every((s) => s === BOUNDARY || [...s].length === 1) && unique(t),
         'bad char vocabulary',
       ),
   }),
   z.object({
     type: z.literal('word'),
     lowercase: z.boolean(),
-    tokens: z
-      .array(z.string())
-      .refine((t) => t[0] === UNK && t[1] === EOS && t.indexOf(BOUNDARY, 3) < 0 && unique(t), 'bad word vocabulary'),
+    tokens: z.array(z.string()).refine((t) => t[0] === UNK && t[1] === EOS && unique(t), 'bad word vocabulary'),
   }),
 ]);
 

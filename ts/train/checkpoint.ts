@@ -77,7 +77,7 @@ const CHECKPOINT_FILE = /^(step-\d+|best)\.lstm$/;
 /**
  * Refuse, before anything is written, a run whose outputs would replace one of its inputs or each other (see
  * {@link assertOutputsSpareInputs}). The inputs are the files of `corpus` and `valCorpus` (those of their
- * directories and globs included) and `resumeFrom`; the outputs `logFile`,
+ * directories and globs included), `resumeFrom` and `initFrom`; the outputs `logFile`,
  * the checkpoints in `checkpointDir` and `extra` (e.g. the CLI's model file). A checkpoint resumed from inside
  * `checkpointDir` may be rotated away: that is the run continuing. Fields of other types are skipped (the
  * config check reports them).
@@ -94,6 +94,8 @@ export function assertRunSparesInputs(input: TrainConfigInput, extra: readonly O
   for (const file of corpusFiles(input.corpus, files)) inputs.push({ path: file, what: 'the corpus' });
   for (const file of corpusFiles(input.valCorpus, files)) inputs.push({ path: file, what: 'the validation corpus' });
   if (resume) inputs.push({ path: resume, what: 'the checkpoint resumed from', rewrittenBy: 'checkpointDir' });
+  const init = str(input.initFrom);
+  if (init) inputs.push({ path: init, what: 'the model to fine-tune' });
   if (log) outputs.push({ path: log, field: 'logFile', what: 'the metrics log' });
   if (dir) outputs.push({ path: dir, field: 'checkpointDir', what: 'the checkpoints', names: CHECKPOINT_FILE });
   assertOutputsSpareInputs([...outputs, ...extra], inputs);

@@ -18,8 +18,10 @@ import {
   resumeInput,
   type TrainingState,
 } from './checkpoint';
+import { fineTuneNative, initInput, vocabularyCorpus } from './init-from';
 import { PlateauTracker } from './plateau';
 import { RunLog } from './runlog';
+import { TrainingSampler } from './samples';
 import { LrSchedule } from './schedule';
 
 /** Result of {@link train}. */
@@ -61,8 +63,11 @@ function emitWarning(message: string, code: TrainWarningCode): void {
  * vocabulary's size), with one warning those of a separate `valCorpus`.
  *
  * A resumed run continues exactly: same batches, dropout masks, Adam state and carried state, so its step
- * losses equal those of an uninterrupted run. When `signal` aborts, training stops before the next step and
- * the model so far is returned with `history.aborted = true` (a final checkpoint is written when
+ * losses equal those of an uninterrupted run. With `initFrom` the run fine-tunes a saved model instead: its
+ * weights and tokenizer (grown by `extendVocab`), a fresh optimizer and step count (see train/init-from); such a
+ * run resumes exactly too. Every `sampleEvery` steps the model is sampled (`onSample`, the log's `sample`
+ * records, `history.samples`) without changing the run's steps or its tokens/s. When `signal` aborts, training
+ * stops before the next step and the model so far is returned with `history.aborted = true` (a final checkpoint is written when
  * `checkpointDir` is set); while the corpus is being read, an abort rejects with the signal's reason (an
  * `AbortError`). With early stopping and `restoreBest`, the returned model has the best weights.
  * When the final validation loss is non-finite or clearly above ln(vocabSize) (worse than a uniform prediction
@@ -74,11 +79,12 @@ function emitWarning(message: string, code: TrainWarningCode): void {
  *   run's own outputs, before anything is written, so that none of them replaces an input or another output.
  * @throws ConfigError for invalid options, an output (`logFile`, `checkpointDir`, `laterOutputs`) that would replace an input
  *   (a corpus file included) or another output, a checkpoint whose tokenizer or shape differs from the options,
- *   or an unwritable `cacheDir`; DataError for a corpus that cannot be read (missing, not a regular file,
- *   invalid text in its encoding, bad records: see `tokenizeCorpus`) or is empty, or whose training part is too
+ *   or an unwritable `cacheDir`, an `initFrom` architecture field given a value other than the model's, or a
+ *   `samplePrompt` with symbols outside the vocabulary; DataError for a corpus that cannot be read (missing, not
+ *   a regular file, invalid text in its encoding, bad records: see `tokenizeCorpus`) or is empty, or whose training part is too
  *   short for one batch or validation part for one sequence (the message says which part, how it was taken and
- *   what to change); ModelFileError for an unreadable checkpoint or a failed write; DeviceError if the addon
- *   cannot load or the device is unavailable; NumericError (with `step`) for a non-finite loss or gradient
+ *   what to change); ModelFileError for an unreadable checkpoint or `initFrom` model, or a failed write;
+ *   DeviceError if the addon cannot load or the device is unavailable; NumericError (with `step`) for a non-finite loss or gradient
  *   under `onNonFinite: 'stop'`, or non-finite weights at a checkpoint. Errors thrown by callbacks (or promises they
  * return, which are awaited) propagate.
  */
@@ -86,7 +92,12 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
   const given = parseTrainConfig(input);
   assertRunSparesInputs(given, laterOutputs); // before the log, the checkpoint directory or anything else is written
   const resumed = given.resumeFrom ? await readCheckpoint(given.resumeFrom, given.device) : undefined;
-  const cfg = resumed ? parseTrainConfig(resumeInput(input, resumed.model.config)) : given;
+  const base = given.initFrom ? await LstmModel.load(given.initFrom, { device: given.device }) : undefined;
+  const cfg = resumed
+    ? parseTrainConfig(resumeInput(input, resumed.model.config))
+    : base && given.initFrom
+      ? parseTrainConfig(initInput(input, base, given.initFrom))
+      : given;
 
   const warn = cfg.onWarning ?? emitWarning;
   if (cfg.tokenizer === 'char' && (input as { vocabSize?: unknown }).vocabSize !== undefined) {
@@ -106,8 +117,19 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     onWarning: warn,
   };
   const options = { kind: cfg.tokenizer, vocabSize: cfg.vocabSize, lowercase: cfg.lowercase };
-  const corpus = await tokenizeCorpus(cfg.corpus, options, corpusOptions);
-  if (resumed) assertSameTokenizer(resumed.model.tokenizer, corpus.tokenizer);
+  // a fine-tuning run (or the resumption of one) encodes with the vocabulary it started from
+  const start = base ?? (resumed?.model.config.initFrom !== undefined ? resumed.model : undefined);
+  const extend = base ? cfg.extendVocab : resumed?.model.config.extendVocab === true;
+  const corpus = start
+    ? await vocabularyCorpus(
+        cfg.corpus,
+        { tokenizer: start.tokenizer, extend, mayGrow: !resumed },
+        options,
+        corpusOptions,
+        warn,
+      )
+    : await tokenizeCorpus(cfg.corpus, options, corpusOptions);
+  if (resumed && !start) assertSameTokenizer(resumed.model.tokenizer, corpus.tokenizer);
   const tokenizer = resumed?.model.tokenizer ?? corpus.tokenizer;
   // the vocabulary comes from the training corpus: symbols only a separate validation corpus has count as <unk>
   const valCorpus = cfg.valCorpus
@@ -143,6 +165,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
 
   const native =
     resumed?.model.native ??
+    (base && fineTuneNative(base, tokenizer, cfg.dropout, cfg.seed)) ??
     NativeHandle.create(
       {
         vocabSize: tokenizer.vocabSize,
@@ -154,8 +177,10 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
       cfg.seed,
       cfg.device,
     );
+  base?.dispose(); // its weights were copied
   native.setPrecision(cfg.precision);
   let model = new LstmModel(native, tokenizer, toModelConfig(cfg));
+  const sampler = cfg.sampleEvery > 0 ? new TrainingSampler(model, cfg) : undefined;
 
   // Loop state: everything a checkpoint stores (see TrainingState).
   const st = resumed?.state;
@@ -201,6 +226,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     stoppedEarly: false,
     best: null,
     checkpoints: [],
+    samples: [],
   };
   const writer = cfg.checkpointDir
     ? new CheckpointWriter(cfg.checkpointDir, cfg.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS, st?.step)
@@ -294,6 +320,12 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
         history.steps.push(info);
         log?.write({ type: 'step', ...info });
         await cfg.onStep?.(info);
+      }
+      if (sampler?.due(step)) {
+        const sample = await sampler.sample(step, epoch);
+        history.samples.push(sample);
+        log?.write({ type: 'sample', ...sample });
+        await cfg.onSample?.(sample);
       }
 
       let monitored: number | undefined;

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../errors';
-import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo } from '../events';
+import type { CheckpointInfo, EpochInfo, EvalInfo, SampleInfo, StepInfo } from '../events';
 import { writeFailure } from '../io/atomic';
 
 /** One line of a run log. `start` and `end` bracket each (possibly resumed) run. */
@@ -23,6 +23,7 @@ export type RunRecord =
   | ({ type: 'eval' } & EvalInfo)
   | ({ type: 'epoch'; step: number } & EpochInfo)
   | ({ type: 'checkpoint' } & CheckpointInfo)
+  | ({ type: 'sample' } & SampleInfo)
   | {
       type: 'end';
       time: string;

@@ -13,6 +13,7 @@ mod config;
 mod cuda;
 pub mod device;
 mod error;
+mod finetune;
 pub mod gemm;
 pub mod io;
 mod lstm;

@@ -122,6 +122,23 @@ impl NativeModel {
         Ok(guard(|| io::to_safetensors(&m, &metadata, with_training.unwrap_or(false)))?.into())
     }
 
+    /// A new model to fine-tune from this one (`Model::for_fine_tuning`): the same weights with
+    /// the vocabulary grown to `vocabSize` ids (new embedding and decoder rows as a fresh model of
+    /// `seed` draws them; the old rows unchanged), training `dropout`, a fresh optimizer, step
+    /// count 0, no carried state and no metadata. This model is left as it was. Throws `E_DATA`
+    /// when `vocabSize` is below this model's, `dropout` is out of [0, 1), or it does not fit.
+    #[napi]
+    pub fn for_fine_tuning(&self, vocab_size: u32, dropout: f64, seed: f64) -> Result<NativeModel> {
+        let seed = seed_u64(seed)?;
+        let model = guard(|| {
+            lock(&self.inner).for_fine_tuning(vocab_size as usize, dropout as f32, seed)
+        })?;
+        Ok(NativeModel {
+            inner: Arc::new(Mutex::new(model)),
+            metadata: HashMap::new(),
+        })
+    }
+
     /// Metadata of the file this model was loaded from (`{}` for a new model).
     #[napi]
     pub fn metadata(&self) -> HashMap<String, String> {
