@@ -1,16 +1,14 @@
 // Needs the native addon. Samples while training (sampleEvery): reported through onSample, history, the run log,
-// the CLI (above the progress bar, or as JSON lines); they leave the run's steps as they were.
-import * as fs from 'node:fs';
+// the CLI's progress bar (test/cli-finetune.test.ts has the CLI's lines); they leave the run's steps as they were.
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleLines, TrainProgress } from '../ts/cli/train-progress';
 import { ConfigError } from '../ts/errors';
 import type { SampleInfo } from '../ts/events';
 import { type TrainResult, train } from '../ts/train/loop';
 import { plotRun } from '../ts/train/plot';
 import { readRunLog } from '../ts/train/runlog';
-import { compileTs, jsonLines, lstmgen, TINY_FLAGS } from './cli-helpers';
 import { shakespeare, TINY, tmpDir } from './helpers';
 
 /** 2 layers with dropout, so that the dropout masks and the carried state both shape the losses. */
@@ -126,36 +124,5 @@ describe('samples while training', () => {
     expect(after.slice(0, at)).toContain('\x1b[2K'); // the bar's line is cleared before the text
     expect(after.slice(at + sample.length)).toMatch(/train \|.*\| 4\/10 steps/); // and drawn again below it
     expect(sample).toBe('--- sample at step 4 (epoch 1, temperature 0.8) ---\nThe whale\n');
-  });
-});
-
-describe('lstmgen train --sample-every', () => {
-  let dir: string;
-  let corpus: string;
-  beforeAll(() => {
-    compileTs();
-    dir = tmpDir();
-    corpus = path.join(dir, 'corpus.txt');
-    fs.writeFileSync(corpus, shakespeare(20_000));
-  }, 120_000);
-
-  it('prints sample JSON lines with --json, and the samples on stderr without it', () => {
-    const args = ['train', '--corpus', corpus, ...TINY_FLAGS, '--max-steps', '6', '--sample-every', '3'];
-    const sampleFlags = ['--sample-prompt', 'The ', '--sample-tokens', '12', '--sample-temperature', '0.5'];
-    const json = lstmgen(...args, ...sampleFlags, '--out', path.join(dir, 'a.lstm'), '--json');
-    expect(json.code, json.stderr).toBe(0);
-    const samples = jsonLines(json.stdout).filter((l) => l.type === 'sample');
-    expect(samples.map((s) => s.step)).toEqual([3, 6]);
-    expect(samples[0]).toMatchObject({ prompt: 'The ', temperature: 0.5, seed: 1234 });
-    expect([...String(samples[0].text)]).toHaveLength(12);
-
-    const human = lstmgen(...args, ...sampleFlags, '--sample-seed', '9', '--out', path.join(dir, 'b.lstm'));
-    expect(human.code, human.stderr).toBe(0);
-    expect(human.stderr).toContain('--- sample at step 3 (epoch 1, temperature 0.5) ---\nThe ');
-    expect(human.stderr).toContain('--- sample at step 6 ');
-
-    const help = lstmgen('train', '--help');
-    for (const flag of ['--sample-every <n>', '--sample-prompt <text>', '--init-from <file>', '--extend-vocab'])
-      expect(help.stdout).toContain(flag);
   });
 });

@@ -88,7 +88,8 @@ mod tests {
         };
         let ids: Vec<u32> = (0..12).map(|i| (i * 5 % 7) as u32).collect();
         for step in 0..3 {
-            m.train_step(&ids[..8], &ids[4..], 2, 4, &opt, step).unwrap();
+            m.train_step(&ids[..8], &ids[4..], 2, 4, &opt, step)
+                .unwrap();
         }
         m
     }
@@ -109,9 +110,17 @@ mod tests {
                 continue;
             }
             assert_eq!(g.dims()[0], 10);
-            assert_eq!(values(&g.narrow(0, 0, 7).unwrap()), values(b), "old rows of {k}");
+            assert_eq!(
+                values(&g.narrow(0, 0, 7).unwrap()),
+                values(b),
+                "old rows of {k}"
+            );
             let new = values(&g.narrow(0, 7, 3).unwrap());
-            assert_eq!(new, values(&fresh[k].narrow(0, 7, 3).unwrap()), "new rows of {k}");
+            assert_eq!(
+                new,
+                values(&fresh[k].narrow(0, 7, 3).unwrap()),
+                "new rows of {k}"
+            );
         }
     }
 
@@ -123,7 +132,11 @@ mod tests {
         let (a, _) = base.logits(&ids, 2, 3, None).unwrap();
         let (b, _) = grown.logits(&ids, 2, 3, None).unwrap();
         for pos in 0..6 {
-            assert_eq!(&a[pos * 7..pos * 7 + 7], &b[pos * 9..pos * 9 + 7], "position {pos}");
+            assert_eq!(
+                &a[pos * 7..pos * 7 + 7],
+                &b[pos * 9..pos * 9 + 7],
+                "position {pos}"
+            );
         }
     }
 

@@ -130,9 +130,8 @@ impl NativeModel {
     #[napi]
     pub fn for_fine_tuning(&self, vocab_size: u32, dropout: f64, seed: f64) -> Result<NativeModel> {
         let seed = seed_u64(seed)?;
-        let model = guard(|| {
-            lock(&self.inner).for_fine_tuning(vocab_size as usize, dropout as f32, seed)
-        })?;
+        let model =
+            guard(|| lock(&self.inner).for_fine_tuning(vocab_size as usize, dropout as f32, seed))?;
         Ok(NativeModel {
             inner: Arc::new(Mutex::new(model)),
             metadata: HashMap::new(),
