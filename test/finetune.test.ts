@@ -106,6 +106,20 @@ describe('fine-tuning (initFrom)', () => {
     expect((await loadModel(file, { device: 'cpu' })).tokenizer.tokens).toEqual(tokens);
   });
 
+  it('extendVocab reads the corpus twice but gives each warning about it once', async () => {
+    const codes: TrainWarningCode[] = [];
+    const text = '\x01'.repeat(300) + TEXT_B; // over 1% control characters
+    await train({
+      corpus: { text },
+      initFrom: baseFile,
+      extendVocab: true,
+      ...RUN,
+      maxSteps: 1,
+      onWarning: (_, c) => codes.push(c),
+    });
+    expect(codes.filter((c) => c === 'LSTMGEN_BINARY_CORPUS')).toHaveLength(1);
+  });
+
   it('right after extension: old rows equal, new rows as a fresh model of the seed, old logits unchanged', async () => {
     const ext = extendTokenizer(base.tokenizer, NEW);
     const grown = new LstmModel(fineTuneNative(base, ext, 0, 11), ext, base.config);

@@ -67,9 +67,10 @@ export interface StartVocabulary {
  * vocabulary is built (with the tokenizer `options`: the model's settings) and its tokens missing from
  * `from.tokenizer` are appended, in the order of that vocabulary (code points for char, frequency for word);
  * then the corpus is encoded with the result (beyond-vocabulary words of a word corpus are `<unk>`, silently, as
- * in any run). Without `extend` it is encoded with `from.tokenizer` and symbols outside it map to `<unk>` with
- * one `LSTMGEN_UNKNOWN_SYMBOLS` warning through `warn`. Records are framed only when the vocabulary has the
- * boundary token (with `extend` it is added when the corpus needs it).
+ * in any run); the warnings of reading the corpus twice are given once. Without `extend` it is encoded with
+ * `from.tokenizer` and symbols outside it map to `<unk>` with one `LSTMGEN_UNKNOWN_SYMBOLS` warning through
+ * `warn`. Records are framed only when the vocabulary has the boundary token (with `extend` it is added when the
+ * corpus needs it).
  * @throws ConfigError (field `corpus`) when resuming (`!mayGrow`) with `extend` and the corpus has symbols the
  *   checkpoint lacks; as `tokenizeCorpus` otherwise.
  */
@@ -85,7 +86,16 @@ export async function vocabularyCorpus(
       onWarning: (m) => warn(`corpus: ${m} (extendVocab adds them to the vocabulary)`, 'LSTMGEN_UNKNOWN_SYMBOLS'),
     });
   }
-  const own = await tokenizeCorpus(source, options, corpusOptions);
+  // the corpus is read twice: each warning about it is given once
+  const seen = new Set<string>();
+  const once: CorpusOptions = {
+    ...corpusOptions,
+    onWarning: (m, code) => {
+      if (!seen.has(m)) warn(m, code);
+      seen.add(m);
+    },
+  };
+  const own = await tokenizeCorpus(source, options, once);
   const added = own.tokenizer.tokens.filter((t) => t !== UNK && from.tokenizer.idOf(t) === undefined);
   if (JSON.stringify(own.tokenizer.toJSON()) === JSON.stringify(from.tokenizer.toJSON())) return own; // same ids
   if (added.length > 0 && !from.mayGrow) {
@@ -98,7 +108,7 @@ export async function vocabularyCorpus(
     );
   }
   const tokenizer = added.length > 0 ? extendTokenizer(from.tokenizer, added) : from.tokenizer;
-  return tokenizeCorpus(source, tokenizer, corpusOptions, { onWarning: () => {} });
+  return tokenizeCorpus(source, tokenizer, once, { onWarning: () => {} });
 }
 
 /**
