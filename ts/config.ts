@@ -334,7 +334,10 @@ const trainFields = {
    * not counted in tokens/s, so the run's losses are the same with or without it.
    */
   sampleEvery: nonNegInt.default(0).describe('sample text every n steps while training (0 = off)'),
-  /** Text the samples while training continue; empty: the start of a line, as `generate()`. */
+  /**
+   * Text the samples while training continue; empty: the boundary token when the vocabulary has one (the start of
+   * a record or document), else a line break (as `generate()`). Symbols outside the vocabulary are a ConfigError.
+   */
   samplePrompt: z.string({ error: 'must be a string' }).default('').describe('prompt of the samples while training'),
   /** Tokens of each sample while training (characters or words). */
   sampleTokens: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_TOKENS))

@@ -36,9 +36,9 @@ export const EXIT_INTERRUPTED = 130;
 
 /**
  * `lstmgen train`: train with a progress bar and samples above it (or JSON lines: the run-log records `step`,
- * `eval`, `epoch`, `checkpoint`, `sample`, then `done`), save the model, print a summary. Ctrl-C stops after the current step, saves,
- * says where and sets exit status 130; a second Ctrl-C exits at once (130) without saving. A closed stdout
- * does not stop the run: its output is dropped and the model is still saved.
+ * `eval`, `epoch`, `checkpoint`, `sample`, then `done`), save the model, print a summary. Ctrl-C stops after the
+ * current step, saves, says where and sets exit status 130; a second Ctrl-C exits at once (130) without saving.
+ * A closed stdout does not stop the run: its output is dropped and the model is still saved.
  * @throws ConfigError (field `out`, or as {@link train}) for bad options or outputs, before training starts;
  *   whatever {@link train} or `model.save` throw.
  */
