@@ -83,7 +83,8 @@ export async function vocabularyCorpus(
 ): Promise<TokenizedCorpus> {
   if (!from.extend) {
     return tokenizeCorpus(source, from.tokenizer, corpusOptions, {
-      onWarning: (m) => warn(`corpus: ${m} (extendVocab adds them to the vocabulary)`, 'LSTMGEN_UNKNOWN_SYMBOLS'),
+      onWarning: (m) =>
+        warn(`corpus: ${m} (extendVocab, --extend-vocab, adds them to the vocabulary)`, 'LSTMGEN_UNKNOWN_SYMBOLS'),
     });
   }
   // the corpus is read twice: each warning about it is given once
