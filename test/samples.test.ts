@@ -2,7 +2,7 @@
 // the CLI's progress bar (test/cli-finetune.test.ts has the CLI's lines); they leave the run's steps as they were.
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { sampleLines, TrainProgress } from '../ts/cli/train-progress';
 import { ConfigError } from '../ts/errors';
 import type { SampleInfo } from '../ts/events';
@@ -57,6 +57,29 @@ describe('samples while training', () => {
     const all = readRunLog(logFile);
     expect(await plotRun(all)).toEqual(await plotRun(all.filter((r) => r.type !== 'sample')));
     expect(plain.history.samples).toEqual([]);
+  });
+
+  it('the time of sampling is not counted in tokens/s', async () => {
+    let now = 0;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => ++now); // every reading 1 ms after the last
+    try {
+      const r = await train({
+        ...BASE,
+        maxSteps: 4,
+        sampleEvery: 1,
+        sampleTokens: 5,
+        onSample: () => {
+          now += 1e6; // sampling "takes" 1000 s
+        },
+      });
+      // a step is timed by two readings 1 ms apart: batchSize * seqLen tokens per ms, whatever sampling took
+      const rate = BASE.batchSize * BASE.seqLen * 1000;
+      expect(r.history.samples).toHaveLength(4);
+      expect(r.history.steps.map((s) => s.tokensPerSec)).toEqual([rate, rate, rate, rate]);
+      expect(r.history.tokensPerSec).toBe(rate);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('the same sampleSeed at every step: the samples of unchanged weights are the same text', async () => {
