@@ -106,6 +106,23 @@ describe('fine-tuning (initFrom)', () => {
     expect((await loadModel(file, { device: 'cpu' })).tokenizer.tokens).toEqual(tokens);
   });
 
+  it('a record corpus adds the boundary token to a vocabulary without one; the model file loads', async () => {
+    expect(base.tokenizer.boundaryId).toBeUndefined();
+    const r = await train({
+      corpus: { text: TEXT_B },
+      format: 'lines',
+      initFrom: baseFile,
+      extendVocab: true,
+      ...RUN,
+      maxSteps: 2,
+    });
+    const id = defined(r.model.tokenizer.boundaryId);
+    expect(id).toBeGreaterThanOrEqual(base.tokenizer.vocabSize); // appended after the model's ids
+    const file = path.join(dir, 'records.lstm');
+    await r.model.save(file);
+    expect((await loadModel(file, { device: 'cpu' })).tokenizer.boundaryId).toBe(id);
+  });
+
   it('extendVocab reads the corpus twice but gives each warning about it once', async () => {
     const codes: TrainWarningCode[] = [];
     const text = '\x01'.repeat(300) + TEXT_B; // over 1% control characters
