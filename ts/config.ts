@@ -528,6 +528,36 @@ export type LoadOptions = z.input<typeof LoadOptionsSchema>;
 /** Options of `loadModel()` after validation. */
 export type LoadOptionsParsed = z.output<typeof LoadOptionsSchema>;
 
+/** The formats `export()` writes: a TensorFlow.js Layers model directory, or one ONNX file. */
+export const EXPORT_FORMATS = ['tfjs', 'onnx'] as const;
+/** One of {@link EXPORT_FORMATS}. */
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+/** Schema of the options of `exportModel()` / `lstmgen export`. */
+export const ExportOptionsSchema = z.strictObject({
+  /**
+   * `tfjs`: a directory holding `model.json` (TF.js Layers format), its binary weight shards and `tokenizer.json`;
+   * `onnx`: one `.onnx` file (the tokenizer in its metadata).
+   */
+  format: choice(EXPORT_FORMATS).describe(
+    'tfjs (a directory: model.json, weight shards, tokenizer.json) | onnx (a file)',
+  ),
+  /** Where to write: the directory (`tfjs`, created with its parents) or the file (`onnx`). */
+  out: path.describe('output directory (tfjs) or file (onnx)'),
+  /** Write into a directory that is not empty, or replace an existing file; off: such an `out` is refused. */
+  force: bool.default(false).describe('write into a non-empty directory or replace an existing file'),
+  /**
+   * ONNX only: the graph takes the initial states `h0` and `c0` (`[numLayers, batch, hiddenSize]`) as inputs.
+   * Off: `input_ids` is the only input and every run starts from zero states. The final states are outputs either way.
+   */
+  stateInputs: bool.default(true).describe('onnx: take the initial states h0 and c0 as inputs'),
+});
+
+/** Options of `exportModel()` as the user writes them. */
+export type ExportOptions = z.input<typeof ExportOptionsSchema>;
+/** Options of `exportModel()` after validation and defaults. */
+export type ExportOptionsParsed = z.output<typeof ExportOptionsSchema>;
+
 function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let v = input;
   for (const key of path)
@@ -611,4 +641,12 @@ export function parseGenerateOptions(input: GenerateOptionsInput = {}): Generate
  */
 export function parseEvaluateOptions(input: EvaluateOptionsInput = {}): EvaluateOptionsParsed {
   return parseWith(EvaluateOptionsSchema, input, 'the evaluate options');
+}
+
+/**
+ * Validate and default the options of `exportModel()`.
+ * @throws ConfigError naming the field, e.g. `"format: must be \"tfjs\" or \"onnx\", got \"keras\""`.
+ */
+export function parseExportOptions(input: unknown): ExportOptionsParsed {
+  return parseWith(ExportOptionsSchema, input, 'the export options');
 }

@@ -5,6 +5,10 @@ export {
   type EarlyStoppingOptions,
   EarlyStoppingSchema,
   type EvaluateOptions,
+  EXPORT_FORMATS,
+  type ExportFormat,
+  type ExportOptions,
+  ExportOptionsSchema,
   type GenerateOptions,
   type GenerateOptionsInput,
   GenerateOptionsSchema,
@@ -76,6 +80,9 @@ export type {
   TrainHistory,
   TrainWarningCode,
 } from './events';
+export { TFJS_SHARD_BYTES } from './export/tfjs';
+/** `exportModel` is also exported as `export` (`lstmgen.export(model, options)`; `export` is a reserved word). */
+export { type ExportResult, exportModel, exportModel as export } from './export/write';
 export { type ImportTorchOptions, importTorch } from './interop/torch';
 export type { OutputFile } from './io/paths';
 export { accuracy, bitsPerChar, perplexity } from './metrics';

@@ -2,6 +2,8 @@
 import type { CorpusEncoding } from '../corpus/read';
 import type { CorpusFormat } from '../corpus/records';
 import type { CorpusSource } from '../corpus/sources';
+import { ConfigError } from '../errors';
+import { exportModel } from '../export/write';
 import { assertWritable, writeFileAtomic } from '../io/atomic';
 import { assertOutputsSpareInputs } from '../io/paths';
 import { loadModel } from '../model';
@@ -236,4 +238,30 @@ export async function plotCommand(
   await writeFileAtomic(flags.out, Buffer.from(svg), 'plot');
   if (flags.json) emit({ path: flags.out });
   else say(`wrote ${flags.out}`);
+}
+
+/**
+ * `lstmgen export --model FILE --format tfjs|onnx OUT`: write the model for TensorFlow.js or ONNX runtimes (see
+ * {@link exportModel}). Prints the files written (or `{"format","files","bytes"}` with --json).
+ * @throws ConfigError (field `out`) when neither OUT nor `--out` is given, or both differ; whatever
+ *   {@link exportModel} throws.
+ */
+export async function exportCommand(
+  outArg: string | undefined,
+  flags: { model: string; format: string; out?: string; force?: boolean; stateInputs?: boolean; json?: boolean },
+): Promise<void> {
+  const { model, json, out: outFlag, ...options } = flags;
+  if (outArg !== undefined && outFlag !== undefined && outArg !== outFlag)
+    throw new ConfigError('out', `is given twice (${JSON.stringify(outArg)} and ${JSON.stringify(outFlag)}); give one`);
+  const out = outArg ?? outFlag;
+  if (out === undefined) throw new ConfigError('out', 'is required: the output directory (tfjs) or file (onnx)');
+  const result = await exportModel(model, { ...options, out } as Parameters<typeof exportModel>[1]);
+  if (json) emit(result);
+  else say(`wrote ${result.format} export (${fmtBytes(result.bytes)}): ${result.files.join(', ')}`);
+}
+
+/** `n` bytes as `12.3 kB` / `4.5 MB` (powers of 1000). */
+function fmtBytes(n: number): string {
+  if (n < 1e3) return `${n} B`;
+  return n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(1)} MB`;
 }

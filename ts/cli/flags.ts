@@ -8,6 +8,7 @@ import { z } from 'zod';
 import {
   EarlyStoppingSchema,
   EvaluateOptionsSchema,
+  ExportOptionsSchema,
   GenerateOptionsSchema,
   LoadOptionsSchema,
   type TrainConfigInput,
@@ -82,9 +83,14 @@ export function flagOf(field: string): string {
 
 /** The option fields that messages of the library may name. */
 const OPTION_FIELDS: ReadonlySet<string> = new Set(
-  [TrainConfigSchema, GenerateOptionsSchema, EvaluateOptionsSchema, LoadOptionsSchema, EarlyStoppingSchema].flatMap(
-    (schema) => Object.keys(schema.shape),
-  ),
+  [
+    TrainConfigSchema,
+    GenerateOptionsSchema,
+    EvaluateOptionsSchema,
+    LoadOptionsSchema,
+    EarlyStoppingSchema,
+    ExportOptionsSchema,
+  ].flatMap((schema) => Object.keys(schema.shape)),
 );
 
 /**

@@ -3,12 +3,12 @@
  * option's schema field, so its help text and default are the schema's; only the flags of the CLI itself
  * (`--out`, `--json`, `--model`, `--lr-schedule`'s syntax) are described here.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Command } from 'commander';
 import {
   EarlyStoppingSchema,
   EvaluateOptionsSchema,
+  EXPORT_FORMATS,
+  ExportOptionsSchema,
   GenerateOptionsSchema,
   LoadOptionsSchema,
   TrainConfigSchema,
@@ -17,7 +17,8 @@ import { CORPUS_ENCODINGS } from '../corpus/read';
 import { CORPUS_FORMATS } from '../corpus/records';
 import { PRECISIONS } from '../native/handle';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS } from '../train/loop';
-import { evalCommand, generateCommand, infoCommand, plotCommand, trainCommand } from './commands';
+import { packageVersion } from '../version';
+import { evalCommand, exportCommand, generateCommand, infoCommand, plotCommand, trainCommand } from './commands';
 import { collect, type FlagSpec, fieldFlag, number, parseLrSchedule } from './flags';
 
 /** The flags of how corpus files are read (`train` and `eval`). */
@@ -95,19 +96,6 @@ function loadFlags(command: Command): Command {
     .addOption(fieldFlag(LoadOptionsSchema, 'precision', { arg: '<p>' }).choices(PRECISIONS));
 }
 
-/**
- * The package's version, from the package.json two levels up (the same from ts/cli/ and dist/cli/); `unknown`
- * for a build that is not inside a package, so that such a build still runs.
- */
-function packageVersion(): string {
-  try {
-    const file = path.join(__dirname, '..', '..', 'package.json');
-    return String((JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown }).version ?? 'unknown');
-  } catch {
-    return 'unknown';
-  }
-}
-
 /** The commander program of `lstmgen`. */
 export function buildProgram(): Command {
   const program = new Command('lstmgen')
@@ -170,6 +158,20 @@ export function buildProgram(): Command {
     .option('--title <text>', 'chart title (default: the log file name)')
     .option('--json', 'print {"path"}')
     .action(plotCommand);
+
+  program
+    .command('export')
+    .description('write a model for TensorFlow.js (a directory) or ONNX runtimes (a file)')
+    .argument('[out]', 'output directory (tfjs) or file (onnx); or --out')
+    .requiredOption('--model <file>', 'model file')
+    .addOption(
+      fieldFlag(ExportOptionsSchema, 'format', { arg: '<format>' }).choices(EXPORT_FORMATS).makeOptionMandatory(),
+    )
+    .addOption(fieldFlag(ExportOptionsSchema, 'out', { arg: '<path>' }))
+    .addOption(fieldFlag(ExportOptionsSchema, 'force'))
+    .option('--no-state-inputs', 'onnx: no h0/c0 inputs, every run starts from zero states')
+    .option('--json', 'print {"format","files","bytes"}')
+    .action(exportCommand);
 
   program
     .command('info')
