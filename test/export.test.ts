@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, NumericError } from '../ts/errors';
@@ -193,11 +194,21 @@ describe('export', () => {
       });
       expect(maxAbsDiff(tail.logits.data as Float32Array, tailExpected)).toBeLessThanOrEqual(TOLERANCE);
 
-      // metadata: the tokenizer, so that a runtime user can encode and decode
       const session = await ort.InferenceSession.create(file);
       expect(session.inputNames).toEqual(['input_ids', 'h0', 'c0']);
       expect(session.outputNames).toEqual(['logits', 'h_n', 'c_n']);
       await session.release();
+      // metadata: the tokenizer, so that a runtime's user can encode and decode
+      const proto = onnx.ModelProto.decode(fs.readFileSync(file));
+      const meta = Object.fromEntries(proto.metadataProps.map((p) => [p.key, p.value]));
+      expect(tokenizerFromJSON(meta['lstmgen.tokenizer']).toJSON()).toEqual(model.tokenizer.toJSON());
+      expect(JSON.parse(meta['lstmgen.shape'])).toEqual({
+        vocabSize: V,
+        embeddingDim: model.summary().embeddingDim,
+        hiddenSize: H,
+        numLayers,
+      });
+      expect(proto.opsetImport).toEqual([expect.objectContaining({ domain: '', version: expect.anything() })]);
     });
 
     it('ONNX without state inputs: input_ids only, zero initial states', async () => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `lstmgen` command (the package's bin): `train`, `generate`, `eval`, `export`, `info`, `plot`; see {@link buildProgram}.
+ * The `lstmgen` command (the package's bin): `train`, `generate`, `eval`, `export`, `info`, `plot`; see
+ * {@link buildProgram}.
  * With `--json` stdout carries exactly one JSON object per line and nothing else; progress and warnings go
  * to stderr. Errors print `lstmgen: <message>` to stderr, with option names written as the flags that set them
  * (warnings are printed as the library words them: their names are often quantities, as in `ln(vocabSize)`);
