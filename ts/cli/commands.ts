@@ -254,7 +254,8 @@ export async function exportCommand(
   if (outArg !== undefined && outFlag !== undefined && outArg !== outFlag)
     throw new ConfigError('out', `is given twice (${JSON.stringify(outArg)} and ${JSON.stringify(outFlag)}); give one`);
   const out = outArg ?? outFlag;
-  if (out === undefined) throw new ConfigError('out', 'is required: give the output directory (tfjs) or file (onnx) as OUT or --out');
+  if (out === undefined)
+    throw new ConfigError('out', 'is required: give the output directory (tfjs) or file (onnx) as OUT or --out');
   const result = await exportModel(model, { ...options, out } as Parameters<typeof exportModel>[1]);
   if (json) emit(result);
   else say(`wrote ${result.format} export (${fmtBytes(result.bytes)}): ${result.files.join(', ')}`);
