@@ -10,6 +10,7 @@ import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, NumericError } from '../ts/errors';
+import { assertOnnxFits } from '../ts/export/onnx';
 import { TFJS_SHARD_BYTES } from '../ts/export/tfjs';
 import { exportModel } from '../ts/export/write';
 import { type LstmModel, loadModel } from '../ts/model';
@@ -208,6 +209,12 @@ describe('export', () => {
         hiddenSize: H,
         numLayers,
       });
+      const elemType = (v: onnx.IValueInfoProto) => v.type?.tensorType?.elemType;
+      expect(proto.graph?.input?.map(elemType)).toEqual([
+        onnx.TensorProto.DataType.INT64,
+        onnx.TensorProto.DataType.FLOAT,
+        onnx.TensorProto.DataType.FLOAT,
+      ]);
       expect(proto.opsetImport).toEqual([expect.objectContaining({ domain: '', version: expect.anything() })]);
     });
 
@@ -301,6 +308,8 @@ describe('export', () => {
         exportModel(path.join(dir, 'missing.lstm'), { format: 'onnx', out: path.join(dir, 'n.onnx') }),
       ).rejects.toThrow(/cannot read model file/);
       await expect(exportModel('', { format: 'onnx', out: 'x.onnx' })).rejects.toThrow(ConfigError);
+      expect(() => assertOnnxFits(2 ** 31 - 2 ** 20)).toThrow(/2\.00 GiB .* export it as "tfjs"/);
+      expect(() => assertOnnxFits(2 ** 31 - 2 ** 21)).not.toThrow();
       expect(fs.existsSync(path.join(dir, 'n.onnx'))).toBe(false);
     });
 

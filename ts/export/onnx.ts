@@ -14,7 +14,8 @@
  * zeros. Gates are reordered from PyTorch's i, f, g, o to ONNX's i, o, f, c (see `weights.ts`). Metadata:
  * `lstmgen.tokenizer` (the tokenizer's JSON) and `lstmgen.shape` (vocabSize, embeddingDim, hiddenSize, numLayers).
  */
-import { onnx } from 'onnx-proto';
+import type { onnx } from 'onnx-proto';
+import { ConfigError } from '../errors';
 import { packageVersion } from '../version';
 import { type ModelWeights, reorderGates, transpose } from './weights';
 
@@ -23,10 +24,32 @@ export const ONNX_IR_VERSION = 7;
 /** The default-domain operator set the graph uses. */
 export const ONNX_OPSET = 13;
 
+/** Largest message protobuf encodes, so the largest ONNX file without external data: 2 GiB - 1 byte. */
+export const ONNX_MAX_BYTES = 2 ** 31 - 1;
+
+/**
+ * Check that float32 weights of `weightBytes` bytes fit one ONNX file (with 1 MiB to spare for the graph).
+ * @throws ConfigError (field `format`) when they do not, pointing to the tfjs format.
+ */
+export function assertOnnxFits(weightBytes: number): void {
+  if (weightBytes + 2 ** 20 > ONNX_MAX_BYTES)
+    throw new ConfigError(
+      'format',
+      `"onnx" cannot hold this model: its weights take ${(weightBytes / 2 ** 30).toFixed(2)} GiB and one ONNX ` +
+        'file at most 2 GiB; export it as "tfjs" (sharded weights)',
+    );
+}
+
 /** PyTorch's gate blocks i, f, g, o in ONNX's order i, o, f, c. */
 const ONNX_GATE_ORDER = [0, 3, 1, 2] as const;
 
-const { FLOAT, INT64 } = onnx.TensorProto.DataType;
+// Enum values of onnx.proto (TensorProto.DataType, AttributeProto.AttributeType), fixed by the ONNX spec. They are
+// written out so that the generated protobuf code (~150 ms to load) is loaded only when a model is exported.
+const FLOAT = 1;
+const INT64 = 7;
+const ATTR_INT = 2;
+const ATTR_STRING = 3;
+const ATTR_INTS = 7;
 
 /** A float32 initializer. */
 function floats(name: string, dims: number[], data: Float32Array): onnx.ITensorProto {
@@ -57,11 +80,10 @@ function node(
   output: string[],
   attrs: Record<string, number | number[] | string> = {},
 ): onnx.INodeProto {
-  const { INT, INTS, STRING } = onnx.AttributeProto.AttributeType;
   const attribute = Object.entries(attrs).map(([key, v]): onnx.IAttributeProto => {
-    if (typeof v === 'string') return { name: key, type: STRING, s: Buffer.from(v) };
-    if (Array.isArray(v)) return { name: key, type: INTS, ints: v };
-    return { name: key, type: INT, i: v };
+    if (typeof v === 'string') return { name: key, type: ATTR_STRING, s: Buffer.from(v) };
+    if (Array.isArray(v)) return { name: key, type: ATTR_INTS, ints: v };
+    return { name: key, type: ATTR_INT, i: v };
   });
   return { opType, name, input, output, attribute };
 }
@@ -69,9 +91,13 @@ function node(
 /**
  * The bytes of the ONNX model of `w` (see the module comment for its graph, inputs and outputs).
  * @param stateInputs whether the graph takes `h0` and `c0` as inputs (else it starts from zero states).
+ * @throws ConfigError (field `format`) for weights too large for one ONNX file (see {@link assertOnnxFits}).
  */
-export function onnxBytes(w: ModelWeights, stateInputs: boolean): Uint8Array {
+export async function onnxBytes(w: ModelWeights, stateInputs: boolean): Promise<Uint8Array> {
   const { vocabSize: v, embeddingDim: e, hiddenSize: h, numLayers } = w.shape;
+  const layerArrays = w.layers.flatMap((l) => [l.weightIh, l.weightHh, l.biasIh, l.biasHh]);
+  const arrays = [w.embedding, w.decoderWeight, w.decoderBias, ...layerArrays];
+  assertOnnxFits(arrays.reduce((sum, a) => sum + a.byteLength, 0));
   const initializer: onnx.ITensorProto[] = [
     floats('embedding.weight', [v, e], w.embedding),
     floats('decoder.weight_t', [h, v], transpose(w.decoderWeight, v, h)),
@@ -146,7 +172,8 @@ export function onnxBytes(w: ModelWeights, stateInputs: boolean): Uint8Array {
       valueInfo('c_n', FLOAT, state, 'final cell state of each layer [numLayers, batch, hiddenSize]'),
     ],
   };
-  const model = onnx.ModelProto.create({
+  const { onnx: proto } = await import('onnx-proto');
+  const model = proto.ModelProto.create({
     irVersion: ONNX_IR_VERSION,
     opsetImport: [{ domain: '', version: ONNX_OPSET }],
     producerName: 'lstmgen',
@@ -158,5 +185,5 @@ export function onnxBytes(w: ModelWeights, stateInputs: boolean): Uint8Array {
       { key: 'lstmgen.shape', value: JSON.stringify({ vocabSize: v, embeddingDim: e, hiddenSize: h, numLayers }) },
     ],
   });
-  return onnx.ModelProto.encode(model).finish();
+  return proto.ModelProto.encode(model).finish();
 }

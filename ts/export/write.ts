@@ -56,7 +56,7 @@ export async function exportModel(model: LstmModel | string, options: ExportOpti
   try {
     const weights = await readWeights(loaded);
     if (opts.format === 'onnx') {
-      const bytes = onnxBytes(weights, opts.stateInputs);
+      const bytes = await onnxBytes(weights, opts.stateInputs);
       await writeFileAtomic(opts.out, bytes, 'ONNX model');
       return { format: 'onnx', files: [opts.out], bytes: bytes.length };
     }
