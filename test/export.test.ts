@@ -3,6 +3,7 @@
  * files from disk; `onnxruntime-node` on its CPU provider) and compared with lstmgen's logits on the same ids from a
  * zero state. Tolerance: max |logit difference| <= 1e-4 (float32 sums in another order).
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -301,9 +302,15 @@ describe('export', () => {
         ConfigError,
       );
       await expect(exportModel(modelFile, { format: 'onnx', out: dir })).rejects.toThrow(/is a directory/);
-      await expect(
-        exportModel(modelFile, { format: 'tfjs', out: modelFile.replace('m.lstm', 'm.onnx') }),
-      ).rejects.toThrow(/is a file/);
+      const fifo = path.join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      await expect(exportModel(modelFile, { format: 'onnx', out: fifo, force: true })).rejects.toThrow(
+        /not a regular file/,
+      );
+      expect(fs.statSync(fifo).isFIFO()).toBe(true);
+      const plain = path.join(dir, 'plain.txt');
+      fs.writeFileSync(plain, 'text');
+      await expect(exportModel(modelFile, { format: 'tfjs', out: plain, force: true })).rejects.toThrow(/is a file/);
       await expect(
         exportModel(path.join(dir, 'missing.lstm'), { format: 'onnx', out: path.join(dir, 'n.onnx') }),
       ).rejects.toThrow(/cannot read model file/);

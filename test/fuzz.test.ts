@@ -198,6 +198,9 @@ describe('fuzz', () => {
       '--checkpoint-dir',
       '--resume',
       '--val-fraction',
+      '--format',
+      '--force',
+      '--no-state-inputs',
     );
     const value = fc.oneof(
       fc.constantFrom(
@@ -219,7 +222,7 @@ describe('fuzz', () => {
       fc.string({ maxLength: 6 }),
     );
     const argv = fc.tuple(
-      fc.constantFrom('train', 'generate', 'eval', 'info', 'plot', 'nope'),
+      fc.constantFrom('train', 'generate', 'eval', 'export', 'info', 'plot', 'nope'),
       fc.array(fc.tuple(flag, value), { maxLength: 6 }),
     );
     fc.assert(

@@ -41,8 +41,8 @@ const statOf = (p: string) => fs.statSync(p, { throwIfNoEntry: false });
  * left alone. `model.json` is written last, so a reader sees the old export or the new one whole.
  * @param model a loaded model, or the path of a model file (loaded on the CPU).
  * @throws ConfigError naming the field for invalid options, for an `out` that is the model file, that exists
- *   without `force`, that is a file where a directory is wanted (or a directory where a file is), or that cannot be
- *   written; ModelFileError if the model file cannot be read or a file cannot be written; NumericError if a weight
+ *   without `force`, that is a file where a directory is wanted (or a directory where a file is), that is a device
+ *   or FIFO, or that cannot be written; ModelFileError if the model file cannot be read or a file cannot be written; NumericError if a weight
  *   is NaN or infinite (nothing is written).
  */
 export async function exportModel(model: LstmModel | string, options: ExportOptions): Promise<ExportResult> {
@@ -93,6 +93,9 @@ function assertFreeOutput(out: string, dir: boolean, force: boolean): void {
   }
   if (stat?.isDirectory())
     throw new ConfigError('out', `${q(out)} is a directory; the onnx export writes one file, give a file path`);
+  if (stat && !stat.isFile())
+    // a device or FIFO: replacing it would remove it, not write to it
+    throw new ConfigError('out', `${q(out)} is not a regular file; give the path of a file to write`);
   if (stat && !force)
     throw new ConfigError('out', `${q(out)} exists; choose another path, or pass force to replace it`);
   assertWritable(out, 'out');
