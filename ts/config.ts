@@ -466,7 +466,26 @@ export const GenerateOptionsSchema = z.strictObject({
    * never sampled; the other tokens keep their relative probabilities.
    */
   allowUnk: bool.default(false).describe('let the model sample <unk> (default: never)'),
+  /**
+   * Generate this many whole records instead of `numSamples` continuations (a model trained on records: see
+   * `LstmModel.generate`). Each starts from the record boundary (with `prompt` as its first text) and ends at
+   * the next boundary or after `maxTokens` tokens.
+   */
+  records: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_SAMPLES))
+    .optional()
+    .describe('generate this many whole records'),
+  /**
+   * With `records`: keep sampling until that many whole records that are not training records are found, at most
+   * {@link ONLY_NOVEL_ATTEMPTS} sampled records per one asked for; fewer (with a warning) when that runs out.
+   */
+  onlyNovel: bool.default(false).describe('with --records: only records not in the training data'),
 });
+
+/**
+ * Most records sampled per record asked for with `onlyNovel` (20): `records: n` samples at most 20 n records
+ * before it gives up with the novel ones found so far.
+ */
+export const ONLY_NOVEL_ATTEMPTS = 20;
 
 /** Options of `model.generate()` as the user writes them. */
 export type GenerateOptionsInput = z.input<typeof GenerateOptionsSchema>;
@@ -474,7 +493,7 @@ export type GenerateOptionsInput = z.input<typeof GenerateOptionsSchema>;
 export type GenerateOptions = z.output<typeof GenerateOptionsSchema>;
 
 /** Schema of the options of `model.stream()`: those of `generate()` for one sample, plus `chunkTokens`. */
-export const StreamOptionsSchema = GenerateOptionsSchema.omit({ numSamples: true }).extend({
+export const StreamOptionsSchema = GenerateOptionsSchema.omit({ numSamples: true, records: true, onlyNovel: true }).extend({
   /** Tokens sampled per native call; each call yields at most one text piece. 1 = a piece per token. */
   chunkTokens: positiveInt.default(1),
 });

@@ -102,9 +102,9 @@ export interface Batch {
   batchSize: number;
   seqLen: number;
   /**
-   * The record-boundary id of the stream, or null. A row's model state after it is the state a record starts
-   * from: an engine that resets the hidden and cell state per row at this id takes it from here. The current
-   * engine carries state across it (the model reads the boundary as an input and learns what follows it).
+   * The record-boundary id of the stream, or null. The engine resets a row's hidden and cell state to zero (the
+   * state generation starts from) entering each step whose input is this id, in every layer, with no gradient
+   * through the reset, so each record is modeled from the same fresh state whatever precedes it.
    */
   boundaryId: number | null;
 }

@@ -122,6 +122,13 @@ export type TrainWarningCode =
   | DataWarningCode;
 
 /**
+ * Codes of the warnings of `generate({ records })`: `LSTMGEN_NOVELTY_UNKNOWN` (the model file holds no
+ * training-record hashes, so `novel` is null; the message says why), `LSTMGEN_FEW_NOVEL` (`onlyNovel` gave up
+ * before finding as many novel records as asked for).
+ */
+export type GenerateWarningCode = 'LSTMGEN_NOVELTY_UNKNOWN' | 'LSTMGEN_FEW_NOVEL';
+
+/**
  * Codes of the warnings of reading a corpus: `LSTMGEN_BINARY_CORPUS` (a document starts with over 1% control
  * characters), `LSTMGEN_NO_SPACES` (word tokens of a script written without spaces are whole clauses),
  * `LSTMGEN_CACHE` (a truncated, corrupt or unwritable cache file; it is rebuilt, or training goes on without it).

@@ -16,6 +16,7 @@ export {
   type LrScheduleConfig,
   type LrScheduleOptions,
   LrScheduleSchema,
+  ONLY_NOVEL_ATTEMPTS,
   parseGenerateOptions,
   parseStreamOptions,
   parseTrainConfig,
@@ -40,6 +41,7 @@ export {
 } from './corpus/dataset';
 export { CORPUS_ENCODINGS, type CorpusEncoding } from './corpus/read';
 export { CORPUS_FORMATS, type CorpusFormat } from './corpus/records';
+export { MAX_RECORD_HASHES, recordHash, TrainingRecords } from './corpus/recordset';
 export {
   BUILTIN_CORPORA,
   BUILTIN_PREFIX,
@@ -74,6 +76,7 @@ export type {
   CheckpointInfo,
   EpochInfo,
   EvalInfo,
+  GenerateWarningCode,
   SampleInfo,
   StartInfo,
   StepInfo,
@@ -92,11 +95,13 @@ export {
   loadModel,
   METADATA_KEYS,
   type ModelConfig,
+  RECORDS_KEY,
   type ModelSummary,
   type TensorSummary,
   toModelConfig,
 } from './model';
 export type { Precision } from './native/handle';
+export type { GeneratedRecord } from './sampling/records';
 export { type Device, type EngineInfo, engineInfo } from './native/loader';
 export {
   BOUNDARY,

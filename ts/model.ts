@@ -14,20 +14,24 @@ import {
   type TrainConfig,
 } from './config';
 import { corpusStream, tokenizeCorpus } from './corpus/dataset';
+import { TrainingRecords } from './corpus/recordset';
 import { type CorpusSource, describeCorpus } from './corpus/sources';
-import { makeBatches, type TokenStream } from './data';
-import { DataError, fileErrorReason, ModelFileError } from './errors';
+import { idStream, makeBatches, type TokenStream } from './data';
+import { ConfigError, DataError, fileErrorReason, ModelFileError } from './errors';
 import { writeFileAtomic } from './io/atomic';
 import { assertPath } from './io/paths';
 import { assertFiniteTensors } from './io/safetensors';
 import { accuracy, bitsPerChar, perplexity } from './metrics';
 import { NativeHandle, type NativeModelConfig, type Precision } from './native/handle';
 import { cutAtFirst, decodeAfter, planSampling } from './sampling/plan';
+import { type GeneratedRecord, sampleRecords } from './sampling/records';
 import { streamText } from './sampling/stream';
 import { type TokenIds, type Tokenizer, tokenizerFromJSON } from './tokenizer';
 
 /** Metadata keys lstmgen writes into the safetensors header (values are JSON text). */
 export const METADATA_KEYS = { config: 'config', tokenizer: 'tokenizer' } as const;
+/** Metadata key of the training-record hashes (JSON text, see {@link TrainingRecords}); absent in older files. */
+export const RECORDS_KEY = 'records';
 
 /** The train config as stored in a model file: no callbacks or signal, corpora by name (`<text>` for inline text). */
 export type ModelConfig = Omit<
@@ -164,11 +168,13 @@ export class LstmModel {
   /**
    * Wrap a native model; normally made by `train()` or {@link LstmModel.load}.
    * @param config the (stored) training config; `seqLen` and `batchSize` are evaluation defaults.
+   * @param records the training records, for the `novel` of generated records (saved with the model).
    */
   constructor(
     readonly native: NativeHandle,
     readonly tokenizer: Tokenizer,
     readonly config: ModelConfig,
+    readonly records: TrainingRecords = TrainingRecords.unknown('the model was made without its training records'),
   ) {}
 
   /**
@@ -235,12 +241,30 @@ export class LstmModel {
    * random stream, derived from `seed` and i, so its text does not depend on `numSamples` (sample 0 of
    * `numSamples: 3` is the text of `numSamples: 1`). A GPU uses another generator (Philox) than the CPU
    * (ChaCha8), so the same seed gives different texts on the two devices.
-   * @throws ConfigError for invalid options, or an empty prompt when the vocabulary has no line break;
-   *   DataError for unknown prompt symbols with `strict` (otherwise they become `<unk>` with one warning).
+   *
+   * With `records: n`, it returns n whole records instead ({@link GeneratedRecord}: `text`, `novel`, `end`):
+   * each is sampled from the state a record starts from (the record boundary fed from the zero state, then the
+   * prompt as the record's first text), ends at the next boundary or after `maxTokens` sampled tokens, and
+   * never contains the boundary token; the n records are one batch. `novel` says whether the record is not one
+   * of the training records; `onlyNovel: true` samples until n novel whole records are found (at most
+   * `ONLY_NOVEL_ATTEMPTS` (20) per record asked for; then a warning `LSTMGEN_FEW_NOVEL` and fewer records).
+   * @throws ConfigError for invalid options, an empty prompt when the vocabulary has no line break, `records`
+   *   for a model trained on one plain text (no record boundary), `onlyNovel` for a model file without record
+   *   hashes, `records` with `numSamples` or `stop`; DataError for unknown prompt symbols with `strict`
+   *   (otherwise they become `<unk>` with one warning).
+   * @example const [name] = await model.generate({ records: 1, onlyNovel: true }); // { text, novel: true, end }
    */
-  async generate(options: GenerateOptionsInput = {}): Promise<string[]> {
+  generate(options: GenerateOptionsInput & { records: number }): Promise<GeneratedRecord[]>;
+  generate(options?: GenerateOptionsInput & { records?: undefined }): Promise<string[]>;
+  generate(options?: GenerateOptionsInput): Promise<string[] | GeneratedRecord[]>;
+  async generate(options: GenerateOptionsInput = {}): Promise<string[] | GeneratedRecord[]> {
     this.native.assertLive();
-    const plan = planSampling(this.tokenizer, parseGenerateOptions(options));
+    const o = parseGenerateOptions(options);
+    if (o.records !== undefined) {
+      return sampleRecords(this.native, this.tokenizer, this.records, { ...o, records: o.records });
+    }
+    if (o.onlyNovel) throw new ConfigError('onlyNovel', 'needs records: it keeps sampling until records novel ones are found');
+    const plan = planSampling(this.tokenizer, o);
     const samples = await this.native.generate(plan.prompt, plan.native);
     return samples.map((ids) => cutAtFirst(decodeAfter(this.tokenizer, plan.prompt, ids), plan.stopTexts));
   }
@@ -263,7 +287,9 @@ export class LstmModel {
   /**
    * Evaluate on a corpus (a source, read as `train()` reads it, records framed by the boundary token when the
    * vocabulary has one; token ids; or a token stream): one uninterrupted pass with the carried evaluation state
-   * (see {@link NativeHandle.evaluate}) over the batches of {@link makeBatches}, last short batch included.
+   * (see {@link NativeHandle.evaluate}) over the batches of {@link makeBatches}, last short batch included. The
+   * state resets at each record boundary (the stream's `boundaryId`; for token ids, the vocabulary's boundary
+   * token), as in training.
    * Symbols outside the vocabulary count as `<unk>` targets, silently unless `onWarning` or `strict` is given.
    * @throws ConfigError naming the option for an invalid option; DataError when the corpus cannot be read or
    *   has fewer than seqLen + 1 tokens, or for unknown symbols with `strict`.
@@ -272,8 +298,10 @@ export class LstmModel {
     this.native.assertLive();
     const opts = parseEvaluateOptions(options);
     const { format, field, extensions, encoding } = { ...this.config, ...definedOf(opts) };
-    const ids =
-      ArrayBuffer.isView(corpus) || isTokenStream(corpus)
+    // raw ids reset the state at the vocabulary's boundary token, as training on records did
+    const ids = ArrayBuffer.isView(corpus)
+      ? idStream(corpus, this.tokenizer.boundaryId ?? null)
+      : isTokenStream(corpus)
         ? corpus
         : corpusStream(
             await tokenizeCorpus(
@@ -323,6 +351,7 @@ export class LstmModel {
       {
         [METADATA_KEYS.config]: JSON.stringify(this.config),
         [METADATA_KEYS.tokenizer]: JSON.stringify(this.tokenizer.toJSON()),
+        ...(this.tokenizer.boundaryId !== undefined ? { [RECORDS_KEY]: this.records.toMetadata() } : {}),
         ...extra,
       },
       withTraining,
@@ -365,7 +394,7 @@ export class LstmModel {
     if (tokenizer.vocabSize !== vocabSize) {
       throw new ModelFileError(`${file}: tokenizer has ${tokenizer.vocabSize} tokens but the weights ${vocabSize}`);
     }
-    return new LstmModel(native, tokenizer, config);
+    return new LstmModel(native, tokenizer, config, TrainingRecords.fromMetadata(meta[RECORDS_KEY]));
   }
 }
 

@@ -149,10 +149,19 @@ interface GenerateFlags {
   [field: string]: unknown;
 }
 
-/** `lstmgen generate`: print samples; a single one is printed as it is sampled. */
+/**
+ * `lstmgen generate`: print samples; a single one is printed as it is sampled. With `--records N`: N whole
+ * records, one per line (`--json`: `{"records":[{"text","novel","end"}]}`).
+ */
 export async function generateCommand(flags: GenerateFlags): Promise<void> {
   const { model: file, device, precision, json, ...options } = flags;
   const model = await loadModel(file, { device, precision });
+  if (options.records !== undefined) {
+    const records = await model.generate({ ...options, records: options.records as number });
+    if (json) emit({ records });
+    else for (const r of records) say(r.text);
+    return;
+  }
   if (!json && (options.numSamples ?? 1) === 1) return printStream(model, options); // prints as it samples
   const samples = await model.generate(options);
   if (json) emit({ samples });

@@ -80,6 +80,8 @@ const GENERATE_FLAGS: Array<[field: string, spec: FlagSpec]> = [
   ['seed', { arg: '<n>', parse: number }],
   ['stop', { arg: '<text>', parse: collect }],
   ['strict', {}],
+  ['records', { arg: '<n>', parse: number }],
+  ['onlyNovel', {}],
 ];
 
 /** A data flag: {@link fieldFlag}, limited to the schema's choices where the field is an enum. */
@@ -135,7 +137,9 @@ export function buildProgram(): Command {
     .description('sample text from a saved model')
     .requiredOption('--model <file>', 'model file');
   for (const [field, spec] of GENERATE_FLAGS) generateCmd.addOption(fieldFlag(GenerateOptionsSchema, field, spec));
-  loadFlags(generateCmd).option('--json', 'print {"samples":[...]}').action(generateCommand);
+  loadFlags(generateCmd)
+    .option('--json', 'print {"samples":[...]}, or with --records {"records":[{"text","novel","end"}]}')
+    .action(generateCommand);
 
   const evalCmd = program
     .command('eval')

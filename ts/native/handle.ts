@@ -62,12 +62,16 @@ export type SampleOptions = NativeSampleOptions;
 /** Sums of one evaluation pass ({@link NativeHandle.evaluate}): summed loss in nats over `count` positions. */
 export type EvalSums = NativeEvalResult;
 
-/** One evaluation batch: token ids `[batchSize, seqLen]` row-major and their targets, same shape. */
+/**
+ * One evaluation batch: token ids `[batchSize, seqLen]` row-major and their targets, same shape; the state of a
+ * row resets where its input is `boundaryId` (null or absent: nowhere).
+ */
 export interface EvalBatch {
   inputs: Uint32Array;
   targets: Uint32Array;
   batchSize: number;
   seqLen: number;
+  boundaryId?: number | null;
 }
 
 /**
@@ -182,9 +186,10 @@ export class NativeHandle
     seqLen: number,
     opt: NativeOptimizerConfig,
     dropoutSeed: number,
+    boundaryId?: number | null,
   ): Promise<NativeStepResult> {
     return this.exclusive(() =>
-      guard(() => this.live().trainStep(inputs, targets, batchSize, seqLen, opt, dropoutSeed)),
+      guard(() => this.live().trainStep(inputs, targets, batchSize, seqLen, opt, dropoutSeed, boundaryId)),
     );
   }
 
@@ -198,7 +203,7 @@ export class NativeHandle
       guard(() => this.live().resetEvalState());
       const sums: EvalSums = { lossSum: 0, correct: 0, count: 0 };
       for (const b of batches) {
-        const r = await guard(() => this.live().evalStep(b.inputs, b.targets, b.batchSize, b.seqLen));
+        const r = await guard(() => this.live().evalStep(b.inputs, b.targets, b.batchSize, b.seqLen, b.boundaryId));
         sums.lossSum += r.lossSum;
         sums.correct += r.correct;
         sums.count += r.count;

@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import type { GenerateOptions } from '../config';
 import { ConfigError } from '../errors';
 import type { SampleOptions } from '../native/handle';
-import { EOS, type Tokenizer } from '../tokenizer';
+import { BOUNDARY, EOS, type Tokenizer } from '../tokenizer';
 
 /** The native side of one sampling request. */
 export interface SamplingPlan {
@@ -18,33 +18,58 @@ export interface SamplingPlan {
 /**
  * Encode the prompt and stop strings of validated options `o` (`numSamples` defaults to 1). An unset seed
  * becomes a fresh random one. Stop strings with symbols outside the vocabulary are dropped (never generated).
- * Unless `o.allowUnk`, `<unk>` is banned from sampling (`bannedIds`).
- * @throws ConfigError for an empty prompt when the vocabulary has no line break; DataError for unknown prompt
- *   symbols with `strict` (otherwise they become `<unk>` with one warning).
+ * Unless `o.allowUnk`, `<unk>` is banned from sampling (`bannedIds`). With `o.records`, `o.records` sequences
+ * start from the record boundary followed by the prompt, and each ends at the next boundary (a stop sequence).
+ * @throws ConfigError for an empty prompt when the vocabulary has no line break, or `records` when it has no
+ *   record boundary; DataError for unknown prompt symbols with `strict` (otherwise they become `<unk>` with one
+ *   warning).
  */
 export function planSampling(
   tokenizer: Tokenizer,
-  o: Omit<GenerateOptions, 'numSamples'> & { numSamples?: number },
+  o: Omit<GenerateOptions, 'numSamples' | 'records' | 'onlyNovel'> & { numSamples?: number; records?: number },
 ): SamplingPlan {
   let prompt = tokenizer.encode(o.prompt, { strict: o.strict });
-  if (prompt.length === 0) prompt = Uint32Array.of(lineBreakId(tokenizer));
+  const boundary = o.records !== undefined ? recordBoundaryId(tokenizer) : undefined;
+  if (boundary !== undefined) {
+    const framed = new Uint32Array(prompt.length + 1);
+    framed[0] = boundary;
+    framed.set(prompt, 1);
+    prompt = framed;
+  }
+  else if (prompt.length === 0) prompt = Uint32Array.of(lineBreakId(tokenizer));
   const stops = (o.stop ?? [])
     .map((s) => tokenizer.encode(s, { onWarning: () => {} }))
     .filter((ids) => ids.length > 0 && !ids.includes(tokenizer.unkId));
+  const stopSequences = stops.map((ids) => Array.from(ids));
+  if (boundary !== undefined) stopSequences.push([boundary]);
   return {
     prompt,
     native: {
-      numSamples: o.numSamples ?? 1,
+      numSamples: o.records ?? o.numSamples ?? 1,
       maxTokens: o.maxTokens,
       temperature: o.temperature,
       topK: o.topK ?? 0,
       topP: o.topP,
       seed: o.seed ?? randomInt(0, 2 ** 32),
-      stopSequences: stops.map((ids) => Array.from(ids)),
+      stopSequences,
       bannedIds: o.allowUnk ? [] : [tokenizer.unkId],
     },
     stopTexts: stops.map((ids) => tokenizer.decode(ids)),
   };
+}
+
+/**
+ * Id of the record-boundary token that starts and ends whole records.
+ * @throws ConfigError (field `records`) when the vocabulary has none: the model was trained on one plain text.
+ */
+function recordBoundaryId(tokenizer: Tokenizer): number {
+  if (tokenizer.boundaryId === undefined) {
+    throw new ConfigError(
+      'records',
+      `this model was trained on one plain text, so it knows no record boundary (${BOUNDARY}); train it on records (format lines, jsonl or csv, or several documents) to generate whole records`,
+    );
+  }
+  return tokenizer.boundaryId;
 }
 
 /** Id of the line-break token that starts generation from an empty prompt. @throws ConfigError when there is none. */

@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { parseTrainConfig, type TrainOptions } from '../config';
 import { type CorpusOptions, splitCorpus, tokenizeCorpus } from '../corpus/dataset';
+import { TrainingRecords } from '../corpus/recordset';
 import { batchAt, batchLayout, type TokenStream } from '../data';
 import { ConfigError, NumericError } from '../errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo, TrainHistory, TrainWarningCode } from '../events';
@@ -179,7 +180,10 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     );
   base?.dispose(); // its weights were copied
   native.setPrecision(cfg.precision);
-  let model = new LstmModel(native, tokenizer, toModelConfig(cfg));
+  const records = corpus.framed
+    ? TrainingRecords.of(corpus)
+    : TrainingRecords.unknown('the model was trained on one plain text, which has no records');
+  let model = new LstmModel(native, tokenizer, toModelConfig(cfg), records);
   const sampler = cfg.sampleEvery > 0 ? new TrainingSampler(model, cfg) : undefined;
 
   // Loop state: everything a checkpoint stores (see TrainingState).
@@ -288,6 +292,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
           b.seqLen,
           { ...opt, lr },
           dropoutSeed(cfg.seed, step),
+          b.boundaryId,
         );
       } catch (err) {
         if (!(err instanceof NumericError)) throw err;
@@ -446,11 +451,13 @@ async function restoreBest(
   warn: (message: string, code: TrainWarningCode) => void,
 ): Promise<LstmModel> {
   const device = model.device.startsWith('cuda') ? 'cuda' : 'cpu';
-  if (snapshot) return new LstmModel(NativeHandle.fromSafetensors(snapshot, device), model.tokenizer, model.config);
+  if (snapshot) {
+    return new LstmModel(NativeHandle.fromSafetensors(snapshot, device), model.tokenizer, model.config, model.records);
+  }
   if (bestPath) {
     try {
       const loaded = await LstmModel.load(bestPath, { device });
-      return new LstmModel(loaded.native, model.tokenizer, model.config);
+      return new LstmModel(loaded.native, model.tokenizer, model.config, model.records);
     } catch (err) {
       warn(
         `cannot restore the best weights from ${bestPath}: ${(err as Error).message}; keeping the last weights`,

@@ -32,11 +32,11 @@ fn main() {
     let n = batch * seq;
     let ids: Vec<u32> = (0..n).map(|i| ((i * 7919) % vocab) as u32).collect();
     let opt = AdamConfig::default();
-    model.train_step(&ids, &ids, batch, seq, &opt, 0).unwrap(); // warm-up
+    model.train_step(&ids, &ids, batch, seq, &opt, 0, None).unwrap(); // warm-up
     let t0 = Instant::now();
     for s in 0..steps {
         model
-            .train_step(&ids, &ids, batch, seq, &opt, s as u64)
+            .train_step(&ids, &ids, batch, seq, &opt, s as u64, None)
             .unwrap();
     }
     let secs = t0.elapsed().as_secs_f64();

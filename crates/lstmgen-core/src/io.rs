@@ -416,14 +416,14 @@ mod tests {
         let mut m = model();
         let opt = crate::AdamConfig::default();
         for k in 0..3 {
-            m.train_step(&[1, 2, 3, 4], &[2, 3, 4, 5], 1, 4, &opt, k)
+            m.train_step(&[1, 2, 3, 4], &[2, 3, 4, 5], 1, 4, &opt, k, None)
                 .unwrap();
         }
         let plain = to_safetensors(&m, &HashMap::new(), false).unwrap();
         let mut loaded = from_safetensors(&plain, &Device::Cpu).unwrap().model;
         assert_eq!((loaded.step(), loaded.adam().step()), (3, 0)); // fresh moments
         loaded
-            .train_step(&[1, 2, 3, 4], &[2, 3, 4, 5], 1, 4, &opt, 3)
+            .train_step(&[1, 2, 3, 4], &[2, 3, 4, 5], 1, 4, &opt, 3, None)
             .unwrap();
         assert_eq!(loaded.step(), 4);
         let ckpt = to_safetensors(&loaded, &HashMap::new(), true).unwrap();

@@ -21,6 +21,7 @@ mod memory;
 mod model;
 mod ops;
 pub mod params;
+mod resets;
 pub mod sample;
 
 pub use config::{AdamConfig, ModelConfig, SampleConfig};

@@ -10,6 +10,7 @@ use crate::gemm::{self, Precision};
 use crate::ops::cell::{Backward, Forward, GateConsts};
 use crate::ops::rows::{AddBias, SumRows};
 use crate::ops::run;
+use crate::resets::{masked, Resets};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -124,7 +125,8 @@ pub(crate) struct LayerOutput {
     pub state: LayerState,
 }
 
-/// Runs one layer over `x` `[T*B, in]` from `state` (inference: nothing kept for a backward pass).
+/// Runs one layer over `x` `[T*B, in]` from `state` (inference: nothing kept for a backward pass),
+/// the state reset where `resets` say (see [`crate::resets`]).
 pub(crate) fn forward(
     w: &LayerWeights,
     consts: &GateConsts,
@@ -132,11 +134,13 @@ pub(crate) fn forward(
     state: &LayerState,
     seq_len: usize,
     prec: Precision,
+    resets: Option<&Resets>,
 ) -> Result<LayerOutput> {
-    Ok(run_layer(w, consts, x, state, seq_len, prec, false)?.0)
+    Ok(run_layer(w, consts, x, state, seq_len, prec, resets, false)?.0)
 }
 
 /// Runs one layer over `x` `[T*B, in]` from `state` for training: also what [`backward`] needs.
+/// The state resets where `resets` say; [`backward`] takes the same `resets`.
 pub(crate) fn forward_train(
     w: &LayerWeights,
     consts: &GateConsts,
@@ -144,14 +148,16 @@ pub(crate) fn forward_train(
     state: &LayerState,
     seq_len: usize,
     prec: Precision,
+    resets: Option<&Resets>,
 ) -> Result<(LayerOutput, LayerCache)> {
-    let (output, cache) = run_layer(w, consts, x, state, seq_len, prec, true)?;
+    let (output, cache) = run_layer(w, consts, x, state, seq_len, prec, resets, true)?;
     let cache =
         cache.ok_or_else(|| Error::Native("the training recurrence kept no cache".into()))?;
     Ok((output, cache))
 }
 
 /// The recurrence of [`forward`] and [`forward_train`]; with `keep`, the cache for [`backward`].
+#[allow(clippy::too_many_arguments)]
 fn run_layer(
     w: &LayerWeights,
     consts: &GateConsts,
@@ -159,6 +165,7 @@ fn run_layer(
     state: &LayerState,
     seq_len: usize,
     prec: Precision,
+    resets: Option<&Resets>,
     keep: bool,
 ) -> Result<(LayerOutput, Option<LayerCache>)> {
     let batch = state.h.dim(0)?;
@@ -194,6 +201,9 @@ fn run_layer(
             tanh_c: Vec::new(),
         };
         for t in 0..seq_len {
+            let m = resets.map(|r| r.at(t, rows)).transpose()?.flatten();
+            h = masked(h, m.as_ref())?;
+            c = masked(c, m.as_ref())?;
             let zh = gemm::matmul_packed(&h, w_hh_t)?;
             let zx = xw.narrow(0, t * batch + rows.start, n)?;
             let step = run(&Forward {
@@ -225,6 +235,8 @@ fn run_layer(
         } else {
             state.h.clone()
         };
+        // the state each step used: zero where it reset
+        let h_prev = masked(h_prev, resets.map(Resets::keep))?;
         let groups = runs.into_iter().map(|r| r.2).collect();
         Some(LayerCache {
             x: x.clone(),
@@ -244,13 +256,15 @@ fn run_layer(
 }
 
 /// Backpropagates `d_out` `[T*B, H]` (gradient of the loss w.r.t. this layer's outputs) through
-/// time. The state handed in from the previous batch is treated as a constant (truncated BPTT).
+/// time. The state handed in from the previous batch is treated as a constant (truncated BPTT);
+/// nothing flows back through a reset (`resets`: those of the forward pass).
 pub(crate) fn backward(
     w: &LayerWeights,
     consts: &GateConsts,
     cache: &LayerCache,
     d_out: &Tensor,
     prec: Precision,
+    resets: Option<&Resets>,
 ) -> Result<LayerGrads> {
     let seq_len = cache.groups[0].gates.len();
     let batch = cache.h_prev.dim(0)? / seq_len;
@@ -272,8 +286,9 @@ pub(crate) fn backward(
                 consts,
             })?;
             if t > 0 {
-                dh_next = Some(gemm::matmul_packed(&g.dz, &w_hh)?);
-                dc_next = Some(g.dc_prev);
+                let m = resets.map(|r| r.at(t, rows)).transpose()?.flatten();
+                dh_next = Some(masked(gemm::matmul_packed(&g.dz, &w_hh)?, m.as_ref())?);
+                dc_next = Some(masked(g.dc_prev, m.as_ref())?);
             }
             dz_rev.push(g.dz);
         }

@@ -12,6 +12,7 @@ use crate::ops::loss::{CrossEntropy, Loss};
 use crate::ops::rows::{AddBias, SumRows};
 use crate::ops::run;
 use crate::params::{init_params, Layout};
+use crate::resets::Resets;
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -84,6 +85,8 @@ struct ForwardCache {
     masks: Vec<Option<Tensor>>,
     /// Decoder input `[T*B, H]` (last layer output after dropout).
     top: Tensor,
+    /// Where the state reset in the forward pass.
+    resets: Option<Resets>,
 }
 
 /// An LSTM language model and its training state. Parameters live on `device`.
@@ -281,6 +284,26 @@ impl Model {
         Ok(Tensor::from_vec(tm, batch * seq_len, &self.device)?)
     }
 
+    /// The resets of row-major `inputs` `[batch, seqLen]` (already checked) at `boundary`, or None
+    /// when it is None or does not occur. `Error::Data` for a boundary outside the vocabulary.
+    fn resets(
+        &self,
+        inputs: &[u32],
+        batch: usize,
+        seq_len: usize,
+        boundary: Option<u32>,
+    ) -> Result<Option<Resets>> {
+        if let Some(id) = boundary {
+            ensure((id as usize) < self.cfg.vocab_size, || {
+                format!(
+                    "boundaryId {id} is not a token id (vocabSize = {})",
+                    self.cfg.vocab_size
+                )
+            })?;
+        }
+        Resets::find(inputs, batch, seq_len, boundary, self.dtype(), &self.device)
+    }
+
     /// An inverted-dropout mask `[rows, H]` with entries 0 or 1/(1-p), drawn from `rng`.
     fn dropout_mask(&self, rows: usize, rng: &mut ChaCha8Rng) -> Result<Option<Tensor>> {
         let p = self.cfg.dropout;
@@ -318,11 +341,17 @@ impl Model {
         })
     }
 
-    /// Inference forward pass over time-major ids `[T*B]` from `state` (no dropout): logits
-    /// `[T*B, V]` and the final state.
-    fn forward(&self, ids: &Tensor, state: &State, seq_len: usize) -> Result<(Tensor, State)> {
+    /// Inference forward pass over time-major ids `[T*B]` from `state` (no dropout), the state
+    /// reset where `resets` say: logits `[T*B, V]` and the final state.
+    fn forward(
+        &self,
+        ids: &Tensor,
+        state: &State,
+        seq_len: usize,
+        resets: Option<&Resets>,
+    ) -> Result<(Tensor, State)> {
         let packs = self.inference_packs()?;
-        let (x, next) = self.forward_hidden(ids, state, seq_len, packs.as_deref())?;
+        let (x, next) = self.forward_hidden(ids, state, seq_len, packs.as_deref(), resets)?;
         Ok((self.decode(&x, packs.as_deref())?, next))
     }
 
@@ -334,6 +363,7 @@ impl Model {
         state: &State,
         seq_len: usize,
         packs: Option<&InferencePacks>,
+        resets: Option<&Resets>,
     ) -> Result<(Tensor, State)> {
         let mut x = self.params[Layout::EMBEDDING].index_select(ids, 0)?; // [T*B, E]
         let mut next = Vec::with_capacity(self.cfg.num_layers);
@@ -347,6 +377,7 @@ impl Model {
                 &state.layer(l),
                 seq_len,
                 self.precision,
+                resets,
             )?;
             x = o.out;
             next.push(o.state);
@@ -394,7 +425,7 @@ impl Model {
                 })
                 .collect();
             let tm = self.time_major(&part, batch, len, "the prompt")?;
-            let (x, next) = self.forward_hidden(&tm, &state, len, packs.as_deref())?;
+            let (x, next) = self.forward_hidden(&tm, &state, len, packs.as_deref(), None)?;
             top = Some(x.narrow(0, (len - 1) * batch, batch)?);
             state = next;
         }
@@ -403,13 +434,15 @@ impl Model {
     }
 
     /// Training forward pass over time-major ids `[T*B]` from `state`, with dropout masks drawn
-    /// from `rng`: logits `[T*B, V]`, the final state and what the backward pass needs.
+    /// from `rng` and the state reset where `resets` say: logits `[T*B, V]`, the final state and
+    /// what the backward pass needs.
     fn forward_train(
         &self,
         ids: &Tensor,
         state: &State,
         seq_len: usize,
         rng: &mut ChaCha8Rng,
+        resets: Option<Resets>,
     ) -> Result<(Tensor, State, ForwardCache)> {
         let mut x = self.params[Layout::EMBEDDING].index_select(ids, 0)?; // [T*B, E]
         let mut next = Vec::with_capacity(self.cfg.num_layers);
@@ -422,6 +455,7 @@ impl Model {
                 &state.layer(l),
                 seq_len,
                 self.precision,
+                resets.as_ref(),
             )?;
             let mask = self.dropout_mask(out.dim(0)?, rng)?;
             x = match &mask {
@@ -438,12 +472,17 @@ impl Model {
             layers,
             masks,
             top: x,
+            resets,
         };
         Ok((logits, State::from_layers(next), cache))
     }
 
     /// Mean loss and the gradient of every parameter (in [`Layout`] order) for one batch from
-    /// `state`, without updating anything. Used by training and by the gradient check.
+    /// `state`, without updating anything. Used by training and by the gradient check. With a
+    /// `boundary` id, each row's hidden and cell state are zero entering every step whose input
+    /// is that id, in every layer, and no gradient flows back through the reset
+    /// ([`crate::resets`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn loss_and_grads(
         &self,
         inputs: &[u32],
@@ -452,11 +491,13 @@ impl Model {
         seq_len: usize,
         state: &State,
         dropout_seed: u64,
+        boundary: Option<u32>,
     ) -> Result<BatchGrads> {
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
+        let resets = self.resets(inputs, batch, seq_len, boundary)?;
         let mut rng = ChaCha8Rng::seed_from_u64(dropout_seed);
-        let (logits, next, cache) = self.forward_train(&ids, state, seq_len, &mut rng)?;
+        let (logits, next, cache) = self.forward_train(&ids, state, seq_len, &mut rng, resets)?;
         let Loss {
             loss_sum,
             correct,
@@ -482,6 +523,7 @@ impl Model {
                 &cache.layers[l],
                 &d,
                 self.precision,
+                cache.resets.as_ref(),
             )?;
             grads[ly.w_ih(l)] = Some(g.w_ih);
             grads[ly.w_hh(l)] = Some(g.w_hh);
@@ -507,8 +549,11 @@ impl Model {
 
     /// One truncated-BPTT training step: forward and backward from the carried training state,
     /// global-norm clipping, one Adam update, then the final state is carried (detached).
-    /// `inputs`/`targets`: `[batch, seqLen]` row-major token ids. A non-finite loss or gradient
-    /// returns `Error::Numeric` and leaves the parameters and state untouched.
+    /// `inputs`/`targets`: `[batch, seqLen]` row-major token ids. With a `boundary` id the state
+    /// resets per row where the input is that id (see [`Model::loss_and_grads`]); the carried
+    /// state runs on into the next batch, which resets it where its own inputs say. A non-finite
+    /// loss or gradient returns `Error::Numeric` and leaves the parameters and state untouched.
+    #[allow(clippy::too_many_arguments)]
     pub fn train_step(
         &mut self,
         inputs: &[u32],
@@ -517,6 +562,7 @@ impl Model {
         seq_len: usize,
         opt: &AdamConfig,
         dropout_seed: u64,
+        boundary: Option<u32>,
     ) -> Result<StepStats> {
         opt.validate()?;
         self.step_checked.ensure(
@@ -527,7 +573,15 @@ impl Model {
         )?;
         // The carried state is replaced only when the step succeeds.
         let state = self.carried(self.train_state.as_ref(), batch)?;
-        let b = self.loss_and_grads(inputs, targets, batch, seq_len, &state, dropout_seed)?;
+        let b = self.loss_and_grads(
+            inputs,
+            targets,
+            batch,
+            seq_len,
+            &state,
+            dropout_seed,
+            boundary,
+        )?;
         if !b.loss.is_finite() {
             return Err(Error::Numeric(format!(
                 "loss is {} at step {}; parameters were not updated",
@@ -553,13 +607,15 @@ impl Model {
         }
     }
 
-    /// Forward-only loss over one batch (no dropout) with the carried evaluation state.
+    /// Forward-only loss over one batch (no dropout) with the carried evaluation state, reset per
+    /// row where the input is `boundary` (as in [`Model::train_step`]).
     pub fn eval_step(
         &mut self,
         inputs: &[u32],
         targets: &[u32],
         batch: usize,
         seq_len: usize,
+        boundary: Option<u32>,
     ) -> Result<EvalStats> {
         self.eval_checked.ensure(
             (batch, seq_len),
@@ -570,7 +626,8 @@ impl Model {
         let state = self.carried(self.eval_state.as_ref(), batch)?;
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
-        let (logits, next) = self.forward(&ids, &state, seq_len)?;
+        let resets = self.resets(inputs, batch, seq_len, boundary)?;
+        let (logits, next) = self.forward(&ids, &state, seq_len, resets.as_ref())?;
         let Loss {
             loss_sum, correct, ..
         } = run(&CrossEntropy {
@@ -632,7 +689,7 @@ impl Model {
                 &zero
             }
         };
-        self.forward(&ids, state, seq_len)
+        self.forward(&ids, state, seq_len, None)
     }
 
     /// Next-token logits `[batch, V]` for one token per sequence (`ids` `[batch]`), left on the

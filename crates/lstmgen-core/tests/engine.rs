@@ -22,7 +22,7 @@ fn seq_len_512_trains_without_overflow() {
     let mut m = Model::new(cfg(0.0), 1, Device::Cpu).unwrap();
     let x = ids(2 * 512);
     let s = m
-        .train_step(&x, &x, 2, 512, &AdamConfig::default(), 0)
+        .train_step(&x, &x, 2, 512, &AdamConfig::default(), 0, None)
         .unwrap();
     assert!(s.loss.is_finite() && s.loss > 0.0);
     assert_eq!(s.count, 1024);
@@ -40,7 +40,7 @@ fn same_seed_same_losses_with_dropout() {
         (0..8)
             .map(|k| {
                 m.reset_train_state();
-                m.train_step(&x, &x, 4, 10, &opt, 100 + k).unwrap().loss
+                m.train_step(&x, &x, 4, 10, &opt, 100 + k, None).unwrap().loss
             })
             .collect::<Vec<_>>()
     };
@@ -56,10 +56,10 @@ fn same_seed_same_losses_with_dropout() {
 fn eval_state_carries_between_batches() {
     let mut m = Model::new(cfg(0.0), 3, Device::Cpu).unwrap();
     let x = ids(2 * 8);
-    let first = m.eval_step(&x, &x, 2, 8).unwrap().loss_sum;
-    let carried = m.eval_step(&x, &x, 2, 8).unwrap().loss_sum;
+    let first = m.eval_step(&x, &x, 2, 8, None).unwrap().loss_sum;
+    let carried = m.eval_step(&x, &x, 2, 8, None).unwrap().loss_sum;
     m.reset_eval_state();
-    let fresh = m.eval_step(&x, &x, 2, 8).unwrap().loss_sum;
+    let fresh = m.eval_step(&x, &x, 2, 8, None).unwrap().loss_sum;
     assert_eq!(first, fresh);
     assert_ne!(
         first, carried,
@@ -72,14 +72,14 @@ fn bad_input_is_a_typed_error() {
     let mut m = Model::new(cfg(0.0), 3, Device::Cpu).unwrap();
     let opt = AdamConfig::default();
     let e = m
-        .train_step(&[1, 2, 3], &[1, 2, 3], 2, 2, &opt, 0)
+        .train_step(&[1, 2, 3], &[1, 2, 3], 2, 2, &opt, 0, None)
         .unwrap_err();
     assert_eq!(e.code(), "E_DATA", "{e}");
     assert!(
         !e.to_string().starts_with("E_"),
         "no code prefix in the message: {e}"
     );
-    let e = m.train_step(&[1, 99], &[1, 2], 1, 2, &opt, 0).unwrap_err();
+    let e = m.train_step(&[1, 99], &[1, 2], 1, 2, &opt, 0, None).unwrap_err();
     assert!(e.to_string().contains("not a token id"), "{e}");
     let e = m
         .train_step(
@@ -92,6 +92,7 @@ fn bad_input_is_a_typed_error() {
                 ..opt
             },
             0,
+            None,
         )
         .unwrap_err();
     assert!(e.to_string().contains("lr"), "{e}");
@@ -201,14 +202,14 @@ fn checkpoint_resumes_exactly() {
     };
     let batches: Vec<Vec<u32>> = (0..6).map(|k| ids(3 * 7 + k).split_off(k)).collect();
     for (k, x) in batches[..3].iter().enumerate() {
-        a.train_step(x, x, 3, 7, &opt, k as u64).unwrap();
+        a.train_step(x, x, 3, 7, &opt, k as u64, None).unwrap();
     }
     let bytes = io::to_safetensors(&a, &Default::default(), true).unwrap();
     let mut b = io::from_safetensors(&bytes, &dev).unwrap().model;
     assert_eq!(b.step(), 3);
     for (k, x) in batches[3..].iter().enumerate() {
-        let la = a.train_step(x, x, 3, 7, &opt, 3 + k as u64).unwrap().loss;
-        let lb = b.train_step(x, x, 3, 7, &opt, 3 + k as u64).unwrap().loss;
+        let la = a.train_step(x, x, 3, 7, &opt, 3 + k as u64, None).unwrap().loss;
+        let lb = b.train_step(x, x, 3, 7, &opt, 3 + k as u64, None).unwrap().loss;
         assert_eq!(la, lb, "step {}", 4 + k);
     }
     // A weights-only file keeps the step count but no optimizer state (io's unit tests check

@@ -95,7 +95,7 @@ fn logits_and_loss_match_pytorch() {
             model.reset_eval_state();
         }
         let stats = model
-            .eval_step(&ids("inputs"), &ids("targets"), b, t)
+            .eval_step(&ids("inputs"), &ids("targets"), b, t, None)
             .unwrap();
         let loss = stats.loss_sum / stats.count as f64;
         let want_loss = batch["loss"].as_f64().unwrap();

@@ -47,13 +47,13 @@ fn generic_paths_compute_the_same_products_and_train() {
             ..AdamConfig::default()
         };
         let first = model
-            .train_step(&ids, &targets, 16, 12, &opt, 0)
+            .train_step(&ids, &targets, 16, 12, &opt, 0, None)
             .unwrap()
             .loss;
         let mut last = first;
         for s in 1..30 {
             last = model
-                .train_step(&ids, &targets, 16, 12, &opt, s)
+                .train_step(&ids, &targets, 16, 12, &opt, s, None)
                 .unwrap()
                 .loss;
         }

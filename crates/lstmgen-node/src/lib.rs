@@ -184,9 +184,12 @@ impl NativeModel {
 
     /// One truncated-BPTT training step on `inputs`/`targets` `[batchSize, seqLen]` (row-major
     /// u32 token ids): forward, backward, clipping, Adam. Carries the training hidden state.
-    /// Throws `E_DATA` for bad shapes or ids, `E_NUMERIC` for a non-finite loss or gradient
-    /// (parameters unchanged).
+    /// With `boundaryId` (a record-boundary token id), each row's hidden and cell state are zero
+    /// entering every step whose input is that id, and no gradient flows back through the reset;
+    /// absent or null: no resets. Throws `E_DATA` for bad shapes or ids (`boundaryId` included),
+    /// `E_NUMERIC` for a non-finite loss or gradient (parameters unchanged).
     #[napi(ts_return_type = "Promise<NativeStepResult>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn train_step(
         &self,
         inputs: Uint32Array,
@@ -195,6 +198,7 @@ impl NativeModel {
         seq_len: u32,
         opt: NativeOptimizerConfig,
         dropout_seed: f64,
+        boundary_id: Option<u32>,
     ) -> Result<Job<TrainStep>> {
         Ok(AsyncTask::new(Engine(TrainStep {
             model: self.inner.clone(),
@@ -204,10 +208,12 @@ impl NativeModel {
             seq_len: seq_len as usize,
             opt: opt.into(),
             dropout_seed: seed_u64(dropout_seed)?,
+            boundary: boundary_id,
         })))
     }
 
-    /// Forward-only loss over one batch (no dropout), carrying the evaluation hidden state.
+    /// Forward-only loss over one batch (no dropout), carrying the evaluation hidden state, reset
+    /// per row where the input is `boundaryId` (as in `trainStep`).
     #[napi(ts_return_type = "Promise<NativeEvalResult>")]
     pub fn eval_step(
         &self,
@@ -215,6 +221,7 @@ impl NativeModel {
         targets: Uint32Array,
         batch_size: u32,
         seq_len: u32,
+        boundary_id: Option<u32>,
     ) -> Job<EvalStep> {
         AsyncTask::new(Engine(EvalStep {
             model: self.inner.clone(),
@@ -222,6 +229,7 @@ impl NativeModel {
             targets: ids(&targets),
             batch: batch_size as usize,
             seq_len: seq_len as usize,
+            boundary: boundary_id,
         }))
     }
 

@@ -26,6 +26,8 @@ pub struct TrainStep {
     pub seq_len: usize,
     pub opt: AdamConfig,
     pub dropout_seed: u64,
+    /// The record-boundary id at which the state resets, if any.
+    pub boundary: Option<u32>,
 }
 
 impl EngineTask for TrainStep {
@@ -39,6 +41,7 @@ impl EngineTask for TrainStep {
             self.seq_len,
             &self.opt,
             self.dropout_seed,
+            self.boundary,
         )
     }
     fn resolve(&mut self, s: Self::Output) -> Self::JsValue {
@@ -57,13 +60,21 @@ pub struct EvalStep {
     pub targets: Vec<u32>,
     pub batch: usize,
     pub seq_len: usize,
+    /// The record-boundary id at which the state resets, if any.
+    pub boundary: Option<u32>,
 }
 
 impl EngineTask for EvalStep {
     type Output = lstmgen_core::EvalStats;
     type JsValue = NativeEvalResult;
     fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
-        lock(&self.model).eval_step(&self.inputs, &self.targets, self.batch, self.seq_len)
+        lock(&self.model).eval_step(
+            &self.inputs,
+            &self.targets,
+            self.batch,
+            self.seq_len,
+            self.boundary,
+        )
     }
     fn resolve(&mut self, s: Self::Output) -> Self::JsValue {
         NativeEvalResult {
