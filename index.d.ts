@@ -67,12 +67,17 @@ export declare class NativeModel {
   /**
    * One truncated-BPTT training step on `inputs`/`targets` `[batchSize, seqLen]` (row-major
    * u32 token ids): forward, backward, clipping, Adam. Carries the training hidden state.
-   * Throws `E_DATA` for bad shapes or ids, `E_NUMERIC` for a non-finite loss or gradient
-   * (parameters unchanged).
+   * With `boundaryId` (a record-boundary token id), each row's hidden and cell state are zero
+   * entering every step whose input is that id, and no gradient flows back through the reset;
+   * absent or null: no resets. Throws `E_DATA` for bad shapes or ids (`boundaryId` included),
+   * `E_NUMERIC` for a non-finite loss or gradient (parameters unchanged).
    */
-  trainStep(inputs: Uint32Array, targets: Uint32Array, batchSize: number, seqLen: number, opt: NativeOptimizerConfig, dropoutSeed: number): Promise<NativeStepResult>
-  /** Forward-only loss over one batch (no dropout), carrying the evaluation hidden state. */
-  evalStep(inputs: Uint32Array, targets: Uint32Array, batchSize: number, seqLen: number): Promise<NativeEvalResult>
+  trainStep(inputs: Uint32Array, targets: Uint32Array, batchSize: number, seqLen: number, opt: NativeOptimizerConfig, dropoutSeed: number, boundaryId?: number | undefined | null): Promise<NativeStepResult>
+  /**
+   * Forward-only loss over one batch (no dropout), carrying the evaluation hidden state, reset
+   * per row where the input is `boundaryId` (as in `trainStep`).
+   */
+  evalStep(inputs: Uint32Array, targets: Uint32Array, batchSize: number, seqLen: number, boundaryId?: number | undefined | null): Promise<NativeEvalResult>
   /** Zeroes the carried training hidden state (start of an epoch). */
   resetTrainState(): void
   /** Zeroes the carried evaluation hidden state. */
