@@ -127,7 +127,10 @@ describe('whole-record generation', () => {
     const none = await sampleRecords(counting, model.tokenizer, everything, { ...o, records: 3 }, warn);
     expect(none).toEqual([]);
     expect(calls.reduce((a, b) => a + b, 0)).toBe(60);
-    expect(warn).toHaveBeenLastCalledWith(expect.stringMatching(/found 0 of 3 novel .* in 60 sampled/), 'LSTMGEN_FEW_NOVEL');
+    expect(warn).toHaveBeenLastCalledWith(
+      expect.stringMatching(/found 0 of 3 novel .* in 60 sampled/),
+      'LSTMGEN_FEW_NOVEL',
+    );
   });
 
   it('refuses records for a plain-text model, onlyNovel without hashes or records, and records with numSamples or stop', async () => {
@@ -192,7 +195,17 @@ describe('training-record hashes', () => {
     expect(records).toEqual(await model.generate({ records: 5, maxTokens: 20, seed: 2 }));
     const plain = lstmgen('generate', '--model', file, '--records', '3', '--max-tokens', '20', '--seed', '2');
     expect(plain.stdout.trimEnd().split('\n')).toEqual(records.slice(0, 3).map((x) => x.text));
-    const novel = lstmgen('generate', '--model', file, '--records', '2', '--only-novel', '--max-tokens', '20', '--json');
+    const novel = lstmgen(
+      'generate',
+      '--model',
+      file,
+      '--records',
+      '2',
+      '--only-novel',
+      '--max-tokens',
+      '20',
+      '--json',
+    );
     expect(novel.code).toBe(0);
     for (const x of jsonLines(novel.stdout)[0].records as Array<{ novel: boolean }>) expect(x.novel).toBe(true);
   });

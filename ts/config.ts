@@ -493,7 +493,11 @@ export type GenerateOptionsInput = z.input<typeof GenerateOptionsSchema>;
 export type GenerateOptions = z.output<typeof GenerateOptionsSchema>;
 
 /** Schema of the options of `model.stream()`: those of `generate()` for one sample, plus `chunkTokens`. */
-export const StreamOptionsSchema = GenerateOptionsSchema.omit({ numSamples: true, records: true, onlyNovel: true }).extend({
+export const StreamOptionsSchema = GenerateOptionsSchema.omit({
+  numSamples: true,
+  records: true,
+  onlyNovel: true,
+}).extend({
   /** Tokens sampled per native call; each call yields at most one text piece. 1 = a piece per token. */
   chunkTokens: positiveInt.default(1),
 });

@@ -95,14 +95,14 @@ export {
   loadModel,
   METADATA_KEYS,
   type ModelConfig,
-  RECORDS_KEY,
   type ModelSummary,
+  RECORDS_KEY,
   type TensorSummary,
   toModelConfig,
 } from './model';
 export type { Precision } from './native/handle';
-export type { GeneratedRecord } from './sampling/records';
 export { type Device, type EngineInfo, engineInfo } from './native/loader';
+export type { GeneratedRecord } from './sampling/records';
 export {
   BOUNDARY,
   buildTokenizer,

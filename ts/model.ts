@@ -263,7 +263,8 @@ export class LstmModel {
     if (o.records !== undefined) {
       return sampleRecords(this.native, this.tokenizer, this.records, { ...o, records: o.records });
     }
-    if (o.onlyNovel) throw new ConfigError('onlyNovel', 'needs records: it keeps sampling until records novel ones are found');
+    if (o.onlyNovel)
+      throw new ConfigError('onlyNovel', 'needs records: it keeps sampling until records novel ones are found');
     const plan = planSampling(this.tokenizer, o);
     const samples = await this.native.generate(plan.prompt, plan.native);
     return samples.map((ids) => cutAtFirst(decodeAfter(this.tokenizer, plan.prompt, ids), plan.stopTexts));

@@ -35,8 +35,7 @@ export function planSampling(
     framed[0] = boundary;
     framed.set(prompt, 1);
     prompt = framed;
-  }
-  else if (prompt.length === 0) prompt = Uint32Array.of(lineBreakId(tokenizer));
+  } else if (prompt.length === 0) prompt = Uint32Array.of(lineBreakId(tokenizer));
   const stops = (o.stop ?? [])
     .map((s) => tokenizer.encode(s, { onWarning: () => {} }))
     .filter((ids) => ids.length > 0 && !ids.includes(tokenizer.unkId));

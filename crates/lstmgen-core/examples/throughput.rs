@@ -32,7 +32,9 @@ fn main() {
     let n = batch * seq;
     let ids: Vec<u32> = (0..n).map(|i| ((i * 7919) % vocab) as u32).collect();
     let opt = AdamConfig::default();
-    model.train_step(&ids, &ids, batch, seq, &opt, 0, None).unwrap(); // warm-up
+    model
+        .train_step(&ids, &ids, batch, seq, &opt, 0, None)
+        .unwrap(); // warm-up
     let t0 = Instant::now();
     for s in 0..steps {
         model

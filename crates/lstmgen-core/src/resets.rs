@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(keep, vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
         assert!(r.at(0, &(0..1)).unwrap().is_none());
         let m = r.at(0, &(0..2)).unwrap().unwrap();
-        assert_eq!(m.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [1.0, 0.0]);
+        assert_eq!(
+            m.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [1.0, 0.0]
+        );
         assert!(Resets::find(&ids, 2, 3, Some(9), DType::F32, &Device::Cpu)
             .unwrap()
             .is_none());

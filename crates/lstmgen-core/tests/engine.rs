@@ -40,7 +40,9 @@ fn same_seed_same_losses_with_dropout() {
         (0..8)
             .map(|k| {
                 m.reset_train_state();
-                m.train_step(&x, &x, 4, 10, &opt, 100 + k, None).unwrap().loss
+                m.train_step(&x, &x, 4, 10, &opt, 100 + k, None)
+                    .unwrap()
+                    .loss
             })
             .collect::<Vec<_>>()
     };
@@ -79,7 +81,9 @@ fn bad_input_is_a_typed_error() {
         !e.to_string().starts_with("E_"),
         "no code prefix in the message: {e}"
     );
-    let e = m.train_step(&[1, 99], &[1, 2], 1, 2, &opt, 0, None).unwrap_err();
+    let e = m
+        .train_step(&[1, 99], &[1, 2], 1, 2, &opt, 0, None)
+        .unwrap_err();
     assert!(e.to_string().contains("not a token id"), "{e}");
     let e = m
         .train_step(
@@ -208,8 +212,14 @@ fn checkpoint_resumes_exactly() {
     let mut b = io::from_safetensors(&bytes, &dev).unwrap().model;
     assert_eq!(b.step(), 3);
     for (k, x) in batches[3..].iter().enumerate() {
-        let la = a.train_step(x, x, 3, 7, &opt, 3 + k as u64, None).unwrap().loss;
-        let lb = b.train_step(x, x, 3, 7, &opt, 3 + k as u64, None).unwrap().loss;
+        let la = a
+            .train_step(x, x, 3, 7, &opt, 3 + k as u64, None)
+            .unwrap()
+            .loss;
+        let lb = b
+            .train_step(x, x, 3, 7, &opt, 3 + k as u64, None)
+            .unwrap()
+            .loss;
         assert_eq!(la, lb, "step {}", 4 + k);
     }
     // A weights-only file keeps the step count but no optimizer state (io's unit tests check

@@ -82,7 +82,10 @@ fn the_state_carried_from_the_previous_batch_resets_at_a_boundary_on_the_first_s
         .eval_step(&rec[..n], &rec[1..], 1, n, Some(B))
         .unwrap()
         .loss_sum;
-    assert!((second - alone).abs() <= 1e-12 * alone, "{second} vs {alone}");
+    assert!(
+        (second - alone).abs() <= 1e-12 * alone,
+        "{second} vs {alone}"
+    );
 }
 
 #[test]
@@ -92,7 +95,9 @@ fn rows_of_a_batch_reset_independently() {
     let (rows, len) = (17, 12);
     let seqs: Vec<Vec<u32>> = (0..rows)
         .map(|r| {
-            let mut s: Vec<u32> = (0..len + 1).map(|i| ((r * 3 + i * 5) % 7 + 2) as u32).collect();
+            let mut s: Vec<u32> = (0..len + 1)
+                .map(|i| ((r * 3 + i * 5) % 7 + 2) as u32)
+                .collect();
             for &at in &[r % 5, (r % 5) + 4 + r % 3] {
                 s[at] = B;
             }
