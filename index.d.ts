@@ -186,6 +186,12 @@ export interface NativeSampleOptions {
    * for an id >= vocabSize or when every id is banned.
    */
   bannedIds?: Array<number>
+  /**
+   * The record-boundary id: a sample that draws it goes on from the zero state (the state a
+   * record starts from in training). Absent or null: the state runs on. `E_DATA` for an id
+   * >= vocabSize.
+   */
+  boundaryId?: number
 }
 
 /**

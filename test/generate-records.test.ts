@@ -90,6 +90,15 @@ describe('whole-record generation', () => {
     expect(names.has(greedy.text)).toBe(true);
   });
 
+  it('plain generation goes on after a sampled boundary from the state a record starts from', async () => {
+    const [greedy] = await model.generate({ records: 1, temperature: 0, maxTokens: 30 });
+    // the boundary decodes as a line break; every line after the first is the greedy record again
+    const [text] = await model.generate({ prompt: 'anna', temperature: 0, maxTokens: 40 });
+    const lines = text.split('\n');
+    expect(lines.length).toBeGreaterThan(3);
+    for (const line of lines.slice(1, -1)) expect(line).toBe(greedy.text);
+  });
+
   it('says when a record reached maxTokens instead of its end', async () => {
     const records = await model.generate({ records: 8, maxTokens: 2, seed: 1 });
     for (const r of records) {

@@ -52,6 +52,8 @@ export function planSampling(
       seed: o.seed ?? randomInt(0, 2 ** 32),
       stopSequences,
       bannedIds: o.allowUnk ? [] : [tokenizer.unkId],
+      // after a sampled record boundary a sample goes on from the zero state, as training resets there
+      boundaryId: tokenizer.boundaryId,
     },
     stopTexts: stops.map((ids) => tokenizer.decode(ids)),
   };

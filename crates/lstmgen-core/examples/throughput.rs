@@ -62,6 +62,7 @@ fn main() {
             seed: 1,
             stop_sequences: vec![],
             banned_ids: vec![],
+            reset_at: None,
         };
         lstmgen_core::sample::generate(
             &model,

@@ -132,6 +132,9 @@ pub struct SampleConfig {
     /// the draw (greedy decoding takes the most likely id not listed). Each must be a token id;
     /// at least one id must stay allowed.
     pub banned_ids: Vec<u32>,
+    /// The record-boundary id: a sequence that samples it goes on from the zero state, as
+    /// training resets the state there (see `Model::train_step`). None: the state runs on.
+    pub reset_at: Option<u32>,
 }
 
 impl SampleConfig {

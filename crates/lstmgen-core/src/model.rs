@@ -390,13 +390,15 @@ impl Model {
     /// sequence at a time, at least one), carrying the state from chunk to chunk, so that memory
     /// stays bounded whatever `T` is. Returns the logits `[batch, V]` after the last position (on
     /// the model's device) and the final state: the state of one pass over all of `ids`, and
-    /// its logits, up to float rounding.
+    /// its logits, up to float rounding. The state resets per row where the input is `boundary`
+    /// (as in [`Model::train_step`]).
     pub(crate) fn prime(
         &self,
         ids: &[u32],
         batch: usize,
         state: Option<&State>,
         rows: usize,
+        boundary: Option<u32>,
     ) -> Result<(Tensor, State)> {
         ensure(
             batch >= 1 && !ids.is_empty() && ids.len().is_multiple_of(batch),
@@ -425,7 +427,9 @@ impl Model {
                 })
                 .collect();
             let tm = self.time_major(&part, batch, len, "the prompt")?;
-            let (x, next) = self.forward_hidden(&tm, &state, len, packs.as_deref(), None)?;
+            let resets = self.resets(&part, batch, len, boundary)?;
+            let (x, next) =
+                self.forward_hidden(&tm, &state, len, packs.as_deref(), resets.as_ref())?;
             top = Some(x.narrow(0, (len - 1) * batch, batch)?);
             state = next;
         }
@@ -652,13 +656,26 @@ impl Model {
         seq_len: usize,
         state: Option<&State>,
     ) -> Result<(Vec<f32>, State)> {
+        self.logits_resetting(inputs, batch, seq_len, state, None)
+    }
+
+    /// [`Model::logits`] with the state reset per row where the input is `boundary` (as in
+    /// [`Model::train_step`]).
+    pub(crate) fn logits_resetting(
+        &self,
+        inputs: &[u32],
+        batch: usize,
+        seq_len: usize,
+        state: Option<&State>,
+        boundary: Option<u32>,
+    ) -> Result<(Vec<f32>, State)> {
         // the logits three times: time-major, batch-major, and the returned vector
         memory::ensure_fits(
             memory::infer_bytes(&self.cfg, batch.saturating_mul(seq_len), 3),
             "the logits of this many positions",
             "batchSize or seqLen",
         )?;
-        let (logits, next) = self.infer(inputs, batch, seq_len, state)?;
+        let (logits, next) = self.infer(inputs, batch, seq_len, state, boundary)?;
         let v = self.cfg.vocab_size;
         // time-major [T, B, V] -> batch-major [B, T, V]
         let out = logits
@@ -672,15 +689,18 @@ impl Model {
     }
 
     /// Forward pass without dropout over row-major ids `[batch, seqLen]` from `state` (zero when
-    /// `None`): time-major logits `[T*B, V]` on the model's device, and the final state.
+    /// `None`), reset per row where the input is `boundary`: time-major logits `[T*B, V]` on the
+    /// model's device, and the final state.
     fn infer(
         &self,
         inputs: &[u32],
         batch: usize,
         seq_len: usize,
         state: Option<&State>,
+        boundary: Option<u32>,
     ) -> Result<(Tensor, State)> {
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
+        let resets = self.resets(inputs, batch, seq_len, boundary)?;
         let zero;
         let state = match state {
             Some(s) => s,
@@ -689,17 +709,19 @@ impl Model {
                 &zero
             }
         };
-        self.forward(&ids, state, seq_len, None)
+        self.forward(&ids, state, seq_len, resets.as_ref())
     }
 
     /// Next-token logits `[batch, V]` for one token per sequence (`ids` `[batch]`), left on the
-    /// model's device, and the new state. Used by sampling on a GPU.
+    /// model's device, and the new state (reset first where the id is `boundary`). Used by
+    /// sampling on a GPU.
     pub(crate) fn next_logits(
         &self,
         ids: &[u32],
         state: Option<&State>,
+        boundary: Option<u32>,
     ) -> Result<(Tensor, State)> {
-        self.infer(ids, ids.len(), 1, state)
+        self.infer(ids, ids.len(), 1, state, boundary)
     }
 
     /// Adam's state (moments and step count).

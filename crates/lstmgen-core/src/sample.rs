@@ -4,6 +4,9 @@
 //! (top-p, Holtzman et al. 2020) filtering; banned ids (`SampleConfig::banned_ids`) get -inf
 //! logits before any of them, on the host and on a GPU alike.
 //!
+//! With `SampleConfig::reset_at` (the record boundary), a sequence whose input is that id, in the
+//! prompt or sampled, goes on from the zero state, as training resets the state there.
+//!
 //! Seeds: every sample has its own random stream, derived from (seed, sample index), and takes
 //! one draw from it per token. Sample i's text therefore depends on the seed and i only, not on
 //! `num_samples` (sample 0 of three is the text of a run of one). On the host the stream of
@@ -149,6 +152,11 @@ impl Sampler {
                 "bannedIds holds {bad}, which is not a token id (vocabSize = {vocab})"
             )));
         }
+        if let Some(id) = cfg.reset_at.filter(|&id| id as usize >= vocab) {
+            return Err(crate::Error::Data(format!(
+                "boundaryId {id} is not a token id (vocabSize = {vocab})"
+            )));
+        }
         let mut banned = cfg.banned_ids.clone();
         banned.sort_unstable();
         banned.dedup();
@@ -167,7 +175,7 @@ impl Sampler {
             "feeding the prompt",
             "the model's size (hiddenSize, embeddingDim)",
         )?;
-        let (prompt_logits, state) = model.prime(prompt, 1, None, rows)?;
+        let (prompt_logits, state) = model.prime(prompt, 1, None, rows, cfg.reset_at)?;
         let last = prompt_logits
             .flatten_all()?
             .to_dtype(DType::F32)?
@@ -225,7 +233,8 @@ impl Sampler {
         self.flush(model)?;
         let n = self.cfg.num_samples;
         let batch: Vec<u32> = (0..n).flat_map(|_| tokens.iter().copied()).collect();
-        let (logits, state) = model.prime(&batch, n, Some(&self.state), PRIME_ROWS)?;
+        let (logits, state) =
+            model.prime(&batch, n, Some(&self.state), PRIME_ROWS, self.cfg.reset_at)?;
         self.logits = logits
             .flatten_all()?
             .to_dtype(DType::F32)?
@@ -239,7 +248,7 @@ impl Sampler {
     fn flush(&mut self, model: &Model) -> Result<()> {
         if let Some(next) = self.pending.take() {
             if samples_on_device(model, &self.cfg) {
-                let (l, st) = model.next_logits(&next, Some(&self.state))?;
+                let (l, st) = model.next_logits(&next, Some(&self.state), self.cfg.reset_at)?;
                 self.device_logits = Some(match &self.ban_bias {
                     Some(b) => l.broadcast_add(b)?,
                     None => l,
@@ -247,7 +256,13 @@ impl Sampler {
                 self.state = st;
                 return Ok(());
             }
-            let (l, st) = model.logits(&next, self.cfg.num_samples, 1, Some(&self.state))?;
+            let (l, st) = model.logits_resetting(
+                &next,
+                self.cfg.num_samples,
+                1,
+                Some(&self.state),
+                self.cfg.reset_at,
+            )?;
             self.logits = l;
             self.state = st;
         }
@@ -458,6 +473,7 @@ mod tests {
             seed: 0,
             stop_sequences: vec![],
             banned_ids: vec![],
+            reset_at: None,
         }
     }
 

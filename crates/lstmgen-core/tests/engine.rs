@@ -120,6 +120,7 @@ fn bad_input_is_a_typed_error() {
         seed: 0,
         stop_sequences: vec![],
         banned_ids: vec![],
+        reset_at: None,
     };
     let e = lstmgen_core::sample::generate(&m, &[1], &bad).unwrap_err();
     assert!(e.to_string().contains("temperature"), "{e}");
@@ -137,6 +138,7 @@ fn sampling_is_seeded_and_stops() {
         seed: 11,
         stop_sequences: vec![],
         banned_ids: vec![],
+        reset_at: None,
     };
     let a = lstmgen_core::sample::generate(&m, &[1, 2, 3], &sc).unwrap();
     assert_eq!(
@@ -152,6 +154,7 @@ fn sampling_is_seeded_and_stops() {
         &SampleConfig {
             stop_sequences: vec![vec![stop]],
             banned_ids: vec![],
+            reset_at: None,
             ..sc.clone()
         },
     )
@@ -180,6 +183,7 @@ fn top_k_one_equals_greedy() {
         seed: 3,
         stop_sequences: vec![],
         banned_ids: vec![],
+        reset_at: None,
     };
     let k1 = lstmgen_core::sample::generate(&m, &[4], &base).unwrap();
     let g = lstmgen_core::sample::generate(
@@ -245,6 +249,7 @@ fn streaming_and_piecewise_priming_match_one_call() {
         seed: 21,
         stop_sequences: vec![],
         banned_ids: vec![],
+        reset_at: None,
     };
     let prompt = [1, 2, 3, 4, 5, 6];
     let whole = generate(&m, &prompt, &sc).unwrap();
@@ -311,6 +316,7 @@ fn a_prompt_fed_in_chunks_reaches_the_state_of_one_pass() {
         seed: 1,
         stop_sequences: vec![],
         banned_ids: vec![],
+        reset_at: None,
     };
     let prompt = ids(103);
     let (_, whole) = m.logits(&prompt, 1, prompt.len(), None).unwrap();
@@ -348,6 +354,7 @@ fn each_sample_has_its_own_stream() {
         seed: 21,
         stop_sequences: vec![],
         banned_ids: vec![],
+        reset_at: None,
     };
     for top_k in [0, 4] {
         let one = generate(&m, &[1, 2, 3], &sc(1, top_k)).unwrap();
@@ -376,6 +383,7 @@ fn banned_ids_are_never_sampled() {
             seed: 3,
             stop_sequences: vec![],
             banned_ids: banned.clone(),
+            reset_at: None,
         };
         for s in generate(&m, &[1, 2], &sc).unwrap() {
             assert!(s.iter().all(|id| id % 3 == 1), "T={temperature}: {s:?}");
@@ -390,6 +398,7 @@ fn banned_ids_are_never_sampled() {
         seed: 3,
         stop_sequences: vec![],
         banned_ids,
+        reset_at: None,
     };
     let all = generate(&m, &[1], &sc((0..v).collect())).unwrap_err();
     assert_eq!(all.code(), "E_DATA", "{all}");

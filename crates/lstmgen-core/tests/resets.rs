@@ -122,3 +122,59 @@ fn a_boundary_outside_the_vocabulary_is_a_data_error() {
     assert_eq!(e.code(), "E_DATA", "{e}");
     assert!(e.to_string().contains("boundaryId 9"), "{e}");
 }
+
+/// Largest absolute difference between two states.
+fn state_diff(a: &lstmgen_core::State, b: &lstmgen_core::State) -> f64 {
+    a.h.iter()
+        .chain(&a.c)
+        .zip(b.h.iter().chain(&b.c))
+        .map(|(x, y)| {
+            (x - y)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn sampling_goes_on_from_the_zero_state_after_a_boundary_in_the_prompt_or_sampled() {
+    use lstmgen_core::sample::Sampler;
+    use lstmgen_core::SampleConfig;
+    let m = model();
+    let sc = |reset_at| SampleConfig {
+        num_samples: 2,
+        max_tokens: 3,
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 1.0,
+        seed: 1,
+        stop_sequences: vec![],
+        // only the boundary may be sampled
+        banned_ids: (0..9).filter(|&id| id != B).collect(),
+        reset_at,
+    };
+    // the state after the boundary fed from the zero state: where every record starts
+    let fresh = Sampler::new(&m, &[B], &sc(Some(B))).unwrap();
+    let start = fresh.state();
+    // a prompt with a boundary inside: the state after it is that of what follows it alone
+    let after = Sampler::new(&m, &[4, 7, 2, B], &sc(Some(B))).unwrap();
+    assert!(state_diff(after.state(), start) <= 1e-12);
+    let carried = Sampler::new(&m, &[4, 7, 2, B], &sc(None)).unwrap();
+    assert!(state_diff(carried.state(), start) > 1e-6);
+    // sampled boundaries: each is fed from the zero state
+    let mut s = Sampler::new(&m, &[5, 3], &sc(Some(B))).unwrap();
+    assert_eq!(s.next(&m, 3).unwrap(), vec![vec![B; 3]; 2]);
+    assert!(state_diff(s.state(), start) <= 1e-12);
+    let mut on = Sampler::new(&m, &[5, 3], &sc(None)).unwrap();
+    on.next(&m, 3).unwrap();
+    assert!(state_diff(on.state(), start) > 1e-6);
+}

@@ -61,6 +61,10 @@ pub struct NativeSampleOptions {
     /// the draw; greedy takes the most likely id not listed). Absent or empty: none. `E_DATA`
     /// for an id >= vocabSize or when every id is banned.
     pub banned_ids: Option<Vec<u32>>,
+    /// The record-boundary id: a sample that draws it goes on from the zero state (the state a
+    /// record starts from in training). Absent or null: the state runs on. `E_DATA` for an id
+    /// >= vocabSize.
+    pub boundary_id: Option<u32>,
 }
 
 impl From<NativeModelConfig> for ModelConfig {
@@ -111,6 +115,7 @@ impl NativeSampleOptions {
             seed: seed_u64(self.seed)?,
             stop_sequences: self.stop_sequences.clone(),
             banned_ids: self.banned_ids.clone().unwrap_or_default(),
+            reset_at: self.boundary_id,
         })
     }
 }
