@@ -55,6 +55,7 @@ export class TrainingSampler {
       seed: settings.sampleSeed ?? settings.seed,
       stopSequences: [],
       bannedIds: [tokenizer.unkId],
+      boundaryId: tokenizer.boundaryId, // a sampled boundary starts the next record from the fresh state
     };
     if (ids.length > 0) this.prompt = ids;
     else if (tokenizer.boundaryId !== undefined) this.prompt = Uint32Array.of(tokenizer.boundaryId);
