@@ -88,7 +88,7 @@ mod tests {
         };
         let ids: Vec<u32> = (0..12).map(|i| (i * 5 % 7) as u32).collect();
         for step in 0..3 {
-            m.train_step(&ids[..8], &ids[4..], 2, 4, &opt, step)
+            m.train_step(&ids[..8], &ids[4..], 2, 4, &opt, step, None)
                 .unwrap();
         }
         m
