@@ -85,7 +85,7 @@ export { TFJS_SHARD_BYTES } from './export/tfjs';
 export { type ExportResult, exportModel, exportModel as export } from './export/write';
 export { type ImportTorchOptions, importTorch } from './interop/torch';
 export type { OutputFile } from './io/paths';
-export { accuracy, bitsPerChar, perplexity } from './metrics';
+export { accuracy, bitsPerChar, perplexity, streamChars } from './metrics';
 export {
   type EvalResult,
   LstmModel,
@@ -100,15 +100,19 @@ export type { Precision } from './native/handle';
 export { type Device, type EngineInfo, engineInfo } from './native/loader';
 export {
   BOUNDARY,
+  BpeTokenizer,
   buildTokenizer,
   CharTokenizer,
   type EncodeOptions,
   EOS,
   idArray,
+  TextStream,
   type TokenIds,
   type Tokenizer,
   type TokenizerJSON,
+  type TokenizerKind,
   type TokenizerOptions,
+  tokenizerFromFile,
   tokenizerFromJSON,
   UNK,
   WordTokenizer,

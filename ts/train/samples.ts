@@ -54,7 +54,7 @@ export class TrainingSampler {
       topP: 1,
       seed: settings.sampleSeed ?? settings.seed,
       stopSequences: [],
-      bannedIds: [tokenizer.unkId],
+      bannedIds: tokenizer.unkId === undefined ? [] : [tokenizer.unkId],
     };
     if (ids.length > 0) this.prompt = ids;
     else if (tokenizer.boundaryId !== undefined) this.prompt = Uint32Array.of(tokenizer.boundaryId);

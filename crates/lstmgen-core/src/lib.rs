@@ -22,6 +22,7 @@ mod model;
 mod ops;
 pub mod params;
 pub mod sample;
+pub mod subword;
 
 pub use config::{AdamConfig, ModelConfig, SampleConfig};
 pub use error::{Error, Result};
