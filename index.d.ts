@@ -10,6 +10,17 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * Encodes a text given in pieces: text after the last cut point (a whitespace character after a
+ * non-whitespace one) waits for the next piece or `end()`, so ids do not depend on the pieces.
+ */
+export declare class NativeEncoder {
+  /** Ids of the complete part of everything written so far. */
+  write(piece: string): Uint32Array
+  /** The text ends: ids of what was held back. */
+  end(): Uint32Array
+}
+
+/**
  * An LSTM language model owned by the native engine. JS holds an opaque handle.
  * Every error its methods throw or reject with has a `code` (`E_DATA`, `E_MODEL_FILE`,
  * `E_DEVICE`, `E_NUMERIC` or `E_NATIVE`) and a message without a code prefix; the contract is
@@ -103,6 +114,68 @@ export declare class NativeSampler {
    * sequence. Resolves to the new ids of each sequence and whether all have ended.
    */
   next(feed: Uint32Array, maxTokens: number): Promise<NativeSampleChunk>
+}
+
+/**
+ * A Hugging Face tokenizer (byte-level BPE trained by lstmgen, or a loaded tokenizer.json).
+ * Errors have the engine's codes: `E_DATA` for bad input (JSON, ids).
+ */
+export declare class NativeTokenizer {
+  /**
+   * Load a tokenizer.json text; `<|endoftext|>` is added as a special token when missing.
+   * Throws `E_DATA` (with the parser's reason) when it is not a tokenizer the crate can load.
+   */
+  static fromJson(json: string): NativeTokenizer
+  /** The tokenizer as compact tokenizer.json text. */
+  toJson(): string
+  /** One past the largest id. */
+  get vocabSize(): number
+  /** Id of `<|endoftext|>`. */
+  get boundaryId(): number
+  /** Id of the model's unknown token, or null (byte-level BPE has none). */
+  get unkId(): number | null
+  /** Whether the decoder is byte-level (tokens stand for bytes). */
+  get byteLevel(): boolean
+  /** Token string of every id, id order (`""` for ids without a token). */
+  tokens(): Array<string>
+  /** Ids of `text` (no special tokens added), encoded on all cores. */
+  encode(text: string): Uint32Array
+  /**
+   * Text of `ids` (special tokens as their text; invalid UTF-8 as U+FFFD). `E_DATA` for an id
+   * outside the vocabulary.
+   */
+  decode(ids: Uint32Array): string
+  /** Bytes of every id (the boundary as `
+  `), or null when the decoder is not byte-level. */
+  tokenBytes(): Array<Buffer> | null
+  /**
+   * Code points each id adds to decoded text (UTF-8 lead bytes of its bytes), or null when the
+   * decoder is not byte-level.
+   */
+  charCounts(): Uint32Array | null
+  /** A streaming encoder over this tokenizer. */
+  encoder(): NativeEncoder
+}
+
+/**
+ * Counts the byte-level pre-tokens of a training corpus given in pieces (held back as
+ * `NativeEncoder` does), then trains a byte-level BPE on them.
+ */
+export declare class NativeWordCounter {
+  /** An empty counter. */
+  constructor()
+  /** Count the complete part of everything written so far. */
+  write(piece: string): void
+  /** The text ends (end of a record): count what was held back. */
+  end(): void
+  /** Distinct pre-tokens counted so far. */
+  get distinct(): number
+  /**
+   * Train a byte-level BPE of `vocab_size` tokens (boundary and 256 bytes included) on the
+   * counts, on the thread pool; the counter is empty afterwards. Rejects with `E_DATA` when
+   * `vocab_size` < 257.
+   */
+  train(vocabSize: number, minFrequency: number): Promise<NativeTokenizer>
 }
 
 /**

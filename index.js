@@ -835,7 +835,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeEncoder = nativeBinding.NativeEncoder
 module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.NativeSampler = nativeBinding.NativeSampler
+module.exports.NativeTokenizer = nativeBinding.NativeTokenizer
+module.exports.NativeWordCounter = nativeBinding.NativeWordCounter
 module.exports.debugPanic = nativeBinding.debugPanic
 module.exports.engineInfo = nativeBinding.engineInfo

@@ -46,6 +46,7 @@ describe('lstmgen CLI', () => {
       'trainLoss',
       'type',
       'valAccuracy',
+      'valBitsPerChar',
       'valLoss',
       'valPerplexity',
     ]);

@@ -59,7 +59,7 @@ describe('parseTrainConfig', () => {
     ['vocabSize', 2, 'vocabSize: must be an integer >= 3, got 2'],
     ['clipNorm', -1, 'clipNorm: must be a finite number >= 0 (0 = off), got -1'],
     ['weightDecay', NaN, 'weightDecay: must be a finite number >= 0, got NaN'],
-    ['tokenizer', 'bpe', 'tokenizer: must be "char" or "word", got "bpe"'],
+    ['tokenizer', 'unigram', 'tokenizer: must be "char", "word", "bpe" or { file: "tokenizer.json" }, got "unigram"'],
     ['device', 'tpu', 'device: must be "auto", "cpu" or "cuda", got "tpu"'],
     ['seed', -1, 'seed: must be an integer in [0, 2^32-1], got -1'],
     ['onStep', 3, 'onStep: must be a function, got 3'],

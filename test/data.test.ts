@@ -125,6 +125,7 @@ describe('metrics', () => {
   it('computes perplexity, bits per char and accuracy', () => {
     expect(perplexity(Math.log(65))).toBeCloseTo(65, 10);
     expect(bitsPerChar(Math.LN2 * 1.5)).toBeCloseTo(1.5, 12);
+    expect(bitsPerChar(Math.LN2 * 6, 4)).toBeCloseTo(1.5, 12);
     expect(accuracy(3, 4)).toBe(0.75);
     expect(accuracy(0, 0)).toBeNaN();
   });

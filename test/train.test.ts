@@ -138,7 +138,7 @@ describe('train()', () => {
     expect(history.steps[perEpoch].epoch).toBe(2);
   });
 
-  it('trains a word model; evaluate has no bitsPerChar', async () => {
+  it('trains a word model; evaluate gives bits per character of the decoded words', async () => {
     const { model } = await train({
       ...TINY,
       corpus: { text: shakespeare(60_000) },
@@ -148,7 +148,8 @@ describe('train()', () => {
     expect(model.tokenizer.kind).toBe('word');
     expect(model.tokenizer.vocabSize).toBe(500);
     const r = await model.evaluate({ text: shakespeare(70_000).slice(60_000) }, { onWarning: () => {} });
-    expect(r.bitsPerChar).toBeUndefined();
+    expect(r.chars).toBeGreaterThan(3 * r.tokens);
+    expect(r.bitsPerChar).toBeCloseTo((r.loss * r.tokens) / r.chars / Math.LN2, 10);
     expect(r.perplexity).toBeCloseTo(Math.exp(r.loss), 8);
     expect(r.accuracy).toBeGreaterThanOrEqual(0);
     expect(r.accuracy).toBeLessThanOrEqual(1);

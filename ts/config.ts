@@ -218,12 +218,25 @@ const trainFields = {
   cacheDir: path.optional().describe('cache tokenized ids here; a second run on unchanged files skips tokenizing'),
   /** Called (and awaited) while the corpus is read: phase `scan`, then `encode` (or `cache`), bytes done of the total. */
   onDataProgress: fn<(progress: DataProgress) => void | Promise<void>>().optional(),
-  /** `'char'` (Unicode code points) or `'word'` (lower-cased words and punctuation, `<unk>`, `<eos>`). */
-  tokenizer: choice(['char', 'word']).default('char').describe('char | word'),
-  /** Word models only: vocabulary size including `<unk>` and `<eos>`, >= 3. */
+  /**
+   * `'char'` (Unicode code points), `'word'` (lower-cased words and punctuation, `<unk>`, `<eos>`), `'bpe'` (a
+   * byte-level BPE of `vocabSize` tokens trained on the corpus with Hugging Face `tokenizers`: no `<unk>`, exact
+   * round trips), or `{ file }`: a Hugging Face `tokenizer.json` (any model the crate loads; `<|endoftext|>` is
+   * added as a special token when missing). CLI: `--tokenizer char|word|bpe|FILE.json`.
+   */
+  tokenizer: z
+    .union([z.enum(['char', 'word', 'bpe']), z.strictObject({ file: path })], {
+      error: 'must be "char", "word", "bpe" or { file: "tokenizer.json" }',
+    })
+    .default('char')
+    .describe('char | word | bpe | a tokenizer.json file'),
+  /**
+   * Word and bpe models: vocabulary size including the specials (`<unk>` and `<eos>`; for bpe `<|endoftext|>`
+   * and the 256 byte tokens, so >= 257; BPE training stops earlier when no pair occurs twice).
+   */
   vocabSize: rules([(v) => Number.isInteger(v) && v >= 3, 'must be an integer >= 3'], atMost(MAX_DIM))
     .default(10000)
-    .describe('word vocabulary size incl. <unk>, <eos>'),
+    .describe('word / bpe vocabulary size incl. specials (bpe: >= 257)'),
   /** Word models only: lower-case the text before splitting. */
   lowercase: bool.default(true).describe('word tokenizer: lower-case the text'),
   /** Embedding width, in [1, 2^20]. */

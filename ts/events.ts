@@ -43,6 +43,8 @@ export interface EvalInfo {
   valPerplexity: number;
   /** Fraction of validation positions whose argmax prediction is the target, in [0, 1]. */
   valAccuracy: number;
+  /** Validation bits per character: total nats / code points of the predicted text / ln 2 (see EvalResult). */
+  valBitsPerChar: number;
 }
 
 /** Passed to `onEpoch` at the end of every epoch (also the last, partial one when `maxSteps` ends it). */
@@ -57,6 +59,8 @@ export interface EpochInfo {
   valPerplexity: number | null;
   /** Validation next-token accuracy in [0, 1]; null without validation. */
   valAccuracy: number | null;
+  /** Validation bits per character (total nats / code points / ln 2); null without validation. */
+  valBitsPerChar: number | null;
 }
 
 /** Passed to `onSample` for every sample while training (every `sampleEvery` steps). */

@@ -88,7 +88,7 @@ export { TFJS_SHARD_BYTES } from './export/tfjs';
 export { type ExportResult, exportModel, exportModel as export } from './export/write';
 export { type ImportTorchOptions, importTorch } from './interop/torch';
 export type { OutputFile } from './io/paths';
-export { accuracy, bitsPerChar, perplexity } from './metrics';
+export { accuracy, bitsPerChar, perplexity, streamChars } from './metrics';
 export {
   type EvalResult,
   LstmModel,
@@ -105,15 +105,19 @@ export { type Device, type EngineInfo, engineInfo } from './native/loader';
 export type { GeneratedRecord } from './sampling/records';
 export {
   BOUNDARY,
+  BpeTokenizer,
   buildTokenizer,
   CharTokenizer,
   type EncodeOptions,
   EOS,
   idArray,
+  TextStream,
   type TokenIds,
   type Tokenizer,
   type TokenizerJSON,
+  type TokenizerKind,
   type TokenizerOptions,
+  tokenizerFromFile,
   tokenizerFromJSON,
   UNK,
   WordTokenizer,

@@ -16,17 +16,17 @@ import {
 import { corpusStream, tokenizeCorpus } from './corpus/dataset';
 import { TrainingRecords } from './corpus/recordset';
 import { type CorpusSource, describeCorpus } from './corpus/sources';
-import { idStream, makeBatches, type TokenStream } from './data';
+import { batchLayout, idStream, makeBatches, type TokenStream } from './data';
 import { ConfigError, DataError, fileErrorReason, ModelFileError } from './errors';
 import { writeFileAtomic } from './io/atomic';
 import { assertPath } from './io/paths';
 import { assertFiniteTensors } from './io/safetensors';
-import { accuracy, bitsPerChar, perplexity } from './metrics';
+import { accuracy, bitsPerChar, perplexity, streamChars } from './metrics';
 import { NativeHandle, type NativeModelConfig, type Precision } from './native/handle';
 import { cutAtFirst, decodeAfter, planSampling } from './sampling/plan';
 import { type GeneratedRecord, sampleRecords } from './sampling/records';
 import { streamText } from './sampling/stream';
-import { type TokenIds, type Tokenizer, tokenizerFromJSON } from './tokenizer';
+import { type TokenIds, type Tokenizer, type TokenizerKind, tokenizerFromJSON } from './tokenizer';
 
 /** Metadata keys lstmgen writes into the safetensors header (values are JSON text). */
 export const METADATA_KEYS = { config: 'config', tokenizer: 'tokenizer' } as const;
@@ -86,8 +86,15 @@ export interface EvalResult {
   perplexity: number;
   /** Next-token accuracy of the argmax prediction, in [0, 1]. */
   accuracy: number;
-  /** loss / ln 2; character models only. */
-  bitsPerChar?: number;
+  /**
+   * Bits per character: total nats / total characters of the predicted text / ln 2, the characters being the
+   * Unicode code points the predicted tokens decode to ({@link Tokenizer.countChars}; a boundary token counts
+   * as its line break). For char models it equals loss / ln 2; it compares models with any tokenizers on
+   * the same text.
+   */
+  bitsPerChar: number;
+  /** Characters (code points) of the predicted text, the denominator of `bitsPerChar`. */
+  chars: number;
   /** Number of predicted positions (targets). */
   tokens: number;
 }
@@ -105,7 +112,7 @@ export interface TensorSummary {
 /** What {@link LstmModel.summary} returns: the network's shape and its parameter count. */
 export interface ModelSummary {
   /** Tokenizer kind. */
-  tokenizer: 'char' | 'word';
+  tokenizer: TokenizerKind;
   /** V: vocabulary size, specials included. */
   vocabSize: number;
   /** E: embedding width. */
@@ -320,11 +327,16 @@ export class LstmModel {
     if (count === 0)
       throw new DataError(`the evaluation text has ${ids.length} tokens: nothing to predict with seqLen ${seqLen}`);
     const loss = lossSum / count;
+    // the targets are stream positions [1, 1 + batchSize * streamLen) (see makeBatches)
+    const { streamLen } = batchLayout(ids.length, batchSize, seqLen);
+    const stream = isTokenStream(ids) ? ids : idStream(ids);
+    const chars = streamChars(this.tokenizer, stream, 1, 1 + batchSize * streamLen);
     return {
       loss,
       perplexity: perplexity(loss),
       accuracy: accuracy(correct, count),
-      ...(this.tokenizer.kind === 'char' ? { bitsPerChar: bitsPerChar(loss) } : {}),
+      bitsPerChar: bitsPerChar(lossSum, chars),
+      chars,
       tokens: count,
     };
   }

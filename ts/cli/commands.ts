@@ -124,7 +124,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         ...(Object.keys(files).length ? { files } : {}),
       });
     } else {
-      for (const e of history.epochs) say(epochLine(e, model.tokenizer.kind === 'char'));
+      for (const e of history.epochs) say(epochLine(e));
       const steps = `${history.steps.length} steps at ${Math.round(history.tokensPerSec)} tokens/s`;
       if (history.aborted) {
         const val = savedVal
@@ -202,11 +202,11 @@ export async function evalCommand(flags: EvalFlags): Promise<void> {
       loss: r.loss,
       perplexity: r.perplexity,
       accuracy: r.accuracy,
-      bitsPerChar: r.bitsPerChar ?? null,
+      bitsPerChar: r.bitsPerChar,
       tokens: r.tokens,
     });
   } else {
-    const bpc = r.bitsPerChar !== undefined ? ` | ${fmt(r.bitsPerChar, 3)} bits/char` : '';
+    const bpc = ` | ${fmt(r.bitsPerChar, 3)} bits/char`;
     say(
       `loss ${fmt(r.loss)} nats/token | perplexity ${fmt(r.perplexity, 2)} ` +
         `| accuracy ${fmt(100 * r.accuracy, 1)}%${bpc} | ${r.tokens} tokens`,

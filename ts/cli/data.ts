@@ -23,7 +23,12 @@ export function dataFlagsToConfig(flags: Record<string, unknown>): Record<string
   };
 }
 
-const PHASES: Record<DataProgress['phase'], string> = { scan: 'reading', encode: 'tokenizing', cache: 'cache' };
+const PHASES: Record<DataProgress['phase'], string> = {
+  scan: 'reading',
+  count: 'counting',
+  encode: 'tokenizing',
+  cache: 'cache',
+};
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 
 /** A progress bar (on stderr) of reading and tokenizing a corpus: phase, MB done of the total, MB/s, ETA. */

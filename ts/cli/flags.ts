@@ -155,3 +155,11 @@ export function runFlagsToConfig(flags: Record<string, unknown>): Record<string,
     ...(earlyStopping !== undefined ? { earlyStopping: { patience: earlyStopping } } : {}),
   };
 }
+
+/**
+ * Parse `--tokenizer`: `char`, `word` or `bpe` as named; anything else is the path of a Hugging Face
+ * `tokenizer.json` (`{ file }`), checked when training starts.
+ */
+export function tokenizerFlag(value: string): TrainConfigInput['tokenizer'] {
+  return value === 'char' || value === 'word' || value === 'bpe' ? value : { file: value };
+}

@@ -48,11 +48,11 @@ export function emit(record: object): void {
 /** A metric with `digits` decimals; NaN and infinities as written. */
 export const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
 
-/** One line per epoch: losses (nats/token), perplexity, accuracy and, for char models, bits per char. */
-export function epochLine(e: EpochInfo, char: boolean): string {
+/** One line per epoch: losses (nats/token), perplexity, accuracy and bits per character. */
+export function epochLine(e: EpochInfo): string {
   const head = `epoch ${e.epoch}: train loss ${fmt(e.trainLoss)}`;
   if (e.valLoss === null || e.valPerplexity === null || e.valAccuracy === null) return `${head} (no validation)`;
-  const bpc = char ? `, ${fmt(e.valLoss / Math.LN2, 3)} bits/char` : '';
+  const bpc = e.valBitsPerChar !== null ? `, ${fmt(e.valBitsPerChar, 3)} bits/char` : '';
   const ppl = `perplexity ${fmt(e.valPerplexity, 2)}`;
   const val = `val loss ${fmt(e.valLoss)} (${ppl}, accuracy ${fmt(100 * e.valAccuracy, 1)}%`;
   return `${head}, ${val}${bpc})`;

@@ -19,7 +19,8 @@ import { PRECISIONS } from '../native/handle';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS } from '../train/loop';
 import { packageVersion } from '../version';
 import { evalCommand, exportCommand, generateCommand, infoCommand, plotCommand, trainCommand } from './commands';
-import { collect, type FlagSpec, fieldFlag, number, parseLrSchedule } from './flags';
+import { collect, type FlagSpec, fieldFlag, number, parseLrSchedule, tokenizerFlag } from './flags';
+import { tokenizeCommand } from './tokenize';
 
 /** The flags of how corpus files are read (`train` and `eval`). */
 const DATA_FLAGS: Array<[field: string, spec: FlagSpec]> = [
@@ -33,7 +34,7 @@ const DATA_FLAGS: Array<[field: string, spec: FlagSpec]> = [
 /** The train options that are flags of `lstmgen train`, in help order, with their value placeholders. */
 const TRAIN_FLAGS: Array<[field: string, spec: FlagSpec]> = [
   ['valCorpus', { arg: '<path>', parse: collect }],
-  ['tokenizer', { arg: '<kind>' }],
+  ['tokenizer', { arg: '<kind>', parse: tokenizerFlag }],
   ['vocabSize', { arg: '<n>', parse: number }],
   ['lowercase', {}],
   ['embeddingDim', { arg: '<n>', parse: number }],
@@ -176,6 +177,14 @@ export function buildProgram(): Command {
     .option('--no-state-inputs', 'onnx: no h0/c0 inputs, every run starts from zero states')
     .option('--json', 'print {"format","files","bytes"}')
     .action(exportCommand);
+
+  program
+    .command('tokenize')
+    .description("print the token ids and pieces of a text under a model's tokenizer")
+    .requiredOption('--model <file>', 'model file')
+    .option('--text <s>', 'the text (default: standard input)')
+    .option('--json', 'print {"ids","tokens","pieces","chars"}')
+    .action(tokenizeCommand);
 
   program
     .command('info')

@@ -21,11 +21,10 @@ import {
   type TokenIds,
   type Tokenizer,
   type TokenizerOptions,
+  tokenCounter,
   type VocabCounter,
   vocabBuilder,
 } from '../tokenizer';
-import { CharTokenizer } from '../tokenizer/char';
-import { WordTokenizer } from '../tokenizer/word';
 import { cacheEntry, readCache, writeCache } from './cache';
 import { type CorpusEncoding, controlShare, readDocument } from './read';
 import { type CorpusFormat, type RecordSink, readRecords } from './records';
@@ -33,8 +32,11 @@ import { type CorpusDocument, type CorpusSource, describeCorpus, resolveCorpus }
 
 /** Progress of reading a corpus: `bytes` of `totalBytes` done in `phase`. */
 export interface DataProgress {
-  /** `scan`: first pass (counting, vocabulary); `encode`: second pass (ids); `cache`: loading cached ids. */
-  phase: 'scan' | 'encode' | 'cache';
+  /**
+   * `scan`: first pass (counting, vocabulary); `count`: counting the tokens of a trained BPE (bpe only);
+   * `encode`: the last pass (ids); `cache`: loading cached ids.
+   */
+  phase: 'scan' | 'count' | 'encode' | 'cache';
   bytes: number;
   totalBytes: number;
 }
@@ -82,11 +84,6 @@ export interface TokenizedCorpus {
 /** Number of records (documents in the `text` format) of a tokenized corpus. */
 export const recordCount = (corpus: TokenizedCorpus) => corpus.starts.length - 1;
 
-/** Counts tokens without building a vocabulary (for encoding with a given tokenizer). */
-function tokenCounter(tokenizer: Tokenizer): VocabCounter {
-  return tokenizer instanceof WordTokenizer ? WordTokenizer.counter(tokenizer.lowercase) : CharTokenizer.counter();
-}
-
 type Warn = (message: string, code: DataWarningCode) => void;
 
 /** A growable list of numbers. */
@@ -124,7 +121,7 @@ function warnIfBinary(suspects: Array<{ name: string; share: number; sample: num
 async function pass(
   docs: readonly CorpusDocument[],
   options: CorpusOptions,
-  phase: 'scan' | 'encode',
+  phase: 'scan' | 'count' | 'encode',
   sink: RecordSink,
 ): Promise<Array<{ name: string; share: number; sample: number }>> {
   const totalBytes = docs.reduce((n, d) => n + d.size, 0);
@@ -196,16 +193,19 @@ export async function tokenizeCorpus(
   // Pass 1: count the tokens of every record; gather the vocabulary.
   const builder = fixed ? undefined : vocabBuilder(tokenizer as TokenizerOptions);
   const counter = builder?.counter ?? tokenCounter(fixed!);
-  const lengths = new NumberList();
-  let before = 0;
-  const suspects = await pass(documents, options, 'scan', {
-    text: (piece) => counter.write(piece),
-    end: () => {
-      counter.end();
-      lengths.push(counter.tokens - before);
-      before = counter.tokens;
-    },
-  });
+  let lengths = new NumberList();
+  const countInto = (c: VocabCounter, into: NumberList): RecordSink => {
+    let before = 0;
+    return {
+      text: (piece) => c.write(piece),
+      end: () => {
+        c.end();
+        into.push(c.tokens - before);
+        before = c.tokens;
+      },
+    };
+  };
+  const suspects = await pass(documents, options, 'scan', countInto(counter, lengths));
   warnIfBinary(suspects, warn);
   if (counter.tokens === 0) {
     throw new DataError(
@@ -213,7 +213,14 @@ export async function tokenizeCorpus(
     );
   }
   const records = lengths.length;
-  const tok = fixed ?? builder!.build(format !== 'text' || records > 1, (m) => warn(m, 'LSTMGEN_NO_SPACES'));
+  const tok = fixed ?? (await builder!.build(format !== 'text' || records > 1, (m) => warn(m, 'LSTMGEN_NO_SPACES')));
+  if (builder && !builder.countsTokens) {
+    // BPE: the scan counted pre-tokens; the record lengths in tokens need the trained merges
+    lengths = new NumberList();
+    await pass(documents, options, 'count', countInto(tokenCounter(tok), lengths));
+    if (lengths.length !== records)
+      throw new DataError(`corpus ${JSON.stringify(name)} changed while it was being read; try again`);
+  }
   const framed = tok.boundaryId !== undefined && (format !== 'text' || records > 1);
 
   // Pass 2: encode into one array of exactly the counted length.

@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EngineInfo as NativeEngineInfo, NativeModel } from '../../index';
+import type { EngineInfo as NativeEngineInfo, NativeModel, NativeTokenizer, NativeWordCounter } from '../../index';
 import { DeviceError } from '../errors';
 
 export type { NativeEngineInfo };
@@ -28,6 +28,8 @@ export type Device = (typeof DEVICES)[number];
 /** What the addon exports (both builds export the same API). */
 export interface NativeBinding {
   NativeModel: typeof NativeModel;
+  NativeTokenizer: typeof NativeTokenizer;
+  NativeWordCounter: typeof NativeWordCounter;
   engineInfo(): NativeEngineInfo;
 }
 

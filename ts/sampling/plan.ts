@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import type { GenerateOptions } from '../config';
 import { ConfigError } from '../errors';
 import type { SampleOptions } from '../native/handle';
-import { BOUNDARY, EOS, type Tokenizer } from '../tokenizer';
+import { BOUNDARY, EOS, type TextStream, type Tokenizer } from '../tokenizer';
 
 /** The native side of one sampling request. */
 export interface SamplingPlan {
@@ -38,7 +38,7 @@ export function planSampling(
   } else if (prompt.length === 0) prompt = Uint32Array.of(lineBreakId(tokenizer));
   const stops = (o.stop ?? [])
     .map((s) => tokenizer.encode(s, { onWarning: () => {} }))
-    .filter((ids) => ids.length > 0 && !ids.includes(tokenizer.unkId));
+    .filter((ids) => ids.length > 0 && (tokenizer.unkId === undefined || !ids.includes(tokenizer.unkId)));
   const stopSequences = stops.map((ids) => Array.from(ids));
   if (boundary !== undefined) stopSequences.push([boundary]);
   return {
@@ -51,7 +51,7 @@ export function planSampling(
       topP: o.topP,
       seed: o.seed ?? randomInt(0, 2 ** 32),
       stopSequences,
-      bannedIds: o.allowUnk ? [] : [tokenizer.unkId],
+      bannedIds: o.allowUnk || tokenizer.unkId === undefined ? [] : [tokenizer.unkId],
       // after a sampled record boundary a sample goes on from the zero state, as training resets there
       boundaryId: tokenizer.boundaryId,
     },
@@ -75,15 +75,20 @@ function recordBoundaryId(tokenizer: Tokenizer): number {
 
 /** Id of the line-break token that starts generation from an empty prompt. @throws ConfigError when there is none. */
 function lineBreakId(tokenizer: Tokenizer): number {
-  const id = tokenizer.idOf(tokenizer.kind === 'word' ? EOS : '\n');
+  const id =
+    tokenizer.kind === 'bpe' ? single(tokenizer.encode('\n')) : tokenizer.idOf(tokenizer.kind === 'word' ? EOS : '\n');
   if (id === undefined)
     throw new ConfigError('prompt', 'must not be empty for this model (its vocabulary has no line break)');
   return id;
 }
 
+/** The id of a one-token text, else undefined. */
+const single = (ids: Uint32Array) => (ids.length === 1 ? ids[0] : undefined);
+
 /**
- * Text that `ids` add after `context` (decoding in context keeps word spacing right). Both tokenizers decode
- * each token from itself and the token before it, so a one-token context gives the same text as the full one.
+ * Text that `ids` add after `context` (decoding in context keeps word spacing right). char and word tokenizers
+ * decode each token from itself and the token before it, so a one-token context gives the same text as the
+ * full one; a byte-level BPE token may be part of a character, so streams decode with {@link TextStream}.
  */
 export function decodeAfter(tokenizer: Tokenizer, context: ArrayLike<number>, ids: ArrayLike<number>): string {
   const all = new Uint32Array(context.length + ids.length);

@@ -1,8 +1,8 @@
 /** Streaming generation: text pieces as they are sampled, through the engine's incremental sampler. */
 import type { StreamOptions } from '../config';
 import type { NativeHandle } from '../native/handle';
-import type { Tokenizer } from '../tokenizer';
-import { decodeAfter, firstStop, planSampling } from './plan';
+import { TextStream, type Tokenizer } from '../tokenizer';
+import { firstStop, planSampling } from './plan';
 
 const NOTHING = new Uint32Array(0);
 
@@ -10,7 +10,9 @@ const NOTHING = new Uint32Array(0);
  * Sample one continuation of `o.prompt` and yield its text piece by piece: each native call samples up to
  * `o.chunkTokens` tokens, and the new text is yielded as soon as no stop string can start in it (text that
  * could begin a stop string is held back until it is decided). The pieces joined equal
- * `generate({ ...o, numSamples: 1 })[0]` for the same seed. Nothing more is sampled once the consumer stops
+ * `generate({ ...o, numSamples: 1 })[0]` for the same seed. Text is decoded incrementally ({@link TextStream}):
+ * a BPE token that ends inside a multi-byte character is held back until the character is complete, so no
+ * piece holds half a character (U+FFFD) unless the sampling ends there. Nothing more is sampled once the consumer stops
  * iterating (`break`, `return`, a thrown error).
  * @throws ConfigError / DataError as `generate()` (on the first iteration); errors of the engine as typed errors.
  */
@@ -22,7 +24,7 @@ export async function* streamText(
   const plan = planSampling(tokenizer, { ...o, numSamples: 1 });
   const sampler = native.startSampling(plan.prompt, plan.native);
   const holdback = Math.max(1, ...plan.stopTexts.map((s) => s.length)) - 1;
-  let context = plan.prompt[plan.prompt.length - 1];
+  const decoder = new TextStream(tokenizer, plan.prompt);
   let text = '';
   let emitted = 0;
   let produced = 0;
@@ -30,10 +32,13 @@ export async function* streamText(
     const { tokens, finished } = await sampler.next(NOTHING, Math.min(o.chunkTokens, o.maxTokens - produced));
     const ids = tokens[0] ?? [];
     produced += ids.length;
-    text += decodeAfter(tokenizer, [context], ids);
-    if (ids.length > 0) context = ids[ids.length - 1];
-    const stop = firstStop(text.slice(Math.max(0, emitted - holdback)), plan.stopTexts);
+    text += decoder.push(ids);
+    let stop = firstStop(text.slice(Math.max(0, emitted - holdback)), plan.stopTexts);
     const done = stop >= 0 || finished || ids.length === 0 || produced >= o.maxTokens;
+    if (done && stop < 0) {
+      text += decoder.end();
+      stop = firstStop(text.slice(Math.max(0, emitted - holdback)), plan.stopTexts);
+    }
     let end = stop >= 0 ? Math.max(0, emitted - holdback) + stop : done ? text.length : text.length - holdback;
     // never split a code point
     if (!done && end > 0 && end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--;

@@ -48,8 +48,30 @@ export interface EncodeOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Serialized tokenizer, stored as JSON in the model file metadata (key `tokenizer`). */
-export type TokenizerJSON = { type: 'char'; tokens: string[] } | { type: 'word'; lowercase: boolean; tokens: string[] };
+/**
+ * Serialized tokenizer, stored as JSON in the model file metadata (key `tokenizer`). A `bpe` tokenizer holds
+ * its Hugging Face `tokenizer.json` text in `json`.
+ */
+export type TokenizerJSON =
+  | { type: 'char'; tokens: string[] }
+  | { type: 'word'; lowercase: boolean; tokens: string[] }
+  | { type: 'bpe'; json: string };
+
+/** The kinds of tokenizer: code points, words, or subwords of a Hugging Face tokenizer (see tokenizer/bpe). */
+export type TokenizerKind = 'char' | 'word' | 'bpe';
+
+/** Code points of `s` (a surrogate pair counts once, a lone surrogate once). */
+export function codePoints(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xdc00 && c <= 0xdfff && i > 0) {
+      const h = s.charCodeAt(i - 1);
+      if (h >= 0xd800 && h <= 0xdbff) n--;
+    }
+  }
+  return n;
+}
 
 /** Unknown symbols a warning or error names; the others are counted ("and N more"). */
 export const MAX_EXAMPLES = 20;
@@ -79,6 +101,15 @@ export class UnknownSymbols {
   count = 0;
   private readonly distinct = new Set<string>();
 
+  /**
+   * @param replacement what messages say the symbols became (default `<unk>`); `what` what they are (default
+   *   `not in the vocabulary`).
+   */
+  constructor(
+    private readonly replacement: string = UNK,
+    private readonly what: string = 'not in the vocabulary',
+  ) {}
+
   /** Record one occurrence of the symbol `symbol()` returns (called only while fewer than MAX_DISTINCT are held). */
   add(symbol: () => string): void {
     this.count++;
@@ -96,11 +127,10 @@ export class UnknownSymbols {
     const over = symbols.length === MAX_DISTINCT ? 'over ' : '';
     const distinct = this.count > symbols.length ? `${over}${symbols.length} distinct: ` : '';
     const what =
-      `${this.count} symbol${this.count > 1 ? 's' : ''} not in the vocabulary ` +
-      `(${distinct}${describeSymbols(symbols)})`;
+      `${this.count} symbol${this.count > 1 ? 's' : ''} ${this.what} ` + `(${distinct}${describeSymbols(symbols)})`;
     if (options.strict)
-      throw new DataError(`${prefix}${what}; remove them or encode without strict to map them to ${UNK}`);
-    (options.onWarning ?? warnUnknownSymbols)(`${prefix}${what} mapped to ${UNK}`);
+      throw new DataError(`${prefix}${what}; remove them or encode without strict to map them to ${this.replacement}`);
+    (options.onWarning ?? warnUnknownSymbols)(`${prefix}${what} mapped to ${this.replacement}`);
   }
 }
 
@@ -118,7 +148,7 @@ export interface StreamEncoder {
   write(piece: string, out: TokenIds, pos: number): number;
   /** The text ends (end of a record): encode what was held back. @returns the new position. */
   end(out: TokenIds, pos: number): number;
-  /** Symbols mapped to `<unk>` so far. */
+  /** Symbols mapped to `<unk>` (or, for `bpe`, lone surrogates mapped to U+FFFD) so far. */
   readonly unknown: UnknownSymbols;
 }
 
@@ -137,13 +167,13 @@ export interface VocabCounter {
 
 /** Maps text to token ids (values in [0, vocabSize)) and back. */
 export interface Tokenizer {
-  readonly kind: 'char' | 'word';
+  readonly kind: TokenizerKind;
   /** Number of ids, specials included. */
   readonly vocabSize: number;
   /** Token string of every id, id order. */
   readonly tokens: readonly string[];
-  /** Id of `<unk>` (0). */
-  readonly unkId: number;
+  /** Id of the unknown token: `<unk>` (0) for char and word; for bpe the model's own, if any (byte-level: none). */
+  readonly unkId: number | undefined;
   /** Id of the record-boundary token {@link BOUNDARY}, or undefined when the vocabulary has none. */
   readonly boundaryId: number | undefined;
   /** Token ids of `text`. @throws DataError with `strict` when `text` has symbols outside the vocabulary. */
@@ -154,6 +184,14 @@ export interface Tokenizer {
   decode(ids: ArrayLike<number>): string;
   /** Id of a single token string, or undefined when it is not in the vocabulary. */
   idOf(token: string): number | undefined;
+  /**
+   * Characters (Unicode code points) that `ids` add to the text decoded after the token `context` (none: at the
+   * start of a text): the code points of `decode([context, ...ids])` minus those of `decode([context])`. Summed
+   * over consecutive slices of a token stream (each with the last id of the slice before as context) it is the
+   * code-point length of the stream's decoded text. Used for bits per character.
+   * @throws DataError for an id outside [0, vocabSize).
+   */
+  countChars(ids: ArrayLike<number>, context?: number): number;
   /** Serializable form; {@link tokenizerFromJSON} restores it. */
   toJSON(): TokenizerJSON;
 }
@@ -204,4 +242,20 @@ export abstract class TableTokenizer implements Tokenizer {
 
   abstract decode(ids: ArrayLike<number>): string;
   abstract toJSON(): TokenizerJSON;
+
+  countChars(ids: ArrayLike<number>, context?: number): number {
+    return decodedChars(this, ids, context);
+  }
+}
+
+/**
+ * {@link Tokenizer.countChars} by decoding: code points of `decode([context, ...ids])` minus those of
+ * `decode([context])`, exact for tokenizers whose decoding of a token depends on at most the token before it.
+ */
+export function decodedChars(tokenizer: Tokenizer, ids: ArrayLike<number>, context?: number): number {
+  if (context === undefined) return codePoints(tokenizer.decode(ids));
+  const all = new Uint32Array(ids.length + 1);
+  all[0] = context;
+  all.set(Array.from(ids), 1);
+  return codePoints(tokenizer.decode(all)) - codePoints(tokenizer.decode([context]));
 }

@@ -144,6 +144,12 @@ export class CharTokenizer extends TableTokenizer {
       .join('');
   }
 
+  /** One character per id: every token, `<unk>` and the boundary included, decodes to one code point. */
+  override countChars(ids: ArrayLike<number>): number {
+    this.lookup(ids);
+    return ids.length;
+  }
+
   toJSON(): TokenizerJSON {
     return { type: 'char', tokens: [...this.tokens] };
   }

@@ -1,18 +1,32 @@
 /** Tokenizer construction and (de)serialization. */
+import * as fs from 'node:fs';
 import { z } from 'zod';
-import { ModelFileError } from '../errors';
-import { BOUNDARY, type Tokenizer, type TokenizerJSON, UNK, type VocabCounter } from './base';
+import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../errors';
+import { BOUNDARY, type Tokenizer, type TokenizerJSON, type TokenizerKind, UNK, type VocabCounter } from './base';
+import { BPE_MIN_FREQUENCY, BpeTokenizer, MIN_BPE_VOCAB } from './bpe';
 import { CharTokenizer } from './char';
 import { EOS, WordTokenizer } from './word';
 
-export type { EncodeOptions, StreamEncoder, TokenIds, Tokenizer, TokenizerJSON, VocabCounter } from './base';
-export { BOUNDARY_TEXT, idArray, UnknownSymbols, warnUnknownSymbols } from './base';
+export type {
+  EncodeOptions,
+  StreamEncoder,
+  TokenIds,
+  Tokenizer,
+  TokenizerJSON,
+  TokenizerKind,
+  VocabCounter,
+} from './base';
+export { BOUNDARY_TEXT, codePoints, idArray, UnknownSymbols, warnUnknownSymbols } from './base';
+export { TextStream } from './stream';
 export { MAX_WORD } from './word';
-export { BOUNDARY, CharTokenizer, EOS, UNK, WordTokenizer };
+export { BOUNDARY, BPE_MIN_FREQUENCY, BpeTokenizer, CharTokenizer, EOS, MIN_BPE_VOCAB, UNK, WordTokenizer };
 
-/** Options of {@link buildTokenizer}; `vocabSize` and `lowercase` apply to word tokenizers only. */
+/**
+ * Options of {@link buildTokenizer}; `vocabSize` applies to word and bpe tokenizers, `lowercase` to word
+ * tokenizers only.
+ */
 export interface TokenizerOptions {
-  kind: 'char' | 'word';
+  kind: TokenizerKind;
   vocabSize: number;
   lowercase: boolean;
 }
@@ -25,25 +39,52 @@ export interface VocabBuilder {
    * The vocabulary of the text counted; with `boundary` it also has {@link BOUNDARY}. `warn` receives a warning
    * about the text (word tokens of scripts without spaces); default `process.emitWarning`.
    */
-  build(boundary: boolean, warn?: (message: string) => void): Tokenizer;
+  build(boundary: boolean, warn?: (message: string) => void): Tokenizer | Promise<Tokenizer>;
+  /**
+   * Whether `counter.tokens` counts the tokens of the vocabulary `build` makes (char, word); false for bpe,
+   * whose counter sees pre-tokens before the merges exist, so the text must be counted again with the result.
+   */
+  readonly countsTokens: boolean;
 }
 
 /** A {@link VocabBuilder} for a tokenizer of `options`. */
 export function vocabBuilder(options: TokenizerOptions): VocabBuilder {
   if (options.kind === 'char') {
     const counter = CharTokenizer.counter();
-    return { counter, build: (boundary) => counter.build(boundary) };
+    return { counter, build: (boundary) => counter.build(boundary), countsTokens: true };
+  }
+  if (options.kind === 'bpe') {
+    const counter = BpeTokenizer.counter();
+    // the boundary is always in a BPE vocabulary (id 0), as in GPT-2's
+    return { counter, build: () => counter.build(options.vocabSize), countsTokens: false };
   }
   const counter = WordTokenizer.counter(options.lowercase);
-  return { counter, build: (boundary, warn) => counter.build({ vocabSize: options.vocabSize, boundary, warn }) };
+  return {
+    counter,
+    build: (boundary, warn) => counter.build({ vocabSize: options.vocabSize, boundary, warn }),
+    countsTokens: true,
+  };
 }
 
-/** Build the vocabulary of `text` (the training text), without a boundary token. */
-export function buildTokenizer(text: string, options: TokenizerOptions): Tokenizer {
+/**
+ * Build the vocabulary of `text` (the training text), without a boundary token for char and word; a bpe
+ * vocabulary (trained on a worker thread, hence the promise) always has one.
+ * @throws DataError for a bpe vocabSize below 257.
+ */
+export function buildTokenizer(text: string, options: TokenizerOptions & { kind: 'bpe' }): Promise<Tokenizer>;
+export function buildTokenizer(text: string, options: TokenizerOptions & { kind: 'char' | 'word' }): Tokenizer;
+export function buildTokenizer(text: string, options: TokenizerOptions): Tokenizer | Promise<Tokenizer>;
+export function buildTokenizer(text: string, options: TokenizerOptions): Tokenizer | Promise<Tokenizer> {
   const { counter, build } = vocabBuilder(options);
   counter.write(text);
   counter.end();
   return build(false);
+}
+
+/** A counter of the tokens of text given in pieces for a given `tokenizer` (no vocabulary is built). */
+export function tokenCounter(tokenizer: Tokenizer): VocabCounter {
+  if (tokenizer instanceof BpeTokenizer) return tokenizer.tokenCounter();
+  return tokenizer instanceof WordTokenizer ? WordTokenizer.counter(tokenizer.lowercase) : CharTokenizer.counter();
 }
 
 const unique = (tokens: string[]) => new Set(tokens).size === tokens.length;
@@ -59,6 +100,7 @@ const JsonSchema = z.discriminatedUnion('type', [
         'bad char vocabulary',
       ),
   }),
+  z.object({ type: z.literal('bpe'), json: z.string() }),
   z.object({
     type: z.literal('word'),
     lowercase: z.boolean(),
@@ -67,7 +109,8 @@ const JsonSchema = z.discriminatedUnion('type', [
 ]);
 
 /**
- * Restore a tokenizer from {@link Tokenizer.toJSON} output (an object or its JSON text).
+ * Restore a tokenizer from {@link Tokenizer.toJSON} output (an object or its JSON text); a bpe tokenizer's
+ * `tokenizer.json` is loaded by the `tokenizers` crate, which checks it.
  * @throws ModelFileError when the value is not a valid serialized tokenizer (it comes from a model file).
  */
 export function tokenizerFromJSON(json: TokenizerJSON | string): Tokenizer {
@@ -82,5 +125,32 @@ export function tokenizerFromJSON(json: TokenizerJSON | string): Tokenizer {
     throw new ModelFileError(`tokenizer metadata is invalid: ${parsed.error.issues[0].message}`);
   }
   const data = parsed.data;
+  if (data.type === 'bpe') {
+    try {
+      return BpeTokenizer.fromJSON(data.json);
+    } catch (err) {
+      throw new ModelFileError(`tokenizer metadata is invalid: ${(err as Error).message}`, { cause: err });
+    }
+  }
   return data.type === 'char' ? new CharTokenizer(data.tokens) : new WordTokenizer(data.tokens, data.lowercase);
+}
+
+/**
+ * Load a Hugging Face `tokenizer.json` file (the `tokenizer: { file }` option) as a {@link BpeTokenizer}.
+ * @throws ConfigError (field `tokenizer.file`) when the file cannot be read or is not a tokenizer.json the
+ *   `tokenizers` crate loads (the message says why).
+ */
+export function tokenizerFromFile(file: string): BpeTokenizer {
+  let json: string;
+  try {
+    json = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('tokenizer.file', `cannot read ${JSON.stringify(file)}: ${fileErrorReason(err)}`);
+  }
+  try {
+    return BpeTokenizer.fromJSON(json);
+  } catch (err) {
+    if (!(err instanceof DataError)) throw err;
+    throw new ConfigError('tokenizer.file', `${JSON.stringify(file)}: ${err.message}`);
+  }
 }

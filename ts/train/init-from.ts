@@ -118,6 +118,7 @@ export async function vocabularyCorpus(
  */
 export function extendTokenizer(tokenizer: Tokenizer, added: readonly string[]): Tokenizer {
   const json = tokenizer.toJSON();
+  if (json.type === 'bpe') return tokenizer; // a byte-level vocabulary covers every text
   return tokenizerFromJSON({ ...json, tokens: [...json.tokens, ...added] });
 }
 

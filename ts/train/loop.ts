@@ -11,6 +11,7 @@ import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo, TrainHistory, Train
 import type { OutputFile } from '../io/paths';
 import { type EvalResult, LstmModel, toModelConfig } from '../model';
 import { NativeHandle, type NativeStepResult } from '../native/handle';
+import { tokenizerFromFile } from '../tokenizer';
 import {
   assertRunSparesInputs,
   assertSameTokenizer,
@@ -117,10 +118,13 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     onProgress: cfg.onDataProgress,
     onWarning: warn,
   };
-  const options = { kind: cfg.tokenizer, vocabSize: cfg.vocabSize, lowercase: cfg.lowercase };
+  const kind = typeof cfg.tokenizer === 'object' ? 'bpe' : cfg.tokenizer;
+  const options = { kind, vocabSize: cfg.vocabSize, lowercase: cfg.lowercase };
   // a fine-tuning run (or the resumption of one) encodes with the vocabulary it started from
   const start = base ?? (resumed?.model.config.initFrom !== undefined ? resumed.model : undefined);
-  const extend = base ? cfg.extendVocab : resumed?.model.config.extendVocab === true;
+  // a BPE vocabulary has no unknown symbols to extend it with
+  const extend =
+    start?.tokenizer.kind !== 'bpe' && (base ? cfg.extendVocab : resumed?.model.config.extendVocab === true);
   const corpus = start
     ? await vocabularyCorpus(
         cfg.corpus,
@@ -129,7 +133,11 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
         corpusOptions,
         warn,
       )
-    : await tokenizeCorpus(cfg.corpus, options, corpusOptions);
+    : await tokenizeCorpus(
+        cfg.corpus,
+        typeof cfg.tokenizer === 'object' ? tokenizerFromFile(cfg.tokenizer.file) : options,
+        corpusOptions,
+      );
   if (resumed && !start) assertSameTokenizer(resumed.model.tokenizer, corpus.tokenizer);
   const tokenizer = resumed?.model.tokenizer ?? corpus.tokenizer;
   // the vocabulary comes from the training corpus: symbols only a separate validation corpus has count as <unk>
@@ -343,6 +351,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
           valLoss: evaluated.loss,
           valPerplexity: evaluated.perplexity,
           valAccuracy: evaluated.accuracy,
+          valBitsPerChar: evaluated.bitsPerChar,
         };
         history.evals.push(e);
         log?.write({ type: 'eval', ...e });
@@ -414,6 +423,7 @@ function epochInfo(epoch: number, trainLoss: number, v: EvalResult | null): Epoc
     valLoss: v?.loss ?? null,
     valPerplexity: v?.perplexity ?? null,
     valAccuracy: v?.accuracy ?? null,
+    valBitsPerChar: v?.bitsPerChar ?? null,
   };
 }
 

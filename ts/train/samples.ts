@@ -54,7 +54,7 @@ export class TrainingSampler {
       topP: 1,
       seed: settings.sampleSeed ?? settings.seed,
       stopSequences: [],
-      bannedIds: [tokenizer.unkId],
+      bannedIds: tokenizer.unkId === undefined ? [] : [tokenizer.unkId],
       boundaryId: tokenizer.boundaryId, // a sampled boundary starts the next record from the fresh state
     };
     if (ids.length > 0) this.prompt = ids;

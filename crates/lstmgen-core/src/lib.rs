@@ -23,6 +23,7 @@ mod ops;
 pub mod params;
 mod resets;
 pub mod sample;
+pub mod subword;
 
 pub use config::{AdamConfig, ModelConfig, SampleConfig};
 pub use error::{Error, Result};
