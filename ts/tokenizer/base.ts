@@ -54,7 +54,7 @@ export interface EncodeOptions {
  */
 export type TokenizerJSON =
   | { type: 'char'; tokens: string[] }
-  | { type: 'word'; lowercase: boolean; tokens: string[] }
+  | { type: 'word'; lowercase: boolean; split?: 'punctuation' | 'whitespace'; tokens: string[] }
   | { type: 'bpe'; json: string };
 
 /** The kinds of tokenizer: code points, words, or subwords of a Hugging Face tokenizer (see tokenizer/bpe). */

@@ -5,7 +5,7 @@ import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../erro
 import { BOUNDARY, type Tokenizer, type TokenizerJSON, type TokenizerKind, UNK, type VocabCounter } from './base';
 import { BPE_MIN_FREQUENCY, BpeTokenizer, MIN_BPE_VOCAB } from './bpe';
 import { CharTokenizer } from './char';
-import { EOS, WordTokenizer } from './word';
+import { EOS, WORD_SPLITS, WordTokenizer, type WordSplit } from './word';
 
 export type {
   EncodeOptions,
@@ -18,17 +18,19 @@ export type {
 } from './base';
 export { BOUNDARY_TEXT, codePoints, idArray, UnknownSymbols, warnUnknownSymbols } from './base';
 export { TextStream } from './stream';
-export { MAX_WORD } from './word';
+export { MAX_WORD, WORD_SPLITS, type WordSplit } from './word';
 export { BOUNDARY, BPE_MIN_FREQUENCY, BpeTokenizer, CharTokenizer, EOS, MIN_BPE_VOCAB, UNK, WordTokenizer };
 
 /**
  * Options of {@link buildTokenizer}; `vocabSize` applies to word and bpe tokenizers, `lowercase` to word
- * tokenizers only.
+ * tokenizers only, and so does `wordSplit`.
  */
 export interface TokenizerOptions {
   kind: TokenizerKind;
   vocabSize: number;
   lowercase: boolean;
+  /** How words are cut (see {@link WordSplit}); unset: `'punctuation'`. */
+  wordSplit?: WordSplit;
 }
 
 /** A counter of the text a vocabulary is built from, and the build. */
@@ -58,7 +60,7 @@ export function vocabBuilder(options: TokenizerOptions): VocabBuilder {
     // the boundary is always in a BPE vocabulary (id 0), as in GPT-2's
     return { counter, build: () => counter.build(options.vocabSize), countsTokens: false };
   }
-  const counter = WordTokenizer.counter(options.lowercase);
+  const counter = WordTokenizer.counter(options.lowercase, options.wordSplit);
   return {
     counter,
     build: (boundary, warn) => counter.build({ vocabSize: options.vocabSize, boundary, warn }),
@@ -84,7 +86,9 @@ export function buildTokenizer(text: string, options: TokenizerOptions): Tokeniz
 /** A counter of the tokens of text given in pieces for a given `tokenizer` (no vocabulary is built). */
 export function tokenCounter(tokenizer: Tokenizer): VocabCounter {
   if (tokenizer instanceof BpeTokenizer) return tokenizer.tokenCounter();
-  return tokenizer instanceof WordTokenizer ? WordTokenizer.counter(tokenizer.lowercase) : CharTokenizer.counter();
+  return tokenizer instanceof WordTokenizer
+    ? WordTokenizer.counter(tokenizer.lowercase, tokenizer.split)
+    : CharTokenizer.counter();
 }
 
 const unique = (tokens: string[]) => new Set(tokens).size === tokens.length;
@@ -104,6 +108,7 @@ const JsonSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('word'),
     lowercase: z.boolean(),
+    split: z.enum(WORD_SPLITS).optional(),
     tokens: z.array(z.string()).refine((t) => t[0] === UNK && t[1] === EOS && unique(t), 'bad word vocabulary'),
   }),
 ]);
@@ -132,7 +137,9 @@ export function tokenizerFromJSON(json: TokenizerJSON | string): Tokenizer {
       throw new ModelFileError(`tokenizer metadata is invalid: ${(err as Error).message}`, { cause: err });
     }
   }
-  return data.type === 'char' ? new CharTokenizer(data.tokens) : new WordTokenizer(data.tokens, data.lowercase);
+  return data.type === 'char'
+    ? new CharTokenizer(data.tokens)
+    : new WordTokenizer(data.tokens, data.lowercase, data.split);
 }
 
 /**

@@ -11,6 +11,11 @@
  * {@link MAX_WORD} UTF-16 units; one other non-space code point. Each line break (`\r\n`, `\n` or `\r`) is
  * `<eos>`. A hand-written scanner over a character-class table and a hash table of words does this at tens
  * of MB/s (the regular expression with a `Map` managed about 10 MB/s).
+ *
+ * With the split {@link WordSplit} `'whitespace'` (pre-tokenized text such as Penn Treebank) a token is every
+ * maximal run of non-space code points instead (cut at {@link MAX_WORD} units like a word), so `n.v.` and `'s`
+ * stay one token each; a run equal to `<unk>` or `<eos>` is that special, and each line break is `<eos>`: the
+ * tokens of PyTorch's word_language_model (`line.split() + ['<eos>']` per line).
  */
 import {
   BOUNDARY,
@@ -26,6 +31,14 @@ import {
 
 /** End-of-line token; always id 1 in word vocabularies. */
 export const EOS = '<eos>';
+
+/**
+ * How the word tokenizer cuts text: `'punctuation'` (words and single punctuation marks, see the module comment)
+ * or `'whitespace'` (runs of non-space characters only: for pre-tokenized corpora such as Penn Treebank).
+ */
+export const WORD_SPLITS = ['punctuation', 'whitespace'] as const;
+/** One of {@link WORD_SPLITS}. */
+export type WordSplit = (typeof WORD_SPLITS)[number];
 
 /**
  * Longest word token in UTF-16 units (131,072); a longer run of word characters becomes several tokens, so the
@@ -178,18 +191,70 @@ class WordScanner {
     readonly lowercase: boolean,
     readonly table: WordTable,
     private readonly ids: Int32Array | null,
+    readonly split: WordSplit = 'punctuation',
   ) {}
 
   /** Scan the next piece of the text. */
   feed(piece: string): void {
     const s = this.held ? this.held + piece : piece;
-    this.held = s.slice(this.scan(s, false));
+    this.held = s.slice(this.split === 'whitespace' ? this.scanRuns(s, false) : this.scan(s, false));
   }
 
   /** The text ends: scan what was held back. */
   finish(): void {
-    this.scan(this.held, true);
+    if (this.split === 'whitespace') this.scanRuns(this.held, true);
+    else this.scan(this.held, true);
     this.held = '';
+  }
+
+  /**
+   * The whitespace split: hand over every run of non-space units of `s` (at most {@link MAX_WORD}) and a line
+   * break as `<eos>`; returns where the undecided tail starts (`s.length` when `final`).
+   */
+  private scanRuns(s: string, final: boolean): number {
+    const n = s.length;
+    let i = 0;
+    while (i < n) {
+      const k = CLASS[s.charCodeAt(i)];
+      if (k === SPACE) {
+        i++;
+        continue;
+      }
+      if (k === LF || k === CR) {
+        if (k === CR && i + 1 === n && !final) return i;
+        this.special(1);
+        i += k === CR && s.charCodeAt(i + 1) === 10 ? 2 : 1;
+        continue;
+      }
+      let j = i;
+      let ascii = true;
+      while (j < n && j - i < MAX_WORD) {
+        const d = s.charCodeAt(j);
+        const kd = CLASS[d];
+        if (kd === SPACE || kd === LF || kd === CR) break;
+        // a surrogate pair stays whole: stop before a high surrogate whose pair would not fit
+        if (kd === HIGH && j + 1 - i === MAX_WORD) break;
+        if (d >= 128) ascii = false;
+        j += kd === HIGH && s.codePointAt(j)! >= 0x10000 ? 2 : 1;
+      }
+      if (j === n && !final) return i; // the run may continue in the next piece
+      const m = j - i === 5 ? this.specialRun(s, i) : -1;
+      if (m >= 0) this.special(m === 0 ? 0 : 1);
+      else this.emit(s, i, j, ascii);
+      i = j;
+    }
+    return n;
+  }
+
+  /** Which special the 5 units at `s[i]` are (0 `<unk>`, 1 `<eos>`, any case with `lowercase`), else -1. */
+  private specialRun(s: string, i: number): number {
+    return SPECIALS.findIndex((lit) => {
+      for (let k = 0; k < lit.length; k++) {
+        const c = s.charCodeAt(i + k);
+        if ((this.lowercase ? fold(c) : c) !== lit.charCodeAt(k)) return false;
+      }
+      return true;
+    });
   }
 
   /** Token `s[from, to)`, looked up ASCII-folded when `folded`, with hash `h` of its looked-up form. */
@@ -336,8 +401,11 @@ class WordScanner {
 export class WordCounter implements VocabCounter {
   private readonly scanner: WordScanner;
 
-  constructor(readonly lowercase: boolean) {
-    this.scanner = new WordScanner(lowercase, new WordTable(), null);
+  constructor(
+    readonly lowercase: boolean,
+    readonly split: WordSplit = 'punctuation',
+  ) {
+    this.scanner = new WordScanner(lowercase, new WordTable(), null, split);
   }
 
   get tokens(): number {
@@ -367,7 +435,7 @@ export class WordCounter implements VocabCounter {
       .map((e) => words[e]);
     const message = noSpacesWarning(words, counts);
     if (message) (options.warn ?? ((m) => process.emitWarning(m, { code: 'LSTMGEN_NO_SPACES' })))(message);
-    return new WordTokenizer([...specials, ...ranked], this.lowercase);
+    return new WordTokenizer([...specials, ...ranked], this.lowercase, this.split);
   }
 }
 
@@ -405,8 +473,8 @@ function noSpacesWarning(words: readonly string[], counts: Float64Array): string
 class WordEncoder implements StreamEncoder {
   private readonly scanner: WordScanner;
 
-  constructor(lowercase: boolean, table: WordTable, ids: Int32Array) {
-    this.scanner = new WordScanner(lowercase, table, ids);
+  constructor(lowercase: boolean, table: WordTable, ids: Int32Array, split: WordSplit) {
+    this.scanner = new WordScanner(lowercase, table, ids, split);
   }
 
   get unknown(): UnknownSymbols {
@@ -430,7 +498,8 @@ class WordEncoder implements StreamEncoder {
 
 /**
  * Word tokenizer: id 0 `<unk>`, id 1 `<eos>`, id 2 {@link BOUNDARY} when the vocabulary has it, then words by
- * frequency. `decode` normalizes spacing (not an exact inverse).
+ * frequency; `split` says how text is cut into tokens (see {@link WordSplit}). `decode` normalizes spacing
+ * (not an exact inverse) with the punctuation split, and joins tokens by single spaces with the whitespace split.
  */
 export class WordTokenizer extends TableTokenizer {
   readonly kind = 'word' as const;
@@ -439,6 +508,7 @@ export class WordTokenizer extends TableTokenizer {
   constructor(
     tokens: readonly string[],
     readonly lowercase: boolean,
+    readonly split: WordSplit = 'punctuation',
   ) {
     super(tokens);
   }
@@ -447,16 +517,19 @@ export class WordTokenizer extends TableTokenizer {
    * Vocabulary of `text`: `<unk>` (id 0), `<eos>` (id 1), then the `vocabSize - 2` most frequent tokens,
    * by descending count, ties by code-unit order of the token (deterministic); no boundary token.
    */
-  static fromText(text: string, options: { vocabSize: number; lowercase: boolean }): WordTokenizer {
-    const counter = WordTokenizer.counter(options.lowercase);
+  static fromText(
+    text: string,
+    options: { vocabSize: number; lowercase: boolean; wordSplit?: WordSplit },
+  ): WordTokenizer {
+    const counter = WordTokenizer.counter(options.lowercase, options.wordSplit);
     counter.write(text);
     counter.end();
     return counter.build({ vocabSize: options.vocabSize, boundary: false });
   }
 
-  /** A counter whose `build()` makes the vocabulary of the text it counted. */
-  static counter(lowercase: boolean): WordCounter {
-    return new WordCounter(lowercase);
+  /** A counter whose `build()` makes the vocabulary of the text it counted, cut by `split`. */
+  static counter(lowercase: boolean, split: WordSplit = 'punctuation'): WordCounter {
+    return new WordCounter(lowercase, split);
   }
 
   encoder(): StreamEncoder {
@@ -471,7 +544,7 @@ export class WordTokenizer extends TableTokenizer {
       });
       this.lookupTable = { table, ids };
     }
-    return new WordEncoder(this.lowercase, this.lookupTable.table, this.lookupTable.ids);
+    return new WordEncoder(this.lowercase, this.lookupTable.table, this.lookupTable.ids, this.split);
   }
 
   /**
@@ -487,13 +560,15 @@ export class WordTokenizer extends TableTokenizer {
         prev = EOS;
         continue;
       }
-      out += (prev === EOS || NO_SPACE_BEFORE.has(t) || NO_SPACE_AFTER.has(prev) ? '' : ' ') + t;
+      const glued = this.split === 'punctuation' && (NO_SPACE_BEFORE.has(t) || NO_SPACE_AFTER.has(prev));
+      out += (prev === EOS || glued ? '' : ' ') + t;
       prev = t;
     }
     return out;
   }
 
   toJSON(): TokenizerJSON {
-    return { type: 'word', lowercase: this.lowercase, tokens: [...this.tokens] };
+    const split = this.split === 'punctuation' ? {} : { split: this.split };
+    return { type: 'word', lowercase: this.lowercase, ...split, tokens: [...this.tokens] };
   }
 }
