@@ -71,6 +71,16 @@ export declare class NativeModel {
    * for "bf16" on a CUDA model.
    */
   setPrecision(precision: string): void
+  /**
+   * Sets the regularizers of later training steps (see `NativeRegularizers`). Throws `E_DATA`
+   * for a value out of range, or `tieWeights` when embeddingDim != hiddenSize.
+   */
+  setRegularizers(reg: NativeRegularizers): void
+  /**
+   * Sets the update rule of later training steps: "adam" (default) or "sgd" with `momentum`
+   * in [0, 1). Throws `E_DATA` for another name or momentum.
+   */
+  setOptimizer(optimizer: string, momentum: number): void
   /** The current precision of the matrix products: "f32" or "bf16". */
   precision(): string
   /** Number of optimizer steps taken. */
@@ -232,6 +242,22 @@ export interface NativeOptimizerConfig {
   eps: number
   weightDecay: number
   clipNorm: number
+}
+
+/**
+ * The regularizers of training (all off when 0 / false): locked dropout on the embedding
+ * output, between layers and before the decoder; embedding (word-type) dropout; weight drop on
+ * `weight_hh`; tied embedding and decoder; AR and TAR coefficients.
+ */
+export interface NativeRegularizers {
+  dropoutEmbedding: number
+  dropoutHidden: number
+  dropoutOutput: number
+  dropoutWords: number
+  weightDrop: number
+  tieWeights: boolean
+  ar: number
+  tar: number
 }
 
 /** Result of one streaming call: new ids per sample, and whether every sample has ended. */

@@ -15,6 +15,7 @@ import { ConfigError, show } from './errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, SampleInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
 import { PRECISIONS, type Precision } from './native/handle';
 import { DEVICES } from './native/loader';
+import { WORD_SPLITS } from './tokenizer/word';
 
 const isNum = (v: unknown): v is number => typeof v === 'number';
 /** A schema accepting numbers that satisfy `ok`; `why` is the reason shown when they do not. */
@@ -239,6 +240,15 @@ const trainFields = {
     .describe('word / bpe vocabulary size incl. specials (bpe: >= 257)'),
   /** Word models only: lower-case the text before splitting. */
   lowercase: bool.default(true).describe('word tokenizer: lower-case the text'),
+  /**
+   * Word models only: how text is cut into tokens. `'punctuation'`: words and single punctuation marks (see
+   * the word tokenizer). `'whitespace'`: for pre-tokenized corpora such as Penn Treebank, every run of non-space
+   * characters is one token (`n.v.`, `'s`), a literal `<unk>` is the unknown token, and each line end is
+   * `<eos>`, as PyTorch's word_language_model reads them (on PTB: 10,000 types, 929,589 training tokens).
+   */
+  wordSplit: choice(WORD_SPLITS)
+    .default('punctuation')
+    .describe('word tokenizer: punctuation (split off punctuation) | whitespace (pre-tokenized text, e.g. PTB)'),
   /** Embedding width, in [1, 2^20]. */
   embeddingDim: dim.default(64).describe('embedding size'),
   /** LSTM hidden size (per layer), in [1, 2^20]. */
@@ -247,8 +257,37 @@ const trainFields = {
   numLayers: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_LAYERS))
     .default(1)
     .describe('stacked LSTM layers'),
-  /** Inverted-dropout probability between layers and before the output layer (training only), in [0, 1). */
+  /**
+   * Inverted-dropout probability between layers and before the output layer (training only), in [0, 1): a new
+   * mask at every position (standard dropout, Zaremba et al. 2014). The locked dropouts below draw one mask per
+   * sequence instead; both may be on.
+   */
   dropout: unitOpen.default(0).describe('dropout probability'),
+  /** Locked (variational) dropout on the embedding output: one mask per sequence (AWD-LSTM `dropouti`), in [0, 1). */
+  dropoutEmbedding: unitOpen.default(0).describe('locked dropout on the embedding output'),
+  /** Locked dropout on the output of every LSTM layer but the last (AWD-LSTM `dropouth`), in [0, 1). */
+  dropoutHidden: unitOpen.default(0).describe('locked dropout between LSTM layers'),
+  /** Locked dropout on the last layer's output, before the decoder (AWD-LSTM `dropout`), in [0, 1). */
+  dropoutOutput: unitOpen.default(0).describe('locked dropout before the decoder'),
+  /**
+   * Embedding dropout: the probability of dropping a word type (its embedding row zeroed, the others scaled by
+   * 1/(1-p)) for one batch (AWD-LSTM `dropoute`), in [0, 1).
+   */
+  dropoutWords: unitOpen.default(0).describe('embedding dropout: drop whole token types per batch'),
+  /** DropConnect on every `weight_hh`: one mask per batch (AWD-LSTM `wdrop`, Merity et al. 2017), in [0, 1). */
+  weightDrop: unitOpen.default(0).describe('DropConnect on the recurrent weights, one mask per batch'),
+  /**
+   * Tie the decoder weight to the embedding (Press & Wolf 2017); needs `embeddingDim == hiddenSize` (else a
+   * ConfigError: there is no projection layer). The model file keeps `decoder.weight`, equal to the embedding.
+   */
+  tieWeights: bool.default(false).describe('decoder weight = embedding (needs --embedding-dim = --hidden-size)'),
+  /** Activation regularization: `ar * mean(h^2)` of the decoder input added to the objective (AWD-LSTM alpha 2). */
+  ar: nonNegNum.default(0).describe('activation regularization coefficient (AWD-LSTM: 2)'),
+  /**
+   * Temporal activation regularization: `tar * mean((h_t - h_{t-1})^2)` of the last layer's outputs before
+   * dropout added to the objective (AWD-LSTM beta 1). The reported loss never includes AR or TAR.
+   */
+  tar: nonNegNum.default(0).describe('temporal activation regularization coefficient (AWD-LSTM: 1)'),
   /** Truncated-BPTT length in tokens. */
   seqLen: positiveInt.default(64).describe('truncated BPTT length'),
   /** Parallel streams per batch (batch shape `[batchSize, seqLen]`). */
@@ -257,8 +296,15 @@ const trainFields = {
   epochs: positiveInt.optional().describe('passes over the corpus (default 1, or as many as --max-steps needs)'),
   /** Upper bound on the total number of optimizer steps. */
   maxSteps: positiveInt.optional().describe('stop after this many steps'),
-  /** Adam learning rate, > 0. */
-  lr: positiveNum.default(1e-2).describe('Adam learning rate'),
+  /** Learning rate of the optimizer, > 0. */
+  lr: positiveNum.default(1e-2).describe('learning rate'),
+  /**
+   * Update rule: `'adam'` (Adam with bias correction; `weightDecay` decoupled, as AdamW) or `'sgd'` (PyTorch SGD:
+   * `weightDecay` as an L2 term in the gradient, optional `momentum`; what the Penn Treebank anchors use).
+   */
+  optimizer: choice(['adam', 'sgd']).default('adam').describe('adam | sgd'),
+  /** SGD momentum, in [0, 1) (0: plain SGD); needs `optimizer: 'sgd'`. */
+  momentum: unitOpen.default(0).describe('SGD momentum'),
   /** Adam first-moment decay, in [0, 1). */
   beta1: unitOpen.default(0.9),
   /** Adam second-moment decay, in [0, 1). */
@@ -379,6 +425,20 @@ const trainFields = {
 
 /** Schema of the options of `train()`. */
 export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, ctx) => {
+  if (cfg.tieWeights && cfg.embeddingDim !== cfg.hiddenSize) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['tieWeights'],
+      message:
+        `needs embeddingDim == hiddenSize (embeddingDim ${cfg.embeddingDim}, hiddenSize ${cfg.hiddenSize}): the ` +
+        'decoder reads the last layer with the embedding matrix; lstmgen has no projection layer (PyTorch proj_size), ' +
+        'so set embeddingDim to hiddenSize',
+      input: cfg.tieWeights,
+    });
+  }
+  if (cfg.momentum > 0 && cfg.optimizer !== 'sgd') {
+    ctx.addIssue({ code: 'custom', path: ['momentum'], message: 'needs optimizer "sgd"', input: cfg.momentum });
+  }
   if (cfg.field !== undefined && cfg.format !== 'jsonl' && cfg.format !== 'csv') {
     ctx.addIssue({ code: 'custom', path: ['field'], message: 'needs format "jsonl" or "csv"', input: cfg.field });
   }

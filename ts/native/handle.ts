@@ -9,6 +9,7 @@ import type {
   NativeModel,
   NativeModelConfig,
   NativeOptimizerConfig,
+  NativeRegularizers,
   NativeSampleChunk,
   NativeSampleOptions,
   NativeSampler,
@@ -21,6 +22,7 @@ export type {
   NativeEvalResult,
   NativeModelConfig,
   NativeOptimizerConfig,
+  NativeRegularizers,
   NativeSampleChunk,
   NativeSampleOptions,
   NativeStepResult,
@@ -173,6 +175,14 @@ export class NativeHandle
 
   setPrecision(precision: Precision): void {
     guard(() => this.live().setPrecision(precision));
+  }
+
+  setRegularizers(reg: NativeRegularizers): void {
+    guard(() => this.live().setRegularizers(reg));
+  }
+
+  setOptimizer(optimizer: 'adam' | 'sgd', momentum: number): void {
+    guard(() => this.live().setOptimizer(optimizer, momentum));
   }
 
   precision(): Precision {

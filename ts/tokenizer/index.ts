@@ -5,7 +5,7 @@ import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../erro
 import { BOUNDARY, type Tokenizer, type TokenizerJSON, type TokenizerKind, UNK, type VocabCounter } from './base';
 import { BPE_MIN_FREQUENCY, BpeTokenizer, MIN_BPE_VOCAB } from './bpe';
 import { CharTokenizer } from './char';
-import { EOS, WORD_SPLITS, WordTokenizer, type WordSplit } from './word';
+import { EOS, WORD_SPLITS, type WordSplit, WordTokenizer } from './word';
 
 export type {
   EncodeOptions,

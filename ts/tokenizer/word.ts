@@ -235,7 +235,7 @@ class WordScanner {
         // a surrogate pair stays whole: stop before a high surrogate whose pair would not fit
         if (kd === HIGH && j + 1 - i === MAX_WORD) break;
         if (d >= 128) ascii = false;
-        j += kd === HIGH && s.codePointAt(j)! >= 0x10000 ? 2 : 1;
+        j += kd === HIGH && (s.codePointAt(j) ?? 0) >= 0x10000 ? 2 : 1;
       }
       if (j === n && !final) return i; // the run may continue in the next piece
       const m = j - i === 5 ? this.specialRun(s, i) : -1;

@@ -30,7 +30,11 @@ export function initInput(input: TrainConfigInput, base: LstmModel, file: string
     hiddenSize: shape.hiddenSize,
     numLayers: shape.numLayers,
     ...(json.type === 'word'
-      ? { vocabSize: base.config.vocabSize ?? base.tokenizer.vocabSize, lowercase: json.lowercase }
+      ? {
+          vocabSize: base.config.vocabSize ?? base.tokenizer.vocabSize,
+          lowercase: json.lowercase,
+          wordSplit: json.split ?? 'punctuation',
+        }
       : {}),
   };
   const merged: Record<string, unknown> = { ...input };

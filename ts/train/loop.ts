@@ -22,6 +22,7 @@ import {
 } from './checkpoint';
 import { fineTuneNative, initInput, vocabularyCorpus } from './init-from';
 import { PlateauTracker } from './plateau';
+import { regularizersOf } from './regularizers';
 import { RunLog } from './runlog';
 import { TrainingSampler } from './samples';
 import { LrSchedule } from './schedule';
@@ -119,7 +120,12 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     onWarning: warn,
   };
   const kind = typeof cfg.tokenizer === 'object' ? 'bpe' : cfg.tokenizer;
-  const options = { kind, vocabSize: cfg.vocabSize, lowercase: cfg.lowercase };
+  const options = {
+    kind,
+    vocabSize: cfg.vocabSize,
+    lowercase: cfg.lowercase,
+    ...(cfg.wordSplit === 'punctuation' ? {} : { wordSplit: cfg.wordSplit }),
+  };
   // a fine-tuning run (or the resumption of one) encodes with the vocabulary it started from
   const start = base ?? (resumed?.model.config.initFrom !== undefined ? resumed.model : undefined);
   // a BPE vocabulary has no unknown symbols to extend it with
@@ -191,6 +197,8 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
   const records = corpus.framed
     ? TrainingRecords.of(corpus)
     : TrainingRecords.unknown('the model was trained on one plain text, which has no records');
+  native.setRegularizers(regularizersOf(cfg));
+  native.setOptimizer(cfg.optimizer, cfg.momentum);
   let model = new LstmModel(native, tokenizer, toModelConfig(cfg), records);
   const sampler = cfg.sampleEvery > 0 ? new TrainingSampler(model, cfg) : undefined;
 

@@ -63,14 +63,9 @@ impl Adam {
         Ok(sq.sqrt())
     }
 
-    /// Clips `grads` by their global norm and takes one AdamW step on `params`; returns the norm
-    /// before clipping. A non-finite norm or update returns `Error::Numeric` and changes nothing.
-    pub(crate) fn update(
-        &mut self,
-        params: &mut [Tensor],
-        grads: &[Tensor],
-        opt: &AdamConfig,
-    ) -> Result<f64> {
+    /// The global norm of `grads` and the factor that clips them to `opt.clip_norm` (1 when
+    /// clipping is off or not needed); `Error::Numeric` for a non-finite norm.
+    fn clip(&self, grads: &[Tensor], opt: &AdamConfig) -> Result<(f64, f64)> {
         let norm = Self::global_norm(grads)?;
         if !norm.is_finite() {
             return Err(Error::Numeric(format!(
@@ -83,6 +78,18 @@ impl Adam {
         } else {
             1.0
         };
+        Ok((norm, scale))
+    }
+
+    /// Clips `grads` by their global norm and takes one AdamW step on `params`; returns the norm
+    /// before clipping. A non-finite norm or update returns `Error::Numeric` and changes nothing.
+    pub(crate) fn update(
+        &mut self,
+        params: &mut [Tensor],
+        grads: &[Tensor],
+        opt: &AdamConfig,
+    ) -> Result<f64> {
+        let (norm, scale) = self.clip(grads, opt)?;
         let t = (self.step + 1) as i32;
         let h = Hyper {
             scale,
@@ -124,6 +131,23 @@ impl Adam {
         params.clone_from_slice(&new_p);
         self.m = new_m;
         self.v = new_v;
+        self.step += 1;
+        Ok(norm)
+    }
+    /// Clips `grads` by their global norm and takes one SGD step (see [`crate::sgd`]) on `params`,
+    /// keeping the momentum buffers in the first moments' place (so checkpoints hold them);
+    /// returns the norm before clipping. A non-finite norm or update changes nothing.
+    pub(crate) fn sgd_update(
+        &mut self,
+        params: &mut [Tensor],
+        grads: &[Tensor],
+        opt: &AdamConfig,
+        momentum: f64,
+    ) -> Result<f64> {
+        let (norm, scale) = self.clip(grads, opt)?;
+        let (p, m) = crate::sgd::step(params, &self.m, grads, opt, momentum, scale, self.step + 1)?;
+        params.clone_from_slice(&p);
+        self.m = m;
         self.step += 1;
         Ok(norm)
     }

@@ -21,13 +21,17 @@ mod memory;
 mod model;
 mod ops;
 pub mod params;
+mod regularize;
 mod resets;
 pub mod sample;
+mod sgd;
 pub mod subword;
 
 pub use config::{AdamConfig, ModelConfig, SampleConfig};
 pub use error::{Error, Result};
 pub use model::{BatchGrads, EvalStats, Model, State, StepStats};
+pub use regularize::Regularizers;
+pub use sgd::Optimizer;
 
 /// The candle-core version this engine is built against (checked against Cargo.lock by a test).
 pub const CANDLE_VERSION: &str = "0.11.1";

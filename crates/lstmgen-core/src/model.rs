@@ -13,6 +13,8 @@ use crate::ops::rows::{AddBias, SumRows};
 use crate::ops::run;
 use crate::params::{init_params, Layout};
 use crate::resets::Resets;
+use crate::regularize::{self, Masks, Regularizers};
+use crate::sgd::Optimizer;
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -75,6 +77,9 @@ pub struct BatchGrads {
     pub grads: Vec<Tensor>,
     /// The state after the batch.
     pub state: State,
+    /// AR + TAR penalty of the batch (0 when they are off): the objective whose gradients
+    /// `grads` are is `loss + penalty`.
+    pub penalty: f64,
 }
 
 /// Everything the forward pass keeps for the backward pass.
@@ -87,6 +92,14 @@ struct ForwardCache {
     top: Tensor,
     /// Where the state reset in the forward pass.
     resets: Option<Resets>,
+    /// The last layer's output before any dropout `[T*B, H]` (for TAR).
+    raw_top: Tensor,
+    /// The regularizers' masks of this batch.
+    reg: Masks,
+    /// Each layer's `weight_hh` after weight drop (None: the weight itself).
+    w_hh: Vec<Option<Tensor>>,
+    /// Per-row factors of embedding dropout `[T*B, 1]`.
+    word_factors: Option<Tensor>,
 }
 
 /// An LSTM language model and its training state. Parameters live on `device`.
@@ -109,6 +122,10 @@ pub struct Model {
     precision: Precision,
     /// Weights packed for inference (see [`Model::inference_packs`]).
     packs: Mutex<Option<Arc<InferencePacks>>>,
+    /// Regularizers of training (see [`Regularizers`]).
+    reg: Regularizers,
+    /// The update rule of [`Model::train_step`].
+    optimizer: Optimizer,
 }
 
 /// Inverted-dropout mask from uniform draws `u` in [0, 1): 0 where `u < p`, else `1 / (1 - p)`
@@ -159,7 +176,38 @@ impl Model {
             eval_checked: Default::default(),
             precision: Precision::F32,
             packs: Mutex::new(None),
+            reg: Regularizers::default(),
+            optimizer: Optimizer::Adam,
         })
+    }
+
+    /// Sets the regularizers of later training steps. With `tie_weights` the decoder weight
+    /// becomes the embedding (from now on, in training and in the files written). `Error::Data`
+    /// for a value out of range or tied weights of different widths.
+    pub fn set_regularizers(&mut self, reg: Regularizers) -> Result<()> {
+        reg.validate(&self.cfg)?;
+        self.reg = reg;
+        self.tie();
+        Ok(())
+    }
+
+    /// The regularizers in use.
+    pub fn regularizers(&self) -> &Regularizers {
+        &self.reg
+    }
+
+    /// Sets the update rule of later training steps (the moments or momentum kept so far stay).
+    pub fn set_optimizer(&mut self, optimizer: Optimizer) -> Result<()> {
+        optimizer.validate()?;
+        self.optimizer = optimizer;
+        Ok(())
+    }
+
+    /// With tied weights, makes the decoder weight the embedding tensor itself.
+    fn tie(&mut self) {
+        if self.reg.tie_weights {
+            self.params[self.layout.dec_w()] = self.params[Layout::EMBEDDING].clone();
+        }
     }
 
     /// Parameter dtype: F32 in the product; F64 is accepted for exact gradient checks.
@@ -447,13 +495,25 @@ impl Model {
         seq_len: usize,
         rng: &mut ChaCha8Rng,
         resets: Option<Resets>,
+        reg: Masks,
     ) -> Result<(Tensor, State, ForwardCache)> {
-        let mut x = self.params[Layout::EMBEDDING].index_select(ids, 0)?; // [T*B, E]
+        let (x, word_factors) =
+            regularize::embed(&self.params[Layout::EMBEDDING], ids, reg.words.as_ref())?; // [T*B, E]
+        let mut x = regularize::locked(&x, reg.embedding.as_ref(), seq_len)?;
         let mut next = Vec::with_capacity(self.cfg.num_layers);
-        let (mut layers, mut masks) = (Vec::new(), Vec::new());
+        let (mut layers, mut masks, mut w_hh) = (Vec::new(), Vec::new(), Vec::new());
+        let mut raw_top = None;
         for l in 0..self.cfg.num_layers {
+            let dropped = match &reg.weight_hh[l] {
+                Some(m) => Some((&self.params[self.layout.w_hh(l)] * m)?),
+                None => None,
+            };
+            let mut weights = self.layer(l);
+            if let Some(w) = &dropped {
+                weights.w_hh = w;
+            }
             let (LayerOutput { out, state: s }, cache) = lstm::forward_train(
-                &self.layer(l),
+                &weights,
                 &self.consts,
                 &x,
                 &state.layer(l),
@@ -462,21 +522,31 @@ impl Model {
                 resets.as_ref(),
             )?;
             let mask = self.dropout_mask(out.dim(0)?, rng)?;
+            if l + 1 == self.cfg.num_layers {
+                raw_top = Some(out.clone());
+            }
             x = match &mask {
                 Some(m) => (out * m)?,
                 None => out,
             };
+            x = regularize::locked(&x, reg.outputs[l].as_ref(), seq_len)?;
             next.push(s);
             layers.push(cache);
             masks.push(mask);
+            w_hh.push(dropped);
         }
         let logits = self.decode(&x, None)?;
+        let raw_top = raw_top.ok_or_else(|| Error::Native("the model has no layer".into()))?;
         let cache = ForwardCache {
             ids: ids.clone(),
             layers,
             masks,
             top: x,
             resets,
+            raw_top,
+            reg,
+            w_hh,
+            word_factors,
         };
         Ok((logits, State::from_layers(next), cache))
     }
@@ -501,7 +571,21 @@ impl Model {
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let resets = self.resets(inputs, batch, seq_len, boundary)?;
         let mut rng = ChaCha8Rng::seed_from_u64(dropout_seed);
-        let (logits, next, cache) = self.forward_train(&ids, state, seq_len, &mut rng, resets)?;
+        // the regularizers' masks come from a stream of their own: the plain dropout masks stay
+        // those drawn without them
+        let mut reg_rng = ChaCha8Rng::seed_from_u64(dropout_seed);
+        reg_rng.set_stream(1);
+        let masks = Masks::draw(
+            &self.reg,
+            &self.cfg,
+            batch,
+            &mut reg_rng,
+            &self.device,
+            self.dtype(),
+        )?;
+        let (logits, next, cache) = self.forward_train(&ids, state, seq_len, &mut rng, resets, masks)?;
+        let (penalty, d_top, d_raw) =
+            regularize::activation_penalty(&self.reg, &cache.top, &cache.raw_top, seq_len)?;
         let Loss {
             loss_sum,
             correct,
@@ -517,12 +601,21 @@ impl Model {
         grads[ly.dec_w()] = Some(gemm::matmul(&dlogits.t()?, &cache.top, self.precision)?);
         grads[ly.dec_b()] = Some(run(&SumRows(&dlogits))?);
         let mut d = gemm::matmul(&dlogits, &self.params[ly.dec_w()], self.precision)?; // dL/d(top) [T*B, H]
+        d = regularize::add(d, d_top)?;
         for l in (0..self.cfg.num_layers).rev() {
+            d = regularize::locked(&d, cache.reg.outputs[l].as_ref(), seq_len)?;
             if let Some(m) = &cache.masks[l] {
                 d = (d * m)?;
             }
+            if l + 1 == self.cfg.num_layers {
+                d = regularize::add(d, d_raw.clone())?;
+            }
+            let mut weights = self.layer(l);
+            if let Some(w) = &cache.w_hh[l] {
+                weights.w_hh = w;
+            }
             let g = lstm::backward(
-                &self.layer(l),
+                &weights,
                 &self.consts,
                 &cache.layers[l],
                 &d,
@@ -530,13 +623,26 @@ impl Model {
                 cache.resets.as_ref(),
             )?;
             grads[ly.w_ih(l)] = Some(g.w_ih);
-            grads[ly.w_hh(l)] = Some(g.w_hh);
+            grads[ly.w_hh(l)] = Some(match &cache.reg.weight_hh[l] {
+                Some(m) => (g.w_hh * m)?,
+                None => g.w_hh,
+            });
             grads[ly.b_ih(l)] = Some(g.bias.clone());
             grads[ly.b_hh(l)] = Some(g.bias);
             d = g.dx;
         }
+        d = regularize::locked(&d, cache.reg.embedding.as_ref(), seq_len)?;
+        if let Some(f) = &cache.word_factors {
+            d = d.broadcast_mul(f)?;
+        }
         let emb = &self.params[Layout::EMBEDDING];
-        grads[Layout::EMBEDDING] = Some(emb.zeros_like()?.index_add(&cache.ids, &d, 0)?);
+        let mut d_emb = emb.zeros_like()?.index_add(&cache.ids, &d, 0)?;
+        if self.reg.tie_weights {
+            // the decoder weight is the embedding: its gradient joins the embedding's
+            let d_dec = grads[ly.dec_w()].replace(emb.zeros_like()?);
+            d_emb = regularize::add(d_emb, d_dec)?;
+        }
+        grads[Layout::EMBEDDING] = Some(d_emb);
         let grads = grads
             .into_iter()
             .map(|g| g.ok_or_else(|| Error::Native("missing gradient".into())))
@@ -548,6 +654,7 @@ impl Model {
             count,
             grads,
             state: next,
+            penalty,
         })
     }
 
@@ -593,7 +700,14 @@ impl Model {
                 self.adam.step() + 1
             )));
         }
-        let grad_norm = self.adam.update(&mut self.params, &b.grads, opt)?;
+        let grad_norm = match self.optimizer {
+            Optimizer::Adam => self.adam.update(&mut self.params, &b.grads, opt)?,
+            Optimizer::Sgd { momentum } => {
+                self.adam
+                    .sgd_update(&mut self.params, &b.grads, opt, momentum)?
+            }
+        };
+        self.tie();
         self.train_state = Some(b.state);
         Ok(StepStats {
             loss: b.loss,

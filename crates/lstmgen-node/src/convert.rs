@@ -1,7 +1,7 @@
 //! Conversions between JS objects and engine types.
 
 use crate::error::{to_js, Result};
-use lstmgen_core::{AdamConfig, ModelConfig, SampleConfig};
+use lstmgen_core::{AdamConfig, ModelConfig, Optimizer, Regularizers, SampleConfig};
 use napi_derive::napi;
 
 /// Shape of the network. All sizes are positive integers; dropout is in [0, 1).
@@ -65,6 +65,48 @@ pub struct NativeSampleOptions {
     /// record starts from in training). Absent or null: the state runs on. `E_DATA` for an id
     /// >= vocabSize.
     pub boundary_id: Option<u32>,
+}
+
+/// The regularizers of training (all off when 0 / false): locked dropout on the embedding
+/// output, between layers and before the decoder; embedding (word-type) dropout; weight drop on
+/// `weight_hh`; tied embedding and decoder; AR and TAR coefficients.
+#[napi(object)]
+#[derive(Clone, Copy)]
+pub struct NativeRegularizers {
+    pub dropout_embedding: f64,
+    pub dropout_hidden: f64,
+    pub dropout_output: f64,
+    pub dropout_words: f64,
+    pub weight_drop: f64,
+    pub tie_weights: bool,
+    pub ar: f64,
+    pub tar: f64,
+}
+
+impl From<NativeRegularizers> for Regularizers {
+    fn from(r: NativeRegularizers) -> Self {
+        Regularizers {
+            dropout_embedding: r.dropout_embedding as f32,
+            dropout_hidden: r.dropout_hidden as f32,
+            dropout_output: r.dropout_output as f32,
+            dropout_words: r.dropout_words as f32,
+            weight_drop: r.weight_drop as f32,
+            tie_weights: r.tie_weights,
+            ar: r.ar as f32,
+            tar: r.tar as f32,
+        }
+    }
+}
+
+/// The engine's update rule named `name` ("adam" or "sgd", the latter with `momentum`).
+pub fn optimizer_of(name: &str, momentum: f64) -> lstmgen_core::Result<Optimizer> {
+    match name {
+        "adam" => Ok(Optimizer::Adam),
+        "sgd" => Ok(Optimizer::Sgd { momentum }),
+        other => Err(lstmgen_core::Error::Data(format!(
+            "optimizer must be \"adam\" or \"sgd\", got {other:?}"
+        ))),
+    }
 }
 
 impl From<NativeModelConfig> for ModelConfig {

@@ -45,7 +45,10 @@ fn keep_freed_pages() {
     }
 }
 
-use convert::{seed_u64, NativeModelConfig, NativeOptimizerConfig, NativeSampleOptions};
+use convert::{
+    optimizer_of, seed_u64, NativeModelConfig, NativeOptimizerConfig, NativeRegularizers,
+    NativeSampleOptions,
+};
 use error::{guard, Engine, Result};
 use lstmgen_core::gemm::Precision;
 use lstmgen_core::{device, io, Model};
@@ -166,6 +169,20 @@ impl NativeModel {
             let p = Precision::parse(&precision)?;
             lock(&self.inner).set_precision(p)
         })
+    }
+
+    /// Sets the regularizers of later training steps (see `NativeRegularizers`). Throws `E_DATA`
+    /// for a value out of range, or `tieWeights` when embeddingDim != hiddenSize.
+    #[napi]
+    pub fn set_regularizers(&self, reg: NativeRegularizers) -> Result<()> {
+        guard(|| lock(&self.inner).set_regularizers(reg.into()))
+    }
+
+    /// Sets the update rule of later training steps: "adam" (default) or "sgd" with `momentum`
+    /// in [0, 1). Throws `E_DATA` for another name or momentum.
+    #[napi]
+    pub fn set_optimizer(&self, optimizer: String, momentum: f64) -> Result<()> {
+        guard(|| lock(&self.inner).set_optimizer(optimizer_of(&optimizer, momentum)?))
     }
 
     /// The current precision of the matrix products: "f32" or "bf16".
