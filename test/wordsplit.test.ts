@@ -1,10 +1,10 @@
 /** The word tokenizer's whitespace split (pre-tokenized corpora such as Penn Treebank). */
 import { describe, expect, it } from 'vitest';
-import { tokenizeCorpus } from '../ts/corpus/dataset';
 import { parseTrainConfig } from '../ts/config';
+import { tokenizeCorpus } from '../ts/corpus/dataset';
 import { ConfigError } from '../ts/errors';
-import { EOS, tokenizerFromJSON, UNK, WordTokenizer } from '../ts/tokenizer';
 import { mulberry32 } from '../ts/random';
+import { EOS, tokenizerFromJSON, UNK, WordTokenizer } from '../ts/tokenizer';
 
 /**
  * A PTB-like text: lines that start with a space (as PTB's files do), pre-tokenized words with inner periods
@@ -60,7 +60,11 @@ describe('word tokenizer, whitespace split', () => {
   });
 
   it('splits on tabs and any line break, keeps astral characters whole, lower-cases when asked', () => {
-    const tok = WordTokenizer.fromText('A.B\t🐳x\r\nc-d\re', { vocabSize: 20, lowercase: true, wordSplit: 'whitespace' });
+    const tok = WordTokenizer.fromText('A.B\t🐳x\r\nc-d\re', {
+      vocabSize: 20,
+      lowercase: true,
+      wordSplit: 'whitespace',
+    });
     expect(tok.decode(tok.encode('A.B\t🐳x\r\nc-d\re'))).toBe('a.b 🐳x\nc-d\ne');
   });
 
