@@ -120,6 +120,8 @@ export {
   tokenizerFromFile,
   tokenizerFromJSON,
   UNK,
+  WORD_SPLITS,
+  type WordSplit,
   WordTokenizer,
 } from './tokenizer';
 export {
