@@ -45,6 +45,11 @@ describe('regularizers and SGD', () => {
     const full = await train({ ...cfg, checkpointDir: dir, checkpointEvery: 20 });
     const resumed = await train({ ...cfg, resumeFrom: path.join(dir, 'step-00000020.lstm') });
     expect(losses(resumed)).toEqual(losses(full).slice(20));
+    // the regularizers and the optimizer come from the checkpoint when the resumed run does not give them
+    const file = path.join(dir, 'step-00000020.lstm');
+    const bare = await train({ corpus: ALL.corpus, maxSteps: 40, lr: cfg.lr, device: 'cpu', resumeFrom: file });
+    expect(losses(bare)).toEqual(losses(full).slice(20));
+    await expect(train({ ...cfg, weightDrop: 0.1, resumeFrom: file })).rejects.toMatchObject({ field: 'weightDrop' });
   });
 
   it('writes the tied decoder weight as the embedding (PyTorch names) and refuses tying different widths', async () => {

@@ -368,8 +368,9 @@ const trainFields = {
   keepCheckpoints: positiveInt.optional().describe('periodic checkpoints to keep'),
   /**
    * Continue from a checkpoint file (or the newest `step-<n>.lstm` of a directory): weights, Adam state, data
-   * position, dropout RNG, schedule and early-stopping state. Shape, tokenizer, seqLen, batchSize, dropout and
-   * seed come from the checkpoint (giving a different value is a ConfigError); lr, epochs, maxSteps and the
+   * position, dropout RNG, schedule and early-stopping state. Shape, tokenizer, seqLen, batchSize, dropout (and
+   * every regularizer), optimizer and seed come from the checkpoint (giving a different value is a ConfigError);
+   * lr, epochs, maxSteps and the
    * schedule may change. `epochs` and `maxSteps` count from the start of the original run.
    */
   resumeFrom: path.optional().describe('continue from a checkpoint file (or the newest one in a directory)'),
