@@ -469,6 +469,8 @@ async function main() {
     const r = spawnSync('npm', ['run', 'build'], { cwd: repo, stdio: 'inherit' });
     if (r.status !== 0) throw new Error('npm run build failed');
   }
+  // the commit the run starts from (commits made while it runs do not change what it measures)
+  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repo, encoding: 'utf8' }).stdout.trim();
   const lstmgen = require(path.join(repo, 'dist', 'index.js'));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lstmgen-quality-'));
   const data = {};
@@ -499,7 +501,6 @@ async function main() {
     }
     for (const a of ANCHORS.filter((x) => x.recipe === name)) rows.push(row(a.system, name, { ...a, minutes: null }));
   }
-  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repo, encoding: 'utf8' }).stdout.trim();
   const report = {
     date: new Date().toISOString(),
     minutes: f.minutes,
