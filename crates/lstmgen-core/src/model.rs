@@ -12,8 +12,8 @@ use crate::ops::loss::{CrossEntropy, Loss};
 use crate::ops::rows::{AddBias, SumRows};
 use crate::ops::run;
 use crate::params::{init_params, Layout};
-use crate::resets::Resets;
 use crate::regularize::{self, Masks, Regularizers};
+use crate::resets::Resets;
 use crate::sgd::Optimizer;
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -583,7 +583,8 @@ impl Model {
             &self.device,
             self.dtype(),
         )?;
-        let (logits, next, cache) = self.forward_train(&ids, state, seq_len, &mut rng, resets, masks)?;
+        let (logits, next, cache) =
+            self.forward_train(&ids, state, seq_len, &mut rng, resets, masks)?;
         let (penalty, d_top, d_raw) =
             regularize::activation_penalty(&self.reg, &cache.top, &cache.raw_top, seq_len)?;
         let Loss {

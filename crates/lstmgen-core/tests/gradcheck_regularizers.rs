@@ -153,7 +153,9 @@ fn masks_are_seeded() {
         c: vec![Tensor::zeros((b, 8), DType::F32, &Device::Cpu).unwrap()],
     };
     let grads = |seed| {
-        let g = m.loss_and_grads(&ids, &ids, b, t, &zero, seed, None).unwrap();
+        let g = m
+            .loss_and_grads(&ids, &ids, b, t, &zero, seed, None)
+            .unwrap();
         let all: Vec<f32> = g
             .grads
             .iter()
