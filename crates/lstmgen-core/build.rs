@@ -1,7 +1,7 @@
 //! Links OpenBLAS statically for the CPU matrix products when its static library is present
 //! (Debian/Ubuntu: `apt-get install libopenblas-pthread-dev`), and sets `cfg(lstmgen_blas)`.
-//! Without it the engine uses candle's own matmul (the `gemm` crate): same results, ~4x slower
-//! products. `LSTMGEN_OPENBLAS=/path/to/libopenblas.a` picks a library; `LSTMGEN_OPENBLAS=off`
+//! Without it the engine uses its own blocked kernels (`src/gemm/blocked.rs`): same results up to
+//! f32 rounding. `LSTMGEN_OPENBLAS=/path/to/libopenblas.a` picks a library; `LSTMGEN_OPENBLAS=off`
 //! disables the search. The library is linked statically, so the built `.node` needs nothing at
 //! run time.
 //!
@@ -65,7 +65,7 @@ fn link_openblas() {
         Err(_) => CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file()),
     };
     let Some(lib) = chosen else {
-        println!("cargo::warning=OpenBLAS static library not found: CPU matrix products use candle's gemm (slower). Install libopenblas-pthread-dev or set LSTMGEN_OPENBLAS.");
+        println!("cargo::warning=OpenBLAS static library not found: CPU f32 products use lstmgen's own blocked kernels. Install libopenblas-pthread-dev or set LSTMGEN_OPENBLAS to link it.");
         watch_for_install();
         return;
     };

@@ -1,7 +1,7 @@
 //! Matrix products for the engine, in one of two precisions ([`Precision`]).
 //!
-//! f32 on the CPU: OpenBLAS `cblas_sgemm` when `build.rs` linked it (`blas.rs`), else candle's
-//! `matmul`. bf16 on the CPU: operands rounded to bf16 and products accumulated in f32, on AMX
+//! f32 on the CPU: OpenBLAS `cblas_sgemm` when `build.rs` linked it (`blas.rs`), else the engine's
+//! own packed, cache-blocked kernels (`blocked.rs`: AVX2/FMA or portable). bf16 on the CPU: operands rounded to bf16 and products accumulated in f32, on AMX
 //! tiles where the CPU has them (`amx.rs`); elsewhere the same rounding followed by the f32
 //! product, so results agree across machines up to the order of additions. Other devices (CUDA)
 //! and f64 (the gradient check) always use candle's `matmul`.
@@ -9,6 +9,8 @@
 mod amx;
 #[cfg(lstmgen_blas)]
 mod blas;
+#[cfg_attr(lstmgen_blas, allow(dead_code))] // the BLAS build takes OpenBLAS for these products
+mod blocked;
 mod f32k;
 
 use crate::error::{Error, Result};
@@ -39,9 +41,10 @@ impl Precision {
     }
 }
 
-/// `LSTMGEN_CPU_KERNELS=generic` turns off the AMX and AVX-512 product kernels (read once): products
-/// then take the portable paths (OpenBLAS or candle for f32, bf16 rounding + f32 product for bf16),
-/// which is how CPUs without those features run, and how the tests check those paths here.
+/// `LSTMGEN_CPU_KERNELS=generic` turns off the AMX, AVX-512 and AVX2 product kernels (read once):
+/// products then take the portable paths (OpenBLAS or the portable blocked kernel for f32, bf16
+/// rounding + f32 product for bf16), which is how CPUs without those features run, and how the
+/// tests check those paths here.
 fn generic_only() -> bool {
     static GENERIC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *GENERIC.get_or_init(|| std::env::var("LSTMGEN_CPU_KERNELS").is_ok_and(|v| v == "generic"))
@@ -55,6 +58,15 @@ fn use_f32k() -> bool {
     !generic_only() && f32k::available()
 }
 
+/// The blocked kernels' family here (read once).
+fn blocked_isa() -> blocked::Isa {
+    static ISA: std::sync::OnceLock<blocked::Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| blocked::isa(generic_only()))
+}
+
+/// Whether f32 CPU products take the blocked kernels (the build without OpenBLAS).
+const USE_BLOCKED: bool = cfg!(not(lstmgen_blas));
+
 /// Whether bf16 products run on AMX tiles here (else they are emulated: bf16 rounding, then the
 /// f32 product; same results, no speed-up).
 pub fn amx_available() -> bool {
@@ -67,7 +79,7 @@ pub fn backend() -> String {
     #[cfg(lstmgen_blas)]
     let f32_lib = blas::backend();
     #[cfg(not(lstmgen_blas))]
-    let f32_lib = String::from("candle gemm crate");
+    let f32_lib = format!("lstmgen blocked kernels ({})", blocked_isa().name());
     let bf16 = if use_amx() {
         "AMX"
     } else {
@@ -161,6 +173,8 @@ pub struct Packed {
     rounded: Option<Tensor>,
     /// f32 panels for small-row products (AVX-512).
     f32k: Option<f32k::PackedF32>,
+    /// f32 strips for the blocked kernels (the build without OpenBLAS, where f32k is absent).
+    blocked: Option<blocked::PackedB>,
 }
 
 /// Prepares `b` `[k, n]` (may be a transposed view) as the right operand of products in `p`.
@@ -170,11 +184,16 @@ pub fn pack(b: &Tensor, p: Precision) -> Result<Packed> {
         amx: None,
         rounded: None,
         f32k: None,
+        blocked: None,
     };
     if p == Precision::F32 && b.dtype() == DType::F32 && b.device().is_cpu() && use_f32k() {
         let (k, n) = b.dims2()?;
         let (s, l) = b.storage_and_layout();
         out.f32k = operand(&s, l).map(|op| f32k::pack(&op, k, n));
+    } else if p == Precision::F32 && b.dtype() == DType::F32 && b.device().is_cpu() && USE_BLOCKED {
+        let (k, n) = b.dims2()?;
+        let (s, l) = b.storage_and_layout();
+        out.blocked = operand(&s, l).map(|op| blocked::pack_b(&op, k, n, blocked_isa()));
     } else if p == Precision::Bf16 && b.dtype() == DType::F32 && b.device().is_cpu() {
         let (k, n) = b.dims2()?;
         let (s, l) = b.storage_and_layout();
@@ -201,6 +220,17 @@ pub fn matmul_packed(a: &Tensor, b: &Packed) -> Result<Tensor> {
                 };
                 drop(s);
                 return Ok(Tensor::from_vec(out, (m, pf.n()), a.device())?);
+            }
+        }
+    }
+    if let Some(pb) = &b.blocked {
+        let (m, _) = check_inner(a, pb.k())?;
+        if a.dtype() == DType::F32 {
+            let (s, l) = a.storage_and_layout();
+            if let Some(op) = operand(&s, l) {
+                let out = blocked_product(&op, m, pb);
+                drop(s);
+                return Ok(Tensor::from_vec(out, (m, pb.n()), a.device())?);
             }
         }
     }
@@ -270,92 +300,22 @@ fn f32_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             return Ok(Tensor::from_vec(out, (m, n), a.device())?);
         }
     }
-    if a.dtype() == DType::F32 && b.dtype() == DType::F32 && a.device().is_cpu() {
+    if USE_BLOCKED && a.dtype() == DType::F32 && b.dtype() == DType::F32 && a.device().is_cpu() {
         let (k, n) = b.dims2()?;
         let (m, _) = check_inner(a, k)?;
-        if m * n * k < SERIAL_MACS && m * n * k > 0 {
-            let (sa, la) = a.storage_and_layout();
-            let (sb, lb) = b.storage_and_layout();
-            if let (Some(oa), Some(ob)) = (operand(&sa, la), operand(&sb, lb)) {
-                let out = serial_product(&oa, &ob, m, n, k);
-                drop((sa, sb));
-                return Ok(Tensor::from_vec(out, (m, n), a.device())?);
-            }
+        let (sa, la) = a.storage_and_layout();
+        let (sb, lb) = b.storage_and_layout();
+        if let (Some(oa), Some(ob)) = (operand(&sa, la), operand(&sb, lb)) {
+            let out = blocked_product(&oa, m, &blocked::pack_b(&ob, k, n, blocked_isa()));
+            drop((sa, sb));
+            return Ok(Tensor::from_vec(out, (m, n), a.device())?);
         }
     }
     Ok(a.matmul(b)?)
 }
 
-/// Multiply-adds below which an f32 product runs on the calling thread: candle's matmul hands
-/// every product to rayon, and waking its threads (~10 us) dwarfs a product this small (a
-/// sampling or priming step at batch 1, thousands of them per prompt).
-const SERIAL_MACS: usize = 1 << 18;
-
-/// `a @ b` (`[m, k] x [k, n]`) with the `gemm` crate on this thread: the kernels candle's
-/// matmul calls, without its thread pool (the same sums: threads only split the output).
-fn serial_product(a: &Operand, b: &Operand, m: usize, n: usize, k: usize) -> Vec<f32> {
-    // (row stride, column stride) of a logical matrix
-    let strides = |o: &Operand| {
-        if o.trans {
-            (1isize, o.ld as isize)
-        } else {
-            (o.ld as isize, 1isize)
-        }
-    };
-    let ((a_rs, a_cs), (b_rs, b_cs)) = (strides(a), strides(b));
-    let mut out = vec![0f32; m * n];
-    // SAFETY: both operands cover their logical [m, k] and [k, n] matrices at these strides
-    // (`operand` checked it), and `out` holds m * n floats written row-major.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.data.as_ptr(),
-            a_cs,
-            a_rs,
-            b.data.as_ptr(),
-            b_cs,
-            b_rs,
-            0f32,
-            1f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    };
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::Device;
-
-    /// The serial path of small f32 products gives candle's matmul's numbers bit for bit, plain
-    /// and transposed operands alike.
-    #[test]
-    fn small_products_match_candle_exactly() {
-        let dev = Device::Cpu;
-        for (m, k, n) in [(1, 32, 128), (3, 17, 5), (8, 64, 256)] {
-            let a = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
-            let b = Tensor::randn(0f32, 1.0, (k, n), &dev).unwrap();
-            let bt = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
-            for (x, y) in [(&a, b.clone()), (&a, bt.t().unwrap())] {
-                // serial_product itself: f32_matmul takes OpenBLAS instead where it is linked
-                let (sa, la) = x.storage_and_layout();
-                let (sb, lb) = y.storage_and_layout();
-                let (oa, ob) = (operand(&sa, la).unwrap(), operand(&sb, lb).unwrap());
-                let flat = serial_product(&oa, &ob, m, n, k);
-                let got: Vec<Vec<f32>> = flat.chunks(n).map(<[f32]>::to_vec).collect();
-                let want = x.matmul(&y).unwrap().to_vec2::<f32>().unwrap();
-                assert_eq!(got, want, "[{m}, {k}] x [{k}, {n}]");
-            }
-        }
-    }
+/// `a [m, k] @ b` on the blocked kernels, as a row-major `m * n` vector.
+fn blocked_product(a: &Operand, m: usize, b: &blocked::PackedB) -> Vec<f32> {
+    // SAFETY: blocked::gemm writes every element of the m x n output.
+    unsafe { uninit_product(m * b.n(), |p| blocked::gemm(a, m, b, p)) }
 }
