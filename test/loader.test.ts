@@ -24,7 +24,7 @@ function fakeBinding(info: Partial<NativeEngineInfo>): NativeBinding {
       cudaCompiled: false,
       candleVersion: '0.11.1',
       threads: 2,
-      cpuGemm: 'candle gemm crate',
+      cpuGemm: 'lstmgen blocked kernels (AVX2+FMA)',
       ...info,
     }),
   };
@@ -186,7 +186,7 @@ describe('build selection (real CPU build, no GPU)', () => {
     expect(fs.existsSync(info.binaryPath)).toBe(true);
     expect(info.candleVersion).toMatch(/^\d+\.\d+\.\d+/);
     expect(info.threads).toBeGreaterThan(0);
-    expect(info.cpuGemm).toMatch(/^(OpenBLAS \d+\.\d+|candle gemm crate)/);
+    expect(info.cpuGemm).toMatch(/^(OpenBLAS \d+\.\d+|lstmgen blocked kernels \((AVX2\+FMA|portable)\))/);
     expect(info.fallbackReason).toBeTruthy();
   });
 

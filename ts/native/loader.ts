@@ -72,8 +72,8 @@ export interface EngineInfo {
   /** Threads candle uses for CPU matrix products. */
   threads: number;
   /**
-   * What computes CPU matrix products: `OpenBLAS <version> ... (<kernel>)`, or `candle gemm crate` in a build without
-   * OpenBLAS (same results, slower); then `; bf16: AMX` or `; bf16: emulated (no AMX)`.
+   * What computes CPU matrix products: `OpenBLAS <version> ... (<kernel>)`, or `lstmgen blocked kernels (AVX2+FMA)`
+   * (or `(portable)`) in a build without OpenBLAS; then `; bf16: AMX` or `; bf16: emulated (no AMX)`.
    */
   cpuGemm: string;
   /** Why `auto` did not use CUDA (CUDA build not installed, load error text, no usable GPU), or null if it does. */
