@@ -212,7 +212,7 @@ export interface EngineInfo {
   threads: number
   /**
    * What computes CPU matrix products: `"OpenBLAS <version> ... (<kernel>); bf16: AMX"`, or
-   * `"candle gemm crate; ..."` in a build without OpenBLAS (same results, slower); after `bf16:`,
+   * `"lstmgen blocked kernels (AVX2+FMA); ..."` in a build without OpenBLAS; after `bf16:`,
    * `AMX` or `emulated (no AMX)` for `precision: "bf16"`.
    */
   cpuGemm: string

@@ -345,7 +345,7 @@ pub struct EngineInfo {
     /// Threads candle uses for CPU matrix products (`RAYON_NUM_THREADS`, default: all cores).
     pub threads: u32,
     /// What computes CPU matrix products: `"OpenBLAS <version> ... (<kernel>); bf16: AMX"`, or
-    /// `"candle gemm crate; ..."` in a build without OpenBLAS (same results, slower); after `bf16:`,
+    /// `"lstmgen blocked kernels (AVX2+FMA); ..."` in a build without OpenBLAS; after `bf16:`,
     /// `AMX` or `emulated (no AMX)` for `precision: "bf16"`.
     pub cpu_gemm: String,
 }
