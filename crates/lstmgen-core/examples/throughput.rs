@@ -63,6 +63,7 @@ fn main() {
             stop_sequences: vec![],
             banned_ids: vec![],
             reset_at: None,
+            controls: Default::default(),
         };
         lstmgen_core::sample::generate(
             &model,

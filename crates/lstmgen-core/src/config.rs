@@ -135,6 +135,9 @@ pub struct SampleConfig {
     /// The record-boundary id: a sequence that samples it goes on from the zero state, as
     /// training resets the state there (see `Model::train_step`). None: the state runs on.
     pub reset_at: Option<u32>,
+    /// Repetition and frequency penalties, no repeated n-grams, a minimum length
+    /// ([`Controls`](crate::controls::Controls)); applied before `banned_ids`.
+    pub controls: crate::controls::Controls,
 }
 
 impl SampleConfig {

@@ -9,6 +9,7 @@ mod act;
 mod adam;
 mod buf;
 mod config;
+pub mod controls;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod device;
@@ -26,6 +27,7 @@ mod resets;
 pub mod sample;
 mod sgd;
 pub mod subword;
+pub mod sessions;
 
 pub use config::{AdamConfig, ModelConfig, SampleConfig};
 pub use error::{Error, Result};

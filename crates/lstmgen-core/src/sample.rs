@@ -24,6 +24,7 @@
 
 use crate::act::Act;
 use crate::config::SampleConfig;
+use crate::controls::{apply_to_tensor, Context, Edits};
 use crate::error::{ensure, Result};
 use crate::model::{Model, State};
 use crate::ops::run;
@@ -59,6 +60,8 @@ pub struct Sampler {
     device_logits: Option<Tensor>,
     /// `[V]` on the model's device: -inf at the banned ids, 0 elsewhere (device sampling only).
     ban_bias: Option<Tensor>,
+    /// The last tokens of each sequence (prompt, fed and generated), for the generation controls.
+    contexts: Vec<Context>,
 }
 
 /// Whether this run samples on the model's device: any GPU run, except one with a top-k/top-p
@@ -120,10 +123,32 @@ fn ban(logits: &mut [f32], vocab: usize, banned: &[u32]) {
         return;
     }
     for row in logits.chunks_mut(vocab) {
-        for &id in banned {
-            row[id as usize] = f32::NEG_INFINITY;
-        }
+        ban_row(row, banned);
     }
+}
+
+/// Sets the banned ids of one row of logits `[V]` to -inf.
+pub(crate) fn ban_row(row: &mut [f32], banned: &[u32]) {
+    for &id in banned {
+        row[id as usize] = f32::NEG_INFINITY;
+    }
+}
+
+/// `banned` sorted and deduplicated. Errors: `Error::Data` for an id >= `vocab`, or when every id
+/// is banned.
+pub(crate) fn check_banned(banned: &[u32], vocab: usize) -> Result<Vec<u32>> {
+    if let Some(&bad) = banned.iter().find(|&&id| id as usize >= vocab) {
+        return Err(crate::Error::Data(format!(
+            "bannedIds holds {bad}, which is not a token id (vocabSize = {vocab})"
+        )));
+    }
+    let mut banned = banned.to_vec();
+    banned.sort_unstable();
+    banned.dedup();
+    ensure(banned.len() < vocab, || {
+        format!("bannedIds bans all {vocab} token ids: nothing is left to sample")
+    })?;
+    Ok(banned)
 }
 
 impl Sampler {
@@ -147,22 +172,13 @@ impl Sampler {
         })?;
         let c = model.config();
         let vocab = c.vocab_size;
-        if let Some(&bad) = cfg.banned_ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(crate::Error::Data(format!(
-                "bannedIds holds {bad}, which is not a token id (vocabSize = {vocab})"
-            )));
-        }
+        cfg.controls.validate(vocab)?;
+        let banned = check_banned(&cfg.banned_ids, vocab)?;
         if let Some(id) = cfg.reset_at.filter(|&id| id as usize >= vocab) {
             return Err(crate::Error::Data(format!(
                 "boundaryId {id} is not a token id (vocabSize = {vocab})"
             )));
         }
-        let mut banned = cfg.banned_ids.clone();
-        banned.sort_unstable();
-        banned.dedup();
-        ensure(banned.len() < vocab, || {
-            format!("bannedIds bans all {vocab} token ids: nothing is left to sample")
-        })?;
         let n = cfg.num_samples;
         let per_sample = (3 * c.vocab_size + 10 * c.num_layers * c.hidden_size) as u64 * 4;
         crate::memory::ensure_fits(
@@ -202,6 +218,8 @@ impl Sampler {
         };
         let mut cfg = cfg.clone();
         cfg.banned_ids = banned;
+        let mut context = Context::new(cfg.controls.window);
+        context.extend(prompt);
         let rngs = (0..n)
             .map(|s| {
                 let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -219,6 +237,7 @@ impl Sampler {
             done: vec![cfg.max_tokens == 0; n],
             pending: None,
             ban_bias,
+            contexts: vec![context; n],
             cfg,
         })
     }
@@ -241,6 +260,9 @@ impl Sampler {
             .to_vec1::<f32>()?;
         self.device_logits = None;
         self.state = state;
+        for ctx in &mut self.contexts {
+            ctx.extend(tokens);
+        }
         Ok(())
     }
 
@@ -269,9 +291,30 @@ impl Sampler {
         Ok(())
     }
 
+    /// The generation controls' edits of every sequence (none for ended ones).
+    fn edits(&self) -> Vec<Edits> {
+        (0..self.cfg.num_samples)
+            .map(|s| {
+                if self.done[s] {
+                    Edits::default()
+                } else {
+                    self.cfg
+                        .controls
+                        .edits(self.contexts[s].tokens(), self.generated[s].len())
+                }
+            })
+            .collect()
+    }
+
     /// One token per live sequence from the host logits, each drawing from its own RNG; the rows
     /// are sampled in parallel.
     fn sample_on_host(&mut self, vocab: usize) -> Vec<Option<u32>> {
+        if self.cfg.controls.active() {
+            let edits = self.edits();
+            for (row, e) in self.logits.chunks_mut(vocab).zip(&edits) {
+                e.apply(row);
+            }
+        }
         ban(&mut self.logits, vocab, &self.cfg.banned_ids);
         let (logits, cfg, done) = (&self.logits, &self.cfg, &self.done);
         self.rngs
@@ -307,6 +350,11 @@ impl Sampler {
             self.flush(model)?;
             let picked: Vec<Option<u32>> = match self.device_logits.take() {
                 Some(l) => {
+                    let l = if self.cfg.controls.active() {
+                        apply_to_tensor(&l, &self.edits())?
+                    } else {
+                        l
+                    };
                     let ids = sample_on_device(&l, &self.cfg, self.steps)?;
                     (0..n).map(|s| (!self.done[s]).then(|| ids[s])).collect()
                 }
@@ -317,6 +365,7 @@ impl Sampler {
             for (s, tok) in picked.into_iter().enumerate() {
                 let Some(tok) = tok else { continue };
                 self.generated[s].push(tok);
+                self.contexts[s].extend(&[tok]);
                 fresh[s].push(tok);
                 next[s] = tok;
                 let out = &self.generated[s];
@@ -474,6 +523,7 @@ mod tests {
             stop_sequences: vec![],
             banned_ids: vec![],
             reset_at: None,
+            controls: Default::default(),
         }
     }
 

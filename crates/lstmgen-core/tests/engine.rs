@@ -121,6 +121,7 @@ fn bad_input_is_a_typed_error() {
         stop_sequences: vec![],
         banned_ids: vec![],
         reset_at: None,
+        controls: Default::default(),
     };
     let e = lstmgen_core::sample::generate(&m, &[1], &bad).unwrap_err();
     assert!(e.to_string().contains("temperature"), "{e}");
@@ -139,6 +140,7 @@ fn sampling_is_seeded_and_stops() {
         stop_sequences: vec![],
         banned_ids: vec![],
         reset_at: None,
+        controls: Default::default(),
     };
     let a = lstmgen_core::sample::generate(&m, &[1, 2, 3], &sc).unwrap();
     assert_eq!(
@@ -155,6 +157,7 @@ fn sampling_is_seeded_and_stops() {
             stop_sequences: vec![vec![stop]],
             banned_ids: vec![],
             reset_at: None,
+            controls: Default::default(),
             ..sc.clone()
         },
     )
@@ -184,6 +187,7 @@ fn top_k_one_equals_greedy() {
         stop_sequences: vec![],
         banned_ids: vec![],
         reset_at: None,
+        controls: Default::default(),
     };
     let k1 = lstmgen_core::sample::generate(&m, &[4], &base).unwrap();
     let g = lstmgen_core::sample::generate(
@@ -250,6 +254,7 @@ fn streaming_and_piecewise_priming_match_one_call() {
         stop_sequences: vec![],
         banned_ids: vec![],
         reset_at: None,
+        controls: Default::default(),
     };
     let prompt = [1, 2, 3, 4, 5, 6];
     let whole = generate(&m, &prompt, &sc).unwrap();
@@ -317,6 +322,7 @@ fn a_prompt_fed_in_chunks_reaches_the_state_of_one_pass() {
         stop_sequences: vec![],
         banned_ids: vec![],
         reset_at: None,
+        controls: Default::default(),
     };
     let prompt = ids(103);
     let (_, whole) = m.logits(&prompt, 1, prompt.len(), None).unwrap();
@@ -355,6 +361,7 @@ fn each_sample_has_its_own_stream() {
         stop_sequences: vec![],
         banned_ids: vec![],
         reset_at: None,
+        controls: Default::default(),
     };
     for top_k in [0, 4] {
         let one = generate(&m, &[1, 2, 3], &sc(1, top_k)).unwrap();
@@ -384,6 +391,7 @@ fn banned_ids_are_never_sampled() {
             stop_sequences: vec![],
             banned_ids: banned.clone(),
             reset_at: None,
+            controls: Default::default(),
         };
         for s in generate(&m, &[1, 2], &sc).unwrap() {
             assert!(s.iter().all(|id| id % 3 == 1), "T={temperature}: {s:?}");
@@ -399,6 +407,7 @@ fn banned_ids_are_never_sampled() {
         stop_sequences: vec![],
         banned_ids,
         reset_at: None,
+        controls: Default::default(),
     };
     let all = generate(&m, &[1], &sc((0..v).collect())).unwrap_err();
     assert_eq!(all.code(), "E_DATA", "{all}");

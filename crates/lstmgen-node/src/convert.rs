@@ -1,6 +1,7 @@
 //! Conversions between JS objects and engine types.
 
 use crate::error::{to_js, Result};
+use lstmgen_core::controls::Controls;
 use lstmgen_core::{AdamConfig, ModelConfig, Optimizer, Regularizers, SampleConfig};
 use napi_derive::napi;
 
@@ -65,6 +66,19 @@ pub struct NativeSampleOptions {
     /// record starts from in training). Absent or null: the state runs on. `E_DATA` for an id
     /// >= vocabSize.
     pub boundary_id: Option<u32>,
+    /// CTRL repetition penalty (Keskar et al. 2019): logits of tokens in the last `penaltyWindow`
+    /// tokens are divided by it when positive, multiplied when negative. Absent: 1 (off).
+    pub repetition_penalty: Option<f64>,
+    /// Subtracted from a logit once per occurrence of its token in the window. Absent: 0 (off).
+    pub frequency_penalty: Option<f64>,
+    /// Bans tokens that would repeat an n-gram of this length from the window. Absent: 0 (off).
+    pub no_repeat_ngram: Option<u32>,
+    /// Tokens of context (prompt end, then generated) the penalties read. Absent: 256.
+    pub penalty_window: Option<u32>,
+    /// Tokens generated before any of `endIds` may be sampled. Absent: 0.
+    pub min_tokens: Option<u32>,
+    /// Ids banned until `minTokens` tokens were generated (the boundary token). Absent: none.
+    pub end_ids: Option<Vec<u32>>,
 }
 
 /// The regularizers of training (all off when 0 / false): locked dropout on the embedding
@@ -158,7 +172,23 @@ impl NativeSampleOptions {
             stop_sequences: self.stop_sequences.clone(),
             banned_ids: self.banned_ids.clone().unwrap_or_default(),
             reset_at: self.boundary_id,
+            controls: self.controls(),
         })
+    }
+
+    /// The generation controls of these options (absent fields: off).
+    pub fn controls(&self) -> Controls {
+        let d = Controls::default();
+        Controls {
+            repetition_penalty: self.repetition_penalty.unwrap_or(d.repetition_penalty),
+            frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
+            no_repeat_ngram: self
+                .no_repeat_ngram
+                .map_or(d.no_repeat_ngram, |n| n as usize),
+            window: self.penalty_window.map_or(d.window, |n| n as usize),
+            min_tokens: self.min_tokens.map_or(d.min_tokens, |n| n as usize),
+            end_ids: self.end_ids.clone().unwrap_or_default(),
+        }
     }
 }
 

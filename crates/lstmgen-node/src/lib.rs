@@ -21,6 +21,7 @@
 mod convert;
 mod error;
 mod subword;
+mod sessions;
 mod tasks;
 
 /// mimalloc reuses the large per-step tensor buffers instead of mapping fresh pages each time
