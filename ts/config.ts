@@ -502,8 +502,60 @@ export type TrainConfigInput = TrainOptions;
 /** Options of `train()` after validation and defaults. */
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
 
+/** Largest `penaltyWindow` the engine accepts: 65536 tokens. */
+export const MAX_PENALTY_WINDOW = 1 << 16;
+
+/**
+ * The generation controls, shared by `generate()`, `stream()`, sessions and the server. They change the
+ * next-token logits before banned tokens, temperature, top-k and top-p, on the CPU and on CUDA alike.
+ */
+export const GenerationControlsSchema = z.strictObject({
+  /**
+   * CTRL's repetition penalty (Keskar et al. 2019, "CTRL: A Conditional Transformer Language Model for
+   * Controllable Generation", section 4.1): the logit of every token already in the last `penaltyWindow` tokens
+   * of context is divided by it when positive and multiplied by it when negative. 1 = off; 1.1 to 1.3 is typical.
+   */
+  repetitionPenalty: positiveNum.default(1).describe('CTRL repetition penalty, e.g. 1.2 (1 = off)'),
+  /**
+   * Subtracted from a token's logit once per occurrence in the last `penaltyWindow` tokens (as the OpenAI
+   * completions API's `frequency_penalty`). 0 = off; negative values favour repeats.
+   */
+  frequencyPenalty: num(Number.isFinite, 'must be a finite number')
+    .default(0)
+    .describe('logit penalty per earlier occurrence (0 = off)'),
+  /** Never sample a token that would repeat an n-gram of this many tokens from the window. 0 = off. */
+  noRepeatNgram: nonNegInt.default(0).describe('ban repeating n-grams of this length (0 = off)'),
+  /** Tokens of context (the prompt's end, then what was generated) the penalties and `noRepeatNgram` read. */
+  penaltyWindow: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_PENALTY_WINDOW))
+    .default(256)
+    .describe('tokens of context the penalties look at'),
+  /**
+   * Tokens never sampled, each a string that is one token of the vocabulary (a character for char models, a
+   * word for word models); a string that is not one token is a ConfigError.
+   */
+  bannedTokens: z
+    .array(z.string({ error: 'must be a string' }).min(1, 'must not be empty'), {
+      error: 'must be an array of strings',
+    })
+    .optional()
+    .describe('never sample this token (repeatable)'),
+  /**
+   * Tokens to generate before the text may end: until then the record-boundary token and every stop string
+   * that is a single token are never sampled.
+   */
+  minTokens: rules([(v) => Number.isInteger(v) && v >= 0, 'must be an integer >= 0'], atMost(MAX_TOKENS))
+    .default(0)
+    .describe('tokens before the boundary token or a one-token stop may end the text'),
+});
+
+/** The generation controls as the user writes them. */
+export type GenerationControlsInput = z.input<typeof GenerationControlsSchema>;
+/** The generation controls after validation and defaults. */
+export type GenerationControls = z.output<typeof GenerationControlsSchema>;
+
 /** Schema of the options of `model.generate()`. */
 export const GenerateOptionsSchema = z.strictObject({
+  ...GenerationControlsSchema.shape,
   /** Text to continue. Empty: generation starts from a line break (`'\n'` or `<eos>`). */
   prompt: z.string({ error: 'must be a string' }).default('').describe('text to continue (default: start of a line)'),
   /** Tokens to generate per sample (characters or words). */
@@ -580,6 +632,84 @@ export const StreamOptionsSchema = GenerateOptionsSchema.omit({
 export type StreamOptionsInput = z.input<typeof StreamOptionsSchema>;
 /** Options of `model.stream()` after validation and defaults. */
 export type StreamOptions = z.output<typeof StreamOptionsSchema>;
+
+/** Schema of the options of `model.session()`. */
+export const SessionOptionsSchema = z.strictObject({
+  /** Seed of the session's random stream (every `sample()` goes on drawing from it). Unset: a fresh random seed. */
+  seed: seed.optional(),
+  /** Throw a DataError for fed symbols outside the vocabulary instead of mapping them to `<unk>`. */
+  strict: bool.default(false),
+});
+
+/** Options of `model.session()` as the user writes them. */
+export type SessionOptionsInput = z.input<typeof SessionOptionsSchema>;
+/** Options of `model.session()` after validation and defaults. */
+export type SessionOptions = z.output<typeof SessionOptionsSchema>;
+
+/** Schema of the options of `session.sample()`: those of `generate()` but the prompt, samples, seed and strict. */
+export const SessionSampleOptionsSchema = GenerateOptionsSchema.omit({
+  prompt: true,
+  numSamples: true,
+  seed: true,
+  strict: true,
+});
+
+/** Options of `session.sample()` as the user writes them. */
+export type SessionSampleOptionsInput = z.input<typeof SessionSampleOptionsSchema>;
+/** Options of `session.sample()` after validation and defaults. */
+export type SessionSampleOptions = z.output<typeof SessionSampleOptionsSchema>;
+
+/** Schema of the options of `session.next()`. */
+export const SessionNextOptionsSchema = z.strictObject({
+  /** How many of the most likely next tokens to return (at most the vocabulary size). */
+  topN: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_DIM)).default(10),
+});
+
+/** Options of `session.next()` as the user writes them. */
+export type SessionNextOptionsInput = z.input<typeof SessionNextOptionsSchema>;
+
+/** Schema of the options of `serve()` and `lstmgen serve`. */
+export const ServeOptionsSchema = z.strictObject({
+  /** The model file to serve (loaded once; a file replaced while serving is not reloaded). */
+  model: path.describe('model file'),
+  /** Address to listen on. `0.0.0.0` or `::` listens on every interface. */
+  host: z
+    .string({ error: 'must be a host name or address' })
+    .min(1)
+    .default('127.0.0.1')
+    .describe('address to listen on'),
+  /** TCP port; 0 picks a free one (see the server's `url`). */
+  port: num((v) => Number.isInteger(v) && v >= 0 && v <= 65535, 'must be an integer in [0, 65535]')
+    .default(8080)
+    .describe('TCP port (0 = any free port)'),
+  /** Sequences generated at once (a request with `n` takes n); they are stepped together in one batch. */
+  maxConcurrent: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_SAMPLES))
+    .default(256)
+    .describe('sequences generated at once, batched together'),
+  /** Requests waiting for a free slot; beyond it a request is refused with 429. */
+  maxQueued: nonNegInt.default(1024).describe('requests waiting for a slot before 429'),
+  /** Largest `max_tokens` a request may ask for (more: 400 naming `max_tokens`). */
+  maxTokens: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_TOKENS))
+    .default(4096)
+    .describe('largest max_tokens of a request'),
+  /** Largest prompt, in tokens, a request may send (more: 400 naming `prompt`). */
+  maxPromptTokens: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_TOKENS))
+    .default(65536)
+    .describe('largest prompt of a request, in tokens'),
+  /** Largest request body, in bytes (more: 413). */
+  bodyLimit: positiveInt.default(1 << 20).describe('largest request body, in bytes'),
+  /** Milliseconds a request may generate; then it ends with `finish_reason` "length". */
+  requestTimeout: positiveInt.default(120_000).describe('milliseconds a request may generate'),
+  /** Where the weights go (see `Device`). */
+  device: device.default('auto').describe('auto | cpu | cuda'),
+  /** Matrix-product precision (see `Precision`). */
+  precision: precision.default('f32').describe('matrix products: f32 or bf16 (CPU only)'),
+});
+
+/** Options of `serve()` as the user writes them. */
+export type ServeOptionsInput = z.input<typeof ServeOptionsSchema>;
+/** Options of `serve()` after validation and defaults. */
+export type ServeOptions = z.output<typeof ServeOptionsSchema>;
 
 /** Schema of the options of `model.evaluate()`. */
 export const EvaluateOptionsSchema = z.strictObject({
@@ -730,6 +860,15 @@ export function parseStreamOptions(input: StreamOptionsInput = {}): StreamOption
  */
 export function parseGenerateOptions(input: GenerateOptionsInput = {}): GenerateOptions {
   return parseWith(GenerateOptionsSchema, input, 'the generate options');
+}
+
+/**
+ * Validate and default options of a `schema` of this module (`what` names them in messages, e.g. "the serve
+ * options").
+ * @throws ConfigError naming the field.
+ */
+export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  return parseWith(schema, input, what);
 }
 
 /**

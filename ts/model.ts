@@ -9,7 +9,10 @@ import {
   parseGenerateOptions,
   parseLoadOptions,
   parsePrecision,
+  parseOptions,
   parseStreamOptions,
+  type SessionOptionsInput,
+  SessionOptionsSchema,
   type StreamOptionsInput,
   type TrainConfig,
 } from './config';
@@ -25,6 +28,7 @@ import { accuracy, bitsPerChar, perplexity, streamChars } from './metrics';
 import { NativeHandle, type NativeModelConfig, type Precision } from './native/handle';
 import { cutAtFirst, decodeAfter, planSampling } from './sampling/plan';
 import { type GeneratedRecord, sampleRecords } from './sampling/records';
+import { Session } from './sampling/session';
 import { streamText } from './sampling/stream';
 import { type TokenIds, type Tokenizer, type TokenizerKind, tokenizerFromJSON } from './tokenizer';
 
@@ -290,6 +294,21 @@ export class LstmModel {
   stream(options: StreamOptionsInput = {}): AsyncGenerator<string, void, undefined> {
     this.native.assertLive();
     return streamText(this.native, this.tokenizer, parseStreamOptions(options));
+  }
+
+  /**
+   * A session: a model state held by the engine that is fed text, asked for the next tokens' probabilities and
+   * sampled from (see {@link Session}).
+   * @throws ConfigError for invalid options or a disposed model.
+   * @example const s = model.session({ seed: 1 }); await s.feed('Call me'); const [best] = await s.next({ topN: 1 });
+   */
+  session(options: SessionOptionsInput = {}): Session {
+    this.native.assertLive();
+    return Session.open(
+      this.native,
+      this.tokenizer,
+      parseOptions(SessionOptionsSchema, options, 'the session options'),
+    );
   }
 
   /**

@@ -13,10 +13,12 @@ import type {
   NativeSampleChunk,
   NativeSampleOptions,
   NativeSampler,
+  NativeSessions,
   NativeStepResult,
+  NativeTopTokens,
 } from '../../index';
 import { ConfigError, wrapNative } from '../errors';
-import { type Device, defaultLoader } from './loader';
+import { type Device, defaultLoader, type NativeBinding } from './loader';
 
 export type {
   NativeEvalResult,
@@ -26,6 +28,7 @@ export type {
   NativeSampleChunk,
   NativeSampleOptions,
   NativeStepResult,
+  NativeTopTokens,
 };
 
 /** The values of {@link Precision}. */
@@ -95,26 +98,38 @@ export class NativeHandle
   /** Settles when the last turn taken so far has ended (never rejects). */
   private tail: Promise<unknown> = Promise.resolve();
 
-  private constructor(inner: NativeModel) {
+  private constructor(
+    inner: NativeModel,
+    private readonly binding: NativeBinding,
+  ) {
     this.inner = inner;
   }
 
   /** `NativeModel.create` on the build that serves `device`. */
   static create(config: NativeModelConfig, seed: number, device: Device): NativeHandle {
     const { binary, device: dev } = defaultLoader.forDevice(device);
-    return new NativeHandle(guard(() => binary.binding.NativeModel.create(config, seed, dev)));
+    return new NativeHandle(
+      guard(() => binary.binding.NativeModel.create(config, seed, dev)),
+      binary.binding,
+    );
   }
 
   /** `NativeModel.fromSafetensors` on the build that serves `device`. */
   static fromSafetensors(bytes: Buffer, device: Device): NativeHandle {
     const { binary, device: dev } = defaultLoader.forDevice(device);
-    return new NativeHandle(guard(() => binary.binding.NativeModel.fromSafetensors(bytes, dev)));
+    return new NativeHandle(
+      guard(() => binary.binding.NativeModel.fromSafetensors(bytes, dev)),
+      binary.binding,
+    );
   }
 
   /** `NativeModel.fromTorchStateDict` on the build that serves `device`. */
   static fromTorchStateDict(bytes: Buffer, device: Device): NativeHandle {
     const { binary, device: dev } = defaultLoader.forDevice(device);
-    return new NativeHandle(guard(() => binary.binding.NativeModel.fromTorchStateDict(bytes, dev)));
+    return new NativeHandle(
+      guard(() => binary.binding.NativeModel.fromTorchStateDict(bytes, dev)),
+      binary.binding,
+    );
   }
 
   /** The addon's model. @throws ConfigError once {@link dispose} was called. */
@@ -236,7 +251,19 @@ export class NativeHandle
 
   /** `NativeModel.forFineTuning`: a new model (its own handle) to fine-tune from this one's weights. */
   forFineTuning(vocabSize: number, dropout: number, seed: number): NativeHandle {
-    return new NativeHandle(guard(() => this.live().forFineTuning(vocabSize, dropout, seed)));
+    return new NativeHandle(
+      guard(() => this.live().forFineTuning(vocabSize, dropout, seed)),
+      this.binding,
+    );
+  }
+
+  /** A new, empty `NativeSessions` batch over this model, as a {@link SessionsHandle} whose calls take turns. */
+  sessions(): SessionsHandle {
+    const model = this.live();
+    return new SessionsHandle(
+      guard(() => this.binding.NativeSessions.create(model)),
+      this,
+    );
   }
 
   /** `NativeModel.startSampling`, as a {@link SamplerHandle} whose `next()` calls take turns on this model. */
@@ -261,6 +288,54 @@ export class SamplerHandle implements NativeSampler {
   /** @throws ConfigError (rejects) once the model was disposed. */
   next(feed: Uint32Array, maxTokens: number): Promise<NativeSampleChunk> {
     return this.model.exclusive(() => guard(() => this.inner.next(feed, maxTokens)));
+  }
+}
+
+/**
+ * A batch of independent rows over one model (`NativeSessions`, see its documentation) whose calls throw typed
+ * errors. Every call is one turn on its model (see {@link NativeHandle.exclusive}), so a step of all rows never
+ * interleaves with another call's native work.
+ */
+export class SessionsHandle {
+  constructor(
+    private readonly inner: NativeSessions,
+    private readonly model: NativeHandle,
+  ) {}
+
+  add(prompt: Uint32Array, options: SampleOptions, stream: number): Promise<number> {
+    return this.model.exclusive(() => guard(() => this.inner.add(prompt, options, stream)));
+  }
+
+  feed(row: number, tokens: Uint32Array): Promise<void> {
+    return this.model.exclusive(() => guard(() => this.inner.feed(row, tokens)));
+  }
+
+  step(rows: Uint32Array, maxTokens: number): Promise<number[][]> {
+    return this.model.exclusive(() => guard(() => this.inner.step(rows, maxTokens)));
+  }
+
+  remove(row: number): Promise<boolean> {
+    return this.model.exclusive(() => guard(() => this.inner.remove(row)));
+  }
+
+  fork(row: number, stream?: number): Promise<number> {
+    return this.model.exclusive(() => guard(() => this.inner.fork(row, stream)));
+  }
+
+  setOptions(row: number, options: SampleOptions, stream?: number): Promise<void> {
+    return this.model.exclusive(() => guard(() => this.inner.setOptions(row, options, stream)));
+  }
+
+  top(row: number, n: number): Promise<NativeTopTokens> {
+    return this.model.exclusive(() => guard(() => this.inner.top(row, n)));
+  }
+
+  done(row: number): Promise<boolean> {
+    return this.model.exclusive(() => guard(() => this.inner.done(row)));
+  }
+
+  size(): number {
+    return this.inner.size();
   }
 }
 

@@ -11,7 +11,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EngineInfo as NativeEngineInfo, NativeModel, NativeTokenizer, NativeWordCounter } from '../../index';
+import type {
+  EngineInfo as NativeEngineInfo,
+  NativeModel,
+  NativeSessions,
+  NativeTokenizer,
+  NativeWordCounter,
+} from '../../index';
 import { DeviceError } from '../errors';
 
 export type { NativeEngineInfo };
@@ -30,6 +36,7 @@ export interface NativeBinding {
   NativeModel: typeof NativeModel;
   NativeTokenizer: typeof NativeTokenizer;
   NativeWordCounter: typeof NativeWordCounter;
+  NativeSessions: typeof NativeSessions;
   engineInfo(): NativeEngineInfo;
 }
 

@@ -1,6 +1,6 @@
 /** What `generate()` and `stream()` share: turning generate options into a native sampling call, and text assembly. */
 import { randomInt } from 'node:crypto';
-import type { GenerateOptions } from '../config';
+import type { GenerateOptions, GenerationControls } from '../config';
 import { ConfigError } from '../errors';
 import type { SampleOptions } from '../native/handle';
 import { BOUNDARY, EOS, type TextStream, type Tokenizer } from '../tokenizer';
@@ -15,18 +15,75 @@ export interface SamplingPlan {
   stopTexts: string[];
 }
 
+/** The sampling options of a plan, without the prompt: what a session's `sample()` and the server need. Unset
+ * generation controls are off. */
+export type SamplingOptions = Omit<
+  GenerateOptions,
+  'numSamples' | 'prompt' | 'seed' | 'strict' | 'records' | 'onlyNovel' | keyof GenerationControls
+> &
+  Partial<GenerationControls> & {
+    numSamples?: number;
+    seed?: number;
+  };
+
 /**
- * Encode the prompt and stop strings of validated options `o` (`numSamples` defaults to 1). An unset seed
+ * The engine's options and the stop texts for validated options `o` (`numSamples` defaults to 1). An unset seed
  * becomes a fresh random one. Stop strings with symbols outside the vocabulary are dropped (never generated).
- * Unless `o.allowUnk`, `<unk>` is banned from sampling (`bannedIds`). With `o.records`, `o.records` sequences
- * start from the record boundary followed by the prompt, and each ends at the next boundary (a stop sequence).
- * @throws ConfigError for an empty prompt when the vocabulary has no line break, or `records` when it has no
- *   record boundary; DataError for unknown prompt symbols with `strict` (otherwise they become `<unk>` with one
- *   warning).
+ * Unless `o.allowUnk`, `<unk>` is banned from sampling (`bannedIds`), as are `o.bannedTokens`. With `minTokens`,
+ * the boundary token and every one-token stop string are the `endIds` banned until then.
+ * @throws ConfigError (field `bannedTokens`) for a banned string that is not one token of the vocabulary.
+ */
+export function sampleOptions(
+  tokenizer: Tokenizer,
+  o: SamplingOptions,
+): { native: SampleOptions; stopTexts: string[] } {
+  const stops = (o.stop ?? [])
+    .map((s) => tokenizer.encode(s, { onWarning: () => {} }))
+    .filter((ids) => ids.length > 0 && (tokenizer.unkId === undefined || !ids.includes(tokenizer.unkId)));
+  const banned = (o.bannedTokens ?? []).map((t, i) => {
+    const id = tokenizer.idOf(t);
+    if (id === undefined)
+      throw new ConfigError(`bannedTokens.${i}`, `${JSON.stringify(t)} is not one token of this model's vocabulary`);
+    return id;
+  });
+  const endIds = [
+    ...(tokenizer.boundaryId === undefined ? [] : [tokenizer.boundaryId]),
+    ...stops.filter((ids) => ids.length === 1).map((ids) => ids[0]),
+  ];
+  return {
+    native: {
+      numSamples: o.numSamples ?? 1,
+      maxTokens: o.maxTokens,
+      temperature: o.temperature,
+      topK: o.topK ?? 0,
+      topP: o.topP,
+      seed: o.seed ?? randomInt(0, 2 ** 32),
+      stopSequences: stops.map((ids) => Array.from(ids)),
+      bannedIds: [...(o.allowUnk || tokenizer.unkId === undefined ? [] : [tokenizer.unkId]), ...banned],
+      // after a sampled record boundary a sample goes on from the zero state, as training resets there
+      boundaryId: tokenizer.boundaryId,
+      repetitionPenalty: o.repetitionPenalty,
+      frequencyPenalty: o.frequencyPenalty,
+      noRepeatNgram: o.noRepeatNgram,
+      penaltyWindow: o.penaltyWindow,
+      minTokens: o.minTokens,
+      endIds: (o.minTokens ?? 0) > 0 ? endIds : [],
+    },
+    stopTexts: stops.map((ids) => tokenizer.decode(ids)),
+  };
+}
+
+/**
+ * Encode the prompt of validated options `o` and make the engine's options ({@link sampleOptions}). With
+ * `o.records`, `o.records` sequences start from the record boundary followed by the prompt, and each ends at the
+ * next boundary (a stop sequence).
+ * @throws ConfigError for an empty prompt when the vocabulary has no line break, `records` when it has no record
+ *   boundary, or a bad `bannedTokens` entry; DataError for unknown prompt symbols with `strict` (otherwise they
+ *   become `<unk>` with one warning).
  */
 export function planSampling(
   tokenizer: Tokenizer,
-  o: Omit<GenerateOptions, 'numSamples' | 'records' | 'onlyNovel'> & { numSamples?: number; records?: number },
+  o: SamplingOptions & Pick<GenerateOptions, 'prompt' | 'strict'> & { records?: number },
 ): SamplingPlan {
   let prompt = tokenizer.encode(o.prompt, { strict: o.strict });
   const boundary = o.records !== undefined ? recordBoundaryId(tokenizer) : undefined;
@@ -36,27 +93,9 @@ export function planSampling(
     framed.set(prompt, 1);
     prompt = framed;
   } else if (prompt.length === 0) prompt = Uint32Array.of(lineBreakId(tokenizer));
-  const stops = (o.stop ?? [])
-    .map((s) => tokenizer.encode(s, { onWarning: () => {} }))
-    .filter((ids) => ids.length > 0 && (tokenizer.unkId === undefined || !ids.includes(tokenizer.unkId)));
-  const stopSequences = stops.map((ids) => Array.from(ids));
-  if (boundary !== undefined) stopSequences.push([boundary]);
-  return {
-    prompt,
-    native: {
-      numSamples: o.records ?? o.numSamples ?? 1,
-      maxTokens: o.maxTokens,
-      temperature: o.temperature,
-      topK: o.topK ?? 0,
-      topP: o.topP,
-      seed: o.seed ?? randomInt(0, 2 ** 32),
-      stopSequences,
-      bannedIds: o.allowUnk || tokenizer.unkId === undefined ? [] : [tokenizer.unkId],
-      // after a sampled record boundary a sample goes on from the zero state, as training resets there
-      boundaryId: tokenizer.boundaryId,
-    },
-    stopTexts: stops.map((ids) => tokenizer.decode(ids)),
-  };
+  const { native, stopTexts } = sampleOptions(tokenizer, { ...o, numSamples: o.records ?? o.numSamples });
+  if (boundary !== undefined) native.stopSequences.push([boundary]);
+  return { prompt, native, stopTexts };
 }
 
 /**
@@ -74,7 +113,7 @@ function recordBoundaryId(tokenizer: Tokenizer): number {
 }
 
 /** Id of the line-break token that starts generation from an empty prompt. @throws ConfigError when there is none. */
-function lineBreakId(tokenizer: Tokenizer): number {
+export function lineBreakId(tokenizer: Tokenizer): number {
   const id =
     tokenizer.kind === 'bpe' ? single(tokenizer.encode('\n')) : tokenizer.idOf(tokenizer.kind === 'word' ? EOS : '\n');
   if (id === undefined)
