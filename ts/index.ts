@@ -12,6 +12,9 @@ export {
   type GenerateOptions,
   type GenerateOptionsInput,
   GenerateOptionsSchema,
+  type GenerationControls,
+  type GenerationControlsInput,
+  GenerationControlsSchema,
   type LoadOptions,
   type LrScheduleConfig,
   type LrScheduleOptions,
@@ -20,6 +23,12 @@ export {
   parseGenerateOptions,
   parseStreamOptions,
   parseTrainConfig,
+  type ServeOptions,
+  type ServeOptionsInput,
+  ServeOptionsSchema,
+  type SessionNextOptionsInput,
+  type SessionOptionsInput,
+  type SessionSampleOptionsInput,
   type StreamOptions,
   type StreamOptionsInput,
   StreamOptionsSchema,
@@ -103,6 +112,8 @@ export {
 export type { Precision } from './native/handle';
 export { type Device, type EngineInfo, engineInfo } from './native/loader';
 export type { GeneratedRecord } from './sampling/records';
+export { type NextToken, Session } from './sampling/session';
+export { type Server, serve } from './serve/server';
 export {
   BOUNDARY,
   BpeTokenizer,

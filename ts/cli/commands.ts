@@ -154,7 +154,8 @@ interface GenerateFlags {
  * records, one per line (`--json`: `{"records":[{"text","novel","end"}]}`).
  */
 export async function generateCommand(flags: GenerateFlags): Promise<void> {
-  const { model: file, device, precision, json, ...options } = flags;
+  const { model: file, device, precision, json, blockNgrams, ...rest } = flags;
+  const options = blockNgrams === undefined ? rest : { ...rest, noRepeatNgram: blockNgrams };
   const model = await loadModel(file, { device, precision });
   if (options.records !== undefined) {
     const records = await model.generate({ ...options, records: options.records as number });

@@ -67,6 +67,8 @@ export const FLAG_NAMES: Readonly<Record<string, string>> = {
   logFile: 'log',
   earlyStopping: 'early-stopping',
   extensions: 'ext',
+  // commander reads any `--no-...` flag as the negation of a boolean
+  noRepeatNgram: 'block-ngrams',
 };
 
 /**

@@ -20,6 +20,7 @@ import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS } from '../train/loo
 import { packageVersion } from '../version';
 import { evalCommand, exportCommand, generateCommand, infoCommand, plotCommand, trainCommand } from './commands';
 import { collect, type FlagSpec, fieldFlag, number, parseLrSchedule, tokenizerFlag } from './flags';
+import { addServeCommand } from './serve';
 import { tokenizeCommand } from './tokenize';
 
 /** The flags of how corpus files are read (`train` and `eval`). */
@@ -94,6 +95,12 @@ const GENERATE_FLAGS: Array<[field: string, spec: FlagSpec]> = [
   ['strict', {}],
   ['records', { arg: '<n>', parse: number }],
   ['onlyNovel', {}],
+  ['repetitionPenalty', { arg: '<x>', parse: number }],
+  ['frequencyPenalty', { arg: '<x>', parse: number }],
+  ['noRepeatNgram', { arg: '<n>', parse: number, name: 'block-ngrams' }],
+  ['penaltyWindow', { arg: '<n>', parse: number }],
+  ['bannedTokens', { arg: '<token>', parse: collect }],
+  ['minTokens', { arg: '<n>', parse: number }],
 ];
 
 /** A data flag: {@link fieldFlag}, limited to the schema's choices where the field is an enum. */
@@ -174,6 +181,8 @@ export function buildProgram(): Command {
     .option('--title <text>', 'chart title (default: the log file name)')
     .option('--json', 'print {"path"}')
     .action(plotCommand);
+
+  addServeCommand(program);
 
   program
     .command('export')
