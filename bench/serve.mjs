@@ -3,12 +3,14 @@
  * Serving benchmark: throughput of `lstmgen serve`'s dynamic batching against the same requests sent one at a
  * time, on loopback, and the server's resident memory under 200 concurrent streaming clients.
  *
- *   npm run build && node bench/serve.mjs [--requests 200] [--tokens 64] [--hidden-size 256] [--model FILE]
+ *   npm run build && node bench/serve.mjs [--requests 200] [--tokens 64] [--hidden-size 256] [--rounds 5] [--repeats 3] [--model FILE]
  *
  * Without --model it trains a char model on Moby-Dick for 50 steps (hiddenSize as given), saves it to a
  * temporary file and serves that. Every request is a seeded, non-streamed completion of `--tokens` tokens;
- * "batched" sends all of them at once, "one at a time" waits for each before sending the next. The server runs in
- * this process (its RSS is this process's). Target: batched >= 4x one at a time.
+ * "batched" sends all of them at once, "one at a time" waits for each before sending the next; the two alternate
+ * `--repeats` times and the medians are compared. The server runs in
+ * this process (its RSS, clients included, is this process's), then `--rounds` rounds of 200 concurrent streaming
+ * requests report the RSS after each. Target: batched >= 4x one at a time.
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,6 +30,7 @@ function flag(name, fallback) {
 const requests = Number(flag('requests', 200));
 const tokens = Number(flag('tokens', 64));
 const hiddenSize = Number(flag('hidden-size', 256));
+const rounds = Number(flag('rounds', 5));
 
 async function modelFile() {
   const given = flag('model');
@@ -66,21 +69,41 @@ const server = await lib.serve({ model: file, port: 0, device: 'cpu', maxConcurr
 const url = server.url;
 await complete(url, 0); // warm-up: packs the weights, starts the threads
 
-let t = performance.now();
-let got = 0;
-for (let i = 0; i < requests; i++) got += await complete(url, i);
-const sequential = got / ((performance.now() - t) / 1000);
+/** Tokens per second of `requests` requests sent one at a time, or all at once. */
+async function measure(batched) {
+  const t = performance.now();
+  const counts = batched
+    ? await Promise.all(Array.from({ length: requests }, (_, i) => complete(url, i)))
+    : await (async () => {
+        const c = [];
+        for (let i = 0; i < requests; i++) c.push(await complete(url, i));
+        return c;
+      })();
+  return counts.reduce((a, b) => a + b, 0) / ((performance.now() - t) / 1000);
+}
 
-t = performance.now();
-const counts = await Promise.all(Array.from({ length: requests }, (_, i) => complete(url, i)));
-const batched = counts.reduce((a, b) => a + b, 0) / ((performance.now() - t) / 1000);
+// alternate the two, `--repeats` times each, and compare medians: the load of a shared machine drifts
+const repeats = Number(flag('repeats', 3));
+const seqRuns = [];
+const batchRuns = [];
+const before = { ...server.scheduler.stats };
+for (let r = 0; r < repeats; r++) {
+  seqRuns.push(await measure(false));
+  batchRuns.push(await measure(true));
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const sequential = median(seqRuns);
+const batched = median(batchRuns);
+const stats = server.scheduler.stats;
+const rowsPerStep =
+  (stats.rowSteps - before.rowSteps - repeats * requests * Math.ceil(tokens / 4)) /
+  (stats.steps - before.steps - repeats * requests * Math.ceil(tokens / 4));
 
 const rss = [rssMb()];
-for (let r = 0; r < 3; r++) {
+for (let r = 0; r < rounds; r++) {
   await Promise.all(Array.from({ length: 200 }, (_, i) => complete(url, i, true)));
   rss.push(rssMb());
 }
-const { steps, rowSteps } = server.scheduler.stats;
 await server.close();
 
 const result = {
@@ -89,8 +112,10 @@ const result = {
   tokensPerRequest: tokens,
   oneAtATimeTokensPerSec: Math.round(sequential),
   batchedTokensPerSec: Math.round(batched),
+  oneAtATimeRuns: seqRuns.map(Math.round),
+  batchedRuns: batchRuns.map(Math.round),
   speedup: Number((batched / sequential).toFixed(2)),
-  meanRowsPerStep: Number((rowSteps / steps).toFixed(1)),
+  batchedMeanRowsPerStep: Number(rowsPerStep.toFixed(1)),
   rssMbAfterStreamingRounds: rss.map((x) => Number(x.toFixed(1))),
   cpus: os.cpus().length,
 };

@@ -37,11 +37,11 @@ const post = (url: string, body: unknown) =>
   });
 
 /** Polls `/health` until no sequence is active (at most ~10 s). */
-async function settled(url: string): Promise<{ active: number; queued: number }> {
-  let h = { active: -1, queued: -1 };
+async function settled(url: string): Promise<{ active: number; queued: number; rows: number }> {
+  let h = { active: -1, queued: -1, rows: -1 };
   for (let i = 0; i < 200; i++) {
     h = JSON.parse((await request(`${url}/health`)).body);
-    if (h.active === 0 && h.queued === 0) break;
+    if (h.active === 0 && h.queued === 0 && h.rows === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   return h;
@@ -201,7 +201,7 @@ describe('serve()', () => {
     expect(busy.active).toBe(1);
     controller.abort();
     const h = await settled(server.url);
-    expect(h).toMatchObject({ active: 0, queued: 0 });
+    expect(h).toMatchObject({ active: 0, queued: 0, rows: 0 });
     // and nothing is stepped any more
     const steps = JSON.parse((await request(`${server.url}/health`)).body).rowSteps;
     await new Promise((r) => setTimeout(r, 300));

@@ -17,7 +17,7 @@ import type {
   NativeStepResult,
   NativeTopTokens,
 } from '../../index';
-import { ConfigError, wrapNative } from '../errors';
+import { ConfigError, type LstmgenError, wrapNative } from '../errors';
 import { type Device, defaultLoader, type NativeBinding } from './loader';
 
 export type {
@@ -304,6 +304,21 @@ export class SessionsHandle {
 
   add(prompt: Uint32Array, options: SampleOptions, stream: number): Promise<number> {
     return this.model.exclusive(() => guard(() => this.inner.add(prompt, options, stream)));
+  }
+
+  /**
+   * `NativeSessions.addMany`: one row per prompt; each entry is the row's id or the typed error that kept it out.
+   * @throws (rejects) the typed error of a failed forward pass (nothing was added).
+   */
+  addMany(prompts: Uint32Array[], options: SampleOptions[], streams: number[]): Promise<Array<number | LstmgenError>> {
+    return this.model.exclusive(async () => {
+      const added = await guard(() => this.inner.addMany(prompts, options, streams));
+      return added.map((a) =>
+        typeof a.row === 'number'
+          ? a.row
+          : wrapNative(Object.assign(new Error(a.message ?? 'not added'), { code: a.code })),
+      );
+    });
   }
 
   feed(row: number, tokens: Uint32Array): Promise<void> {

@@ -55,13 +55,18 @@ export class Scheduler {
   readonly stats = { steps: 0, rowSteps: 0 };
 
   constructor(
-    private readonly rows: SessionsHandle,
+    private readonly batch: SessionsHandle,
     private readonly limits: { maxConcurrent: number; maxQueued: number },
   ) {}
 
   /** Sequences generating now. */
   get active(): number {
     return this.running.size + this.starting;
+  }
+
+  /** Rows held by the engine's batch (0 once every request has ended: nothing is left behind). */
+  get rows(): number {
+    return this.batch.size();
   }
 
   /** Jobs waiting for room. */
@@ -119,29 +124,57 @@ export class Scheduler {
     }
   }
 
-  /** Starts queued jobs, in order, while their sequences fit. */
+  /**
+   * Starts queued jobs, in order, while their sequences fit: their prompts are fed in one native call (prompts of
+   * equal length in one batched forward pass), then each job's first row is forked for its other sequences.
+   */
   private async admit(): Promise<void> {
-    while (this.queue.length > 0 && this.active + this.queue[0].job.n <= this.limits.maxConcurrent) {
+    const batch: Waiting[] = [];
+    let room = this.limits.maxConcurrent - this.active;
+    while (this.queue.length > 0 && this.queue[0].job.n <= room) {
       const w = this.queue.shift() as Waiting;
       if (w.job.signal.aborted) {
         w.resolve();
         continue;
       }
-      this.starting += w.job.n;
-      const rows: number[] = [];
+      batch.push(w);
+      room -= w.job.n;
+    }
+    if (batch.length === 0) return;
+    const taken = batch.reduce((sum, w) => sum + w.job.n, 0);
+    this.starting += taken;
+    try {
+      let added: Array<number | Error>;
       try {
-        rows.push(await this.rows.add(w.job.prompt, w.job.native, 0));
-        for (let i = 1; i < w.job.n; i++) rows.push(await this.rows.fork(rows[0], i));
+        added = await this.batch.addMany(
+          batch.map((w) => w.job.prompt),
+          batch.map((w) => w.job.native),
+          batch.map(() => 0),
+        );
       } catch (err) {
-        for (const r of rows) await this.rows.remove(r).catch(() => {});
-        w.reject(err);
-        continue;
-      } finally {
-        this.starting -= w.job.n;
+        for (const w of batch) w.reject(err);
+        return;
       }
-      rows.forEach((row, seq) => {
-        this.running.set(row, { waiting: w, seq, produced: 0 });
-      });
+      for (const [k, w] of batch.entries()) {
+        const first = added[k];
+        if (typeof first !== 'number') {
+          w.reject(first);
+          continue;
+        }
+        const rows = [first];
+        try {
+          for (let i = 1; i < w.job.n; i++) rows.push(await this.batch.fork(first, i));
+        } catch (err) {
+          for (const r of rows) await this.batch.remove(r).catch(() => {});
+          w.reject(err);
+          continue;
+        }
+        rows.forEach((row, seq) => {
+          this.running.set(row, { waiting: w, seq, produced: 0 });
+        });
+      }
+    } finally {
+      this.starting -= taken;
     }
   }
 
@@ -154,7 +187,7 @@ export class Scheduler {
   private async tick(ids: number[]): Promise<void> {
     let fresh: number[][];
     try {
-      fresh = await this.rows.step(Uint32Array.from(ids), TICK_TOKENS);
+      fresh = await this.batch.step(Uint32Array.from(ids), TICK_TOKENS);
     } catch (err) {
       for (const id of ids) {
         const r = this.running.get(id);
@@ -187,7 +220,7 @@ export class Scheduler {
     const r = this.running.get(id);
     if (!r) return;
     this.running.delete(id);
-    await this.rows.remove(id).catch(() => {});
+    await this.batch.remove(id).catch(() => {});
     if (![...this.running.values()].some((o) => o.waiting === r.waiting)) r.waiting.resolve();
   }
 }

@@ -130,7 +130,13 @@ export async function serve(input: ServeOptionsInput): Promise<Server> {
   });
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
-  app.get('/health', () => ({ status: 'ok', active: scheduler.active, queued: scheduler.queued, ...scheduler.stats }));
+  app.get('/health', () => ({
+    status: 'ok',
+    active: scheduler.active,
+    queued: scheduler.queued,
+    rows: scheduler.rows,
+    ...scheduler.stats,
+  }));
   app.get('/v1/models', () => ({
     object: 'list',
     data: [{ id: modelId, object: 'model', created: started, owned_by: 'lstmgen' }],
@@ -282,8 +288,7 @@ export async function serve(input: ServeOptionsInput): Promise<Server> {
         'prompt',
       );
     const { native, stopTexts } = sampleOptions(tk, { ...g, numSamples: 1 });
-    const last = ids[ids.length - 1];
-    const assemblers = Array.from({ length: req.n ?? 1 }, () => new TextAssembler(tk, last, stopTexts));
+    const assemblers = Array.from({ length: req.n ?? 1 }, () => new TextAssembler(tk, ids, stopTexts));
     return { prompt: ids, native, assemblers };
   }
 

@@ -28,6 +28,7 @@ pub mod sample;
 mod sgd;
 pub mod subword;
 pub mod sessions;
+pub mod subword;
 
 pub use config::{AdamConfig, ModelConfig, SampleConfig};
 pub use error::{Error, Result};

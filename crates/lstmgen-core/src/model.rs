@@ -839,6 +839,26 @@ impl Model {
         self.infer(ids, ids.len(), 1, state, boundary)
     }
 
+    /// Next-token logits `[batch * V]` (host, f32, row-major) for one token per sequence (`ids`
+    /// `[batch]`) from `state`, and the new state (reset first where the id is `boundary`):
+    /// `logits_resetting(ids, batch, 1, state, boundary)` without its memory check, for callers
+    /// that checked the batch's memory once (`crate::sessions`, `crate::sample`).
+    pub(crate) fn step_logits(
+        &self,
+        ids: &[u32],
+        state: &State,
+        boundary: Option<u32>,
+    ) -> Result<(Vec<f32>, State)> {
+        let (logits, next) = self.infer(ids, ids.len(), 1, Some(state), boundary)?;
+        Ok((
+            logits
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?,
+            next,
+        ))
+    }
+
     /// Adam's state (moments and step count).
     pub(crate) fn adam(&self) -> &Adam {
         &self.adam

@@ -278,13 +278,8 @@ impl Sampler {
                 self.state = st;
                 return Ok(());
             }
-            let (l, st) = model.logits_resetting(
-                &next,
-                self.cfg.num_samples,
-                1,
-                Some(&self.state),
-                self.cfg.reset_at,
-            )?;
+            // memory of n sequences was checked once, in `new`
+            let (l, st) = model.step_logits(&next, &self.state, self.cfg.reset_at)?;
             self.logits = l;
             self.state = st;
         }

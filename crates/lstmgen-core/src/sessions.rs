@@ -80,7 +80,14 @@ pub struct TopTokens {
 pub struct Sessions {
     rows: HashMap<RowId, Row>,
     next_id: RowId,
+    /// The most positions of one feed and the most rows of one step whose memory was checked
+    /// against the system: a check reads several /proc and cgroup files, so it runs only when a
+    /// call goes beyond what was checked before.
+    checked: (usize, usize),
 }
+
+/// Rows below this many are sampled on the calling thread (waking the pool costs more).
+const PARALLEL_ROWS: usize = 16;
 
 impl Sessions {
     /// An empty batch.
@@ -141,7 +148,7 @@ impl Sessions {
             done: cfg.max_tokens == 0,
             cfg,
         };
-        Self::feed_row(model, &mut row, prompt)?;
+        self.feed_row(model, &mut row, prompt)?;
         let id = self.next_id;
         self.next_id = self
             .next_id
@@ -151,17 +158,116 @@ impl Sessions {
         Ok(id)
     }
 
+    /// Adds one row per item (prompt, options, stream) as [`Sessions::add`] would, priming the
+    /// prompts of equal length together in one batched forward pass per length. Returns each
+    /// item's row id, or its own error (invalid options or prompt ids); an error of a forward pass
+    /// itself fails the whole call and adds nothing.
+    pub fn add_many(
+        &mut self,
+        model: &Model,
+        items: &[(Vec<u32>, SampleConfig, u64)],
+    ) -> Result<Vec<Result<RowId>>> {
+        let vocab = model.config().vocab_size;
+        let mut rows: Vec<Result<Row>> = items
+            .iter()
+            .map(|(prompt, cfg, stream)| {
+                let cfg = Self::checked(model, cfg)?;
+                if let Some(&bad) = prompt.iter().find(|&&id| id as usize >= vocab) {
+                    return Err(Error::Data(format!(
+                        "the prompt holds {bad}, which is not a token id (vocabSize = {vocab})"
+                    )));
+                }
+                Ok(Row {
+                    state: model.zero_state(1)?,
+                    logits: None,
+                    rng: stream_rng(cfg.seed, *stream),
+                    context: Context::new(cfg.controls.window),
+                    generated: Vec::new(),
+                    done: cfg.max_tokens == 0,
+                    cfg,
+                })
+            })
+            .collect();
+        let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            let len = items[i].0.len();
+            if row.is_ok() && len > 0 {
+                groups.entry(len).or_default().push(i);
+            }
+        }
+        let mut groups: Vec<(usize, Vec<usize>)> = groups.into_iter().collect();
+        groups.sort_unstable();
+        for (len, members) in groups {
+            let positions = PRIME_ROWS.min(len * members.len());
+            if positions > self.checked.0 {
+                crate::memory::ensure_fits(
+                    crate::memory::infer_bytes(model.config(), positions, 1),
+                    "feeding these prompts",
+                    "the number of requests or the model's size",
+                )?;
+                self.checked.0 = positions;
+            }
+            let ids: Vec<u32> = members.iter().flat_map(|&i| items[i].0.clone()).collect();
+            let boundary = items[members[0]].1.reset_at;
+            ensure(
+                members.iter().all(|&i| items[i].1.reset_at == boundary),
+                || "the rows added together must share their boundaryId".into(),
+            )?;
+            let (logits, state) = model.prime(&ids, members.len(), None, PRIME_ROWS, boundary)?;
+            let logits = logits
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?;
+            for (j, &i) in members.iter().enumerate() {
+                if let Ok(row) = &mut rows[i] {
+                    row.state = State {
+                        h: state
+                            .h
+                            .iter()
+                            .map(|t| t.narrow(0, j, 1))
+                            .collect::<candle_core::Result<_>>()?,
+                        c: state
+                            .c
+                            .iter()
+                            .map(|t| t.narrow(0, j, 1))
+                            .collect::<candle_core::Result<_>>()?,
+                    };
+                    row.logits = Some(logits[j * vocab..(j + 1) * vocab].to_vec());
+                    row.context.extend(&items[i].0);
+                }
+            }
+        }
+        rows.into_iter()
+            .map(|row| match row {
+                Ok(row) => {
+                    let id = self.next_id;
+                    self.next_id = self.next_id.checked_add(1).ok_or_else(|| {
+                        Error::Data("this batch has made 2^32 rows: make a new one".into())
+                    })?;
+                    self.rows.insert(id, row);
+                    Ok(Ok(id))
+                }
+                Err(e) => Ok(Err(e)),
+            })
+            .collect()
+    }
+
     /// Runs `tokens` through `row` from its state.
-    fn feed_row(model: &Model, row: &mut Row, tokens: &[u32]) -> Result<()> {
+    fn feed_row(&mut self, model: &Model, row: &mut Row, tokens: &[u32]) -> Result<()> {
         if tokens.is_empty() {
             return Ok(());
         }
-        crate::memory::ensure_fits(
-            crate::memory::infer_bytes(model.config(), PRIME_ROWS.min(tokens.len()), 1),
-            "feeding these tokens",
-            "the model's size (hiddenSize, embeddingDim)",
-        )?;
-        let (logits, state) = model.prime(tokens, 1, Some(&row.state), PRIME_ROWS, row.cfg.reset_at)?;
+        let positions = PRIME_ROWS.min(tokens.len());
+        if positions > self.checked.0 {
+            crate::memory::ensure_fits(
+                crate::memory::infer_bytes(model.config(), positions, 1),
+                "feeding these tokens",
+                "the model's size (hiddenSize, embeddingDim)",
+            )?;
+            self.checked.0 = positions;
+        }
+        let (logits, state) =
+            model.prime(tokens, 1, Some(&row.state), PRIME_ROWS, row.cfg.reset_at)?;
         row.logits = Some(
             logits
                 .flatten_all()?
@@ -181,8 +287,13 @@ impl Sessions {
     /// Feeds `tokens` to row `id` after what it was fed or generated. Feeding `a` then `b` reaches
     /// the state of feeding `a ++ b` up to float rounding.
     pub fn feed(&mut self, model: &Model, id: RowId, tokens: &[u32]) -> Result<()> {
-        let row = self.row_mut(id)?;
-        Self::feed_row(model, row, tokens)
+        let mut row = self
+            .rows
+            .remove(&id)
+            .ok_or_else(|| Error::Data(format!("row {id} does not exist (removed?)")))?;
+        let result = self.feed_row(model, &mut row, tokens);
+        self.rows.insert(id, row);
+        result
     }
 
     /// Replaces row `id`'s options; its generated tokens are forgotten (so `max_tokens`,
@@ -285,7 +396,7 @@ impl Sessions {
             }
         }
         let mut rows: Vec<&mut Row> = taken.iter_mut().map(|(_, r)| r).collect();
-        let result = Self::step_rows(model, &mut rows, k);
+        let result = self.step_rows(model, &mut rows, k);
         let fresh: Vec<Vec<u32>> = match &result {
             Ok(fresh) => fresh.clone(),
             Err(_) => Vec::new(),
@@ -296,7 +407,12 @@ impl Sessions {
         result.map(|_| fresh)
     }
 
-    fn step_rows(model: &Model, rows: &mut [&mut Row], k: usize) -> Result<Vec<Vec<u32>>> {
+    fn step_rows(
+        &mut self,
+        model: &Model,
+        rows: &mut [&mut Row],
+        k: usize,
+    ) -> Result<Vec<Vec<u32>>> {
         let vocab = model.config().vocab_size;
         let mut fresh = vec![Vec::new(); rows.len()];
         for _ in 0..k {
@@ -304,23 +420,34 @@ impl Sessions {
             if live.is_empty() {
                 break;
             }
-            // Sample every live row on the host, in parallel, each from its own stream.
-            let picked: Vec<u32> = rows
-                .par_iter_mut()
-                .filter(|r| r.live())
-                .map(|row| {
-                    let row = &mut **row;
-                    let mut logits = row.logits.clone().unwrap_or_default();
-                    if row.cfg.controls.active() {
-                        row.cfg
-                            .controls
-                            .edits(row.context.tokens(), row.generated.len())
-                            .apply(&mut logits);
-                    }
-                    ban_row(&mut logits, &row.cfg.banned_ids);
-                    sample_row(&logits, &row.cfg, row.rng.random::<f64>())
-                })
-                .collect();
+            if live.len() > self.checked.1 {
+                // the logits and activations of one step, as `Model::logits` checks them
+                crate::memory::ensure_fits(
+                    crate::memory::infer_bytes(model.config(), live.len(), 3),
+                    "stepping this many rows at once",
+                    "the number of rows",
+                )?;
+                self.checked.1 = live.len();
+            }
+            // Sample every live row on the host (in parallel when there are many), each from its
+            // own stream.
+            let draw = |row: &mut &mut Row| {
+                let row = &mut **row;
+                let mut logits = row.logits.clone().unwrap_or_default();
+                if row.cfg.controls.active() {
+                    row.cfg
+                        .controls
+                        .edits(row.context.tokens(), row.generated.len())
+                        .apply(&mut logits);
+                }
+                ban_row(&mut logits, &row.cfg.banned_ids);
+                sample_row(&logits, &row.cfg, row.rng.random::<f64>())
+            };
+            let picked: Vec<u32> = if live.len() >= PARALLEL_ROWS {
+                rows.par_iter_mut().filter(|r| r.live()).map(draw).collect()
+            } else {
+                rows.iter_mut().filter(|r| r.live()).map(draw).collect()
+            };
             // One forward call for all of them: their states side by side, then split again.
             let layers = model.config().num_layers;
             let cat = |pick: fn(&State) -> &Vec<Tensor>| -> Result<Vec<Tensor>> {
@@ -338,11 +465,11 @@ impl Sessions {
             };
             // a row that samples the record boundary goes on from the zero state, as in `generate`
             let boundary = rows[live[0]].cfg.reset_at;
-            ensure(live.iter().all(|&i| rows[i].cfg.reset_at == boundary), || {
-                "the rows of one step must share their boundaryId".into()
-            })?;
-            let (logits, next) =
-                model.logits_resetting(&picked, live.len(), 1, Some(&state), boundary)?;
+            ensure(
+                live.iter().all(|&i| rows[i].cfg.reset_at == boundary),
+                || "the rows of one step must share their boundaryId".into(),
+            )?;
+            let (logits, next) = model.step_logits(&picked, &state, boundary)?;
             for (j, &i) in live.iter().enumerate() {
                 let row = &mut *rows[i];
                 row.state = State {

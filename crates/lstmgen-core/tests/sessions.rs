@@ -290,3 +290,74 @@ fn no_repeat_unigram_gives_distinct_tokens_and_min_tokens_delays_the_end() {
         "{penalized:?} vs {plain:?}"
     );
 }
+
+/// A row's tokens are the same alone and in a batch of 300 rows, whose products are large enough to
+/// take another matrix-product path (OpenBLAS, threads) than a single row's.
+#[test]
+fn a_rows_tokens_are_the_same_in_a_large_batch() {
+    let cfg = ModelConfig {
+        vocab_size: 60,
+        embedding_dim: 32,
+        hidden_size: 64,
+        num_layers: 2,
+        dropout: 0.0,
+    };
+    let m = Model::new(cfg, 8, Device::Cpu).unwrap();
+    let mut alone = Sessions::new();
+    let a = alone.add(&m, &[4, 5, 6], &sc(3, 60), 0).unwrap();
+    let want = run(&mut alone, &m, &[a], 4).remove(0);
+    let mut crowd = Sessions::new();
+    let mut ids: Vec<u32> = (0..299)
+        .map(|i| {
+            crowd
+                .add(&m, &[(i % 50) as u32 + 1], &sc(i, 60), 1)
+                .unwrap()
+        })
+        .collect();
+    let a = crowd.add(&m, &[4, 5, 6], &sc(3, 60), 0).unwrap();
+    ids.push(a);
+    let got = run(&mut crowd, &m, &ids, 4).pop().unwrap();
+    assert_eq!(got, want);
+}
+
+/// Rows added together (prompts of equal length primed in one batch) sample what rows added one by
+/// one sample; an item with bad options gets its own error and the others are added.
+#[test]
+fn rows_added_together_equal_rows_added_alone() {
+    let m = model();
+    let items: Vec<(Vec<u32>, SampleConfig, u64)> = vec![
+        (vec![1, 2, 3], sc(1, 20), 0),
+        (vec![7, 8, 9], sc(2, 20), 1),
+        (vec![4], sc(3, 20), 0),
+        (
+            vec![5, 6],
+            SampleConfig {
+                top_p: 2.0,
+                ..sc(4, 20)
+            },
+            0,
+        ),
+        (vec![30, 31, 32], sc(5, 20), 2),
+        (vec![], sc(6, 20), 0),
+    ];
+    let mut one = Sessions::new();
+    let alone: Vec<Vec<u32>> = items
+        .iter()
+        .filter(|(p, c, _)| c.top_p <= 1.0 && !p.is_empty())
+        .map(|(p, c, st)| {
+            let r = one.add(&m, p, c, *st).unwrap();
+            run(&mut one, &m, &[r], 3).remove(0)
+        })
+        .collect();
+    let mut many = Sessions::new();
+    let added = many.add_many(&m, &items).unwrap();
+    assert!(added[3].as_ref().unwrap_err().to_string().contains("topP"));
+    let ids: Vec<u32> = [0, 1, 2, 4]
+        .iter()
+        .map(|&i| *added[i].as_ref().unwrap())
+        .collect();
+    assert_eq!(run(&mut many, &m, &ids, 3), alone);
+    // the empty prompt's row waits to be fed
+    let empty = *added[5].as_ref().unwrap();
+    assert!(many.top(empty, 1).is_err());
+}

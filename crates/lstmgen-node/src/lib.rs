@@ -20,8 +20,8 @@
 
 mod convert;
 mod error;
-mod subword;
 mod sessions;
+mod subword;
 mod tasks;
 
 /// mimalloc reuses the large per-step tensor buffers instead of mapping fresh pages each time

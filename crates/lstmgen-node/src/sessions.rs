@@ -35,6 +35,15 @@ pub struct NativeTopTokens {
     pub probs: Vec<f64>,
 }
 
+/// One row of `NativeSessions.addMany`: its id, or why it was not added (`code` and `message` as
+/// the addon's errors have them).
+#[napi(object)]
+pub struct NativeAdded {
+    pub row: Option<u32>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
 /// The core options of `options` with `seed` as given (a JS number).
 fn config(options: &NativeSampleOptions) -> Result<SampleConfig> {
     options.to_core()
@@ -67,6 +76,35 @@ impl NativeSessions {
             prompt: prompt.to_vec(),
             cfg: config(&options)?,
             stream: stream as u64,
+        })))
+    }
+
+    /// Adds one row per prompt, as `add` with `options[i]` and stream `streams[i]`, priming the
+    /// prompts of equal length together in one batched forward pass. Resolves to each row's id or
+    /// its own error; rejects (adding nothing) only when a forward pass itself fails.
+    #[napi(ts_return_type = "Promise<Array<NativeAdded>>")]
+    pub fn add_many(
+        &self,
+        prompts: Vec<Uint32Array>,
+        options: Vec<NativeSampleOptions>,
+        streams: Vec<u32>,
+    ) -> Result<Job<AddRows>> {
+        if prompts.len() != options.len() || prompts.len() != streams.len() {
+            return Err(crate::error::to_js(lstmgen_core::Error::Data(format!(
+                "addMany takes as many options ({}) and streams ({}) as prompts ({})",
+                options.len(),
+                streams.len(),
+                prompts.len()
+            ))));
+        }
+        let mut items = Vec::with_capacity(prompts.len());
+        for ((p, o), st) in prompts.iter().zip(&options).zip(streams) {
+            items.push((p.to_vec(), config(o)?, st as u64));
+        }
+        Ok(AsyncTask::new(Engine(AddRows {
+            model: self.model.clone(),
+            rows: self.rows.clone(),
+            items,
         })))
     }
 
@@ -161,6 +199,38 @@ impl EngineTask for AddRow {
     }
     fn resolve(&mut self, id: RowId) -> u32 {
         id
+    }
+}
+
+pub struct AddRows {
+    model: Shared,
+    rows: SharedRows,
+    items: Vec<(Vec<u32>, SampleConfig, u64)>,
+}
+
+impl EngineTask for AddRows {
+    type Output = Vec<lstmgen_core::Result<RowId>>;
+    type JsValue = Vec<NativeAdded>;
+    fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
+        let model = lock(&self.model);
+        rows(&self.rows).add_many(&model, &self.items)
+    }
+    fn resolve(&mut self, added: Self::Output) -> Self::JsValue {
+        added
+            .into_iter()
+            .map(|r| match r {
+                Ok(row) => NativeAdded {
+                    row: Some(row),
+                    code: None,
+                    message: None,
+                },
+                Err(e) => NativeAdded {
+                    row: None,
+                    code: Some(e.code().into()),
+                    message: Some(e.to_string()),
+                },
+            })
+            .collect()
     }
 }
 
