@@ -3,9 +3,9 @@
 import * as fs from 'node:fs';
 import type { Browser } from 'puppeteer-core';
 
-/** Where Chromium may be: `CHROMIUM_PATH`, then Debian's and other distributions' usual paths. */
+/** Where Chromium may be: `LSTMGEN_CHROMIUM` (as test/export-browser.test.ts reads it), then the usual paths. */
 export const CHROMIUM_CANDIDATES: readonly string[] = [
-  ...(process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : []),
+  ...(process.env.LSTMGEN_CHROMIUM ? [process.env.LSTMGEN_CHROMIUM] : []),
   '/usr/bin/chromium',
   '/usr/bin/chromium-browser',
   '/usr/bin/google-chrome',
