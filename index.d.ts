@@ -127,6 +127,55 @@ export declare class NativeSampler {
 }
 
 /**
+ * A batch of independent rows (LSTM states with their own sampling options and random stream)
+ * over one model, stepped together: one forward call per step serves every listed row. A row's
+ * tokens depend on its seed, stream, prompt and options only, not on the other rows. Errors have
+ * the codes of `NativeModel` (`E_DATA` for an unknown row id or bad options).
+ */
+export declare class NativeSessions {
+  /** An empty batch over `model`. */
+  static create(model: NativeModel): NativeSessions
+  /**
+   * Adds a row with `options` (`numSamples` unused) drawing from stream `stream` of
+   * `options.seed`, primed with `prompt` (may be empty: then it must be fed before stepping).
+   * Resolves to the row's id.
+   */
+  add(prompt: Uint32Array, options: NativeSampleOptions, stream: number): Promise<number>
+  /**
+   * Adds one row per prompt, as `add` with `options[i]` and stream `streams[i]`, priming the
+   * prompts of equal length together in one batched forward pass. Resolves to each row's id or
+   * its own error; rejects (adding nothing) only when a forward pass itself fails.
+   */
+  addMany(prompts: Array<Uint32Array>, options: Array<NativeSampleOptions>, streams: Array<number>): Promise<Array<NativeAdded>>
+  /** Feeds `tokens` to row `row` after everything it was fed or generated. */
+  feed(row: number, tokens: Uint32Array): Promise<void>
+  /**
+   * Samples up to `maxTokens` tokens for each row of `rowIds` (distinct ids), all of them
+   * stepped together. Resolves to the new ids of each row, in order (empty for a row that has
+   * ended: `maxTokens` or a stop sequence of its options).
+   */
+  step(rowIds: Uint32Array, maxTokens: number): Promise<Array<Array<number>>>
+  /** Removes a row; returns whether it existed. */
+  remove(row: number): boolean
+  /**
+   * A copy of row `row` as a new row (its random stream goes on from the same position, or
+   * restarts at stream `stream` of its seed when given). Returns the new row's id.
+   */
+  fork(row: number, stream?: number | undefined | null): number
+  /**
+   * Replaces row `row`'s options (its generated-token count restarts at 0); with `stream`,
+   * its random stream restarts at stream `stream` of `options.seed`.
+   */
+  setOptions(row: number, options: NativeSampleOptions, stream?: number | undefined | null): void
+  /** The `n` most likely next tokens of row `row` (`n` >= vocabSize: all of them). */
+  top(row: number, n: number): NativeTopTokens
+  /** Whether row `row` has ended under its options (`maxTokens` or a stop sequence). */
+  done(row: number): boolean
+  /** Number of rows. */
+  size(): number
+}
+
+/**
  * A Hugging Face tokenizer (byte-level BPE trained by lstmgen, or a loaded tokenizer.json).
  * Errors have the engine's codes: `E_DATA` for bad input (JSON, ids).
  */
@@ -218,6 +267,16 @@ export interface EngineInfo {
   cpuGemm: string
 }
 
+/**
+ * One row of `NativeSessions.addMany`: its id, or why it was not added (`code` and `message` as
+ * the addon's errors have them).
+ */
+export interface NativeAdded {
+  row?: number
+  code?: string
+  message?: string
+}
+
 /** One evaluation batch: `lossSum` is the summed cross-entropy in nats over `count` positions. */
 export interface NativeEvalResult {
   lossSum: number
@@ -291,6 +350,21 @@ export interface NativeSampleOptions {
    * >= vocabSize.
    */
   boundaryId?: number
+  /**
+   * CTRL repetition penalty (Keskar et al. 2019): logits of tokens in the last `penaltyWindow`
+   * tokens are divided by it when positive, multiplied when negative. Absent: 1 (off).
+   */
+  repetitionPenalty?: number
+  /** Subtracted from a logit once per occurrence of its token in the window. Absent: 0 (off). */
+  frequencyPenalty?: number
+  /** Bans tokens that would repeat an n-gram of this length from the window. Absent: 0 (off). */
+  noRepeatNgram?: number
+  /** Tokens of context (prompt end, then generated) the penalties read. Absent: 256. */
+  penaltyWindow?: number
+  /** Tokens generated before any of `endIds` may be sampled. Absent: 0. */
+  minTokens?: number
+  /** Ids banned until `minTokens` tokens were generated (the boundary token). Absent: none. */
+  endIds?: Array<number>
 }
 
 /**
@@ -302,4 +376,13 @@ export interface NativeStepResult {
   gradNorm: number
   correct: number
   count: number
+}
+
+/**
+ * The most likely next tokens of a row, most likely first, with probabilities under the full
+ * softmax of its logits (temperature 1, no filter or ban).
+ */
+export interface NativeTopTokens {
+  ids: Array<number>
+  probs: Array<number>
 }

@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.NativeEncoder = nativeBinding.NativeEncoder
 module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.NativeSampler = nativeBinding.NativeSampler
+module.exports.NativeSessions = nativeBinding.NativeSessions
 module.exports.NativeTokenizer = nativeBinding.NativeTokenizer
 module.exports.NativeWordCounter = nativeBinding.NativeWordCounter
 module.exports.debugPanic = nativeBinding.debugPanic

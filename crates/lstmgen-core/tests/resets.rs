@@ -161,6 +161,7 @@ fn sampling_goes_on_from_the_zero_state_after_a_boundary_in_the_prompt_or_sample
         // only the boundary may be sampled
         banned_ids: (0..9).filter(|&id| id != B).collect(),
         reset_at,
+        controls: Default::default(),
     };
     // the state after the boundary fed from the zero state: where every record starts
     let fresh = Sampler::new(&m, &[B], &sc(Some(B))).unwrap();
