@@ -26,7 +26,6 @@ mod regularize;
 mod resets;
 pub mod sample;
 mod sgd;
-pub mod subword;
 pub mod sessions;
 pub mod subword;
 
