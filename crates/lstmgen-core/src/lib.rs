@@ -25,8 +25,8 @@ pub mod params;
 mod regularize;
 mod resets;
 pub mod sample;
-mod sgd;
 pub mod sessions;
+mod sgd;
 pub mod subword;
 
 pub use config::{AdamConfig, ModelConfig, SampleConfig};
