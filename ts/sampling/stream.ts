@@ -1,8 +1,9 @@
 /** Streaming generation: text pieces as they are sampled, through the engine's incremental sampler. */
 import type { StreamOptions } from '../config';
 import type { NativeHandle } from '../native/handle';
-import { TextStream, type Tokenizer } from '../tokenizer';
-import { firstStop, planSampling } from './plan';
+import type { Tokenizer } from '../tokenizer';
+import { TextAssembler } from './assemble';
+import { planSampling } from './plan';
 
 const NOTHING = new Uint32Array(0);
 
@@ -10,7 +11,7 @@ const NOTHING = new Uint32Array(0);
  * Sample one continuation of `o.prompt` and yield its text piece by piece: each native call samples up to
  * `o.chunkTokens` tokens, and the new text is yielded as soon as no stop string can start in it (text that
  * could begin a stop string is held back until it is decided). The pieces joined equal
- * `generate({ ...o, numSamples: 1 })[0]` for the same seed. Text is decoded incrementally ({@link TextStream}):
+ * `generate({ ...o, numSamples: 1 })[0]` for the same seed. Text is assembled by {@link TextAssembler}, as for sessions and the server:
  * a BPE token that ends inside a multi-byte character is held back until the character is complete, so no
  * piece holds half a character (U+FFFD) unless the sampling ends there. Nothing more is sampled once the consumer stops
  * iterating (`break`, `return`, a thrown error).
@@ -23,31 +24,15 @@ export async function* streamText(
 ): AsyncGenerator<string, void, undefined> {
   const plan = planSampling(tokenizer, { ...o, numSamples: 1 });
   const sampler = native.startSampling(plan.prompt, plan.native);
-  const holdback = Math.max(1, ...plan.stopTexts.map((s) => s.length)) - 1;
-  const decoder = new TextStream(tokenizer, plan.prompt);
-  let text = '';
-  let emitted = 0;
+  const text = new TextAssembler(tokenizer, plan.prompt, plan.stopTexts);
   let produced = 0;
   for (;;) {
     const { tokens, finished } = await sampler.next(NOTHING, Math.min(o.chunkTokens, o.maxTokens - produced));
     const ids = tokens[0] ?? [];
     produced += ids.length;
-    text += decoder.push(ids);
-    let stop = firstStop(text.slice(Math.max(0, emitted - holdback)), plan.stopTexts);
-    const done = stop >= 0 || finished || ids.length === 0 || produced >= o.maxTokens;
-    if (done && stop < 0) {
-      text += decoder.end();
-      stop = firstStop(text.slice(Math.max(0, emitted - holdback)), plan.stopTexts);
-    }
-    let end = stop >= 0 ? Math.max(0, emitted - holdback) + stop : done ? text.length : text.length - holdback;
-    // never split a code point
-    if (!done && end > 0 && end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--;
-    if (end > emitted) {
-      yield text.slice(emitted, end);
-      emitted = end;
-    }
-    if (done) return;
+    const ended = finished || ids.length === 0 || produced >= o.maxTokens;
+    const piece = text.push(ids, ended);
+    if (piece) yield piece;
+    if (ended || text.stopped) return;
   }
 }
-
-const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
