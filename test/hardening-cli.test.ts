@@ -165,6 +165,23 @@ describe('an output path never replaces an input: more ways in', () => {
     expect(clash.code).toBe(2);
     expect(clash.stderr).toMatch(/^lstmgen: --out: .* is the same file as the checkpoint resumed from/);
     expect(fs.readFileSync(file).equals(before)).toBe(true);
+    // resuming the directory: its newest checkpoint (and the older ones it falls back to) are inputs too
+    const viaDir = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      '--device',
+      'cpu',
+      '--max-steps',
+      '6',
+      '--resume',
+      ck,
+      '--out',
+      file,
+    );
+    expect(viaDir.code).toBe(2);
+    expect(viaDir.stderr).toMatch(/^lstmgen: --out: .* is the same file as the checkpoint resumed from/);
+    expect(fs.readFileSync(file).equals(before)).toBe(true);
     const cont = lstmgen(
       'train',
       '--corpus',

@@ -104,7 +104,13 @@ export function assertRunSparesInputs(input: TrainConfigInput, extra: readonly O
   const dir = str(input.checkpointDir);
   for (const file of corpusFiles(input.corpus, files)) inputs.push({ path: file, what: 'the corpus' });
   for (const file of corpusFiles(input.valCorpus, files)) inputs.push({ path: file, what: 'the validation corpus' });
-  if (resume) inputs.push({ path: resume, what: 'the checkpoint resumed from', rewrittenBy: 'checkpointDir' });
+  if (resume) {
+    // a directory resumes from its newest checkpoint, and its older ones are the fallbacks: none may be overwritten
+    const isDir = fs.statSync(resume, { throwIfNoEntry: false })?.isDirectory() ?? false;
+    const resumed = isDir ? listCheckpoints(resume).map((c) => c.path) : [resume];
+    for (const file of resumed)
+      inputs.push({ path: file, what: 'the checkpoint resumed from', rewrittenBy: 'checkpointDir' });
+  }
   const init = str(input.initFrom);
   if (init) inputs.push({ path: init, what: 'the model to fine-tune' });
   if (log) outputs.push({ path: log, field: 'logFile', what: 'the metrics log' });
