@@ -97,6 +97,9 @@ describe('whole-record generation', () => {
     const lines = text.split('\n');
     expect(lines.length).toBeGreaterThan(3);
     for (const line of lines.slice(1, -1)) expect(line).toBe(greedy.text);
+    // without a prompt (the vocabulary has no line break) plain generation starts at the boundary: the greedy record
+    const [unprompted] = await model.generate({ temperature: 0, maxTokens: 40 });
+    expect(unprompted.split('\n')[0]).toBe(greedy.text);
   });
 
   it('says when a record reached maxTokens instead of its end', async () => {

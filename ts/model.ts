@@ -259,7 +259,7 @@ export class LstmModel {
    * never contains the boundary token; the n records are one batch. `novel` says whether the record is not one
    * of the training records; `onlyNovel: true` samples until n novel whole records are found (at most
    * `ONLY_NOVEL_ATTEMPTS` (20) per record asked for; then a warning `LSTMGEN_FEW_NOVEL` and fewer records).
-   * @throws ConfigError for invalid options, an empty prompt when the vocabulary has no line break, `records`
+   * @throws ConfigError for invalid options, an empty prompt when the vocabulary has no line break and no record boundary, `records`
    *   for a model trained on one plain text (no record boundary), `onlyNovel` for a model file without record
    *   hashes, `records` with `numSamples` or `stop`; DataError for unknown prompt symbols with `strict`
    *   (otherwise they become `<unk>` with one warning).

@@ -77,7 +77,7 @@ export function sampleOptions(
  * Encode the prompt of validated options `o` and make the engine's options ({@link sampleOptions}). With
  * `o.records`, `o.records` sequences start from the record boundary followed by the prompt, and each ends at the
  * next boundary (a stop sequence).
- * @throws ConfigError for an empty prompt when the vocabulary has no line break, `records` when it has no record
+ * @throws ConfigError for an empty prompt when the vocabulary has no line break and no record boundary, `records` when it has no record
  *   boundary, or a bad `bannedTokens` entry; DataError for unknown prompt symbols with `strict` (otherwise they
  *   become `<unk>` with one warning).
  */
@@ -92,7 +92,7 @@ export function planSampling(
     framed[0] = boundary;
     framed.set(prompt, 1);
     prompt = framed;
-  } else if (prompt.length === 0) prompt = Uint32Array.of(lineBreakId(tokenizer));
+  } else if (prompt.length === 0) prompt = Uint32Array.of(startId(tokenizer));
   const { native, stopTexts } = sampleOptions(tokenizer, { ...o, numSamples: o.records ?? o.numSamples });
   if (boundary !== undefined) native.stopSequences.push([boundary]);
   return { prompt, native, stopTexts };
@@ -112,12 +112,21 @@ function recordBoundaryId(tokenizer: Tokenizer): number {
   return tokenizer.boundaryId;
 }
 
-/** Id of the line-break token that starts generation from an empty prompt. @throws ConfigError when there is none. */
-export function lineBreakId(tokenizer: Tokenizer): number {
+/**
+ * Id of the token that starts generation from an empty prompt: the line break, or where the vocabulary has none
+ * (a model of records, whose texts hold no line break) the record boundary, the state records start from.
+ * @throws ConfigError when the vocabulary has neither.
+ */
+export function startId(tokenizer: Tokenizer): number {
   const id =
-    tokenizer.kind === 'bpe' ? single(tokenizer.encode('\n')) : tokenizer.idOf(tokenizer.kind === 'word' ? EOS : '\n');
+    (tokenizer.kind === 'bpe'
+      ? single(tokenizer.encode('\n'))
+      : tokenizer.idOf(tokenizer.kind === 'word' ? EOS : '\n')) ?? tokenizer.boundaryId;
   if (id === undefined)
-    throw new ConfigError('prompt', 'must not be empty for this model (its vocabulary has no line break)');
+    throw new ConfigError(
+      'prompt',
+      'must not be empty for this model (its vocabulary has no line break and no record boundary to start from)',
+    );
   return id;
 }
 

@@ -12,7 +12,7 @@ import { ConfigError } from '../errors';
 import type { NativeHandle, SessionsHandle } from '../native/handle';
 import type { Tokenizer } from '../tokenizer';
 import { TextAssembler } from './assemble';
-import { lineBreakId, sampleOptions } from './plan';
+import { sampleOptions, startId } from './plan';
 
 /** Tokens sampled per native call by {@link Session.sample}. */
 const SAMPLE_CHUNK = 32;
@@ -88,7 +88,7 @@ export class Session {
   private async started(): Promise<number> {
     const row = await this.live();
     if (this.last === undefined) {
-      const id = lineBreakId(this.tokenizer);
+      const id = startId(this.tokenizer);
       await this.rows.feed(row, Uint32Array.of(id));
       this.last = id;
     }

@@ -19,7 +19,7 @@ import {
 import { ConfigError, DataError, LstmgenError } from '../errors';
 import { type LstmModel, loadModel } from '../model';
 import { TextAssembler } from '../sampling/assemble';
-import { lineBreakId, sampleOptions } from '../sampling/plan';
+import { sampleOptions, startId } from '../sampling/plan';
 import {
   type Choice,
   type Completion,
@@ -280,7 +280,7 @@ export async function serve(input: ServeOptionsInput): Promise<Server> {
     if (prompt.length > o.maxPromptTokens * 64)
       throw new RequestError(400, `prompt: must be at most ${o.maxPromptTokens} tokens on this server`, 'prompt');
     let ids = tk.encode(prompt, { onWarning: () => {} });
-    if (ids.length === 0) ids = Uint32Array.of(lineBreakId(tk));
+    if (ids.length === 0) ids = Uint32Array.of(startId(tk));
     if (ids.length > o.maxPromptTokens)
       throw new RequestError(
         400,
