@@ -2,7 +2,7 @@
 import type { CorpusEncoding } from '../corpus/read';
 import type { CorpusFormat } from '../corpus/records';
 import type { CorpusSource } from '../corpus/sources';
-import { ConfigError } from '../errors';
+import { ConfigError, NumericError } from '../errors';
 import { exportModel } from '../export/write';
 import { assertWritable, writeFileAtomic } from '../io/atomic';
 import { assertOutputsSpareInputs } from '../io/paths';
@@ -198,6 +198,10 @@ export async function evalCommand(flags: EvalFlags): Promise<void> {
     ...data,
     onWarning: warnUnknownSymbols,
   });
+  if (!Number.isFinite(r.loss))
+    throw new NumericError(
+      `the loss of ${flags.model} on this corpus is ${r.loss}: its weights have diverged (retrain it with a lower --lr or --clip-norm)`,
+    );
   if (flags.json) {
     emit({
       loss: r.loss,
