@@ -220,5 +220,8 @@ describe('training-record hashes', () => {
     );
     expect(novel.code).toBe(0);
     for (const x of jsonLines(novel.stdout)[0].records as Array<{ novel: boolean }>) expect(x.novel).toBe(true);
+    const alone = lstmgen('generate', '--model', file, '--only-novel', '--prompt', 'a');
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toMatch(/^lstmgen: --only-novel: needs records/);
   });
 });

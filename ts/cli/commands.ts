@@ -163,6 +163,8 @@ export async function generateCommand(flags: GenerateFlags): Promise<void> {
     else for (const r of records) say(r.text);
     return;
   }
+  if (options.onlyNovel)
+    throw new ConfigError('onlyNovel', 'needs records: it keeps sampling until N novel records are found');
   if (!json && (options.numSamples ?? 1) === 1) return printStream(model, options); // prints as it samples
   const samples = await model.generate(options);
   if (json) emit({ samples });
