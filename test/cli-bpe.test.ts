@@ -43,4 +43,10 @@ describe('lstmgen with BPE', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/missing\.json.*no such file/);
   });
+
+  it('refuses a bpe --vocab-size below 257 as a bad flag (exit 2) before reading the corpus', () => {
+    const r = lstmgen('train', '--corpus', 'moby-dick', '--tokenizer', 'bpe', '--vocab-size', '100');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^lstmgen: --vocab-size: must be >= 257 for the bpe tokenizer/);
+  });
 });

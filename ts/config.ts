@@ -15,6 +15,7 @@ import { ConfigError, show } from './errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, SampleInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
 import { PRECISIONS, type Precision } from './native/handle';
 import { DEVICES } from './native/loader';
+import { MIN_BPE_VOCAB } from './tokenizer/bpe';
 import { WORD_SPLITS } from './tokenizer/word';
 
 const isNum = (v: unknown): v is number => typeof v === 'number';
@@ -435,6 +436,14 @@ export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, c
         'decoder reads the last layer with the embedding matrix; lstmgen has no projection layer (PyTorch proj_size), ' +
         'so set embeddingDim to hiddenSize',
       input: cfg.tieWeights,
+    });
+  }
+  if (cfg.tokenizer === 'bpe' && cfg.vocabSize < MIN_BPE_VOCAB) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['vocabSize'],
+      message: `must be >= ${MIN_BPE_VOCAB} for the bpe tokenizer (the boundary token and the 256 byte tokens)`,
+      input: cfg.vocabSize,
     });
   }
   if (cfg.momentum > 0 && cfg.optimizer !== 'sgd') {
