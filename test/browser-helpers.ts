@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import type { Browser } from 'puppeteer-core';
 
-/** Where Chromium may be: `LSTMGEN_CHROMIUM` (as test/export-browser.test.ts reads it), then the usual paths. */
+/** Where Chromium may be: `LSTMGEN_CHROMIUM`, then the usual paths. */
 export const CHROMIUM_CANDIDATES: readonly string[] = [
   ...(process.env.LSTMGEN_CHROMIUM ? [process.env.LSTMGEN_CHROMIUM] : []),
   '/usr/bin/chromium',
