@@ -26,6 +26,8 @@ const setState = (state) => {
 
 /** The tokenizer of `tokenizer.json`: `encode(text)` -> ids, `decoder()` -> a function from one id to its text. */
 function makeTokenizer(json) {
+  if (json.type !== 'char' && json.type !== 'word')
+    throw new Error(`this page samples char and word models; the export's tokenizer is "${json.type}"`);
   const ids = new Map(json.tokens.map((t, i) => [t, i]));
   const idOf = (t) => ids.get(t) ?? 0;
   if (json.type === 'char') {
