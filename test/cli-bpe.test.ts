@@ -42,6 +42,9 @@ describe('lstmgen with BPE', () => {
     const bad = lstmgen('train', ...base, '--tokenizer', path.join(dir, 'missing.json'));
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/missing\.json.*no such file/);
+    const typo = lstmgen('train', ...base, '--tokenizer', 'bpee');
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/"bpee".*tokenizer is "char", "word", "bpe" or a tokenizer\.json file/);
   });
 
   it('refuses a bpe --vocab-size below 257 as a bad flag (exit 2) before reading the corpus', () => {

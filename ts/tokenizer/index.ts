@@ -1,5 +1,6 @@
 /** Tokenizer construction and (de)serialization. */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../errors';
 import { BOUNDARY, type Tokenizer, type TokenizerJSON, type TokenizerKind, UNK, type VocabCounter } from './base';
@@ -152,7 +153,12 @@ export function tokenizerFromFile(file: string): BpeTokenizer {
   try {
     json = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError('tokenizer.file', `cannot read ${JSON.stringify(file)}: ${fileErrorReason(err)}`);
+    // a name without a folder or .json is more likely a misspelt kind than a file
+    const kinds =
+      path.extname(file) === '' && !file.includes(path.sep)
+        ? ' (tokenizer is "char", "word", "bpe" or a tokenizer.json file)'
+        : '';
+    throw new ConfigError('tokenizer.file', `cannot read ${JSON.stringify(file)}: ${fileErrorReason(err)}${kinds}`);
   }
   try {
     return BpeTokenizer.fromJSON(json);
