@@ -73,14 +73,23 @@ export declare class NativeModel {
   setPrecision(precision: string): void
   /**
    * Sets the regularizers of later training steps (see `NativeRegularizers`). Throws `E_DATA`
-   * for a value out of range, or `tieWeights` when embeddingDim != hiddenSize.
+   * for a value out of range, or `tieWeights` when embeddingDim differs from the last layer's
+   * output width (projSize, or hiddenSize without a projection).
    */
   setRegularizers(reg: NativeRegularizers): void
   /**
-   * Sets the update rule of later training steps: "adam" (default) or "sgd" with `momentum`
-   * in [0, 1). Throws `E_DATA` for another name or momentum.
+   * Sets the update rule of later training steps: "adam" (default), "sgd" with `momentum`
+   * in [0, 1), or "ntasgd" (NT-ASGD) with the non-monotone interval `nonmono` >= 1 (default 5).
+   * Throws `E_DATA` for another name, momentum or interval.
    */
-  setOptimizer(optimizer: string, momentum: number): void
+  setOptimizer(optimizer: string, momentum: number, nonmono?: number | undefined | null): void
+  /**
+   * Records a monitored validation loss (nats/token) for NT-ASGD's trigger; true when it
+   * starts the averaging. Under another optimizer it records nothing and returns false.
+   */
+  observeValidation(loss: number): boolean
+  /** The optimizer step after which NT-ASGD started averaging the weights (null: not started). */
+  averagingStart(): number | null
   /** The current precision of the matrix products: "f32" or "bf16". */
   precision(): string
   /** Number of optimizer steps taken. */
@@ -284,13 +293,17 @@ export interface NativeEvalResult {
   count: number
 }
 
-/** Shape of the network. All sizes are positive integers; dropout is in [0, 1). */
+/**
+ * Shape of the network. All sizes are positive integers; dropout is in [0, 1); `projSize`
+ * (absent or 0: no projection) is each layer's projected output width, below `hiddenSize`.
+ */
 export interface NativeModelConfig {
   vocabSize: number
   embeddingDim: number
   hiddenSize: number
   numLayers: number
   dropout: number
+  projSize?: number
 }
 
 /** Adam hyper-parameters and gradient clipping (global L2 norm; `clipNorm <= 0` disables it). */

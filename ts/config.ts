@@ -254,6 +254,15 @@ const trainFields = {
   embeddingDim: dim.default(64).describe('embedding size'),
   /** LSTM hidden size (per layer), in [1, 2^20]. */
   hiddenSize: dim.default(256).describe('LSTM hidden size'),
+  /**
+   * Width of every LSTM layer's projected output, PyTorch `nn.LSTM(proj_size)`: `h_t = W_hr (o_t * tanh(c_t))`
+   * with `weight_hr_l{k}` `[projSize, hiddenSize]`, so each layer's output, its recurrent input and the decoder's
+   * input are `projSize` wide while the cell state stays `hiddenSize` wide. 0: no projection; else below
+   * `hiddenSize`. What lets `tieWeights` work with an embedding narrower than the LSTM.
+   */
+  projSize: rules([(v) => Number.isInteger(v) && v >= 0, 'must be an integer >= 0 (0 = no projection)'])
+    .default(0)
+    .describe('project each layer output to this width (PyTorch proj_size; 0 = none)'),
   /** Stacked LSTM layers, in [1, 256]. */
   numLayers: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_LAYERS))
     .default(1)
@@ -278,10 +287,13 @@ const trainFields = {
   /** DropConnect on every `weight_hh`: one mask per batch (AWD-LSTM `wdrop`, Merity et al. 2017), in [0, 1). */
   weightDrop: unitOpen.default(0).describe('DropConnect on the recurrent weights, one mask per batch'),
   /**
-   * Tie the decoder weight to the embedding (Press & Wolf 2017); needs `embeddingDim == hiddenSize` (else a
-   * ConfigError: there is no projection layer). The model file keeps `decoder.weight`, equal to the embedding.
+   * Tie the decoder weight to the embedding (Press & Wolf 2017); needs `embeddingDim` equal to the last layer's
+   * output width: `projSize` when set, else `hiddenSize` (else a ConfigError saying which to set; a projection is
+   * never added silently). The model file keeps `decoder.weight`, equal to the embedding.
    */
-  tieWeights: bool.default(false).describe('decoder weight = embedding (needs --embedding-dim = --hidden-size)'),
+  tieWeights: bool
+    .default(false)
+    .describe('decoder weight = embedding (needs --embedding-dim = --proj-size, or = --hidden-size without one)'),
   /** Activation regularization: `ar * mean(h^2)` of the decoder input added to the objective (AWD-LSTM alpha 2). */
   ar: nonNegNum.default(0).describe('activation regularization coefficient (AWD-LSTM: 2)'),
   /**
@@ -303,9 +315,24 @@ const trainFields = {
    * Update rule: `'adam'` (Adam with bias correction; `weightDecay` decoupled, as AdamW) or `'sgd'` (PyTorch SGD:
    * `weightDecay` as an L2 term in the gradient, optional `momentum`; what the Penn Treebank anchors use).
    */
-  optimizer: choice(['adam', 'sgd']).default('adam').describe('adam | sgd'),
+  /**
+   * Update rule: `'adam'` (Adam with bias correction; `weightDecay` decoupled, as AdamW), `'sgd'` (PyTorch SGD:
+   * `weightDecay` as an L2 term in the gradient, optional `momentum`; what the Penn Treebank anchors use) or
+   * `'ntasgd'` (Merity et al. 2017: SGD as `'sgd'` without momentum until a monitored validation loss is worse
+   * than the best of those before the last `nonmono`, then the weights are the running average of the SGD
+   * iterates; validation, the saved model and checkpoints use the average; needs validation).
+   */
+  optimizer: choice(['adam', 'sgd', 'ntasgd']).default('adam').describe('adam | sgd | ntasgd'),
   /** SGD momentum, in [0, 1) (0: plain SGD); needs `optimizer: 'sgd'`. */
   momentum: unitOpen.default(0).describe('SGD momentum'),
+  /**
+   * NT-ASGD's non-monotone interval, an integer >= 1 (AWD-LSTM: 5): averaging starts at the first monitored
+   * validation (those of `evalEvery`, else the epoch ends) whose loss is above the best one observed more than
+   * `nonmono` validations earlier. Needs `optimizer: 'ntasgd'` when not 5.
+   */
+  nonmono: rules([isPositiveInt, 'must be a positive integer'], atMost(1_000_000))
+    .default(5)
+    .describe('ntasgd: validations without improvement before averaging starts'),
   /** Adam first-moment decay, in [0, 1). */
   beta1: unitOpen.default(0.9),
   /** Adam second-moment decay, in [0, 1). */
@@ -427,15 +454,41 @@ const trainFields = {
 
 /** Schema of the options of `train()`. */
 export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, ctx) => {
-  if (cfg.tieWeights && cfg.embeddingDim !== cfg.hiddenSize) {
+  if (cfg.projSize >= cfg.hiddenSize) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['projSize'],
+      message: `must be below hiddenSize (${cfg.hiddenSize}), as in PyTorch, or 0 for no projection`,
+      input: cfg.projSize,
+    });
+  }
+  const out = cfg.projSize > 0 ? cfg.projSize : cfg.hiddenSize;
+  if (cfg.tieWeights && cfg.embeddingDim !== out) {
+    const fix =
+      cfg.projSize > 0
+        ? `set projSize to ${cfg.embeddingDim}`
+        : cfg.embeddingDim < cfg.hiddenSize
+          ? `set projSize to ${cfg.embeddingDim} (a projection of each layer's output) or hiddenSize to ${cfg.embeddingDim}`
+          : `set hiddenSize to ${cfg.embeddingDim}`;
     ctx.addIssue({
       code: 'custom',
       path: ['tieWeights'],
       message:
-        `needs embeddingDim == hiddenSize (embeddingDim ${cfg.embeddingDim}, hiddenSize ${cfg.hiddenSize}): the ` +
-        'decoder reads the last layer with the embedding matrix; lstmgen has no projection layer (PyTorch proj_size), ' +
-        'so set embeddingDim to hiddenSize',
+        `needs embeddingDim == the last layer's output width (projSize, or hiddenSize without a projection): ` +
+        `embeddingDim ${cfg.embeddingDim}, output width ${out}; the decoder reads the last layer with the ` +
+        `embedding matrix; ${fix}`,
       input: cfg.tieWeights,
+    });
+  }
+  if (cfg.nonmono !== 5 && cfg.optimizer !== 'ntasgd') {
+    ctx.addIssue({ code: 'custom', path: ['nonmono'], message: 'needs optimizer "ntasgd"', input: cfg.nonmono });
+  }
+  if (cfg.optimizer === 'ntasgd' && cfg.valFraction === 0 && cfg.valCorpus === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['optimizer'],
+      message: '"ntasgd" needs validation (its trigger watches the validation loss); give valFraction > 0 or valCorpus',
+      input: cfg.optimizer,
     });
   }
   if (cfg.tokenizer === 'bpe' && cfg.vocabSize < MIN_BPE_VOCAB) {

@@ -99,6 +99,12 @@ export interface TrainHistory {
   checkpoints: CheckpointInfo[];
   /** Samples taken while training (`sampleEvery`), oldest first; empty when it is off. */
   samples: SampleInfo[];
+  /**
+   * `optimizer: 'ntasgd'`: the step after which the weights are the average of the SGD iterates (the trigger
+   * fired at that step's monitored validation, in this run or before a resume); null when it has not fired or
+   * another optimizer ran.
+   */
+  averagingStart: number | null;
 }
 
 /** Passed to `onCheckpoint` after a checkpoint file is written (atomically). */

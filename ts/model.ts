@@ -123,6 +123,8 @@ export interface ModelSummary {
   embeddingDim: number;
   /** H: hidden size of every LSTM layer. */
   hiddenSize: number;
+  /** P: width of each layer's projected output (0: no projection, the output is H wide). */
+  projSize: number;
   /** Stacked LSTM layers. */
   numLayers: number;
   /** Training dropout probability, in [0, 1). */
@@ -136,7 +138,8 @@ export interface ModelSummary {
   /** Every weight tensor, in model-file order. */
   tensors: TensorSummary[];
   /**
-   * Total parameters: V*E + sum over layers of 4H*(in + H) + 8H (in = E for the first layer, H after) + V*H + V.
+   * Total parameters: V*E + sum over layers of 4H*(in + out) + 8H (+ P*H with a projection) + V*out + V, where
+   * out = P with a projection, else H, and in = E for the first layer, out after.
    */
   parameters: number;
   /** Memory of the weights: 4 bytes (f32) per parameter; Adam's moments, when training, take twice as much more. */
@@ -145,22 +148,26 @@ export interface ModelSummary {
 
 /**
  * The weight tensors of a network of shape `c`, as the engine names and lays them out (PyTorch's nn.Embedding,
- * nn.LSTM and nn.Linear): embedding `[V, E]`; per layer k `weight_ih_lk` `[4H, in]`, `weight_hh_lk` `[4H, H]`,
- * `bias_ih_lk` and `bias_hh_lk` `[4H]`; decoder `[V, H]` and `[V]`.
+ * nn.LSTM and nn.Linear): embedding `[V, E]`; per layer k `weight_ih_lk` `[4H, in]`, `weight_hh_lk` `[4H, out]`,
+ * `bias_ih_lk` and `bias_hh_lk` `[4H]`, with a projection `weight_hr_lk` `[P, H]`; decoder `[V, out]` and `[V]`
+ * (out = P with a projection, else H; in = E for the first layer, out after).
  */
 export function weightTensors(c: NativeModelConfig): TensorSummary[] {
   const { vocabSize: v, embeddingDim: e, hiddenSize: h } = c;
+  const p = c.projSize ?? 0;
+  const out = p > 0 ? p : h;
   const tensor = (name: string, shape: number[]) => ({ name, shape, parameters: shape.reduce((a, b) => a * b, 1) });
   const layers = Array.from({ length: c.numLayers }, (_, k) => [
-    tensor(`lstm.weight_ih_l${k}`, [4 * h, k === 0 ? e : h]),
-    tensor(`lstm.weight_hh_l${k}`, [4 * h, h]),
+    tensor(`lstm.weight_ih_l${k}`, [4 * h, k === 0 ? e : out]),
+    tensor(`lstm.weight_hh_l${k}`, [4 * h, out]),
     tensor(`lstm.bias_ih_l${k}`, [4 * h]),
     tensor(`lstm.bias_hh_l${k}`, [4 * h]),
+    ...(p > 0 ? [tensor(`lstm.weight_hr_l${k}`, [p, h])] : []),
   ]);
   return [
     tensor('embedding.weight', [v, e]),
     ...layers.flat(),
-    tensor('decoder.weight', [v, h]),
+    tensor('decoder.weight', [v, out]),
     tensor('decoder.bias', [v]),
   ];
 }
@@ -199,6 +206,7 @@ export class LstmModel {
     return {
       tokenizer: this.tokenizer.kind,
       ...c,
+      projSize: c.projSize ?? 0,
       device: this.device,
       precision: this.precision,
       steps: this.steps,

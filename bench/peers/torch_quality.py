@@ -5,9 +5,12 @@ wall-clock budget on the same token ids, batch layout and evaluation as lstmgen.
 Embedding (with embedding dropout: whole word types per batch) -> locked dropout -> per layer an
 nn.LSTM whose weight_hh_l0 is DropConnect-masked once per batch (weight drop), locked dropout
 between layers and before the decoder -> Linear (weight tied to the embedding with --tie) ->
-cross-entropy, plus AR/TAR. Adam or SGD (momentum), global-norm clipping, truncated BPTT with the
-state carried (detached) between batches and reset each epoch. Prints one JSON line: the loss
-curve, validation and test loss in nats/token."""
+cross-entropy, plus AR/TAR; --proj P gives every layer nn.LSTM's projection (proj_size=P). Adam,
+SGD (momentum) or NT-ASGD (AWD-LSTM's main.py: SGD, switched to torch.optim.ASGD(t0=0, lambd=0)
+when a validation loss is above the best of those before the last --nonmono, evaluated with the
+averaged weights), global-norm clipping, truncated BPTT with the state carried (detached) between
+batches and reset each epoch. Prints one JSON line: the loss curve, validation and test loss in
+nats/token."""
 
 import argparse
 import json
@@ -26,14 +29,14 @@ def args():
     p.add_argument("--test", default=None)
     for name, default in (("vocab", None), ("embedding", None), ("hidden", None), ("layers", 1), ("batch", None),
                           ("seq", None), ("eval-batch", 10), ("eval-every", 200), ("curve-steps", 10), ("seed", 1234),
-                          ("threads", os.cpu_count())):
+                          ("threads", os.cpu_count()), ("proj", 0), ("nonmono", 5)):
         p.add_argument(f"--{name}", type=int, required=default is None, default=default)
     for name, default in (("lr", 2e-3), ("momentum", 0.0), ("weight-decay", 0.0), ("clip", 5.0), ("dropout", 0.0),
                           ("dropout-embedding", 0.0), ("dropout-hidden", 0.0), ("dropout-output", 0.0),
                           ("dropout-words", 0.0), ("weight-drop", 0.0), ("ar", 0.0), ("tar", 0.0),
-                          ("minutes", 5.0)):
+                          ("plateau-factor", 0.0), ("plateau-patience", 2), ("min-lr", 0.0), ("minutes", 5.0)):
         p.add_argument(f"--{name}", type=float, default=default)
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    p.add_argument("--optimizer", choices=["adam", "sgd", "ntasgd"], default="adam")
     p.add_argument("--tie", action="store_true")
     return p.parse_args()
 
@@ -70,9 +73,10 @@ def main():
         def __init__(self):
             super().__init__()
             self.embedding = nn.Embedding(a.vocab, a.embedding)
-            sizes = [a.embedding] + [a.hidden] * a.layers
-            self.lstm = nn.ModuleList(nn.LSTM(sizes[l], a.hidden, batch_first=True) for l in range(a.layers))
-            self.decoder = nn.Linear(a.hidden, a.vocab)
+            sizes = [a.embedding] + [out] * a.layers
+            self.lstm = nn.ModuleList(nn.LSTM(sizes[l], a.hidden, batch_first=True, proj_size=a.proj)
+                                      for l in range(a.layers))
+            self.decoder = nn.Linear(out, a.vocab)
             if a.tie:
                 self.decoder.weight = self.embedding.weight
 
@@ -99,18 +103,50 @@ def main():
                     h = h * mask((h.size(0), 1, h.size(2)), p, h)
             return self.decoder(h), new_state, h, raw
 
+    out = a.proj or a.hidden  # each layer's output width
     model = LM()
     if a.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=a.lr, weight_decay=0.0)
         decay = a.weight_decay  # decoupled, as lstmgen's AdamW
-    else:
+    else:  # sgd, and ntasgd until its trigger
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
         decay = 0.0
     loss_fn = nn.CrossEntropyLoss()
+    # lstmgen's plateau schedule: the rate times factor after `patience` validations in a row without a new best
+    # (ReduceLROnPlateau reduces after more than its patience bad ones)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, factor=a.plateau_factor, patience=int(a.plateau_patience) - 1, threshold=0.0, threshold_mode="abs",
+        min_lr=a.min_lr) if a.plateau_factor > 0 else None
 
     def zero(batch):
-        z = torch.zeros(1, batch, a.hidden)
-        return [(z, z) for _ in range(a.layers)]
+        return [(torch.zeros(1, batch, out), torch.zeros(1, batch, a.hidden)) for _ in range(a.layers)]
+
+    val_losses = []  # NT-ASGD's log of validation losses
+
+    def averaged(f):
+        """f() with the parameters swapped for ASGD's averages (as AWD-LSTM evaluates), when averaging."""
+        if "t0" not in opt.param_groups[0]:
+            return f()
+        saved = {}
+        with torch.no_grad():
+            for p in model.parameters():
+                saved[p] = p.data.clone()
+                p.data.copy_(opt.state[p].get("ax", p.data))  # no ASGD step yet: the iterate
+        try:
+            return f()
+        finally:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.data.copy_(saved[p])
+
+    def observe(loss):
+        """AWD-LSTM's trigger: switch to ASGD when t > nonmono and loss > min(losses[:-nonmono])."""
+        nonlocal opt
+        t = len(val_losses)
+        if a.optimizer == "ntasgd" and "t0" not in opt.param_groups[0] and t > a.nonmono \
+                and loss > min(val_losses[: t - a.nonmono]):
+            opt = torch.optim.ASGD(model.parameters(), lr=a.lr, t0=0, lambd=0.0, weight_decay=a.weight_decay)
+        val_losses.append(loss)
 
     def evaluate(ids):
         model.eval()
@@ -160,14 +196,19 @@ def main():
                 window = []
             if step % a.eval_every == 0:
                 minutes = (time.perf_counter() - start) / 60
-                curve.append({"kind": "validation", "step": step, "minutes": minutes, "loss": evaluate(val)})
+                v = averaged(lambda: evaluate(val))
+                curve.append({"kind": "validation", "step": step, "minutes": minutes, "loss": v})
                 print(json.dumps({"progress": curve[-1]}), file=sys.stderr, flush=True)
+                if sched is not None:
+                    sched.step(v)
+                observe(v)
     minutes = (time.perf_counter() - start) / 60
-    val_loss = evaluate(val)
+    val_loss = averaged(lambda: evaluate(val))
     curve.append({"kind": "validation", "step": step, "minutes": minutes, "loss": val_loss})
-    out = {"system": "pytorch", "torch": torch.__version__, "steps": step, "epochs": epoch, "minutes": minutes,
-           "valLoss": val_loss, "testLoss": evaluate(test) if test is not None else None, "curve": curve}
-    print(json.dumps(out))
+    test_loss = averaged(lambda: evaluate(test)) if test is not None else None
+    result = {"system": "pytorch", "torch": torch.__version__, "steps": step, "epochs": epoch, "minutes": minutes,
+              "valLoss": val_loss, "testLoss": test_loss, "curve": curve}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

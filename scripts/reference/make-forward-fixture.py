@@ -6,15 +6,19 @@ Regenerate (from the repo root):
     .venv-ref/bin/pip install -r scripts/reference/requirements.txt
     .venv-ref/bin/python scripts/reference/make-forward-fixture.py
 
-Writes crates/lstmgen-core/tests/fixtures/forward_reference.json.
+Writes crates/lstmgen-core/tests/fixtures/forward_reference.json; with `--proj-size P` (the
+projection of nn.LSTM(proj_size=P), lstmgen's projSize) it writes forward_reference_proj.json:
+    .venv-ref/bin/python scripts/reference/make-forward-fixture.py --proj-size 3
 
-Model: Embedding(V, E) -> LSTM(E, H, num_layers=L, batch_first=True) -> Linear(H, V).
+Model: Embedding(V, E) -> LSTM(E, H, num_layers=L, batch_first=True[, proj_size=P]) -> Linear(out, V),
+out = P with a projection (h_t = W_hr (o_t * tanh(c_t)), weight_hr_l{k} [P, H]), else H.
 Every parameter is U(-0.5, 0.5) (seed 1234), rounded to float32 and stored as float32;
 reference outputs are computed in float64 from those float32 values.
 Batch 0 starts from zero state; batch 1 continues from batch 0's final (h, c).
 Loss is mean cross-entropy (nats) over all batchSize*seqLen positions.
 Gate order in the weight rows is PyTorch's: input, forget, cell (g), output.
 """
+import argparse
 import json
 import os
 
@@ -27,15 +31,15 @@ B = 3
 SEQ_LENS = [6, 4]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = os.path.join(REPO, "crates", "lstmgen-core", "tests", "fixtures", "forward_reference.json")
+FIXTURES = os.path.join(REPO, "crates", "lstmgen-core", "tests", "fixtures")
 
 
 class Model(nn.Module):
-    def __init__(self):
+    def __init__(self, proj_size):
         super().__init__()
         self.embedding = nn.Embedding(V, E)
-        self.lstm = nn.LSTM(E, H, num_layers=L, batch_first=True)
-        self.decoder = nn.Linear(H, V)
+        self.lstm = nn.LSTM(E, H, num_layers=L, batch_first=True, proj_size=proj_size)
+        self.decoder = nn.Linear(proj_size or H, V)
 
     def forward(self, ids, state):
         out, (h, c) = self.lstm(self.embedding(ids), state)
@@ -47,8 +51,13 @@ def flat(t):
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--proj-size", type=int, default=0, help="nn.LSTM proj_size (0: none)")
+    P = parser.parse_args().proj_size
+    name = "forward_reference_proj.json" if P else "forward_reference.json"
+    OUT = os.path.join(FIXTURES, name)
     torch.manual_seed(1234)
-    model = Model()
+    model = Model(P)
     with torch.no_grad():
         for p in model.parameters():
             p.uniform_(-0.5, 0.5)
@@ -60,7 +69,7 @@ def main():
     model = model.double()  # compute in float64 from the float32-rounded weights
     model.eval()
 
-    state = (torch.zeros(L, B, H, dtype=torch.float64), torch.zeros(L, B, H, dtype=torch.float64))
+    state = (torch.zeros(L, B, P or H, dtype=torch.float64), torch.zeros(L, B, H, dtype=torch.float64))
     batches = []
     with torch.no_grad():
         for T in SEQ_LENS:
@@ -80,8 +89,9 @@ def main():
             })
 
     fixture = {
-        "source": f"PyTorch {torch.__version__} nn.LSTM, scripts/reference/make-forward-fixture.py",
-        "config": {"vocabSize": V, "embeddingDim": E, "hiddenSize": H, "numLayers": L},
+        "source": f"PyTorch {torch.__version__} nn.LSTM, scripts/reference/make-forward-fixture.py"
+        + (f" --proj-size {P}" if P else ""),
+        "config": {"vocabSize": V, "embeddingDim": E, "hiddenSize": H, "numLayers": L, "projSize": P},
         "params": params,
         "batches": batches,
     }

@@ -6,7 +6,7 @@
  * (c is PyTorch's g); ONNX's LSTM takes W `[1, 4H, in]`, R `[1, 4H, H]` and B `[1, 8H]` (W's biases, then R's)
  * in the order i, o, f, c.
  */
-import { ModelFileError } from '../errors';
+import { ConfigError, ModelFileError } from '../errors';
 import { readSafetensorsHeader } from '../io/safetensors';
 import { type LstmModel, weightTensors } from '../model';
 import type { NativeModelConfig } from '../native/handle';
@@ -45,13 +45,21 @@ export interface ModelWeights {
 /**
  * Read the weights of `model` (its safetensors bytes, taken in its turn as `save()` takes them). Weights are f32
  * whatever the model's precision (bf16 only rounds the inputs of products).
- * @throws NumericError if a weight is NaN or infinite; ModelFileError if a tensor is missing or mis-shaped (a
- *   broken engine build).
+ * @throws ConfigError (field `model`) for a model with a projection (`projSize`): neither the Keras LSTM layer
+ *   of TF.js nor the ONNX LSTM operator has one; NumericError if a weight is NaN or infinite; ModelFileError if a
+ *   tensor is missing or mis-shaped (a broken engine build).
  */
 export async function readWeights(model: LstmModel): Promise<ModelWeights> {
+  const shape = model.native.config();
+  const proj = shape.projSize ?? 0;
+  if (proj > 0)
+    throw new ConfigError(
+      'model',
+      `has a projection (projSize ${proj}, PyTorch proj_size), which neither the TF.js (Keras) LSTM layer nor ` +
+        'the ONNX LSTM operator has, so it cannot be exported; train without projSize to export',
+    );
   const bytes = await model.native.exclusive(() => model.toBytes());
   const { tensors, dataStart } = readSafetensorsHeader(bytes, 'model');
-  const shape = model.native.config();
   const read = new Map<string, Float32Array>();
   for (const { name, shape: dims, parameters } of weightTensors(shape)) {
     const t = tensors[name];

@@ -61,6 +61,7 @@ export async function importTorch(file: string, options: ImportTorchOptions): Pr
     embeddingDim: shape.embeddingDim,
     hiddenSize: shape.hiddenSize,
     numLayers: shape.numLayers,
+    projSize: shape.projSize ?? 0,
     dropout: shape.dropout,
     ...(options.seqLen ? { seqLen: options.seqLen } : {}),
     ...(options.batchSize ? { batchSize: options.batchSize } : {}),

@@ -196,8 +196,18 @@ export class NativeHandle
     guard(() => this.live().setRegularizers(reg));
   }
 
-  setOptimizer(optimizer: 'adam' | 'sgd', momentum: number): void {
-    guard(() => this.live().setOptimizer(optimizer, momentum));
+  setOptimizer(optimizer: 'adam' | 'sgd' | 'ntasgd', momentum: number, nonmono?: number): void {
+    guard(() => this.live().setOptimizer(optimizer, momentum, nonmono));
+  }
+
+  /** NT-ASGD: records a monitored validation loss (nats/token); true when it starts the averaging. */
+  observeValidation(loss: number): boolean {
+    return guard(() => this.live().observeValidation(loss)) as boolean;
+  }
+
+  /** NT-ASGD: the step after which the weights became the average of the SGD iterates; null before. */
+  averagingStart(): number | null {
+    return (guard(() => this.live().averagingStart()) as number | null | undefined) ?? null;
   }
 
   precision(): Precision {

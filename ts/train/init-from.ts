@@ -29,6 +29,7 @@ export function initInput(input: TrainConfigInput, base: LstmModel, file: string
     embeddingDim: shape.embeddingDim,
     hiddenSize: shape.hiddenSize,
     numLayers: shape.numLayers,
+    projSize: shape.projSize ?? 0,
     ...(json.type === 'word'
       ? {
           vocabSize: base.config.vocabSize ?? base.tokenizer.vocabSize,

@@ -188,6 +188,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
         hiddenSize: cfg.hiddenSize,
         numLayers: cfg.numLayers,
         dropout: cfg.dropout,
+        projSize: cfg.projSize,
       },
       cfg.seed,
       cfg.device,
@@ -198,7 +199,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     ? TrainingRecords.of(corpus)
     : TrainingRecords.unknown('the model was trained on one plain text, which has no records');
   native.setRegularizers(regularizersOf(cfg));
-  native.setOptimizer(cfg.optimizer, cfg.momentum);
+  native.setOptimizer(cfg.optimizer, cfg.momentum, cfg.nonmono);
   let model = new LstmModel(native, tokenizer, toModelConfig(cfg), records);
   const sampler = cfg.sampleEvery > 0 ? new TrainingSampler(model, cfg) : undefined;
 
@@ -247,6 +248,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     best: null,
     checkpoints: [],
     samples: [],
+    averagingStart: native.averagingStart(),
   };
   const writer = cfg.checkpointDir
     ? new CheckpointWriter(cfg.checkpointDir, cfg.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS, st?.step)
@@ -378,6 +380,12 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
 
       if (monitored !== undefined) {
         schedule.onValidation(monitored);
+        // NT-ASGD's trigger watches the monitored losses; from the step after it fires the weights (validated,
+        // saved, checkpointed) are the average of the SGD iterates
+        if (native.observeValidation(monitored)) {
+          history.averagingStart = step;
+          log?.write({ type: 'averaging', step, epoch, valLoss: monitored });
+        }
         if (best.update(monitored)) {
           bestStep = step;
           if (cfg.earlyStopping?.restoreBest) bestWeights = model.toBytes();

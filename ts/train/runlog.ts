@@ -24,6 +24,8 @@ export type RunRecord =
   | ({ type: 'epoch'; step: number } & EpochInfo)
   | ({ type: 'checkpoint' } & CheckpointInfo)
   | ({ type: 'sample' } & SampleInfo)
+  /** NT-ASGD started averaging after `step`, at the monitored validation loss `valLoss`. */
+  | { type: 'averaging'; step: number; epoch: number; valLoss: number }
   | {
       type: 'end';
       time: string;

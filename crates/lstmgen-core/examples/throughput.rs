@@ -25,6 +25,7 @@ fn main() {
         hidden_size: hidden,
         num_layers: layers,
         dropout: 0.0,
+        proj_size: 0,
     };
     let mut model = Model::new(cfg, 0, Device::Cpu).unwrap();
     model.set_precision(precision).unwrap();

@@ -3,8 +3,9 @@
 use crate::error::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
-/// Shape of the network: Embedding(vocab_size, embedding_dim) -> num_layers x LSTM(hidden_size)
-/// -> dropout -> Linear(hidden_size, vocab_size).
+/// Shape of the network: Embedding(vocab_size, embedding_dim) -> num_layers x LSTM(hidden_size,
+/// proj_size) -> dropout -> Linear(out, vocab_size), where `out` ([`ModelConfig::out_size`]) is
+/// `proj_size` with a projection and `hidden_size` without.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelConfig {
@@ -18,6 +19,11 @@ pub struct ModelConfig {
     pub num_layers: usize,
     /// Inverted-dropout probability between layers and before the output layer (training only).
     pub dropout: f32,
+    /// Width `P` of every layer's projected output (PyTorch `nn.LSTM(proj_size=P)`:
+    /// `h_t = W_hr (o_t * tanh(c_t))`, `W_hr` `[P, H]`), which is also the recurrent input and the
+    /// next layer's input; 0 = no projection. Must be below `hidden_size`, as in PyTorch.
+    #[serde(default)]
+    pub proj_size: usize,
 }
 
 /// Largest size accepted for any single dimension, to turn typos into errors instead of OOM.
@@ -26,6 +32,16 @@ pub const MAX_DIM: usize = 1 << 20;
 pub const MAX_LAYERS: usize = 256;
 
 impl ModelConfig {
+    /// Width of each layer's output and of the hidden state `h`: `proj_size`, or `hidden_size`
+    /// without a projection (the cell state `c` is always `hidden_size` wide).
+    pub fn out_size(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        }
+    }
+
     /// Checks every field; the error names the field and the accepted range.
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [
@@ -46,6 +62,12 @@ impl ModelConfig {
                 )
             },
         )?;
+        ensure(self.proj_size < self.hidden_size, || {
+            format!(
+                "projSize must be 0 (no projection) or below hiddenSize {}, got {}",
+                self.hidden_size, self.proj_size
+            )
+        })?;
         ensure(
             self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout),
             || format!("dropout must be in [0, 1), got {}", self.dropout),

@@ -67,6 +67,7 @@ mod tests {
             hidden_size: 6,
             num_layers: 2,
             dropout: 0.0,
+            proj_size: 0,
         }
     }
 

@@ -50,6 +50,9 @@ pub(crate) const KEY_STEP: &str = "lstmgen.step";
 /// Metadata key holding the optimizer steps the weights have had ([`Model::step`]), in every
 /// file of version 2.
 pub(crate) const KEY_STEPS: &str = "lstmgen.steps";
+/// Metadata key holding NT-ASGD's trigger state ([`crate::asgd::Trigger`] as JSON) in a
+/// checkpoint of a model trained with it.
+pub(crate) const KEY_ASGD: &str = "lstmgen.asgd";
 
 /// The CRC-32 of version 2 over `metadata` (all but [`KEY_CRC`]) and `tensors`
 /// (`(name, dtype, shape, data)`, in any order); see the module docs for the byte stream.
@@ -85,8 +88,9 @@ fn content_crc<'a>(
 }
 
 /// The tensors written for `model`: the parameters under their PyTorch names and, when
-/// `with_training`, Adam's moments (`optim.m.<name>`, `optim.v.<name>`) and the carried hidden
-/// state (`state.h_l{k}`, `state.c_l{k}`, `[batch, H]`).
+/// `with_training`, Adam's moments (`optim.m.<name>`, `optim.v.<name>`), NT-ASGD's SGD iterates
+/// while the parameters hold their average (`optim.live.<name>`) and the carried hidden state
+/// (`state.h_l{k}` `[batch, out]`, `state.c_l{k}` `[batch, H]`).
 fn named_tensors(model: &Model, with_training: bool) -> Vec<(String, Tensor)> {
     let specs = param_specs(model.config());
     let mut out: Vec<(String, Tensor)> = specs
@@ -99,6 +103,11 @@ fn named_tensors(model: &Model, with_training: bool) -> Vec<(String, Tensor)> {
         for ((name, _), (m, v)) in specs.iter().zip(m.iter().zip(v)) {
             out.push((format!("optim.m.{name}"), m.clone()));
             out.push((format!("optim.v.{name}"), v.clone()));
+        }
+        if let Some(live) = model.averaged_iterates() {
+            for ((name, _), w) in specs.iter().zip(live) {
+                out.push((format!("optim.live.{name}"), w.clone()));
+            }
         }
         if let Some(st) = model.train_state() {
             for (k, (h, c)) in st.h.iter().zip(&st.c).enumerate() {
@@ -140,6 +149,13 @@ pub fn to_safetensors(
     meta.insert(KEY_STEPS.into(), model.step().to_string());
     if with_training {
         meta.insert(KEY_STEP.into(), model.adam().step().to_string());
+        let trigger = model.averaging();
+        if *trigger != crate::asgd::Trigger::default() {
+            meta.insert(
+                KEY_ASGD.into(),
+                serde_json::to_string(trigger).map_err(|e| Error::Native(e.to_string()))?,
+            );
+        }
     }
     let crc = content_crc(
         &meta,
@@ -270,21 +286,36 @@ pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Loaded> {
             .collect::<Result<Vec<_>>>()?;
         let state = match st.tensor("state.h_l0") {
             Ok(h0) => {
-                let shape = h0.shape().to_vec();
+                let batch = h0.shape().first().copied().unwrap_or(0);
                 let layers = 0..config.num_layers;
                 Some(State {
                     h: layers
                         .clone()
-                        .map(|k| read(&format!("state.h_l{k}"), &shape))
+                        .map(|k| read(&format!("state.h_l{k}"), &[batch, config.out_size()]))
                         .collect::<Result<_>>()?,
                     c: layers
-                        .map(|k| read(&format!("state.c_l{k}"), &shape))
+                        .map(|k| read(&format!("state.c_l{k}"), &[batch, config.hidden_size]))
                         .collect::<Result<_>>()?,
                 })
             }
             Err(_) => None,
         };
         model.restore_training(Adam::restore(m, v, step), state);
+        if let Some(json) = metadata.get(KEY_ASGD) {
+            let trigger: crate::asgd::Trigger = serde_json::from_str(json)
+                .map_err(|e| bad(format!("invalid {KEY_ASGD} {json:?} ({e})")))?;
+            let live = if trigger.count > 0 {
+                Some(
+                    specs
+                        .iter()
+                        .map(|(n, s)| read(&format!("optim.live.{n}"), s))
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            } else {
+                None
+            };
+            model.restore_averaging(trigger, live);
+        }
     }
     model.set_steps(steps);
     Ok(Loaded { model, metadata })
@@ -320,7 +351,8 @@ fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], device: &Device) -> R
 }
 
 /// Imports a PyTorch state dict saved with `safetensors.torch.save_file` from a module with
-/// `embedding = nn.Embedding(V, E)`, `lstm = nn.LSTM(E, H, num_layers=L)` and
+/// `embedding = nn.Embedding(V, E)`, `lstm = nn.LSTM(E, H, num_layers=L)` (optionally with
+/// `proj_size=P`: then `lstm.weight_hr_l{k}` `[P, H]` and `decoder = nn.Linear(P, V)`) and
 /// `decoder = nn.Linear(H, V)` (float32). The shape is inferred from the tensors; dropout is 0.
 pub fn from_state_dict(bytes: &[u8], device: &Device) -> Result<Model> {
     let bad = |msg: String| Error::ModelFile(msg);
@@ -339,12 +371,17 @@ pub fn from_state_dict(bytes: &[u8], device: &Device) -> Result<Model> {
     let num_layers = (0..)
         .take_while(|k| st.tensor(&format!("lstm.weight_ih_l{k}")).is_ok())
         .count();
+    let proj_size = match st.tensor("lstm.weight_hr_l0") {
+        Ok(hr) => hr.shape().first().copied().unwrap_or(0),
+        Err(_) => 0,
+    };
     let config = ModelConfig {
         vocab_size: emb[0],
         embedding_dim: emb[1],
-        hidden_size: hh[1],
+        hidden_size: hh[0] / 4, // weight_hh is [4H, out]
         num_layers,
         dropout: 0.0,
+        proj_size,
     };
     config
         .validate()
@@ -367,6 +404,7 @@ mod tests {
             hidden_size: 4,
             num_layers: 1,
             dropout: 0.0,
+            proj_size: 0,
         };
         Model::new(cfg, 1, Device::Cpu).unwrap()
     }

@@ -7,6 +7,7 @@
 
 mod act;
 mod adam;
+pub mod asgd;
 mod buf;
 mod config;
 pub mod controls;

@@ -2,7 +2,10 @@
 //! recurrent loop, and backward through time (BPTT) with the weight gradients as GEMMs after it.
 //!
 //! Equations (PyTorch `nn.LSTM`, gate order i, f, g, o; backward after Graves 2013):
-//! `z = W_ih x + W_hh h + b_ih + b_hh`, `c' = f*c + i*g`, `h' = o*tanh(c')`.
+//! `z = W_ih x + W_hh h + b_ih + b_hh`, `c' = f*c + i*g`, `h' = o*tanh(c')`; with a projection
+//! (`nn.LSTM(proj_size=P)`), `h' = W_hr (o*tanh(c'))`, so `h` (the output, the recurrent input
+//! and the next layer's input) is P wide while `c` stays H wide. Backward through the projection:
+//! `dr = dh W_hr` for `r = o*tanh(c)`, `dW_hr = sum_t dh_t^T r_t`.
 //! Tensors are time-major: a sequence is `[seqLen * batch, features]`, row `t * batch + b`.
 
 use crate::error::{Error, Result};
@@ -15,12 +18,14 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// The weights of one layer: `w_ih` `[4H, in]`, `w_hh` `[4H, H]`, `b_ih`, `b_hh` `[4H]`.
+/// The weights of one layer: `w_ih` `[4H, in]`, `w_hh` `[4H, out]`, `b_ih`, `b_hh` `[4H]`, and
+/// the projection `w_hr` `[P, H]` (out = P) or None (out = H).
 pub(crate) struct LayerWeights<'a> {
     pub w_ih: &'a Tensor,
     pub w_hh: &'a Tensor,
     pub b_ih: &'a Tensor,
     pub b_hh: &'a Tensor,
+    pub w_hr: Option<&'a Tensor>,
     /// `w_ih^T` and `w_hh^T` already packed for the products (inference with unchanged weights),
     /// or None to pack them per call.
     pub packed: Option<&'a PackedLayer>,
@@ -30,14 +35,16 @@ pub(crate) struct LayerWeights<'a> {
 pub(crate) struct PackedLayer {
     pub w_ih_t: gemm::Packed,
     pub w_hh_t: gemm::Packed,
+    pub w_hr_t: Option<gemm::Packed>,
 }
 
 impl PackedLayer {
-    /// Packs `w_ih^T` and `w_hh^T` of `w` for products in precision `prec`.
+    /// Packs `w_ih^T`, `w_hh^T` and `w_hr^T` of `w` for products in precision `prec`.
     pub(crate) fn new(w: &LayerWeights, prec: Precision) -> Result<Self> {
         Ok(Self {
             w_ih_t: gemm::pack(&w.w_ih.t()?, prec)?,
             w_hh_t: gemm::pack(&w.w_hh.t()?, prec)?,
+            w_hr_t: w.w_hr.map(|r| gemm::pack(&r.t()?, prec)).transpose()?,
         })
     }
 }
@@ -48,7 +55,7 @@ pub(crate) struct LayerCache {
     x: Tensor,
     /// Per row group (see [`row_groups`]): the recurrence's per-step values for those rows.
     groups: Vec<GroupCache>,
-    /// Hidden state before each step, stacked `[T*B, H]` (h_{t-1}).
+    /// Hidden state before each step, stacked `[T*B, out]` (h_{t-1}).
     h_prev: Tensor,
 }
 
@@ -61,6 +68,8 @@ struct GroupCache {
     c_prev: Vec<Tensor>,
     /// tanh(c_t) per step, each `[rows, H]`.
     tanh_c: Vec<Tensor>,
+    /// With a projection, `o_t * tanh(c_t)` per step (its input), each `[rows, H]`; else empty.
+    r: Vec<Tensor>,
 }
 
 /// Smallest group of batch rows worth a thread of its own.
@@ -110,16 +119,18 @@ pub(crate) struct LayerGrads {
     pub bias: Tensor,
     /// Gradient w.r.t. the layer input `[T*B, in]`.
     pub dx: Tensor,
+    /// Gradient of the projection `w_hr` `[P, H]` (None without one).
+    pub w_hr: Option<Tensor>,
 }
 
-/// Hidden and cell state of one layer, each `[batch, H]`.
+/// Hidden and cell state of one layer: `h` `[batch, out]`, `c` `[batch, H]`.
 #[derive(Clone)]
 pub(crate) struct LayerState {
     pub h: Tensor,
     pub c: Tensor,
 }
 
-/// A layer's outputs over a sequence: `out` `[T*B, H]` (h of every step) and the final state.
+/// A layer's outputs over a sequence: `out` `[T*B, out]` (h of every step) and the final state.
 pub(crate) struct LayerOutput {
     pub out: Tensor,
     pub state: LayerState,
@@ -178,12 +189,13 @@ fn run_layer(
         },
         b: &bias,
     })?;
-    let own;
-    let w_hh_t = match w.packed {
-        Some(p) => &p.w_hh_t,
+    let (own, own_hr);
+    let (w_hh_t, w_hr_t) = match w.packed {
+        Some(p) => (&p.w_hh_t, p.w_hr_t.as_ref()),
         None => {
             own = gemm::pack(&w.w_hh.t()?, prec)?; // packed once, used at every step
-            &own
+            own_hr = w.w_hr.map(|r| gemm::pack(&r.t()?, prec)).transpose()?;
+            (&own, own_hr.as_ref())
         }
     };
     let groups = row_groups(batch, x.device());
@@ -199,6 +211,7 @@ fn run_layer(
             gates: Vec::new(),
             c_prev: Vec::new(),
             tanh_c: Vec::new(),
+            r: Vec::new(),
         };
         for t in 0..seq_len {
             let m = resets.map(|r| r.at(t, rows)).transpose()?.flatten();
@@ -212,13 +225,20 @@ fn run_layer(
                 c_prev: &c,
                 consts,
             })?;
+            let h_next = match w_hr_t {
+                Some(p) => gemm::matmul_packed(&step.h, p)?,
+                None => step.h.clone(),
+            };
             if keep {
                 cache.gates.push(step.gates);
                 cache.c_prev.push(c);
                 cache.tanh_c.push(step.tanh_c);
+                if w_hr_t.is_some() {
+                    cache.r.push(step.h);
+                }
             }
-            outs.push(step.h.clone());
-            h = step.h;
+            outs.push(h_next.clone());
+            h = h_next;
             c = step.c;
         }
         Ok((outs, LayerState { h, c }, cache))
@@ -255,7 +275,7 @@ fn run_layer(
     ))
 }
 
-/// Backpropagates `d_out` `[T*B, H]` (gradient of the loss w.r.t. this layer's outputs) through
+/// Backpropagates `d_out` `[T*B, out]` (gradient of the loss w.r.t. this layer's outputs) through
 /// time. The state handed in from the previous batch is treated as a constant (truncated BPTT);
 /// nothing flows back through a reset (`resets`: those of the forward pass).
 pub(crate) fn backward(
@@ -269,22 +289,50 @@ pub(crate) fn backward(
     let seq_len = cache.groups[0].gates.len();
     let batch = cache.h_prev.dim(0)? / seq_len;
     let w_hh = gemm::pack(w.w_hh, prec)?;
-    let dzs = per_group(&cache.groups, |gc| {
+    let w_hr = w.w_hr.map(|r| gemm::pack(r, prec)).transpose()?;
+    let runs = per_group(&cache.groups, |gc| {
         let rows = &gc.rows;
         let n = rows.len();
         let mut dh_next: Option<Tensor> = None;
         let mut dc_next: Option<Tensor> = None;
         let mut dz_rev = Vec::with_capacity(seq_len);
+        // with a projection: the gradient w.r.t. each step's projected h, for dW_hr
+        let mut dh_rev = Vec::new();
+        let zero_h = match &w_hr {
+            Some(_) => Some(gc.tanh_c[0].zeros_like()?),
+            None => None,
+        };
         for t in (0..seq_len).rev() {
             let dh_out = d_out.narrow(0, t * batch + rows.start, n)?;
-            let g = run(&Backward {
-                gates: &gc.gates[t],
-                c_prev: &gc.c_prev[t],
-                tanh_c: &gc.tanh_c[t],
-                dh_out: &dh_out,
-                next: dh_next.as_ref().zip(dc_next.as_ref()),
-                consts,
-            })?;
+            let g = match &w_hr {
+                None => run(&Backward {
+                    gates: &gc.gates[t],
+                    c_prev: &gc.c_prev[t],
+                    tanh_c: &gc.tanh_c[t],
+                    dh_out: &dh_out,
+                    next: dh_next.as_ref().zip(dc_next.as_ref()),
+                    consts,
+                })?,
+                Some(hr) => {
+                    let dh = match &dh_next {
+                        Some(d) => (dh_out + d)?,
+                        None => dh_out,
+                    };
+                    let dr = gemm::matmul_packed(&dh, hr)?; // [rows, H]
+                    dh_rev.push(dh);
+                    let zero = zero_h.as_ref().ok_or_else(|| {
+                        Error::Native("the projection's backward has no zero state".into())
+                    })?;
+                    run(&Backward {
+                        gates: &gc.gates[t],
+                        c_prev: &gc.c_prev[t],
+                        tanh_c: &gc.tanh_c[t],
+                        dh_out: &dr,
+                        next: dc_next.as_ref().map(|dc| (zero, dc)),
+                        consts,
+                    })?
+                }
+            };
             if t > 0 {
                 let m = resets.map(|r| r.at(t, rows)).transpose()?.flatten();
                 dh_next = Some(masked(gemm::matmul_packed(&g.dz, &w_hh)?, m.as_ref())?);
@@ -293,14 +341,26 @@ pub(crate) fn backward(
             dz_rev.push(g.dz);
         }
         dz_rev.reverse();
-        Ok(dz_rev)
+        dh_rev.reverse();
+        Ok((dz_rev, dh_rev))
     })?;
+    let (dzs, dhs): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
     let dz = time_major(&dzs, seq_len)?; // [T*B, 4H]
     let dz_t = dz.t()?;
+    let w_hr = match w.w_hr {
+        Some(_) => {
+            let dh = time_major(&dhs, seq_len)?; // [T*B, P]
+            let rs: Vec<Vec<Tensor>> = cache.groups.iter().map(|g| g.r.clone()).collect();
+            let r = time_major(&rs, seq_len)?; // [T*B, H]
+            Some(gemm::matmul(&dh.t()?, &r, prec)?)
+        }
+        None => None,
+    };
     Ok(LayerGrads {
         w_ih: gemm::matmul(&dz_t, &cache.x, prec)?,
         w_hh: gemm::matmul(&dz_t, &cache.h_prev, prec)?,
         bias: run(&SumRows(&dz))?,
         dx: gemm::matmul(&dz, w.w_ih, prec)?,
+        w_hr,
     })
 }

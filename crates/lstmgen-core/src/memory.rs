@@ -4,6 +4,7 @@
 //! cgroup's memory limit (a container's) and the address-space limit (`ulimit -v`).
 
 use crate::config::ModelConfig;
+use crate::params::param_specs;
 use crate::error::{Error, Result};
 
 /// Bytes this process can still allocate: the least of [`meminfo_available`],
@@ -103,17 +104,12 @@ fn address_space_available() -> Option<u64> {
     Some(lim.rlim_cur.saturating_sub(used))
 }
 
-/// Number of parameters of a model of shape `cfg`.
+/// Number of parameters of a model of shape `cfg` (every tensor of [`param_specs`]).
 pub(crate) fn param_count(cfg: &ModelConfig) -> u64 {
-    let (v, e, h, l) = (
-        cfg.vocab_size as u64,
-        cfg.embedding_dim as u64,
-        cfg.hidden_size as u64,
-        cfg.num_layers as u64,
-    );
-    let first = 4 * h * (e + h) + 8 * h;
-    let rest = (l - 1) * (4 * h * 2 * h + 8 * h);
-    v * e + first + rest + v * h + v
+    param_specs(cfg)
+        .iter()
+        .map(|(_, shape)| shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64)))
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Bytes (f32) of the parameters, their gradients and Adam's two moments.
@@ -188,20 +184,23 @@ impl CheckedShape {
 mod tests {
     use super::*;
 
+    /// Counted by hand: V=11, E=5, H=7, 3 layers; then with a projection P=3.
     #[test]
     fn param_count_matches_the_tensors() {
-        let cfg = ModelConfig {
+        let mut cfg = ModelConfig {
             vocab_size: 11,
             embedding_dim: 5,
             hidden_size: 7,
             num_layers: 3,
             dropout: 0.0,
+            proj_size: 0,
         };
-        let n: usize = crate::params::param_specs(&cfg)
-            .iter()
-            .map(|(_, s)| s.iter().product::<usize>())
-            .sum();
-        assert_eq!(param_count(&cfg), n as u64);
+        // 11*5 + (28*5 + 28*7 + 56) + 2 * (28*7 + 28*7 + 56) + 11*7 + 11
+        assert_eq!(param_count(&cfg), 55 + 392 + 896 + 88);
+        cfg.proj_size = 3;
+        // weight_hh [28, 3], weight_hr [3, 7], weight_ih above the first [28, 3], decoder [11, 3]
+        // 55 + (140 + 84 + 56 + 21) + 2 * (84 + 84 + 56 + 21) + 33 + 11
+        assert_eq!(param_count(&cfg), 55 + 301 + 490 + 44);
     }
 
     #[test]
@@ -212,6 +211,7 @@ mod tests {
             hidden_size: 1 << 20,
             num_layers: 1,
             dropout: 0.0,
+            proj_size: 0,
         };
         let e = ensure_fits(model_bytes(&cfg), "this model", "hiddenSize").unwrap_err();
         assert!(e.to_string().contains("GiB"), "{e}");

@@ -2,6 +2,7 @@
 //! cross-entropy, with its training state (Adam moments, carried hidden states).
 
 use crate::adam::Adam;
+use crate::asgd::{Averaging, Trigger};
 use crate::config::{AdamConfig, ModelConfig};
 use crate::error::{ensure, Error, Result};
 use crate::gemm::{self, Precision};
@@ -126,6 +127,8 @@ pub struct Model {
     reg: Regularizers,
     /// The update rule of [`Model::train_step`].
     optimizer: Optimizer,
+    /// NT-ASGD's trigger and iterates (see [`crate::asgd`]); idle under other optimizers.
+    averaging: Averaging,
 }
 
 /// Inverted-dropout mask from uniform draws `u` in [0, 1): 0 where `u < p`, else `1 / (1 - p)`
@@ -178,6 +181,7 @@ impl Model {
             packs: Mutex::new(None),
             reg: Regularizers::default(),
             optimizer: Optimizer::Adam,
+            averaging: Averaging::default(),
         })
     }
 
@@ -196,11 +200,42 @@ impl Model {
         &self.reg
     }
 
-    /// Sets the update rule of later training steps (the moments or momentum kept so far stay).
+    /// Sets the update rule of later training steps (the moments or momentum kept so far stay,
+    /// and so does NT-ASGD's averaging state).
     pub fn set_optimizer(&mut self, optimizer: Optimizer) -> Result<()> {
         optimizer.validate()?;
         self.optimizer = optimizer;
         Ok(())
+    }
+
+    /// Records a validation loss (nats/token, taken with the current weights) for NT-ASGD's
+    /// trigger; returns true when it starts the averaging (see [`crate::asgd`]). Under another
+    /// optimizer it records nothing and returns false.
+    pub fn observe_validation(&mut self, loss: f64) -> bool {
+        match self.optimizer {
+            Optimizer::NtAsgd { nonmono } => {
+                let step = self.step();
+                self.averaging.trigger.observe(loss, nonmono, step)
+            }
+            _ => false,
+        }
+    }
+
+    /// NT-ASGD's trigger state: the losses observed, the step averaging started at, the steps
+    /// averaged.
+    pub fn averaging(&self) -> &Trigger {
+        &self.averaging.trigger
+    }
+
+    /// The SGD iterates while the parameters hold their average (None otherwise), for checkpoints.
+    pub(crate) fn averaged_iterates(&self) -> Option<&[Tensor]> {
+        self.averaging.live.as_deref()
+    }
+
+    /// Restores NT-ASGD's state from a checkpoint: the trigger and, once averaging has stepped,
+    /// the SGD iterates (shapes checked by the caller; the parameters already hold the average).
+    pub(crate) fn restore_averaging(&mut self, trigger: Trigger, live: Option<Vec<Tensor>>) {
+        self.averaging = Averaging { trigger, live };
     }
 
     /// With tied weights, makes the decoder weight the embedding tensor itself.
@@ -260,6 +295,7 @@ impl Model {
             w_hh: &p[ly.w_hh(l)],
             b_ih: &p[ly.b_ih(l)],
             b_hh: &p[ly.b_hh(l)],
+            w_hr: ly.w_hr(l).map(|k| &p[k]),
             packed: None,
         }
     }
@@ -293,10 +329,10 @@ impl Model {
 
     /// A zero state for `batch` sequences.
     pub(crate) fn zero_state(&self, batch: usize) -> Result<State> {
-        let z = Tensor::zeros((batch, self.cfg.hidden_size), self.dtype(), &self.device)?;
+        let zeros = |w: usize| Tensor::zeros((batch, w), self.dtype(), &self.device);
         Ok(State {
-            h: vec![z.clone(); self.cfg.num_layers],
-            c: vec![z; self.cfg.num_layers],
+            h: vec![zeros(self.cfg.out_size())?; self.cfg.num_layers],
+            c: vec![zeros(self.cfg.hidden_size)?; self.cfg.num_layers],
         })
     }
 
@@ -352,26 +388,28 @@ impl Model {
         Resets::find(inputs, batch, seq_len, boundary, self.dtype(), &self.device)
     }
 
-    /// An inverted-dropout mask `[rows, H]` with entries 0 or 1/(1-p), drawn from `rng`.
+    /// An inverted-dropout mask `[rows, out]` with entries 0 or 1/(1-p), drawn from `rng` (out:
+    /// the layers' output width, [`ModelConfig::out_size`]).
     fn dropout_mask(&self, rows: usize, rng: &mut ChaCha8Rng) -> Result<Option<Tensor>> {
         let p = self.cfg.dropout;
         if p <= 0.0 {
             return Ok(None);
         }
+        let width = self.cfg.out_size();
         let keep = 1.0 / (1.0 - p);
         if !self.device.is_cpu() {
             // On a GPU the mask is drawn there (cuRAND), seeded from this step's dropout RNG, so
             // only a seed crosses the bus and a resumed run draws the same masks.
             self.device.set_seed(rng.random::<u64>())?;
-            let u = Tensor::rand(0f32, 1f32, (rows, self.cfg.hidden_size), &self.device)?;
+            let u = Tensor::rand(0f32, 1f32, (rows, width), &self.device)?;
             return Ok(Some(mask_from_uniform(&u, p)?.to_dtype(self.dtype())?));
         }
-        let n = rows * self.cfg.hidden_size;
+        let n = rows * width;
         let data: Vec<f32> = (0..n)
             .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
             .collect();
         Ok(Some(
-            Tensor::from_vec(data, (rows, self.cfg.hidden_size), &self.device)?
+            Tensor::from_vec(data, (rows, width), &self.device)?
                 .to_dtype(self.dtype())?,
         ))
     }
@@ -630,6 +668,9 @@ impl Model {
             });
             grads[ly.b_ih(l)] = Some(g.bias.clone());
             grads[ly.b_hh(l)] = Some(g.bias);
+            if let (Some(k), Some(d_hr)) = (ly.w_hr(l), g.w_hr) {
+                grads[k] = Some(d_hr);
+            }
             d = g.dx;
         }
         d = regularize::locked(&d, cache.reg.embedding.as_ref(), seq_len)?;
@@ -683,6 +724,27 @@ impl Model {
             "one training step at this batchSize and seqLen",
             "batchSize or seqLen (or the model's size)",
         )?;
+        // NT-ASGD steps the iterates; the parameters hold their average between steps
+        let avg = self.averaging.swap_in(&mut self.params);
+        let r = self.step_iterate(inputs, targets, batch, seq_len, opt, dropout_seed, boundary);
+        self.averaging
+            .swap_out(&mut self.params, avg, r.is_ok())?;
+        self.tie();
+        r
+    }
+
+    /// The body of [`Model::train_step`] on the parameters SGD or Adam update.
+    #[allow(clippy::too_many_arguments)]
+    fn step_iterate(
+        &mut self,
+        inputs: &[u32],
+        targets: &[u32],
+        batch: usize,
+        seq_len: usize,
+        opt: &AdamConfig,
+        dropout_seed: u64,
+        boundary: Option<u32>,
+    ) -> Result<StepStats> {
         // The carried state is replaced only when the step succeeds.
         let state = self.carried(self.train_state.as_ref(), batch)?;
         let b = self.loss_and_grads(
@@ -707,6 +769,7 @@ impl Model {
                 self.adam
                     .sgd_update(&mut self.params, &b.grads, opt, momentum)?
             }
+            Optimizer::NtAsgd { .. } => self.adam.sgd_update(&mut self.params, &b.grads, opt, 0.0)?,
         };
         self.tie();
         self.train_state = Some(b.state);

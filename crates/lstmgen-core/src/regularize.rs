@@ -40,7 +40,8 @@ pub struct Regularizers {
     pub dropout_words: f32,
     /// DropConnect probability on every `weight_hh` (`wdrop`), mask `[4H, H]` per layer and batch.
     pub weight_drop: f32,
-    /// Decoder weight = embedding weight; needs `embeddingDim == hiddenSize`.
+    /// Decoder weight = embedding weight; needs `embeddingDim` == the last layer's output width
+    /// ([`ModelConfig::out_size`]: `projSize`, or `hiddenSize` without a projection).
     pub tie_weights: bool,
     /// AR coefficient alpha (AWD-LSTM: 2).
     pub ar: f32,
@@ -68,12 +69,25 @@ impl Regularizers {
             })?;
         }
         ensure(
-            !self.tie_weights || cfg.embedding_dim == cfg.hidden_size,
+            !self.tie_weights || cfg.embedding_dim == cfg.out_size(),
             || {
+                let fix = if cfg.proj_size > 0 {
+                    format!("set projSize to {}", cfg.embedding_dim)
+                } else if cfg.embedding_dim < cfg.hidden_size {
+                    format!(
+                        "set projSize to {} (a projection of each layer's output) or hiddenSize \
+                         to {}",
+                        cfg.embedding_dim, cfg.embedding_dim
+                    )
+                } else {
+                    format!("set hiddenSize to {}", cfg.embedding_dim)
+                };
                 format!(
-                    "tieWeights needs embeddingDim == hiddenSize (the decoder reads the last layer's \
-                     {} outputs with the {}-wide embedding), got embeddingDim {} and hiddenSize {}",
-                    cfg.hidden_size, cfg.embedding_dim, cfg.embedding_dim, cfg.hidden_size
+                    "tieWeights needs embeddingDim == the last layer's output width (projSize, or \
+                     hiddenSize without a projection): the decoder reads {} outputs with the \
+                     {}-wide embedding; {fix}",
+                    cfg.out_size(),
+                    cfg.embedding_dim
                 )
             },
         )
@@ -86,10 +100,10 @@ pub(crate) struct Masks {
     pub words: Option<Tensor>,
     /// Locked mask of the embedding output `[1, batch, E]`.
     pub embedding: Option<Tensor>,
-    /// Locked mask of each layer's output `[1, batch, H]`: `dropoutHidden` below the last layer,
-    /// `dropoutOutput` on the last.
+    /// Locked mask of each layer's output `[1, batch, out]`: `dropoutHidden` below the last
+    /// layer, `dropoutOutput` on the last.
     pub outputs: Vec<Option<Tensor>>,
-    /// DropConnect mask of each layer's `weight_hh` `[4H, H]`.
+    /// DropConnect mask of each layer's `weight_hh` `[4H, out]`.
     pub weight_hh: Vec<Option<Tensor>>,
 }
 
@@ -126,18 +140,23 @@ impl Masks {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        let (v, e, h) = (cfg.vocab_size, cfg.embedding_dim, cfg.hidden_size);
+        let (v, e, h, out) = (
+            cfg.vocab_size,
+            cfg.embedding_dim,
+            cfg.hidden_size,
+            cfg.out_size(),
+        );
         let words = mask(&[v, 1], reg.dropout_words, rng, device, dtype)?;
         let embedding = mask(&[1, batch, e], reg.dropout_embedding, rng, device, dtype)?;
         let (mut outputs, mut weight_hh) = (Vec::new(), Vec::new());
         for l in 0..cfg.num_layers {
-            weight_hh.push(mask(&[4 * h, h], reg.weight_drop, rng, device, dtype)?);
+            weight_hh.push(mask(&[4 * h, out], reg.weight_drop, rng, device, dtype)?);
             let p = if l + 1 == cfg.num_layers {
                 reg.dropout_output
             } else {
                 reg.dropout_hidden
             };
-            outputs.push(mask(&[1, batch, h], p, rng, device, dtype)?);
+            outputs.push(mask(&[1, batch, out], p, rng, device, dtype)?);
         }
         Ok(Self {
             words,

@@ -16,16 +16,26 @@ pub enum Optimizer {
     /// SGD with momentum in [0, 1) (0: plain SGD); uses the step's `lr`, `weight_decay` (coupled
     /// L2) and `clip_norm`.
     Sgd { momentum: f64 },
+    /// NT-ASGD ([`crate::asgd`]): plain SGD steps (the step's `lr`, `weight_decay`, `clip_norm`),
+    /// averaged from the validation at which the loss stops improving over `nonmono` evaluations
+    /// (Merity et al. 2017 use 5).
+    NtAsgd { nonmono: usize },
 }
 
 impl Optimizer {
-    /// Checks the momentum; `Error::Data` naming it when it is outside [0, 1).
+    /// Checks the momentum and the non-monotone interval; `Error::Data` naming the one that is
+    /// out of range (momentum outside [0, 1), nonmono 0).
     pub fn validate(&self) -> Result<()> {
         if let Optimizer::Sgd { momentum } = *self {
             ensure(
                 momentum.is_finite() && (0.0..1.0).contains(&momentum),
                 || format!("momentum must be in [0, 1), got {momentum}"),
             )?;
+        }
+        if let Optimizer::NtAsgd { nonmono } = *self {
+            ensure((1..=1_000_000).contains(&nonmono), || {
+                format!("nonmono must be an integer in [1, 1000000], got {nonmono}")
+            })?;
         }
         Ok(())
     }

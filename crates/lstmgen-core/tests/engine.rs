@@ -10,6 +10,7 @@ fn cfg(dropout: f32) -> ModelConfig {
         hidden_size: 8,
         num_layers: 2,
         dropout,
+        proj_size: 0,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Forward reference: logits, loss and final states for fixed weights and inputs match PyTorch
 //! `nn.LSTM` (fixture made by scripts/reference/make-forward-fixture.py), including a second batch that
-//! continues from the first one's state. Tolerance 1e-5 absolute (f32 engine vs f64 reference).
+//! continues from the first one's state; once plain, once with a projection of every layer
+//! (`nn.LSTM(proj_size=3)`, `weight_hr_l{k}`; fixture made with `--proj-size 3`). Tolerance 1e-5
+//! absolute (f32 engine vs f64 reference).
 
 use candle_core::{Device, Tensor};
 use lstmgen_core::params::param_specs;
@@ -9,11 +11,18 @@ use serde_json::Value;
 
 #[test]
 fn logits_and_loss_match_pytorch() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/forward_reference.json"
-    ))
-    .unwrap();
+    check("forward_reference.json");
+}
+
+#[test]
+fn logits_and_loss_of_a_projected_lstm_match_pytorch() {
+    check("forward_reference_proj.json");
+}
+
+/// Runs the fixture `name` of tests/fixtures through the engine and compares.
+fn check(name: &str) {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
     let fx: Value = serde_json::from_str(&text).unwrap();
     let c = &fx["config"];
     let n = |k: &str| c[k].as_u64().unwrap() as usize;
@@ -23,6 +32,7 @@ fn logits_and_loss_match_pytorch() {
         hidden_size: n("hiddenSize"),
         num_layers: n("numLayers"),
         dropout: 0.0,
+        proj_size: c["projSize"].as_u64().unwrap_or(0) as usize,
     };
     let dev = Device::Cpu;
     let params: Vec<Tensor> = param_specs(&cfg)

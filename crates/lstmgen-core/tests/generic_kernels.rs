@@ -36,6 +36,7 @@ fn generic_paths_compute_the_same_products_and_train() {
         hidden_size: 16,
         num_layers: 2,
         dropout: 0.0,
+        proj_size: 0,
     };
     let ids: Vec<u32> = (0..16 * 12).map(|i| (i % 11) as u32).collect();
     let targets: Vec<u32> = (1..=16 * 12).map(|i| (i % 11) as u32).collect();

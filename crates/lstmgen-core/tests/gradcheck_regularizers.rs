@@ -1,9 +1,12 @@
 //! Gradient check with the regularizers on: every parameter gradient of the objective (mean
 //! cross-entropy + AR + TAR) against central finite differences, in f64, with the masks fixed
-//! (the same dropout seed draws the same masks at every evaluation). Tolerance as in
-//! gradcheck.rs: |analytic - numeric| <= 1e-6 + 1e-5 * |numeric|, step 1e-6.
+//! (the same dropout seed draws the same masks at every evaluation). Tolerance and
+//! step: those of the shared checker (tests/common/gradcheck.rs).
+
+mod common;
 
 use candle_core::{DType, Device, Tensor};
+use common::gradcheck::check_gradients;
 use lstmgen_core::params::init_params;
 use lstmgen_core::{Model, ModelConfig, Regularizers, State};
 
@@ -49,39 +52,13 @@ fn check(cfg: ModelConfig, reg: Regularizers) -> usize {
         reg.ar == 0.0 || full.penalty > 0.0,
         "AR/TAR gave no penalty"
     );
-    let eps = 1e-6;
-    let mut checked = 0;
-    for (k, p) in params.iter().enumerate() {
-        let base = p.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-        let analytic = full.grads[k]
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        assert_eq!(
-            base.len(),
-            analytic.len(),
-            "gradient {k} has the wrong size"
-        );
-        for j in 0..base.len() {
-            let eval = |delta: f64| {
-                let mut x = base.clone();
-                x[j] += delta;
-                let mut ps = params.clone();
-                ps[k] = Tensor::from_vec(x, p.shape(), &dev).unwrap();
-                objective(&model(cfg, ps, reg))
-            };
-            let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-            let err = (analytic[j] - numeric).abs();
-            assert!(
-                err <= 1e-6 + 1e-5 * numeric.abs(),
-                "{reg:?}: param {k} element {j}: analytic {} vs numeric {numeric}",
-                analytic[j]
-            );
-            checked += 1;
-        }
-    }
-    checked
+    let checked = check_gradients(
+        &params,
+        &full.grads,
+        |ps| objective(&model(cfg, ps.to_vec(), reg)),
+        &format!("{reg:?}"),
+    );
+    checked.elements
 }
 
 #[test]
@@ -92,6 +69,7 @@ fn locked_embedding_and_weight_dropout_with_ar_tar() {
         hidden_size: 5,
         num_layers: 2,
         dropout: 0.2,
+        proj_size: 0,
     };
     let reg = Regularizers {
         dropout_embedding: 0.3,
@@ -114,6 +92,7 @@ fn tied_weights_with_embedding_dropout() {
         hidden_size: 5,
         num_layers: 2,
         dropout: 0.0,
+        proj_size: 0,
     };
     let reg = Regularizers {
         dropout_words: 0.3,
@@ -134,6 +113,7 @@ fn masks_are_seeded() {
         hidden_size: 8,
         num_layers: 1,
         dropout: 0.0,
+        proj_size: 0,
     };
     let params = init_params(&cfg, 1, &Device::Cpu).unwrap();
     let m = model(
@@ -165,4 +145,43 @@ fn masks_are_seeded() {
     };
     assert_eq!(grads(7), grads(7), "the same seed must draw the same masks");
     assert_ne!(grads(7).1, grads(8).1, "another seed must draw other masks");
+}
+
+/// A projection on every layer (`proj_size` 3 of hidden 5: `weight_hr_l{k}` `[3, 5]`), alone.
+#[test]
+fn projection_of_every_layer() {
+    let cfg = ModelConfig {
+        vocab_size: 7,
+        embedding_dim: 4,
+        hidden_size: 5,
+        num_layers: 2,
+        dropout: 0.0,
+        proj_size: 3,
+    };
+    assert!(check(cfg, Regularizers::default()) > 400);
+}
+
+/// Tied weights through a projection (embeddingDim 3 = projSize 3 < hiddenSize 5), with every
+/// dropout, weight drop and AR/TAR on.
+#[test]
+fn projection_with_tied_weights_and_every_regularizer() {
+    let cfg = ModelConfig {
+        vocab_size: 7,
+        embedding_dim: 3,
+        hidden_size: 5,
+        num_layers: 2,
+        dropout: 0.2,
+        proj_size: 3,
+    };
+    let reg = Regularizers {
+        dropout_embedding: 0.3,
+        dropout_hidden: 0.25,
+        dropout_output: 0.4,
+        dropout_words: 0.3,
+        weight_drop: 0.5,
+        tie_weights: true,
+        ar: 2.0,
+        tar: 1.0,
+    };
+    assert!(check(cfg, reg) > 300);
 }

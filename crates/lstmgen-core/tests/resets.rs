@@ -15,6 +15,7 @@ fn model() -> Model {
         hidden_size: 6,
         num_layers: 2,
         dropout: 0.0,
+        proj_size: 0,
     };
     let params: Vec<Tensor> = init_params(&cfg, 5, &Device::Cpu)
         .unwrap()

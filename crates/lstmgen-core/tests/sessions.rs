@@ -16,6 +16,7 @@ fn model() -> Model {
         hidden_size: 16,
         num_layers: 2,
         dropout: 0.0,
+        proj_size: 0,
     };
     Model::new(cfg, 3, Device::Cpu).unwrap()
 }
@@ -301,6 +302,7 @@ fn a_rows_tokens_are_the_same_in_a_large_batch() {
         hidden_size: 64,
         num_layers: 2,
         dropout: 0.0,
+        proj_size: 0,
     };
     let m = Model::new(cfg, 8, Device::Cpu).unwrap();
     let mut alone = Sessions::new();

@@ -5,7 +5,8 @@ use lstmgen_core::controls::Controls;
 use lstmgen_core::{AdamConfig, ModelConfig, Optimizer, Regularizers, SampleConfig};
 use napi_derive::napi;
 
-/// Shape of the network. All sizes are positive integers; dropout is in [0, 1).
+/// Shape of the network. All sizes are positive integers; dropout is in [0, 1); `projSize`
+/// (absent or 0: no projection) is each layer's projected output width, below `hiddenSize`.
 #[napi(object)]
 #[derive(Clone, Copy)]
 pub struct NativeModelConfig {
@@ -14,6 +15,7 @@ pub struct NativeModelConfig {
     pub hidden_size: u32,
     pub num_layers: u32,
     pub dropout: f64,
+    pub proj_size: Option<u32>,
 }
 
 /// Adam hyper-parameters and gradient clipping (global L2 norm; `clipNorm <= 0` disables it).
@@ -112,13 +114,17 @@ impl From<NativeRegularizers> for Regularizers {
     }
 }
 
-/// The engine's update rule named `name` ("adam" or "sgd", the latter with `momentum`).
-pub fn optimizer_of(name: &str, momentum: f64) -> lstmgen_core::Result<Optimizer> {
+/// The engine's update rule named `name` ("adam", "sgd" with `momentum`, or "ntasgd" with the
+/// non-monotone interval `nonmono`).
+pub fn optimizer_of(name: &str, momentum: f64, nonmono: u32) -> lstmgen_core::Result<Optimizer> {
     match name {
         "adam" => Ok(Optimizer::Adam),
         "sgd" => Ok(Optimizer::Sgd { momentum }),
+        "ntasgd" => Ok(Optimizer::NtAsgd {
+            nonmono: nonmono as usize,
+        }),
         other => Err(lstmgen_core::Error::Data(format!(
-            "optimizer must be \"adam\" or \"sgd\", got {other:?}"
+            "optimizer must be \"adam\", \"sgd\" or \"ntasgd\", got {other:?}"
         ))),
     }
 }
@@ -131,6 +137,7 @@ impl From<NativeModelConfig> for ModelConfig {
             hidden_size: c.hidden_size as usize,
             num_layers: c.num_layers as usize,
             dropout: c.dropout as f32,
+            proj_size: c.proj_size.unwrap_or(0) as usize,
         }
     }
 }
@@ -143,6 +150,7 @@ impl From<&ModelConfig> for NativeModelConfig {
             hidden_size: c.hidden_size as u32,
             num_layers: c.num_layers as u32,
             dropout: c.dropout as f64,
+            proj_size: Some(c.proj_size as u32),
         }
     }
 }

@@ -173,17 +173,40 @@ impl NativeModel {
     }
 
     /// Sets the regularizers of later training steps (see `NativeRegularizers`). Throws `E_DATA`
-    /// for a value out of range, or `tieWeights` when embeddingDim != hiddenSize.
+    /// for a value out of range, or `tieWeights` when embeddingDim differs from the last layer's
+    /// output width (projSize, or hiddenSize without a projection).
     #[napi]
     pub fn set_regularizers(&self, reg: NativeRegularizers) -> Result<()> {
         guard(|| lock(&self.inner).set_regularizers(reg.into()))
     }
 
-    /// Sets the update rule of later training steps: "adam" (default) or "sgd" with `momentum`
-    /// in [0, 1). Throws `E_DATA` for another name or momentum.
+    /// Sets the update rule of later training steps: "adam" (default), "sgd" with `momentum`
+    /// in [0, 1), or "ntasgd" (NT-ASGD) with the non-monotone interval `nonmono` >= 1 (default 5).
+    /// Throws `E_DATA` for another name, momentum or interval.
     #[napi]
-    pub fn set_optimizer(&self, optimizer: String, momentum: f64) -> Result<()> {
-        guard(|| lock(&self.inner).set_optimizer(optimizer_of(&optimizer, momentum)?))
+    pub fn set_optimizer(
+        &self,
+        optimizer: String,
+        momentum: f64,
+        nonmono: Option<u32>,
+    ) -> Result<()> {
+        guard(|| {
+            let o = optimizer_of(&optimizer, momentum, nonmono.unwrap_or(5))?;
+            lock(&self.inner).set_optimizer(o)
+        })
+    }
+
+    /// Records a monitored validation loss (nats/token) for NT-ASGD's trigger; true when it
+    /// starts the averaging. Under another optimizer it records nothing and returns false.
+    #[napi]
+    pub fn observe_validation(&self, loss: f64) -> bool {
+        lock(&self.inner).observe_validation(loss)
+    }
+
+    /// The optimizer step after which NT-ASGD started averaging the weights (null: not started).
+    #[napi]
+    pub fn averaging_start(&self) -> Option<f64> {
+        lock(&self.inner).averaging().start.map(|s| s as f64)
     }
 
     /// The current precision of the matrix products: "f32" or "bf16".

@@ -1,4 +1,8 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests (each test crate uses some of them).
+#![allow(dead_code)]
+
+pub mod gradcheck;
+
 use candle_core::{DType, Device, Tensor};
 
 /// A `[rows, cols]` f32 matrix of values in [-0.5, 0.5) from a fixed LCG sequence per `seed`.
