@@ -86,6 +86,19 @@ describe('PyTorch interop', () => {
     expect(await imported.generate(opts)).toEqual(await model.generate(opts));
   });
 
+  it('importTorch() reads nn.LSTM(proj_size=P): weight_hr_l{k}, identical logits', async () => {
+    const { model: projected } = await train({ ...TINY, numLayers: 2, projSize: 8, maxSteps: 5 });
+    const file = path.join(dir, 'projected.safetensors');
+    fs.writeFileSync(file, torchSafetensors(tensorsOf(projected)));
+    const imported = await importTorch(file, { tokenizer: projected.tokenizer, device: 'cpu' });
+    expect(imported.native.config()).toMatchObject({ hiddenSize: 32, projSize: 8, numLayers: 2 });
+    const ids = projected.tokenizer.encode(TINY.corpus.text.slice(0, 64));
+    const [got, want] = [await imported.logits(ids, 2, 32), await projected.logits(ids, 2, 32)];
+    expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength)).toEqual(
+      Buffer.from(want.buffer, want.byteOffset, want.byteLength),
+    );
+  });
+
   it('rejects a vocabulary of another size, missing or mis-shaped tensors, unusable tokenizer files', async () => {
     const small = { type: 'char' as const, tokens: ['<unk>', 'a', 'b'] };
     await expect(importTorch(torchFile, { tokenizer: small })).rejects.toThrow(ConfigError);

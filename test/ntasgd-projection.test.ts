@@ -7,22 +7,25 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../ts/errors';
 import { exportModel } from '../ts/export/write';
 import { loadModel } from '../ts/model';
-import type { RunRecord } from '../ts/train/runlog';
 import { type TrainResult, train } from '../ts/train/loop';
+import type { RunRecord } from '../ts/train/runlog';
 import { shakespeare, TINY, tensorBytes, tmpDir } from './helpers';
 
 const losses = (r: TrainResult) => r.history.steps.map((s) => s.loss);
 
-/** NT-ASGD with a validation every 5 steps and an interval of 1, so that it fires within a short run. */
+/**
+ * NT-ASGD with a validation every 3 steps, an interval of 1 and a large rate on 4,000 characters, so that a
+ * validation loss rises within a short run (on tinyshakespeare: after step 33).
+ */
 const ASGD = {
   ...TINY,
-  corpus: { text: shakespeare(12_000) },
+  corpus: { text: shakespeare(4_000) },
   maxSteps: 60,
   optimizer: 'ntasgd' as const,
   nonmono: 1,
-  lr: 2,
+  lr: 8,
   clipNorm: 0.5,
-  evalEvery: 5,
+  evalEvery: 3,
 };
 
 describe('NT-ASGD', () => {
@@ -36,7 +39,7 @@ describe('NT-ASGD', () => {
     for (let t = 0; t < vals.length && fired === null; t++) {
       if (t > ASGD.nonmono && vals[t] > Math.min(...vals.slice(0, t - ASGD.nonmono))) fired = r.history.evals[t].step;
     }
-    expect(fired).not.toBeNull(); // lr 2 on a tiny corpus: validation stalls within 60 steps
+    expect(fired).not.toBeNull();
     expect(r.history.averagingStart).toBe(fired);
     const records = fs
       .readFileSync(log, 'utf8')
@@ -54,7 +57,7 @@ describe('NT-ASGD', () => {
     const iterate = tensorBytes(fs.readFileSync(path.join(dir, 'sgd.lstm')));
     expect(avg['lstm.weight_hh_l0'].equals(iterate['lstm.weight_hh_l0'])).toBe(false);
     const loaded = await loadModel(file);
-    const text = { text: shakespeare(12_000).slice(-2_000) };
+    const text = { text: shakespeare(4_000).slice(-1_000) };
     expect((await loaded.evaluate(text)).loss).toBeCloseTo((await r.model.evaluate(text)).loss, 10);
   });
 

@@ -6,7 +6,7 @@
     .venv-ref/bin/python scripts/reference/torch-interop.py /tmp/m.lstm
 
 Export: loads the lstmgen model file with safetensors.torch.load_file (the metadata is ignored) into
-Embedding -> nn.LSTM(batch_first=True) -> Linear, runs the ids that `node scripts/reference/torch-interop.js logits`
+Embedding -> nn.LSTM(batch_first=True, proj_size=P when the file has lstm.weight_hr_l0 [P, H]) -> Linear, runs the ids that `node scripts/reference/torch-interop.js logits`
 chose, and prints max |logit difference| against the logits lstmgen wrote.
 Import: builds a freshly initialised PyTorch module of the same shape, saves its state dict with
 safetensors.torch.save_file, has lstmgen import it (`importTorch`, tokenizer from the model file), and prints
@@ -33,18 +33,19 @@ NODE_SCRIPT = os.path.join(REPO, "scripts", "reference", "torch-interop.js")
 class LstmLM(nn.Module):
     """The lstmgen network in PyTorch: parameter names match lstmgen's model files."""
 
-    def __init__(self, vocab, embed, hidden, layers):
+    def __init__(self, vocab, embed, hidden, layers, proj):
         super().__init__()
         self.embedding = nn.Embedding(vocab, embed)
-        self.lstm = nn.LSTM(embed, hidden, num_layers=layers, batch_first=True)
-        self.decoder = nn.Linear(hidden, vocab)
+        self.lstm = nn.LSTM(embed, hidden, num_layers=layers, batch_first=True, proj_size=proj)
+        self.decoder = nn.Linear(proj or hidden, vocab)
 
     @staticmethod
     def shape_of(state):
         vocab, embed = state["embedding.weight"].shape
-        hidden = state["lstm.weight_hh_l0"].shape[1]
+        hidden = state["lstm.weight_hh_l0"].shape[0] // 4  # [4H, out]
         layers = sum(1 for k in state if k.startswith("lstm.weight_ih_l"))
-        return vocab, embed, hidden, layers
+        proj = state["lstm.weight_hr_l0"].shape[0] if "lstm.weight_hr_l0" in state else 0
+        return vocab, embed, hidden, layers, proj
 
     def forward(self, ids):  # ids [B, T] -> logits [B, T, V], zero initial state
         out, _ = self.lstm(self.embedding(ids))
@@ -76,13 +77,14 @@ def main():
         module.load_state_dict(state, strict=True)
         theirs = torch.tensor(ref["logits"], dtype=torch.float32).reshape(len(ref["ids"]), len(ref["ids"][0]), -1)
         export_diff = (logits_of(module, ref["ids"]) - theirs).abs().max().item()
-        vocab, embed, hidden, layers = LstmLM.shape_of(state)
-        print(f"export: {args.model} (vocab {vocab}, embedding {embed}, hidden {hidden}, layers {layers}) loaded into "
+        vocab, embed, hidden, layers, proj = LstmLM.shape_of(state)
+        print(f"export: {args.model} (vocab {vocab}, embedding {embed}, hidden {hidden}, layers {layers}, "
+              f"projection {proj}) loaded into "
               f"PyTorch {torch.__version__}: max |logit difference| = {export_diff:.3e}")
 
         # import: PyTorch state dict -> lstmgen
         torch.manual_seed(0)
-        fresh = LstmLM(vocab, embed, hidden, layers)
+        fresh = LstmLM(vocab, embed, hidden, layers, proj)
         torch_file = os.path.join(tmp, "torch.safetensors")
         save_file({k: v.contiguous() for k, v in fresh.state_dict().items()}, torch_file)
         imported_json = os.path.join(tmp, "imported_logits.json")

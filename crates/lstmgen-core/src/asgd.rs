@@ -32,9 +32,7 @@ impl Trigger {
         let t = self.losses.len();
         let fire = self.start.is_none()
             && t > nonmono
-            && self.losses[..t - nonmono]
-                .iter()
-                .any(|&best| loss > best);
+            && self.losses[..t - nonmono].iter().any(|&best| loss > best);
         if fire {
             self.start = Some(step);
         }
@@ -60,9 +58,7 @@ impl Averaging {
     /// Puts the SGD iterates into `params` for a training step and returns the average they
     /// held (None before the first averaged step).
     pub(crate) fn swap_in(&mut self, params: &mut Vec<Tensor>) -> Option<Vec<Tensor>> {
-        self.live
-            .take()
-            .map(|live| std::mem::replace(params, live))
+        self.live.take().map(|live| std::mem::replace(params, live))
     }
 
     /// After a training step on the iterates in `params`: when `stepped` and averaging is on,

@@ -4,8 +4,8 @@
 //! cgroup's memory limit (a container's) and the address-space limit (`ulimit -v`).
 
 use crate::config::ModelConfig;
-use crate::params::param_specs;
 use crate::error::{Error, Result};
+use crate::params::param_specs;
 
 /// Bytes this process can still allocate: the least of [`meminfo_available`],
 /// [`cgroup_available`] and [`address_space_available`]; `None` if none of them is known.

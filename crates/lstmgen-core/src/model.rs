@@ -409,8 +409,7 @@ impl Model {
             .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
             .collect();
         Ok(Some(
-            Tensor::from_vec(data, (rows, width), &self.device)?
-                .to_dtype(self.dtype())?,
+            Tensor::from_vec(data, (rows, width), &self.device)?.to_dtype(self.dtype())?,
         ))
     }
 
@@ -727,8 +726,7 @@ impl Model {
         // NT-ASGD steps the iterates; the parameters hold their average between steps
         let avg = self.averaging.swap_in(&mut self.params);
         let r = self.step_iterate(inputs, targets, batch, seq_len, opt, dropout_seed, boundary);
-        self.averaging
-            .swap_out(&mut self.params, avg, r.is_ok())?;
+        self.averaging.swap_out(&mut self.params, avg, r.is_ok())?;
         self.tie();
         r
     }
@@ -769,7 +767,9 @@ impl Model {
                 self.adam
                     .sgd_update(&mut self.params, &b.grads, opt, momentum)?
             }
-            Optimizer::NtAsgd { .. } => self.adam.sgd_update(&mut self.params, &b.grads, opt, 0.0)?,
+            Optimizer::NtAsgd { .. } => {
+                self.adam.sgd_update(&mut self.params, &b.grads, opt, 0.0)?
+            }
         };
         self.tie();
         self.train_state = Some(b.state);

@@ -27,7 +27,11 @@ pub fn check_gradients(
     objective: impl Fn(&[Tensor]) -> f64,
     what: &str,
 ) -> Checked {
-    assert_eq!(params.len(), analytic.len(), "{what}: one gradient per parameter");
+    assert_eq!(
+        params.len(),
+        analytic.len(),
+        "{what}: one gradient per parameter"
+    );
     let mut out = Checked {
         elements: 0,
         worst: 0.0,
@@ -35,7 +39,11 @@ pub fn check_gradients(
     for (k, p) in params.iter().enumerate() {
         let base = p.flatten_all().unwrap().to_vec1::<f64>().unwrap();
         let grad = analytic[k].flatten_all().unwrap().to_vec1::<f64>().unwrap();
-        assert_eq!(base.len(), grad.len(), "{what}: gradient {k} has the wrong size");
+        assert_eq!(
+            base.len(),
+            grad.len(),
+            "{what}: gradient {k} has the wrong size"
+        );
         for j in 0..base.len() {
             let eval = |delta: f64| {
                 let mut v = base.clone();
