@@ -84,7 +84,9 @@ describe('lstmgen train: regularizer, optimizer and word-split flags', () => {
     );
     expect(tie.code).toBe(2);
     expect(tie.stderr).toContain('--tie-weights');
-    expect(tie.stderr).toMatch(/needs --embedding-dim == the last layer's output width \(--proj-size, or --hidden-size/);
+    expect(tie.stderr).toMatch(
+      /needs --embedding-dim == the last layer's output width \(--proj-size, or --hidden-size/,
+    );
     expect(tie.stderr).toContain('set --proj-size to 8');
     const mom = lstmgen('train', '--corpus', 'moby-dick', '--momentum', '0.9');
     expect(mom.code).toBe(2);
