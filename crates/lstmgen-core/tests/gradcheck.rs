@@ -1,7 +1,8 @@
 //! Gradient check: every parameter gradient from the explicit BPTT matches central finite
 //! differences of the loss, on a tiny 2-layer model in f64 (dropout off): once on a batch without
 //! record boundaries, once on one whose rows reset their state at boundaries in different places
-//! (the first step, the last step, consecutive steps, both row groups).
+//! (the first step, the last step, consecutive steps, both row groups), and that batch again on
+//! the model with a projection of every layer (`proj_size`, `weight_hr_l{k}`).
 //! Tolerance and step: those of the shared checker (tests/common/gradcheck.rs).
 
 mod common;
