@@ -425,6 +425,12 @@ const trainFields = {
   onWarning: fn<(message: string, code: TrainWarningCode) => void>().optional(),
 };
 
+/**
+ * The `params` of a refinement issue whose message already gives the values involved and what to change: its
+ * ConfigError does not end with ", got <value>".
+ */
+const VALUES_SHOWN = { valuesShown: true };
+
 /** Schema of the options of `train()`. */
 export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, ctx) => {
   if (cfg.tieWeights && cfg.embeddingDim !== cfg.hiddenSize) {
@@ -432,10 +438,11 @@ export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, c
       code: 'custom',
       path: ['tieWeights'],
       message:
-        `needs embeddingDim == hiddenSize (embeddingDim ${cfg.embeddingDim}, hiddenSize ${cfg.hiddenSize}): the ` +
-        'decoder reads the last layer with the embedding matrix; lstmgen has no projection layer (PyTorch proj_size), ' +
-        'so set embeddingDim to hiddenSize',
+        `needs embeddingDim (${cfg.embeddingDim}) == hiddenSize (${cfg.hiddenSize}), the width of the last layer ` +
+        'that the decoder reads with the embedding matrix: ' +
+        `set embeddingDim to ${cfg.hiddenSize} or hiddenSize to ${cfg.embeddingDim}`,
       input: cfg.tieWeights,
+      params: VALUES_SHOWN,
     });
   }
   if (cfg.tokenizer === 'bpe' && cfg.vocabSize < MIN_BPE_VOCAB) {
@@ -818,6 +825,7 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string)
   }
   const field = issue.path.map(String).join('.');
   if (!field) throw new ConfigError('', `${what} must be an object, got ${show(input)}`);
+  if (issue.code === 'custom' && issue.params?.valuesShown === true) throw new ConfigError(field, issue.message);
   throw new ConfigError(field, `${issue.message}, got ${show(valueAt(input, issue.path))}`);
 }
 
