@@ -149,7 +149,7 @@ impl Model {
         cfg.validate()?;
         memory::ensure_fits(
             memory::model_bytes(&cfg),
-            "this model (parameters, gradients and Adam moments)",
+            "training this model (parameters, gradients, Adam moments and the copies a step makes)",
             "hiddenSize, numLayers, embeddingDim or the vocabulary",
         )?;
         let params = init_params(&cfg, seed, &device)?;
@@ -679,9 +679,9 @@ impl Model {
         opt.validate()?;
         self.step_checked.ensure(
             (batch, seq_len),
-            || memory::step_bytes(&self.cfg, batch, seq_len),
-            "one training step at this batchSize and seqLen",
-            "batchSize or seqLen (or the model's size)",
+            || memory::first_step_bytes(&self.cfg, batch, seq_len),
+            "training at this batchSize and seqLen (the activations of a step, the gradients, Adam's moments and the step's copies of the weights)",
+            "batchSize or seqLen, or the model's size (embeddingDim, hiddenSize, numLayers)",
         )?;
         // The carried state is replaced only when the step succeeds.
         let state = self.carried(self.train_state.as_ref(), batch)?;
