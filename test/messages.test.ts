@@ -30,7 +30,16 @@ describe('error messages that say what to change', () => {
       'tieWeights: needs embeddingDim (64) == hiddenSize (128), the width of the last layer that the decoder reads ' +
         'with the embedding matrix: set embeddingDim to 128 or hiddenSize to 64',
     );
-    const cli = lstmgen('train', '--corpus', 'moby-dick', '--tie-weights', '--embedding-dim', '64', '--hidden-size', '128');
+    const cli = lstmgen(
+      'train',
+      '--corpus',
+      'moby-dick',
+      '--tie-weights',
+      '--embedding-dim',
+      '64',
+      '--hidden-size',
+      '128',
+    );
     expect(cli.code).toBe(2);
     expect(cli.stderr).toBe(
       'lstmgen: --tie-weights: needs --embedding-dim (64) == --hidden-size (128), the width of the last layer that the ' +
@@ -59,7 +68,9 @@ describe('error messages that say what to change', () => {
     }
     const cli = lstmgen('train', '--corpus', 'moby-dick', '--tokenizer', path.join(dir, 'package.json'));
     expect(cli.code).toBe(2);
-    expect(cli.stderr).toMatch(/^lstmgen: --tokenizer \(file\): ".*package\.json" is not a Hugging Face tokenizer\.json/);
+    expect(cli.stderr).toMatch(
+      /^lstmgen: --tokenizer \(file\): ".*package\.json" is not a Hugging Face tokenizer\.json/,
+    );
   });
 
   it('an unknown schedule or option of --lr-schedule lists every schedule with its syntax', () => {

@@ -30,7 +30,8 @@ function scaledStateDict(bytes: Buffer, factor: number): Buffer {
   return Buffer.concat([len, Buffer.from(padded), body]);
 }
 
-const NOT_FINITE = /outputs \(its next-token logits\) are not finite.*retrain it with a lower learning rate \(lr\) and gradient clipping \(clipNorm\)/;
+const NOT_FINITE =
+  /outputs \(its next-token logits\) are not finite.*retrain it with a lower learning rate \(lr\) and gradient clipping \(clipNorm\)/;
 
 /** The error `run` rejects with, checked to be the NumericError of non-finite outputs. */
 async function refused(run: () => Promise<unknown>): Promise<void> {
