@@ -84,7 +84,9 @@ describe('lstmgen train: regularizer, optimizer and word-split flags', () => {
     );
     expect(tie.code).toBe(2);
     expect(tie.stderr).toContain('--tie-weights');
-    expect(tie.stderr).toMatch(/needs --embedding-dim \(8\) == --hidden-size \(16\).*: set --embedding-dim to 16 or --hidden-size to 8\n$/);
+    expect(tie.stderr).toMatch(
+      /needs --embedding-dim \(8\) == --hidden-size \(16\).*: set --embedding-dim to 16 or --hidden-size to 8\n$/,
+    );
     const mom = lstmgen('train', '--corpus', 'moby-dick', '--momentum', '0.9');
     expect(mom.code).toBe(2);
     expect(mom.stderr).toContain('--momentum');

@@ -22,20 +22,45 @@ function loadedVmSize(): number {
 }
 
 describe('the memory check of training', () => {
-  it('refuses a huge embeddingDim up front, giving the estimate and the limit, where the old count let it start (and abort in Adam'"'"'s update)', () => {
+  it('refuses a huge embeddingDim up front with the estimate and the limit (the old count let it start, then abort)', () => {
     const dir = tmpDir();
     const corpus = path.join(dir, 'c.txt');
     fs.writeFileSync(corpus, shakespeare(20_000));
     // about 1.25e8 parameters (embeddingDim 115,000 x (vocabulary + 4 x hiddenSize)): 2.0 GB for the weights, their
     // gradients and Adam's moments, 3.5 GB with a step's copies; 2.75 GB of address space is left to the run
     const limitKb = Math.round((loadedVmSize() + 2.75 * GB) / 1024);
-    const args = ['train', '--corpus', corpus, '--embedding-dim', '115000', '--hidden-size', '256', '--batch-size', '1'];
+    const args = [
+      'train',
+      '--corpus',
+      corpus,
+      '--embedding-dim',
+      '115000',
+      '--hidden-size',
+      '256',
+      '--batch-size',
+      '1',
+    ];
     args.push('--seq-len', '8', '--device', 'cpu'); // a step's activations are small: the weights' copies are what does not fit
-    const r = spawnSync('bash', ['-c', `ulimit -v ${limitKb} && exec "$@"`, 'bash', process.execPath, CLI, ...args, '--max-steps', '1', '--out', path.join(dir, 'm.lstm')], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `ulimit -v ${limitKb} && exec "$@"`,
+        'bash',
+        process.execPath,
+        CLI,
+        ...args,
+        '--max-steps',
+        '1',
+        '--out',
+        path.join(dir, 'm.lstm'),
+      ],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(
       /^lstmgen: training this model \(parameters, gradients, Adam moments and the copies a step makes\) needs about 3\.\d\d GiB but only 2\.\d\d GiB of memory is available to this process .*; reduce --hidden-size, --num-layers, --embedding-dim or the vocabulary\n$/,

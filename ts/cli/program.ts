@@ -135,11 +135,7 @@ export function buildProgram(): Command {
   }
   for (const [field, spec] of DATA_FLAGS) trainCmd.addOption(dataFlag(TrainConfigSchema, field, spec));
   trainCmd
-    .option(
-      '--lr-schedule <spec>',
-      LR_SCHEDULE_SYNTAX,
-      parseLrSchedule,
-    )
+    .option('--lr-schedule <spec>', LR_SCHEDULE_SYNTAX, parseLrSchedule)
     .addOption(
       fieldFlag(EarlyStoppingSchema, 'patience', { arg: '<patience>', parse: number, name: 'early-stopping' }),
     );
