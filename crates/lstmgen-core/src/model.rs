@@ -680,7 +680,7 @@ impl Model {
         self.step_checked.ensure(
             (batch, seq_len),
             || memory::first_step_bytes(&self.cfg, batch, seq_len),
-            "training at this batchSize and seqLen (the activations of a step, the gradients, Adam's moments and the step's copies of the weights)",
+            "training at this batchSize and seqLen (the activations of a step, the gradients, Adam's moments and the update's new weights and moments)",
             "batchSize or seqLen, or the model's size (embeddingDim, hiddenSize, numLayers)",
         )?;
         // The carried state is replaced only when the step succeeds.
