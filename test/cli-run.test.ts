@@ -120,7 +120,9 @@ describe('lstmgen CLI: long runs', () => {
     );
     const schedule = lstmgen('train', '--corpus', corpus, '--lr-schedule', 'linear');
     expect(schedule.code).toBe(2);
-    expect(schedule.stderr).toMatch(/^lstmgen: --lr-schedule \(type\): must be \{ type: "constant" \| "step"/);
+    expect(schedule.stderr).toMatch(
+      /^lstmgen: option '--lr-schedule <spec>' argument 'linear' is invalid\. unknown schedule "linear"; give one of: constant \| step:stepSize=N\[,gamma=X\] \| cosine\[/,
+    );
   });
 
   it('the summary names the files written; plot draws the log as SVG', () => {

@@ -452,6 +452,12 @@ const trainFields = {
   onWarning: fn<(message: string, code: TrainWarningCode) => void>().optional(),
 };
 
+/**
+ * The `params` of a refinement issue whose message already gives the values involved and what to change: its
+ * ConfigError does not end with ", got <value>".
+ */
+const VALUES_SHOWN = { valuesShown: true };
+
 /** Schema of the options of `train()`. */
 export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, ctx) => {
   if (cfg.projSize >= cfg.hiddenSize) {
@@ -478,6 +484,7 @@ export const TrainConfigSchema = z.strictObject(trainFields).superRefine((cfg, c
         `embeddingDim ${cfg.embeddingDim}, output width ${out}; the decoder reads the last layer with the ` +
         `embedding matrix; ${fix}`,
       input: cfg.tieWeights,
+      params: VALUES_SHOWN,
     });
   }
   if (cfg.nonmono !== 5 && cfg.optimizer !== 'ntasgd') {
@@ -871,6 +878,7 @@ function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string)
   }
   const field = issue.path.map(String).join('.');
   if (!field) throw new ConfigError('', `${what} must be an object, got ${show(input)}`);
+  if (issue.code === 'custom' && issue.params?.valuesShown === true) throw new ConfigError(field, issue.message);
   throw new ConfigError(field, `${issue.message}, got ${show(valueAt(input, issue.path))}`);
 }
 

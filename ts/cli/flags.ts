@@ -11,6 +11,7 @@ import {
   ExportOptionsSchema,
   GenerateOptionsSchema,
   LoadOptionsSchema,
+  LrScheduleSchema,
   type TrainConfigInput,
   TrainConfigSchema,
 } from '../config';
@@ -119,25 +120,57 @@ export function flagNamer(program: Command): (message: string) => string {
       .join('');
 }
 
+/** The options of each learning-rate schedule, from {@link LrScheduleSchema}: name -> option -> its schema. */
+const SCHEDULES: ReadonlyMap<string, Readonly<Record<string, z.ZodType>>> = new Map(
+  LrScheduleSchema.options.map((o) => {
+    const { type, ...options } = o.shape as Record<string, z.ZodType> & { type: z.ZodLiteral<string> };
+    return [type.value, options];
+  }),
+);
+
+/**
+ * The `--lr-schedule` syntax, for its help line and its errors: each schedule with its options (required ones
+ * bare, the others in brackets; `N` an integer, `X` a number), then the JSON form.
+ */
+export const LR_SCHEDULE_SYNTAX = [
+  ...[...SCHEDULES].map(([name, options]) => {
+    const keys = Object.keys(options);
+    const value = (k: string) => `${k}=${options[k].safeParse(0.5).success ? 'X' : 'N'}`;
+    const required = keys.filter((k) => !options[k].safeParse(undefined).success).map(value);
+    const optional = keys.filter((k) => options[k].safeParse(undefined).success).map(value);
+    if (required.length === 0) return optional.length ? `${name}[:${optional.join(',')}]` : name;
+    return `${name}:${required.join(',')}${optional.length ? `[,${optional.join(',')}]` : ''}`;
+  }),
+  'a JSON object ({"type":"cosine","warmupSteps":100})',
+].join(' | ');
+
 /**
  * Parse `--lr-schedule`: a type name (`constant`, `step`, `cosine`, `plateau`), optionally with options as
  * `type:key=value,key=value` (e.g. `cosine:warmupSteps=100,minLr=0.0001`), or a JSON object. Values are
  * validated by the train config (errors name `--lr-schedule`).
+ * @throws InvalidArgumentError for an unknown schedule or option, or text that is not `key=value` pairs: the
+ *   message gives {@link LR_SCHEDULE_SYNTAX}.
  */
 export function parseLrSchedule(value: string): TrainConfigInput['lrSchedule'] {
   const text = value.trim();
+  const syntax = `give one of: ${LR_SCHEDULE_SYNTAX}.`;
   if (text.startsWith('{')) {
     try {
       return JSON.parse(text) as TrainConfigInput['lrSchedule'];
     } catch {
-      throw new InvalidArgumentError('not valid JSON.');
+      throw new InvalidArgumentError(`not valid JSON; ${syntax}`);
     }
   }
   const [type, rest = ''] = text.split(':', 2);
+  const known = SCHEDULES.get(type);
+  if (!known) throw new InvalidArgumentError(`unknown schedule ${JSON.stringify(type)}; ${syntax}`);
   const options: Record<string, unknown> = { type };
   for (const pair of rest.split(',').filter(Boolean)) {
     const [k, v] = pair.split('=', 2);
-    if (!k || v === undefined) throw new InvalidArgumentError(`expected key=value, got "${pair}".`);
+    if (!k || v === undefined) throw new InvalidArgumentError(`expected key=value, got "${pair}"; ${syntax}`);
+    if (!(k.trim() in known)) {
+      throw new InvalidArgumentError(`the ${type} schedule has no option ${JSON.stringify(k.trim())}; ${syntax}`);
+    }
     options[k.trim()] = Number.isNaN(Number(v)) ? v.trim() : Number(v);
   }
   return options as TrainConfigInput['lrSchedule'];

@@ -19,7 +19,7 @@ import { PRECISIONS } from '../native/handle';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_KEEP_CHECKPOINTS } from '../train/loop';
 import { packageVersion } from '../version';
 import { evalCommand, exportCommand, generateCommand, infoCommand, plotCommand, trainCommand } from './commands';
-import { collect, type FlagSpec, fieldFlag, number, parseLrSchedule, tokenizerFlag } from './flags';
+import { collect, type FlagSpec, fieldFlag, LR_SCHEDULE_SYNTAX, number, parseLrSchedule, tokenizerFlag } from './flags';
 import { addServeCommand } from './serve';
 import { tokenizeCommand } from './tokenize';
 
@@ -137,11 +137,7 @@ export function buildProgram(): Command {
   }
   for (const [field, spec] of DATA_FLAGS) trainCmd.addOption(dataFlag(TrainConfigSchema, field, spec));
   trainCmd
-    .option(
-      '--lr-schedule <spec>',
-      'constant | step:stepSize=N,gamma=G | cosine:warmupSteps=N,minLr=X | plateau:factor=F,patience=N (or JSON)',
-      parseLrSchedule,
-    )
+    .option('--lr-schedule <spec>', LR_SCHEDULE_SYNTAX, parseLrSchedule)
     .addOption(
       fieldFlag(EarlyStoppingSchema, 'patience', { arg: '<patience>', parse: number, name: 'early-stopping' }),
     );

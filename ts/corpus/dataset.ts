@@ -153,6 +153,17 @@ async function pass(
 }
 
 /**
+ * A rule that turns the vocabulary built from a corpus into the one it is encoded with, so that both come from
+ * the same reading (e.g. a model's vocabulary grown by the corpus's new symbols): `key` names the rule and its
+ * inputs in the cache key. The derived vocabulary must give each record as many tokens as the built one (char and
+ * word vocabularies do: one token per symbol or word, known or `<unk>`).
+ */
+export interface DeriveVocabulary {
+  key: string;
+  from: (built: Tokenizer) => Tokenizer;
+}
+
+/**
  * Tokenize a corpus: with `tokenizer` options, build the vocabulary from it (with a boundary token when it has
  * several documents or is in a record format); with a {@link Tokenizer}, encode with that one (records are
  * framed only when it has a boundary token), reporting unknown symbols through `encode` (`prefix` starts the
@@ -165,7 +176,7 @@ export async function tokenizeCorpus(
   source: CorpusSource,
   tokenizer: TokenizerOptions | Tokenizer,
   options: CorpusOptions = {},
-  encode: EncodeOptions & { prefix?: string } = {},
+  encode: EncodeOptions & { prefix?: string; derive?: DeriveVocabulary } = {},
 ): Promise<TokenizedCorpus> {
   const format = options.format ?? 'text';
   const warn = options.onWarning ?? emitWarning;
@@ -178,6 +189,7 @@ export async function tokenizeCorpus(
     field: options.field ?? null,
     encoding: options.encoding ?? 'utf-8',
     tokenizer: fixed ? { vocabulary: JSON.stringify(fixed.toJSON()) } : tokenizer,
+    ...(encode.derive && !fixed ? { derive: encode.derive.key } : {}),
   };
   const entry = options.cacheDir ? cacheEntry(options.cacheDir, documents, settings) : undefined;
   if (entry) {
@@ -213,7 +225,8 @@ export async function tokenizeCorpus(
     );
   }
   const records = lengths.length;
-  const tok = fixed ?? (await builder!.build(format !== 'text' || records > 1, (m) => warn(m, 'LSTMGEN_NO_SPACES')));
+  const built = fixed ?? (await builder!.build(format !== 'text' || records > 1, (m) => warn(m, 'LSTMGEN_NO_SPACES')));
+  const tok = encode.derive && !fixed ? encode.derive.from(built) : built;
   if (builder && !builder.countsTokens) {
     // BPE: the scan counted pre-tokens; the record lengths in tokens need the trained merges
     lengths = new NumberList();

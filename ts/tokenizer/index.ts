@@ -143,10 +143,35 @@ export function tokenizerFromJSON(json: TokenizerJSON | string): Tokenizer {
     : new WordTokenizer(data.tokens, data.lowercase, data.split);
 }
 
+/** What a Hugging Face `tokenizer.json` holds, for the errors of {@link tokenizerFromFile}. */
+const TOKENIZER_JSON_HOLDS =
+  'a tokenizer.json is the file that Hugging Face tokenizers writes (tokenizer.save(path), or the tokenizer.json ' +
+  'of save_pretrained()): a JSON object whose "model" holds the vocabulary (e.g. {"type": "BPE", "vocab": {...}, ' +
+  '"merges": [...]}), with its "normalizer", "pre_tokenizer", "decoder" and "added_tokens"';
+
+/** Why the text `json` is plainly no tokenizer.json (not JSON, not an object, no "model"), else undefined. */
+function tokenizerJsonProblem(json: string): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    return `it is not JSON (${(err as Error).message})`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return `it holds ${Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`}, not an object`;
+  }
+  const { model, type } = value as { model?: unknown; type?: unknown };
+  if (typeof type === 'string' && ['char', 'word', 'bpe'].includes(type) && model === undefined) {
+    return `it is lstmgen's own ${type} tokenizer JSON (tokenizer.toJSON()), not a Hugging Face one`;
+  }
+  if (typeof model !== 'object' || model === null) return 'it has no "model" object';
+  return undefined;
+}
+
 /**
  * Load a Hugging Face `tokenizer.json` file (the `tokenizer: { file }` option) as a {@link BpeTokenizer}.
  * @throws ConfigError (field `tokenizer.file`) when the file cannot be read or is not a tokenizer.json the
- *   `tokenizers` crate loads (the message says why).
+ *   `tokenizers` crate loads: the message names the file, says why and what a tokenizer.json holds.
  */
 export function tokenizerFromFile(file: string): BpeTokenizer {
   let json: string;
@@ -164,6 +189,8 @@ export function tokenizerFromFile(file: string): BpeTokenizer {
     return BpeTokenizer.fromJSON(json);
   } catch (err) {
     if (!(err instanceof DataError)) throw err;
-    throw new ConfigError('tokenizer.file', `${JSON.stringify(file)}: ${err.message}`);
+    const problem = tokenizerJsonProblem(json); // parsed again only on failure, for a plainer reason
+    const why = problem ? ` is not a Hugging Face tokenizer.json: ${problem}` : `: ${err.message}`;
+    throw new ConfigError('tokenizer.file', `${JSON.stringify(file)}${why}; ${TOKENIZER_JSON_HOLDS}`);
   }
 }

@@ -197,22 +197,23 @@ class WordScanner {
   /** Scan the next piece of the text. */
   feed(piece: string): void {
     const s = this.held ? this.held + piece : piece;
-    this.held = s.slice(this.split === 'whitespace' ? this.scanRuns(s, false) : this.scan(s, false));
+    this.held = s.slice(this.scan(s, false));
   }
 
   /** The text ends: scan what was held back. */
   finish(): void {
-    if (this.split === 'whitespace') this.scanRuns(this.held, true);
-    else this.scan(this.held, true);
+    this.scan(this.held, true);
     this.held = '';
   }
 
   /**
-   * The whitespace split: hand over every run of non-space units of `s` (at most {@link MAX_WORD}) and a line
-   * break as `<eos>`; returns where the undecided tail starts (`s.length` when `final`).
+   * Hand over the tokens of `s`: spaces are skipped and each line break is `<eos>` (a `\r` that ends `s` waits for
+   * a `\n` unless `final`); what starts anywhere else is one token by the split's rule ({@link word} or
+   * {@link run}). Returns where the undecided tail starts (`s.length` when `final`).
    */
-  private scanRuns(s: string, final: boolean): number {
+  private scan(s: string, final: boolean): number {
     const n = s.length;
+    const runs = this.split === 'whitespace';
     let i = 0;
     while (i < n) {
       const k = CLASS[s.charCodeAt(i)];
@@ -226,24 +227,36 @@ class WordScanner {
         i += k === CR && s.charCodeAt(i + 1) === 10 ? 2 : 1;
         continue;
       }
-      let j = i;
-      let ascii = true;
-      while (j < n && j - i < MAX_WORD) {
-        const d = s.charCodeAt(j);
-        const kd = CLASS[d];
-        if (kd === SPACE || kd === LF || kd === CR) break;
-        // a surrogate pair stays whole: stop before a high surrogate whose pair would not fit
-        if (kd === HIGH && j + 1 - i === MAX_WORD) break;
-        if (d >= 128) ascii = false;
-        j += kd === HIGH && (s.codePointAt(j) ?? 0) >= 0x10000 ? 2 : 1;
-      }
-      if (j === n && !final) return i; // the run may continue in the next piece
-      const m = j - i === 5 ? this.specialRun(s, i) : -1;
-      if (m >= 0) this.special(m === 0 ? 0 : 1);
-      else this.emit(s, i, j, ascii);
+      const j = runs ? this.run(s, i, final) : this.word(s, i, final);
+      if (j < 0) return i; // the token may continue in the next piece
       i = j;
     }
     return n;
+  }
+
+  /**
+   * The whitespace split's token at `s[i]` (not a space or line break): the run of non-space units there (at
+   * most {@link MAX_WORD}), or the special it spells. Returns where it ends, -1 when it reaches the end of `s`
+   * and may continue (not `final`).
+   */
+  private run(s: string, i: number, final: boolean): number {
+    const n = s.length;
+    let j = i;
+    let ascii = true;
+    while (j < n && j - i < MAX_WORD) {
+      const d = s.charCodeAt(j);
+      const kd = CLASS[d];
+      if (kd === SPACE || kd === LF || kd === CR) break;
+      // a surrogate pair stays whole: stop before a high surrogate whose pair would not fit
+      if (kd === HIGH && j + 1 - i === MAX_WORD) break;
+      if (d >= 128) ascii = false;
+      j += kd === HIGH && (s.codePointAt(j) ?? 0) >= 0x10000 ? 2 : 1;
+    }
+    if (j === n && !final) return -1;
+    const m = j - i === 5 ? this.specialRun(s, i) : -1;
+    if (m >= 0) this.special(m === 0 ? 0 : 1);
+    else this.emit(s, i, j, ascii);
+    return j;
   }
 
   /** Which special the 5 units at `s[i]` are (0 `<unk>`, 1 `<eos>`, any case with `lowercase`), else -1. */
@@ -303,97 +316,84 @@ class WordScanner {
     }
   }
 
-  /** Hand over the tokens of `s`; returns where the undecided tail starts (`s.length` when `final`). */
-  private scan(s: string, final: boolean): number {
+  /**
+   * The punctuation split's token at `s[i]` (not a space or line break): a special, a word, or one other code
+   * point (see the module comment). Returns where it ends, -1 when `s` ends before that is decided (not `final`).
+   */
+  private word(s: string, i: number, final: boolean): number {
     const n = s.length;
-    let i = 0;
-    while (i < n) {
-      const c = s.charCodeAt(i);
-      const k = CLASS[c];
-      if (k === SPACE) {
-        i++;
-        continue;
+    const c = s.charCodeAt(i);
+    const k = CLASS[c];
+    if (c === 0x3c) {
+      const m = this.specialAt(s, i, final);
+      if (m === UNDECIDED) return -1;
+      if (m >= 0) {
+        this.special(m === 0 ? 0 : 1);
+        return i + SPECIALS[m].length;
       }
-      if (k === LF || k === CR) {
-        if (k === CR && i + 1 === n && !final) return i;
-        this.special(1);
-        i += k === CR && s.charCodeAt(i + 1) === 10 ? 2 : 1;
-        continue;
-      }
-      if (c === 0x3c) {
-        const m = this.specialAt(s, i, final);
-        if (m === UNDECIDED) return i;
-        if (m >= 0) {
-          this.special(m === 0 ? 0 : 1);
-          i += SPECIALS[m].length;
-          continue;
-        }
-      }
-      if (k === HIGH && i + 1 === n && !final) return i;
-      const units = wordUnits(s, i, n);
-      if (units === 0) {
-        const len = k === HIGH && s.codePointAt(i)! >= 0x10000 ? 2 : 1;
-        this.emit(s, i, i + len, c < 128);
-        i += len;
-        continue;
-      }
-      // a word: runs of word characters joined by single apostrophes, at most MAX_WORD units
-      const lower = this.lowercase;
-      let j = i + units;
-      let ascii = c < 128;
-      let h = Math.imul(0x811c9dc5 ^ (lower ? fold(c) : c), 0x01000193); // FNV-1a, as hashOf
-      let open = false; // the word reaches the end of `s` and might continue
-      for (;;) {
-        let full = false;
-        while (j < n) {
-          const d = s.charCodeAt(j);
-          const kd = CLASS[d];
-          if (kd === WORD) {
-            if (j + 1 - i > MAX_WORD) full = true;
-            else {
-              if (d >= 128) ascii = false;
-              h = Math.imul(h ^ (lower ? fold(d) : d), 0x01000193);
-              j++;
-              continue;
-            }
-          } else if (kd === HIGH) {
-            const u = wordUnits(s, j, n);
-            if (u > 0 && j + u - i > MAX_WORD) full = true;
-            else if (u > 0) {
-              ascii = false;
-              j += u;
-              continue;
-            }
-          }
-          break;
-        }
-        if (full || j - i === MAX_WORD) break; // full length: what follows starts a new token
-        if (j === n || (CLASS[s.charCodeAt(j)] === HIGH && j + 1 === n)) {
-          open = true;
-          break;
-        }
-        const a = s.charCodeAt(j);
-        if (CLASS[a] !== APOSTROPHE) break;
-        if (j + 1 === n) {
-          open = true;
-          break;
-        }
-        const next = wordUnits(s, j + 1, n);
-        if (next === 0) {
-          if (CLASS[s.charCodeAt(j + 1)] === HIGH && j + 2 === n) open = true;
-          break;
-        }
-        if (j + 1 + next - i > MAX_WORD) break;
-        if (a >= 128) ascii = false;
-        h = Math.imul(h ^ a, 0x01000193);
-        j += 1; // the apostrophe; the word characters after it follow
-      }
-      if (open && !final) return i;
-      if (ascii || !lower) this.token(s, i, j, lower, ascii ? h : hashOf(s, i, j, false));
-      else this.emit(s, i, j, false);
-      i = j;
     }
-    return n;
+    if (k === HIGH && i + 1 === n && !final) return -1;
+    const units = wordUnits(s, i, n);
+    if (units === 0) {
+      const len = k === HIGH && s.codePointAt(i)! >= 0x10000 ? 2 : 1;
+      this.emit(s, i, i + len, c < 128);
+      return i + len;
+    }
+    // a word: runs of word characters joined by single apostrophes, at most MAX_WORD units
+    const lower = this.lowercase;
+    let j = i + units;
+    let ascii = c < 128;
+    let h = Math.imul(0x811c9dc5 ^ (lower ? fold(c) : c), 0x01000193); // FNV-1a, as hashOf
+    let open = false; // the word reaches the end of `s` and might continue
+    for (;;) {
+      let full = false;
+      while (j < n) {
+        const d = s.charCodeAt(j);
+        const kd = CLASS[d];
+        if (kd === WORD) {
+          if (j + 1 - i > MAX_WORD) full = true;
+          else {
+            if (d >= 128) ascii = false;
+            h = Math.imul(h ^ (lower ? fold(d) : d), 0x01000193);
+            j++;
+            continue;
+          }
+        } else if (kd === HIGH) {
+          const u = wordUnits(s, j, n);
+          if (u > 0 && j + u - i > MAX_WORD) full = true;
+          else if (u > 0) {
+            ascii = false;
+            j += u;
+            continue;
+          }
+        }
+        break;
+      }
+      if (full || j - i === MAX_WORD) break; // full length: what follows starts a new token
+      if (j === n || (CLASS[s.charCodeAt(j)] === HIGH && j + 1 === n)) {
+        open = true;
+        break;
+      }
+      const a = s.charCodeAt(j);
+      if (CLASS[a] !== APOSTROPHE) break;
+      if (j + 1 === n) {
+        open = true;
+        break;
+      }
+      const next = wordUnits(s, j + 1, n);
+      if (next === 0) {
+        if (CLASS[s.charCodeAt(j + 1)] === HIGH && j + 2 === n) open = true;
+        break;
+      }
+      if (j + 1 + next - i > MAX_WORD) break;
+      if (a >= 128) ascii = false;
+      h = Math.imul(h ^ a, 0x01000193);
+      j += 1; // the apostrophe; the word characters after it follow
+    }
+    if (open && !final) return -1;
+    if (ascii || !lower) this.token(s, i, j, lower, ascii ? h : hashOf(s, i, j, false));
+    else this.emit(s, i, j, false);
+    return j;
   }
 }
 

@@ -72,7 +72,7 @@ export interface StartVocabulary {
  * vocabulary is built (with the tokenizer `options`: the model's settings) and its tokens missing from
  * `from.tokenizer` are appended, in the order of that vocabulary (code points for char, frequency for word);
  * then the corpus is encoded with the result (beyond-vocabulary words of a word corpus are `<unk>`, silently, as
- * in any run); the warnings of reading the corpus twice are given once. Without `extend` it is encoded with
+ * in any run), all in one tokenization (two passes over the text, as any run's). Without `extend` it is encoded with
  * `from.tokenizer` and symbols outside it map to `<unk>` with one `LSTMGEN_UNKNOWN_SYMBOLS` warning through
  * `warn`. Records are framed only when the vocabulary has the boundary token (with `extend` it is added when the
  * corpus needs it).
@@ -92,29 +92,25 @@ export async function vocabularyCorpus(
         warn(`corpus: ${m} (extendVocab, --extend-vocab, adds them to the vocabulary)`, 'LSTMGEN_UNKNOWN_SYMBOLS'),
     });
   }
-  // the corpus is read twice: each warning about it is given once
-  const seen = new Set<string>();
-  const once: CorpusOptions = {
-    ...corpusOptions,
-    onWarning: (m, code) => {
-      if (!seen.has(m)) warn(m, code);
-      seen.add(m);
+  // the corpus's own vocabulary and its ids come from one reading: the vocabulary is grown before encoding
+  const derive = {
+    key: JSON.stringify({ extends: from.tokenizer.toJSON(), mayGrow: from.mayGrow }),
+    from: (own: Tokenizer) => {
+      if (JSON.stringify(own.toJSON()) === JSON.stringify(from.tokenizer.toJSON())) return own; // same ids
+      const added = own.tokens.filter((t) => t !== UNK && from.tokenizer.idOf(t) === undefined);
+      if (added.length > 0 && !from.mayGrow) {
+        throw new ConfigError(
+          'corpus',
+          `has ${added.length} symbols that the checkpoint's vocabulary lacks (${added
+            .slice(0, 5)
+            .map((t) => JSON.stringify(t))
+            .join(', ')}${added.length > 5 ? ', ...' : ''}); resume with the corpus the checkpoint was trained on`,
+        );
+      }
+      return added.length > 0 ? extendTokenizer(from.tokenizer, added) : from.tokenizer;
     },
   };
-  const own = await tokenizeCorpus(source, options, once);
-  const added = own.tokenizer.tokens.filter((t) => t !== UNK && from.tokenizer.idOf(t) === undefined);
-  if (JSON.stringify(own.tokenizer.toJSON()) === JSON.stringify(from.tokenizer.toJSON())) return own; // same ids
-  if (added.length > 0 && !from.mayGrow) {
-    throw new ConfigError(
-      'corpus',
-      `has ${added.length} symbols that the checkpoint's vocabulary lacks (${added
-        .slice(0, 5)
-        .map((t) => JSON.stringify(t))
-        .join(', ')}${added.length > 5 ? ', ...' : ''}); resume with the corpus the checkpoint was trained on`,
-    );
-  }
-  const tokenizer = added.length > 0 ? extendTokenizer(from.tokenizer, added) : from.tokenizer;
-  return tokenizeCorpus(source, tokenizer, once, { onWarning: () => {} });
+  return tokenizeCorpus(source, options, corpusOptions, { onWarning: () => {}, derive });
 }
 
 /**

@@ -35,7 +35,7 @@ impl Model {
         cfg.validate()?;
         memory::ensure_fits(
             memory::model_bytes(&cfg),
-            "the fine-tuned model (parameters, gradients and Adam moments)",
+            "training the fine-tuned model (parameters, gradients, Adam moments and the copies a step makes)",
             "the number of symbols added to the vocabulary",
         )?;
         let mut params: Vec<Tensor> = self.params().to_vec();

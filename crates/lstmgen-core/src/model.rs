@@ -152,7 +152,7 @@ impl Model {
         cfg.validate()?;
         memory::ensure_fits(
             memory::model_bytes(&cfg),
-            "this model (parameters, gradients and Adam moments)",
+            "training this model (parameters, gradients, Adam moments and the copies a step makes)",
             "hiddenSize, numLayers, embeddingDim or the vocabulary",
         )?;
         let params = init_params(&cfg, seed, &device)?;
@@ -719,9 +719,9 @@ impl Model {
         opt.validate()?;
         self.step_checked.ensure(
             (batch, seq_len),
-            || memory::step_bytes(&self.cfg, batch, seq_len),
-            "one training step at this batchSize and seqLen",
-            "batchSize or seqLen (or the model's size)",
+            || memory::first_step_bytes(&self.cfg, batch, seq_len),
+            "training at this batchSize and seqLen (the activations of a step, the gradients, Adam's moments and the update's new weights and moments)",
+            "batchSize or seqLen, or the model's size (embeddingDim, hiddenSize, numLayers)",
         )?;
         // NT-ASGD steps the iterates; the parameters hold their average between steps
         let avg = self.averaging.swap_in(&mut self.params);

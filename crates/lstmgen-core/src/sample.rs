@@ -82,6 +82,9 @@ fn device_filter_available() -> bool {
 
 /// One token per row of `logits` `[n, V]` on their device (banned ids already at -inf), the
 /// Gumbel noise of row r from sample r's stream at `step`; only the `n` ids come to the host.
+/// Errors: `Error::Numeric` ([`non_finite_logits`]) when the logit of a token drawn is NaN or
+/// infinite, as it is for a row that is all NaN (a row with some NaN logits may draw a finite one):
+/// the drawn logits are gathered and checked on the device, so still only the ids come back.
 fn sample_on_device(logits: &Tensor, cfg: &SampleConfig, step: u64) -> Result<Vec<u32>> {
     let ids = if cfg.temperature == 0.0 {
         logits.argmax(D::Minus1)?
@@ -114,7 +117,16 @@ fn sample_on_device(logits: &Tensor, cfg: &SampleConfig, step: u64) -> Result<Ve
             t: cfg.temperature,
         })?
     };
-    Ok(ids.to_dtype(DType::U32)?.to_vec1::<u32>()?)
+    let ids = ids.to_dtype(DType::U32)?;
+    // a drawn logit that is not finite (|l| < inf fails for NaN and inf) turns its id into u32::MAX
+    let drawn = logits.gather(&ids.unsqueeze(1)?, 1)?.flatten_all()?;
+    let finite = drawn.to_dtype(DType::F32)?.abs()?.lt(f64::INFINITY)?;
+    let bad = Tensor::full(u32::MAX, ids.shape(), ids.device())?;
+    let ids = finite.where_cond(&ids, &bad)?.to_vec1::<u32>()?;
+    if ids.contains(&u32::MAX) {
+        return Err(non_finite_logits());
+    }
+    Ok(ids)
 }
 
 /// Sets the banned ids of every row of `logits` (rows of `vocab`) to -inf.
@@ -302,8 +314,8 @@ impl Sampler {
     }
 
     /// One token per live sequence from the host logits, each drawing from its own RNG; the rows
-    /// are sampled in parallel.
-    fn sample_on_host(&mut self, vocab: usize) -> Vec<Option<u32>> {
+    /// are sampled in parallel. Errors: `Error::Numeric` for a row of non-finite logits.
+    fn sample_on_host(&mut self, vocab: usize) -> Result<Vec<Option<u32>>> {
         if self.cfg.controls.active() {
             let edits = self.edits();
             for (row, e) in self.logits.chunks_mut(vocab).zip(&edits) {
@@ -316,13 +328,15 @@ impl Sampler {
             .par_iter_mut()
             .enumerate()
             .map(|(s, rng)| {
-                (!done[s]).then(|| {
-                    sample_row(
-                        &logits[s * vocab..(s + 1) * vocab],
-                        cfg,
-                        rng.random::<f64>(),
-                    )
-                })
+                (!done[s])
+                    .then(|| {
+                        sample_row(
+                            &logits[s * vocab..(s + 1) * vocab],
+                            cfg,
+                            rng.random::<f64>(),
+                        )
+                    })
+                    .transpose()
             })
             .collect()
     }
@@ -353,7 +367,7 @@ impl Sampler {
                     let ids = sample_on_device(&l, &self.cfg, self.steps)?;
                     (0..n).map(|s| (!self.done[s]).then(|| ids[s])).collect()
                 }
-                None => self.sample_on_host(vocab),
+                None => self.sample_on_host(vocab)?,
             };
             self.steps += 1;
             let mut next = vec![0u32; n];
@@ -391,18 +405,38 @@ pub fn generate(model: &Model, prompt: &[u32], cfg: &SampleConfig) -> Result<Vec
     Ok(sampler.generated)
 }
 
+/// The error of next-token logits that are NaN or infinite: the model's weights, finite as they are, make its
+/// outputs overflow, so no token can be drawn (a blank or constant text would be garbage).
+pub(crate) fn non_finite_logits() -> crate::Error {
+    crate::Error::Numeric(
+        "the model's outputs (its next-token logits) are not finite numbers: its weights have diverged or are too \
+         large, so nothing can be sampled from it; retrain it with a lower learning rate (lr) and gradient clipping \
+         (clipNorm)"
+            .into(),
+    )
+}
+
 /// Draws one token id from a row of logits `[V]` under the temperature / top-k / top-p rules,
 /// using `u`, a uniform draw in [0, 1): the token where the cumulative probability passes `u`.
-/// Probabilities are `exp((l - max) / T)` (f32, vectorized) summed in f64.
-pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
+/// Probabilities are `exp((l - max) / T)` (f32, vectorized) summed in f64. A row that is all -inf
+/// (every token masked) gives its first id.
+/// Errors: `Error::Numeric` ([`non_finite_logits`]) when a logit not masked to -inf is NaN or +inf,
+/// found without another pass over the row: at temperature 0 by the argmax's scan, else because the
+/// sum of the probabilities is then not finite.
+pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> Result<u32> {
     let argmax = || {
         let mut best = 0;
+        let mut nan = false;
         for (i, &l) in logits.iter().enumerate() {
+            nan |= l.is_nan();
             if l > logits[best] {
                 best = i;
             }
         }
-        best as u32
+        if nan || logits[best] == f32::INFINITY {
+            return Err(non_finite_logits());
+        }
+        Ok(best as u32)
     };
     if cfg.temperature == 0.0 {
         return argmax();
@@ -440,8 +474,11 @@ pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
         }
     }
     let mut total: f64 = probs.chunks(BLOCK).map(block_sum).sum();
-    if !total.is_finite() || total <= 0.0 {
-        return argmax();
+    if !total.is_finite() {
+        return Err(non_finite_logits()); // a NaN logit, or +inf (inf - inf is NaN)
+    }
+    if total <= 0.0 {
+        return Ok(0); // every token is masked
     }
     let mut keep = len;
     if cfg.top_p < 1.0 {
@@ -466,7 +503,7 @@ pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
             for (k, &p) in block.iter().enumerate() {
                 r -= p as f64;
                 if r < 0.0 {
-                    return at(base + k) as u32;
+                    return Ok(at(base + k) as u32);
                 }
                 if p > 0.0 {
                     last = Some(k);
@@ -474,7 +511,7 @@ pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
             }
             // rounding left r just above the block's sum: take its last token with mass
             if let Some(k) = last {
-                return at(base + k) as u32;
+                return Ok(at(base + k) as u32);
             }
         }
         r -= s;
@@ -484,7 +521,7 @@ pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> u32 {
     (0..keep)
         .rev()
         .find(|&k| probs[k] > 0.0)
-        .map_or_else(argmax, |k| at(k) as u32)
+        .map_or_else(argmax, |k| Ok(at(k) as u32))
 }
 
 /// Probabilities per block of the cumulative search in [`sample_row`].
@@ -553,7 +590,7 @@ mod tests {
         for (c, want) in cases {
             let mut counts = [0usize; 6];
             for i in 0..N {
-                counts[sample_row(&logits, &c, (i as f64 + 0.5) / N as f64) as usize] += 1;
+                counts[sample_row(&logits, &c, (i as f64 + 0.5) / N as f64).unwrap() as usize] += 1;
             }
             for k in 0..6 {
                 let got = counts[k] as f64 / N as f64;
@@ -564,7 +601,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(sample_row(&logits, &cfg(0.0, 0, 1.0), 0.99), 3);
+        assert_eq!(sample_row(&logits, &cfg(0.0, 0, 1.0), 0.99).unwrap(), 3);
     }
 
     /// The device path's Gumbel-max draws (run here on the CPU with seeded uniforms) follow
@@ -627,9 +664,53 @@ mod tests {
         let logits = [0.3f32, -1.2, 2.0, 0.0, 1.1];
         for i in 0..200 {
             let u = (i as f64 + 0.5) / 200.0;
-            let plain = sample_row(&logits, &cfg(0.9, 0, 1.0), u);
-            assert_eq!(sample_row(&logits, &cfg(0.9, 5, 1.0), u), plain);
-            assert_eq!(sample_row(&logits, &cfg(0.9, 1000, 1.0), u), plain);
+            let plain = sample_row(&logits, &cfg(0.9, 0, 1.0), u).unwrap();
+            assert_eq!(sample_row(&logits, &cfg(0.9, 5, 1.0), u).unwrap(), plain);
+            assert_eq!(sample_row(&logits, &cfg(0.9, 1000, 1.0), u).unwrap(), plain);
+        }
+    }
+    /// A row with a NaN or +inf logit is a Numeric error under every rule (greedy, plain, top-k,
+    /// top-p), never a token; -inf logits (masked ids) are not, and an all-masked row gives id 0.
+    #[test]
+    fn non_finite_logits_are_a_numeric_error() {
+        let rules = [
+            cfg(0.0, 0, 1.0),
+            cfg(1.0, 0, 1.0),
+            cfg(0.7, 2, 1.0),
+            cfg(1.0, 0, 0.9),
+        ];
+        for bad in [
+            vec![f32::NAN; 4],
+            vec![0.5, f32::NAN, 1.0, -2.0],
+            vec![0.5, f32::INFINITY, 1.0, -2.0],
+            vec![f32::INFINITY; 4],
+        ] {
+            for c in &rules {
+                let e = sample_row(&bad, c, 0.5).unwrap_err();
+                assert_eq!(e.code(), "E_NUMERIC", "{bad:?} {c:?}");
+                assert!(e.to_string().contains("not finite"), "{e}");
+            }
+        }
+        let masked = [f32::NEG_INFINITY, 1.0, f32::NEG_INFINITY, 0.0];
+        for c in &rules {
+            assert!(matches!(sample_row(&masked, c, 0.5), Ok(1 | 3)), "{c:?}");
+            assert_eq!(sample_row(&[f32::NEG_INFINITY; 3], c, 0.5).unwrap(), 0);
+        }
+    }
+
+    /// The device path (here its candle ops on the CPU) refuses a row of NaN or infinite logits as
+    /// the host path does, greedy or sampled, and draws finite rows as before.
+    #[test]
+    fn device_sampling_refuses_non_finite_logits() {
+        use candle_core::Device;
+        for t in [0.0, 1.0] {
+            let ok = Tensor::new(&[[0.0f32, 9.0, 1.0], [5.0, 0.0, 1.0]], &Device::Cpu).unwrap();
+            assert_eq!(sample_on_device(&ok, &cfg(t, 0, 1.0), 0).unwrap().len(), 2);
+            for v in [f32::NAN, f32::INFINITY] {
+                let bad = Tensor::new(&[[0.0f32, 9.0, 1.0], [v, v, v]], &Device::Cpu).unwrap();
+                let e = sample_on_device(&bad, &cfg(t, 0, 1.0), 0).unwrap_err();
+                assert_eq!(e.code(), "E_NUMERIC", "T={t} {v}");
+            }
         }
     }
 }

@@ -345,7 +345,8 @@ impl Sessions {
 
     /// The `n` most likely next tokens of row `id` (see [`TopTokens`]); probabilities are computed
     /// in f64 over the whole vocabulary, so all `V` of them sum to 1 up to rounding.
-    /// Errors: `Error::Data` when the row was never fed.
+    /// Errors: `Error::Data` when the row was never fed; `Error::Numeric` when its logits are not
+    /// finite (see [`crate::sample::non_finite_logits`]).
     pub fn top(&self, id: RowId, n: usize) -> Result<TopTokens> {
         let logits = self.row(id)?.logits.as_ref().ok_or_else(|| {
             Error::Data("this row has no next-token distribution yet: feed it some text".into())
@@ -353,6 +354,9 @@ impl Sessions {
         let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
         let w: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
         let z: f64 = w.iter().sum();
+        if !z.is_finite() || z <= 0.0 {
+            return Err(crate::sample::non_finite_logits()); // a NaN logit (max skips it), or +inf
+        }
         let mut idx: Vec<usize> = (0..logits.len()).collect();
         let order = |a: &usize, b: &usize| w[*b].total_cmp(&w[*a]).then(a.cmp(b));
         let n = n.min(idx.len());
@@ -376,7 +380,9 @@ impl Sessions {
     /// Samples up to `k` tokens for each row of `ids` (distinct), one token per live row per
     /// iteration, all live rows fed through the model together. Returns the new tokens of each
     /// row of `ids`, in order (empty for rows that had ended or were never fed).
-    /// Errors: `Error::Data` for an unknown or repeated id.
+    /// Errors: `Error::Data` for an unknown or repeated id; `Error::Numeric` when a row's logits are
+    /// not finite (see [`crate::sample::non_finite_logits`]; the tokens of the call's earlier
+    /// iterations stay in their rows but are not returned).
     pub fn step(&mut self, model: &Model, ids: &[RowId], k: usize) -> Result<Vec<Vec<u32>>> {
         let mut taken: Vec<(RowId, Row)> = Vec::with_capacity(ids.len());
         for &id in ids {
@@ -443,11 +449,12 @@ impl Sessions {
                 ban_row(&mut logits, &row.cfg.banned_ids);
                 sample_row(&logits, &row.cfg, row.rng.random::<f64>())
             };
-            let picked: Vec<u32> = if live.len() >= PARALLEL_ROWS {
+            let picked: Result<Vec<u32>> = if live.len() >= PARALLEL_ROWS {
                 rows.par_iter_mut().filter(|r| r.live()).map(draw).collect()
             } else {
                 rows.iter_mut().filter(|r| r.live()).map(draw).collect()
             };
+            let picked = picked?;
             // One forward call for all of them: their states side by side, then split again.
             let layers = model.config().num_layers;
             let cat = |pick: fn(&State) -> &Vec<Tensor>| -> Result<Vec<Tensor>> {
