@@ -20,10 +20,7 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::{
-    AddedToken, DecoderWrapper, Model, OffsetReferential, OffsetType, PreTokenizedString,
-    PreTokenizer, SplitDelimiterBehavior, Tokenizer,
-};
+use tokenizers::{AddedToken, DecoderWrapper, Model, SplitDelimiterBehavior, Tokenizer};
 
 /// The record-boundary token shared with the TypeScript tokenizers.
 pub const BOUNDARY: &str = "<|endoftext|>";
@@ -139,37 +136,35 @@ pub struct TrainOptions {
 #[derive(Default)]
 pub struct WordCounter {
     counts: AHashMap<CompactString, u64>,
-    /// The pre-tokenizer, compiled on first use.
-    pre: Option<PreTokenizerWrapper>,
+    /// [`SPLIT_PATTERN`], compiled on first use.
+    splitter: Option<fast::Splitter>,
 }
 
 impl WordCounter {
     /// Count the byte-level pre-tokens of `text` (on all cores for long texts). The caller cuts
     /// the corpus into texts at cut points ([`last_cut`]) so that counts do not depend on the cuts.
     pub fn add(&mut self, text: &str) -> Result<()> {
-        if self.pre.is_none() {
-            self.pre = Some(byte_level_pre_tokenizer()?);
+        if self.splitter.is_none() {
+            self.splitter = Some(fast::Splitter::plain(SPLIT_PATTERN)?);
         }
-        let Some(pre) = self.pre.as_ref() else {
+        let Some(splitter) = self.splitter.as_ref() else {
             return Ok(());
         };
-        let count = |part: &str| -> Result<AHashMap<CompactString, u64>> {
-            let mut pts = PreTokenizedString::from(part);
-            pre.pre_tokenize(&mut pts)
-                .map_err(|e| Error::Native(format!("byte-level pre-tokenizer: {e}")))?;
-            let mut map = AHashMap::new();
-            for (word, _, _) in pts.get_splits(OffsetReferential::Original, OffsetType::None) {
-                *map.entry(CompactString::from(word)).or_default() += 1;
-            }
-            Ok(map)
-        };
+        // the pre-tokens of the trained pre-tokenizer (a Split on the pattern, then ByteLevel), as
+        // fast::Fast cuts them: counted as text, mapped to byte chars once per distinct word
         let maps = parts(text)
             .into_par_iter()
-            .map(count)
+            .map(|part| splitter.count(part))
             .collect::<Result<Vec<_>>>()?;
+        let table = byte_chars();
+        let mut chars = String::new();
         for map in maps {
             for (word, n) in map {
-                *self.counts.entry(word).or_default() += n;
+                fast::to_byte_chars(word, &table, &mut chars);
+                *self
+                    .counts
+                    .entry(CompactString::from(chars.as_str()))
+                    .or_default() += n;
             }
         }
         Ok(())
@@ -425,6 +420,7 @@ fn unk_token(tok: &Tokenizer) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
 
     fn trained(text: &str, vocab_size: usize) -> Subword {
         let mut counter = WordCounter::default();
@@ -558,6 +554,23 @@ mod tests {
         let lower = Subword::from_json(&json.to_string()).unwrap();
         assert!(lower.fast.is_none());
         assert_eq!(lower.encode("HELLO").unwrap(), t.encode("hello").unwrap());
+    }
+
+    #[test]
+    fn counts_are_those_of_the_crate_pre_tokenizer() {
+        let text = mixed_text(30_000, 5);
+        let mut counter = WordCounter::default();
+        counter.add(&text).unwrap();
+        let mut pts = PreTokenizedString::from(text.as_str());
+        byte_level_pre_tokenizer()
+            .unwrap()
+            .pre_tokenize(&mut pts)
+            .unwrap();
+        let mut expected: AHashMap<CompactString, u64> = AHashMap::new();
+        for (word, _, _) in pts.get_splits(OffsetReferential::Original, OffsetType::None) {
+            *expected.entry(CompactString::from(word)).or_default() += 1;
+        }
+        assert_eq!(counter.counts, expected);
     }
 
     #[test]

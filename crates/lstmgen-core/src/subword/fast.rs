@@ -30,12 +30,74 @@ const CACHE_WORDS: usize = 1 << 18;
 /// Longest pre-token (bytes) that is cached, as in the crate's cache.
 const CACHE_WORD_BYTES: usize = 256;
 
-/// The regex engines a pre-tokenizer pattern may need.
-enum Splitter {
+/// A pre-tokenizer pattern on the regex engine it needs.
+pub(super) enum Splitter {
     /// No look-around: the `regex` crate (what `fancy-regex` delegates such a pattern to).
     Plain(regex::Regex),
     /// GPT-2's pattern, on `fancy-regex` as in the crate.
     Fancy(fancy_regex::Regex),
+}
+
+impl Splitter {
+    /// `pattern` (without look-around) on the `regex` crate.
+    pub(super) fn plain(pattern: &str) -> Result<Splitter> {
+        regex::Regex::new(pattern)
+            .map(Splitter::Plain)
+            .map_err(|e| Error::Native(format!("pre-tokenizer pattern: {e}")))
+    }
+
+    /// Occurrences of every pre-token of `text`.
+    pub(super) fn count<'t>(&self, text: &'t str) -> Result<AHashMap<&'t str, u64>> {
+        let mut map = AHashMap::new();
+        self.each(text, |w| {
+            *map.entry(w).or_default() += 1;
+            Ok(())
+        })?;
+        Ok(map)
+    }
+
+    /// Call `f` on every pre-token of `text` in order, as the crate's `Split` with the
+    /// `Isolated` behaviour cuts it: each match, and each gap between matches.
+    pub(super) fn each<'t>(
+        &self,
+        text: &'t str,
+        mut f: impl FnMut(&'t str) -> Result<()>,
+    ) -> Result<()> {
+        let mut prev = 0;
+        let mut each = |start: usize, end: usize| -> Result<()> {
+            if start > prev {
+                f(&text[prev..start])?;
+            }
+            f(&text[start..end])?;
+            prev = end;
+            Ok(())
+        };
+        match self {
+            Splitter::Plain(re) => {
+                for m in re.find_iter(text) {
+                    each(m.start(), m.end())?;
+                }
+            }
+            Splitter::Fancy(re) => {
+                // the crate's `SysRegex` ends the matches at the first error (the backtrack limit):
+                // the rest of the text is then one gap
+                for m in re.find_iter(text) {
+                    let Ok(m) = m else { break };
+                    each(m.start(), m.end())?;
+                }
+            }
+        }
+        if prev < text.len() {
+            f(&text[prev..])?;
+        }
+        Ok(())
+    }
+}
+
+/// `word`'s bytes as GPT-2's byte chars (what the `ByteLevel` pre-tokenizer makes of it), into `out`.
+pub(super) fn to_byte_chars(word: &str, table: &[char; 256], out: &mut String) {
+    out.clear();
+    out.extend(word.bytes().map(|b| table[b as usize]));
 }
 
 /// The fast encoder of one tokenizer.
@@ -66,10 +128,7 @@ impl Fast {
             return Ok(None);
         }
         let splitter = match tok.get_pre_tokenizer() {
-            Some(p) if p == trained => Splitter::Plain(
-                regex::Regex::new(split_pattern)
-                    .map_err(|e| Error::Native(format!("pre-tokenizer pattern: {e}")))?,
-            ),
+            Some(p) if p == trained => Splitter::plain(split_pattern)?,
             Some(PreTokenizerWrapper::ByteLevel(b)) if !b.add_prefix_space && b.use_regex => {
                 Splitter::Fancy(
                     fancy_regex::Regex::new(GPT2_PATTERN)
@@ -98,13 +157,12 @@ impl Fast {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut out = Vec::with_capacity(text.len() / 3);
         let mut chars = String::new();
-        let mut piece = |w: &str| -> Result<()> {
+        self.splitter.each(text, |w| {
             if let Some(ids) = cache.get(w) {
                 out.extend_from_slice(ids);
                 return Ok(());
             }
-            chars.clear();
-            chars.extend(w.bytes().map(|b| self.byte_chars[b as usize]));
+            to_byte_chars(w, &self.byte_chars, &mut chars);
             let ids: Box<[u32]> = model
                 .tokenize(&chars)
                 .map_err(|e| Error::Data(format!("tokenizer: {e}")))?
@@ -116,35 +174,7 @@ impl Fast {
                 cache.insert(w.into(), ids);
             }
             Ok(())
-        };
-        // each match and each gap between matches is a pre-token (`Isolated`)
-        let mut prev = 0;
-        let mut each = |start: usize, end: usize| -> Result<()> {
-            if start > prev {
-                piece(&text[prev..start])?;
-            }
-            piece(&text[start..end])?;
-            prev = end;
-            Ok(())
-        };
-        match &self.splitter {
-            Splitter::Plain(re) => {
-                for m in re.find_iter(text) {
-                    each(m.start(), m.end())?;
-                }
-            }
-            Splitter::Fancy(re) => {
-                // the crate's `SysRegex` ends the matches at the first error (the backtrack limit):
-                // the rest of the text is then one gap
-                for m in re.find_iter(text) {
-                    let Ok(m) = m else { break };
-                    each(m.start(), m.end())?;
-                }
-            }
-        }
-        if prev < text.len() {
-            piece(&text[prev..])?;
-        }
+        })?;
         Ok(out)
     }
 }
