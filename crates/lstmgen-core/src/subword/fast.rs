@@ -30,6 +30,9 @@ const CACHE_WORDS: usize = 1 << 18;
 /// Longest pre-token (bytes) that is cached, as in the crate's cache.
 const CACHE_WORD_BYTES: usize = 256;
 
+/// Raw pre-token text -> its ids.
+type IdCache = AHashMap<Box<str>, Box<[u32]>>;
+
 /// A pre-tokenizer pattern on the regex engine it needs.
 pub(super) enum Splitter {
     /// No look-around: the `regex` crate (what `fancy-regex` delegates such a pattern to).
@@ -105,7 +108,7 @@ pub(super) struct Fast {
     splitter: Splitter,
     byte_chars: [char; 256],
     /// One cache per thread of the pool and one for other threads: raw pre-token text -> ids.
-    caches: Vec<Mutex<AHashMap<Box<str>, Box<[u32]>>>>,
+    caches: Vec<Mutex<IdCache>>,
 }
 
 impl Fast {
