@@ -200,6 +200,12 @@ export declare class NativeTokenizer {
   get vocabSize(): number
   /** Id of `<|endoftext|>`. */
   get boundaryId(): number
+  /**
+   * For a tokenizer trained by `NativeWordCounter.train`: the tokens of all the text the counter
+   * counted, encoded with this tokenizer (from the pre-token counts, without encoding the text);
+   * null otherwise.
+   */
+  get trainedTokens(): number | null
   /** Id of the model's unknown token, or null (byte-level BPE has none). */
   get unkId(): number | null
   /** Whether the decoder is byte-level (tokens stand for bytes). */
@@ -240,8 +246,8 @@ export declare class NativeWordCounter {
   get distinct(): number
   /**
    * Train a byte-level BPE of `vocab_size` tokens (boundary and 256 bytes included) on the
-   * counts, on the thread pool; the counter is empty afterwards. Rejects with `E_DATA` when
-   * `vocab_size` < 257.
+   * counts, on the thread pool, and count the tokens of the text counted (`trainedTokens` of the
+   * result); the counter is empty afterwards. Rejects with `E_DATA` when `vocab_size` < 257.
    */
   train(vocabSize: number, minFrequency: number): Promise<NativeTokenizer>
 }

@@ -117,7 +117,9 @@ describe('tokenizer.json from the Python tokenizers package', () => {
     ids: Record<string, number[][]>;
   };
 
-  for (const name of ['hf-bpe', 'hf-wordpiece']) {
+  // lstmgen-bpe: a BPE trained by lstmgen (scripts/reference/make-lstmgen-bpe.mjs): its Split on the pattern
+  // without look-ahead, then ByteLevel, loads in Python and encodes the same ids there
+  for (const name of ['hf-bpe', 'hf-wordpiece', 'lstmgen-bpe']) {
     it(`${name}: loads and encodes the ids Python gives`, () => {
       const json = fs.readFileSync(path.join(FIXTURES, name, 'tokenizer.json'), 'utf8');
       const t = BpeTokenizer.fromJSON(json);
@@ -126,6 +128,39 @@ describe('tokenizer.json from the Python tokenizers package', () => {
       });
     });
   }
+
+  it('a BPE trained here splits on the pattern without look-ahead, then maps bytes', async () => {
+    const t = await bpe();
+    const json = JSON.parse(t.toJSON().json);
+    expect(json.pre_tokenizer.type).toBe('Sequence');
+    const [split, bytes] = json.pre_tokenizer.pretokenizers;
+    expect(split).toMatchObject({ type: 'Split', behavior: 'Isolated', invert: false });
+    expect(split.pattern.Regex).not.toMatch(/\(\?[=!<]/);
+    expect(bytes).toMatchObject({ type: 'ByteLevel', add_prefix_space: false, use_regex: false });
+  });
+
+  it('a model whose tokenizer has the GPT-2 pattern (made before the pattern changed) encodes as it did', async () => {
+    const dir = path.join(FIXTURES, 'bpe-gpt2-pattern');
+    const file = path.join(dir, 'tokenizer.json');
+    const before = JSON.parse(fs.readFileSync(path.join(dir, 'ids.json'), 'utf8')) as {
+      texts: string[];
+      ids: number[][];
+    };
+    const { model } = await train({ ...TINY, maxSteps: 1, tokenizer: { file } });
+    const saved = path.join(tmpDir(), 'old.lstm');
+    await model.save(saved);
+    const back = await loadModel(saved);
+    expect(JSON.parse((back.tokenizer.toJSON() as { json: string }).json).pre_tokenizer).toEqual({
+      type: 'ByteLevel',
+      add_prefix_space: false,
+      trim_offsets: true,
+      use_regex: true,
+    });
+    before.texts.forEach((text, i) => {
+      expect(Array.from(back.tokenizer.encode(text))).toEqual(before.ids[i]);
+      expect(back.tokenizer.decode(back.tokenizer.encode(text))).toBe(text);
+    });
+  });
 
   it('keeps a boundary special token it has, adds one it lacks; a WordPiece has [UNK]', () => {
     const read = (name: string) => fs.readFileSync(path.join(FIXTURES, name, 'tokenizer.json'), 'utf8');
@@ -180,6 +215,29 @@ describe('corpus encoding in chunks', () => {
     const whole = await BpeTokenizer.fromText(text, 400);
     expect(corpus.tokenizer.toJSON()).toEqual(whole.toJSON());
     expect(Array.from(corpus.ids)).toEqual(Array.from(whole.encode(text)));
+  });
+
+  it('a BPE trained on records encodes them once: the lengths come out of the encoding', async () => {
+    const lines = Array.from(
+      { length: 300 },
+      (_, i) => `${TEXT.slice(i * 97, i * 97 + 40 + (i % 50)).replace(/\n/g, ' ')}  \t${i}`,
+    );
+    const phases: string[] = [];
+    const corpus = await tokenizeCorpus(
+      { text: `${lines.join('\n')}\n` },
+      { kind: 'bpe', vocabSize: 400, lowercase: false },
+      { format: 'lines', onProgress: (p) => void phases.push(p.phase) },
+    );
+    // one reading pass (pre-tokens), the merges, one encoding pass
+    expect([...new Set(phases)]).toEqual(['scan', 'merges', 'encode']);
+    const t = corpus.tokenizer;
+    expect(corpus.framed).toBe(true);
+    expect(corpus.starts.length).toBe(lines.length + 1);
+    expect(corpus.starts.at(-1)).toBe(corpus.ids.length);
+    lines.forEach((line, r) => {
+      const record = corpus.ids.subarray(corpus.starts[r], corpus.starts[r + 1]);
+      expect(Array.from(record)).toEqual([...t.encode(line), t.boundaryId]);
+    });
   });
 
   it('frames records with the boundary token', async () => {

@@ -218,7 +218,10 @@ const trainFields = {
    * corpus; a stale, truncated or corrupt cache file is rebuilt.
    */
   cacheDir: path.optional().describe('cache tokenized ids here; a second run on unchanged files skips tokenizing'),
-  /** Called (and awaited) while the corpus is read: phase `scan`, then `encode` (or `cache`), bytes done of the total. */
+  /**
+   * Called (and awaited) while the corpus is read: phase `scan`, then `encode` (or `cache`), bytes done of the total;
+   * a BPE vocabulary trained on the corpus reports `merges` once between them.
+   */
   onDataProgress: fn<(progress: DataProgress) => void | Promise<void>>().optional(),
   /**
    * `'char'` (Unicode code points), `'word'` (lower-cased words and punctuation, `<unk>`, `<eos>`), `'bpe'` (a

@@ -6,6 +6,9 @@ Regenerate (from the repo root; a virtual environment outside the repo):
     "${TMPDIR:-/tmp}/tok-ref/bin/pip" install tokenizers==0.23.3
     "${TMPDIR:-/tmp}/tok-ref/bin/python" scripts/reference/make-tokenizer-fixture.py
 
+Run `node scripts/reference/make-lstmgen-bpe.mjs` first (after `npm run build`): it writes
+test/fixtures/lstmgen-bpe/tokenizer.json, a BPE trained by lstmgen, whose ids this script adds.
+
 Writes test/fixtures/hf-bpe/tokenizer.json (a byte-level BPE of 400 tokens trained here, as a user of
 the Python package would, with <|endoftext|> as a special token), test/fixtures/hf-wordpiece/tokenizer.json
 (a lower-casing WordPiece with [UNK] and no <|endoftext|>) and test/fixtures/hf-ids.json: for each
@@ -72,6 +75,10 @@ def main():
         # lstmgen reads special-token text as ordinary text (the boundary only comes from corpus framing)
         tok.encode_special_tokens = True
         ids[name] = [tok.encode(t, add_special_tokens=False).ids for t in TEXTS]
+    # a tokenizer.json lstmgen wrote loads here and encodes the same ids (Split without look-ahead, ByteLevel)
+    lstmgen = Tokenizer.from_file(os.path.join(OUT, "lstmgen-bpe", "tokenizer.json"))
+    lstmgen.encode_special_tokens = True
+    ids["lstmgen-bpe"] = [lstmgen.encode(t, add_special_tokens=False).ids for t in TEXTS]
     with open(os.path.join(OUT, "hf-ids.json"), "w", encoding="utf-8") as f:
         f.write(json.dumps({"texts": TEXTS}, ensure_ascii=False)[:-1] + ',\n "ids": {\n')
         f.write(",\n".join(f"  {json.dumps(k)}: [\n" + ",\n".join(f"   {json.dumps(v)}" for v in vs) + "\n  ]" for k, vs in ids.items()))

@@ -25,17 +25,22 @@ export function dataFlagsToConfig(flags: Record<string, unknown>): Record<string
 
 const PHASES: Record<DataProgress['phase'], string> = {
   scan: 'reading',
-  count: 'counting',
+  merges: 'BPE merges',
   encode: 'tokenizing',
   cache: 'cache',
 };
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 
-/** A progress bar (on stderr) of reading and tokenizing a corpus: phase, MB done of the total, MB/s, ETA. */
+/**
+ * A progress bar (on stderr) of reading and tokenizing a corpus: phase, MB done of the total, MB/s, ETA. The
+ * `merges` phase (training a BPE's merges in one native call) has no measure of progress: it shows the
+ * seconds elapsed, updated every second.
+ */
 export class DataProgressBar {
   private bar?: SingleBar;
   private phase?: DataProgress['phase'];
   private started = 0;
+  private ticker?: NodeJS.Timeout;
 
   /** Show `p`: a new phase starts a new bar. */
   update(p: DataProgress): void {
@@ -43,6 +48,10 @@ export class DataProgressBar {
       this.stop();
       this.phase = p.phase;
       this.started = performance.now();
+      if (p.phase === 'merges') {
+        this.startMerges();
+        return;
+      }
       this.bar = new SingleBar({
         stream: process.stderr,
         format: `${PHASES[p.phase].padEnd(10)} |{bar}| {done}/{size} MB | {rate} MB/s | ETA {eta_formatted}`,
@@ -50,6 +59,9 @@ export class DataProgressBar {
         hideCursor: true,
       });
       this.bar.start(p.totalBytes, 0, { done: '0.0', size: mb(p.totalBytes), rate: '-' });
+    }
+    if (p.phase === 'merges') {
+      return;
     }
     const seconds = (performance.now() - this.started) / 1000;
     this.bar?.update(p.bytes, {
@@ -59,8 +71,24 @@ export class DataProgressBar {
     });
   }
 
+  /** The `merges` line: seconds elapsed, ticking until the next phase. */
+  private startMerges(): void {
+    const bar = new SingleBar({
+      stream: process.stderr,
+      format: `${PHASES.merges.padEnd(10)} | training the merges on the pre-tokens counted | {seconds} s`,
+      hideCursor: true,
+    });
+    const seconds = () => ({ seconds: ((performance.now() - this.started) / 1000).toFixed(0) });
+    bar.start(1, 0, seconds());
+    this.bar = bar;
+    this.ticker = setInterval(() => bar.update(0, seconds()), 1000);
+    this.ticker.unref();
+  }
+
   /** Close the current bar. */
   stop(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
     this.bar?.stop();
     this.bar = undefined;
   }

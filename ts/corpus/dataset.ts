@@ -3,7 +3,9 @@
  *
  * Tokenizing takes two streaming passes over the documents: the first counts tokens (per record) and gathers
  * the vocabulary, the second encodes into one id array of exactly the right length in the smallest type that
- * holds the vocabulary ({@link idArray}). Memory is the ids, 8 bytes per record and a constant (a chunk, the
+ * holds the vocabulary ({@link idArray}). A BPE trained on the corpus encodes it once: the first pass counts
+ * pre-tokens, which give the number of tokens once the merges are trained, and the records' lengths come out
+ * of the second. Memory is the ids, 8 bytes per record and a constant (a chunk, the
  * vocabulary), never the text. The records (or, in the `text` format, the documents) are stored one after
  * another; when the corpus has several, or is in a record format, each ends with the tokenizer's boundary
  * token and a stream of them starts with one, so every record is framed by boundaries. A corpus of one text
@@ -22,7 +24,6 @@ import {
   type Tokenizer,
   type TokenizerOptions,
   tokenCounter,
-  type VocabCounter,
   vocabBuilder,
 } from '../tokenizer';
 import { cacheEntry, readCache, writeCache } from './cache';
@@ -33,10 +34,11 @@ import { type CorpusDocument, type CorpusSource, describeCorpus, resolveCorpus }
 /** Progress of reading a corpus: `bytes` of `totalBytes` done in `phase`. */
 export interface DataProgress {
   /**
-   * `scan`: first pass (counting, vocabulary); `count`: counting the tokens of a trained BPE (bpe only);
-   * `encode`: the last pass (ids); `cache`: loading cached ids.
+   * `scan`: first pass (counting, vocabulary); `merges`: training a BPE's merges on the pre-tokens the scan
+   * counted (bpe only; reported once, as it starts, with `bytes` = `totalBytes`); `encode`: the last pass
+   * (ids); `cache`: loading cached ids.
    */
-  phase: 'scan' | 'count' | 'encode' | 'cache';
+  phase: 'scan' | 'merges' | 'encode' | 'cache';
   bytes: number;
   totalBytes: number;
 }
@@ -121,7 +123,7 @@ function warnIfBinary(suspects: Array<{ name: string; share: number; sample: num
 async function pass(
   docs: readonly CorpusDocument[],
   options: CorpusOptions,
-  phase: 'scan' | 'count' | 'encode',
+  phase: 'scan' | 'encode',
   sink: RecordSink,
 ): Promise<Array<{ name: string; share: number; sample: number }>> {
   const totalBytes = docs.reduce((n, d) => n + d.size, 0);
@@ -205,19 +207,16 @@ export async function tokenizeCorpus(
   // Pass 1: count the tokens of every record; gather the vocabulary.
   const builder = fixed ? undefined : vocabBuilder(tokenizer as TokenizerOptions);
   const counter = builder?.counter ?? tokenCounter(fixed!);
-  let lengths = new NumberList();
-  const countInto = (c: VocabCounter, into: NumberList): RecordSink => {
-    let before = 0;
-    return {
-      text: (piece) => c.write(piece),
-      end: () => {
-        c.end();
-        into.push(c.tokens - before);
-        before = c.tokens;
-      },
-    };
-  };
-  const suspects = await pass(documents, options, 'scan', countInto(counter, lengths));
+  const lengths = new NumberList();
+  let before = 0;
+  const suspects = await pass(documents, options, 'scan', {
+    text: (piece) => counter.write(piece),
+    end: () => {
+      counter.end();
+      lengths.push(counter.tokens - before);
+      before = counter.tokens;
+    },
+  });
   warnIfBinary(suspects, warn);
   if (counter.tokens === 0) {
     throw new DataError(
@@ -225,21 +224,23 @@ export async function tokenizeCorpus(
     );
   }
   const records = lengths.length;
+  // BPE trained here: the scan counted pre-tokens, so the records' lengths in tokens come from encoding them
+  const perRecord = !builder || builder.countsTokens;
+  if (!perRecord) {
+    const totalBytes = documents.reduce((n, d) => n + d.size, 0);
+    await options.onProgress?.({ phase: 'merges', bytes: totalBytes, totalBytes });
+  }
   const built = fixed ?? (await builder!.build(format !== 'text' || records > 1, (m) => warn(m, 'LSTMGEN_NO_SPACES')));
   const tok = encode.derive && !fixed ? encode.derive.from(built) : built;
-  if (builder && !builder.countsTokens) {
-    // BPE: the scan counted pre-tokens; the record lengths in tokens need the trained merges
-    lengths = new NumberList();
-    await pass(documents, options, 'count', countInto(tokenCounter(tok), lengths));
-    if (lengths.length !== records)
-      throw new DataError(`corpus ${JSON.stringify(name)} changed while it was being read; try again`);
-  }
   const framed = tok.boundaryId !== undefined && (format !== 'text' || records > 1);
 
   // Pass 2: encode into one array of exactly the counted length.
   const starts = new Float64Array(records + 1);
-  for (let r = 0; r < records; r++) starts[r + 1] = starts[r] + lengths.get(r) + (framed ? 1 : 0);
-  const ids = idArray(tok.vocabSize, starts[records]);
+  if (perRecord) for (let r = 0; r < records; r++) starts[r + 1] = starts[r] + lengths.get(r) + (framed ? 1 : 0);
+  const total = perRecord ? starts[records] : counter.tokens + (framed ? records : 0);
+  const ids = idArray(tok.vocabSize, total);
+  const changed = (what: string) =>
+    new DataError(`corpus ${JSON.stringify(name)} changed while it was being read${what}; try again`);
   const encoder = tok.encoder();
   let pos = 0;
   let r = 0;
@@ -249,16 +250,17 @@ export async function tokenizeCorpus(
     },
     end: () => {
       pos = encoder.end(ids, pos);
-      if (framed) ids[pos++] = tok.boundaryId!;
-      r++;
-      if (pos !== starts[r]) {
-        throw new DataError(
-          `corpus ${JSON.stringify(name)} changed while it was being read (record ${r} has a different length in the second pass); try again`,
-        );
+      if (framed) {
+        if (pos >= total) throw changed(' (more tokens than counted)');
+        ids[pos++] = tok.boundaryId!;
       }
+      r++;
+      if (r > records) throw changed(' (more records than counted)');
+      if (!perRecord) starts[r] = pos;
+      else if (pos !== starts[r]) throw changed(` (record ${r} has a different length in the second pass)`);
     },
   });
-  if (r !== records) throw new DataError(`corpus ${JSON.stringify(name)} changed while it was being read; try again`);
+  if (r !== records || pos !== total) throw changed('');
   encoder.unknown.report({ onWarning: () => {}, ...encode }, encode.prefix);
 
   const corpus: TokenizedCorpus = { tokenizer: tok, ids, starts, framed, format, documents, name };

@@ -276,7 +276,11 @@ function put(ids: Uint32Array, out: TokenIds, pos: number): number {
  * `build` trains the BPE on them.
  */
 export class BpeCounter implements VocabCounter {
-  /** Code points counted (an estimate of tokens before the vocabulary exists: the counts are pre-tokens). */
+  /**
+   * Before `build`: the code points counted (the vocabulary does not exist yet). After `build`: the tokens of
+   * all the text counted, encoded with the trained BPE (each pre-token's count times its number of tokens, so
+   * without encoding the text again).
+   */
   tokens = 0;
   private readonly native: NativeWordCounter = call(() => new (addon().NativeWordCounter)());
   private readonly unknown = surrogateReport();
@@ -301,7 +305,8 @@ export class BpeCounter implements VocabCounter {
 
   /**
    * Train a byte-level BPE of at most `vocabSize` tokens ({@link BOUNDARY} id 0, the 256 bytes, then merges of
-   * pairs seen at least {@link BPE_MIN_FREQUENCY} times) on the text counted, on a worker thread.
+   * pairs seen at least {@link BPE_MIN_FREQUENCY} times) on the text counted, on a worker thread; `tokens`
+   * becomes the number of tokens of that text.
    * @throws DataError when `vocabSize` < {@link MIN_BPE_VOCAB}.
    */
   async build(vocabSize: number): Promise<BpeTokenizer> {
@@ -310,10 +315,13 @@ export class BpeCounter implements VocabCounter {
         `a byte-level BPE vocabulary needs vocabSize >= ${MIN_BPE_VOCAB} (${BOUNDARY} and the 256 bytes), got ${vocabSize}`,
       );
     }
+    let native: NativeTokenizer;
     try {
-      return new BpeTokenizer(await this.native.train(vocabSize, BPE_MIN_FREQUENCY));
+      native = await this.native.train(vocabSize, BPE_MIN_FREQUENCY);
     } catch (err) {
       throw wrapNative(err);
     }
+    this.tokens = native.trainedTokens ?? 0;
+    return new BpeTokenizer(native);
   }
 }

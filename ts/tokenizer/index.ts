@@ -44,8 +44,9 @@ export interface VocabBuilder {
    */
   build(boundary: boolean, warn?: (message: string) => void): Tokenizer | Promise<Tokenizer>;
   /**
-   * Whether `counter.tokens` counts the tokens of the vocabulary `build` makes (char, word); false for bpe,
-   * whose counter sees pre-tokens before the merges exist, so the text must be counted again with the result.
+   * Whether `counter.tokens` counts the tokens of the vocabulary `build` makes as the text comes, record by
+   * record (char, word). False for bpe, whose counter sees pre-tokens before the merges exist: after `build`,
+   * `counter.tokens` is the total of the text counted, and the records' lengths come out of encoding it.
    */
   readonly countsTokens: boolean;
 }

@@ -30,6 +30,7 @@ fn take_complete(held: &mut String, piece: &str) -> String {
 #[napi]
 pub struct NativeTokenizer {
     inner: Arc<Subword>,
+    trained_tokens: Option<f64>,
 }
 
 #[napi]
@@ -41,6 +42,7 @@ impl NativeTokenizer {
         let inner = guard(|| Subword::from_json(&json))?;
         Ok(NativeTokenizer {
             inner: Arc::new(inner),
+            trained_tokens: None,
         })
     }
 
@@ -60,6 +62,14 @@ impl NativeTokenizer {
     #[napi(getter)]
     pub fn boundary_id(&self) -> u32 {
         self.inner.boundary_id()
+    }
+
+    /// For a tokenizer trained by `NativeWordCounter.train`: the tokens of all the text the counter
+    /// counted, encoded with this tokenizer (from the pre-token counts, without encoding the text);
+    /// null otherwise.
+    #[napi(getter)]
+    pub fn trained_tokens(&self) -> Option<f64> {
+        self.trained_tokens
     }
 
     /// Id of the model's unknown token, or null (byte-level BPE has none).
@@ -189,8 +199,8 @@ impl NativeWordCounter {
     }
 
     /// Train a byte-level BPE of `vocab_size` tokens (boundary and 256 bytes included) on the
-    /// counts, on the thread pool; the counter is empty afterwards. Rejects with `E_DATA` when
-    /// `vocab_size` < 257.
+    /// counts, on the thread pool, and count the tokens of the text counted (`trainedTokens` of the
+    /// result); the counter is empty afterwards. Rejects with `E_DATA` when `vocab_size` < 257.
     #[napi(ts_return_type = "Promise<NativeTokenizer>")]
     pub fn train(&mut self, vocab_size: u32, min_frequency: u32) -> AsyncTask<Engine<Train>> {
         AsyncTask::new(Engine(Train {
@@ -210,14 +220,18 @@ pub struct Train {
 }
 
 impl EngineTask for Train {
-    type Output = Subword;
+    type Output = (Subword, u64);
     type JsValue = NativeTokenizer;
-    fn compute(&mut self) -> lstmgen_core::Result<Subword> {
-        Subword::train(&self.counts, &self.options)
+    fn compute(&mut self) -> lstmgen_core::Result<(Subword, u64)> {
+        let tok = Subword::train(&self.counts, &self.options)?;
+        let tokens = self.counts.tokens(&tok)?;
+        self.counts = WordCounter::default();
+        Ok((tok, tokens))
     }
-    fn resolve(&mut self, output: Subword) -> NativeTokenizer {
+    fn resolve(&mut self, (tok, tokens): (Subword, u64)) -> NativeTokenizer {
         NativeTokenizer {
-            inner: Arc::new(output),
+            inner: Arc::new(tok),
+            trained_tokens: Some(tokens as f64),
         }
     }
 }
