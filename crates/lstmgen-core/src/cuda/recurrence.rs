@@ -182,7 +182,9 @@ pub(crate) fn forward(
     let mut ts = vec![xw, &w_hh, &h0, c0];
     ts.extend(keep);
     if !on_device(dev, &ts) {
-        return Ok(Err("its inputs are not contiguous f32 tensors on this GPU".into()));
+        return Ok(Err(
+            "its inputs are not contiguous f32 tensors on this GPU".into()
+        ));
     }
     let func = function(dev, "lstm_recurrence_fwd_f32")?;
     if let Err(why) = check_residency(dev, &func, tiling)? {
@@ -211,7 +213,10 @@ pub(crate) fn forward(
     let (has_keep, cache_flag) = (keep.is_some() as i32, want_cache as i32);
     let stream = dev.cuda_stream();
     let mut args = stream.launch_builder(&func);
-    args.arg(&views[0]).arg(&views[1]).arg(&views[2]).arg(&views[3]);
+    args.arg(&views[0])
+        .arg(&views[1])
+        .arg(&views[2])
+        .arg(&views[3]);
     // without a mask the kernel never reads `keep`: any valid pointer stands in
     args.arg(views.get(4).unwrap_or(&views[0]));
     args.arg(&out).arg(&gates).arg(&c_used).arg(&tanh_c);
@@ -275,7 +280,9 @@ pub(crate) fn backward(
     let mut ts = vec![w_hh, gates, c_used, tanh_c, &d_out];
     ts.extend(keep);
     if !on_device(dev, &ts) {
-        return Ok(Err("its inputs are not contiguous f32 tensors on this GPU".into()));
+        return Ok(Err(
+            "its inputs are not contiguous f32 tensors on this GPU".into()
+        ));
     }
     let func = function(dev, "lstm_recurrence_bwd_f32")?;
     if let Err(why) = check_residency(dev, &func, tiling)? {
@@ -299,7 +306,9 @@ pub(crate) fn backward(
     args.arg(views.get(5).unwrap_or(&views[0]));
     args.arg(&dz).arg(&counter);
     args.arg(&t).arg(&b).arg(&hd).arg(&tiling.units);
-    args.arg(&tiling.rows_per_thread).arg(&tiling.k_chunk).arg(&has_keep);
+    args.arg(&tiling.rows_per_thread)
+        .arg(&tiling.k_chunk)
+        .arg(&has_keep);
     // SAFETY: argument types and order match lstm_recurrence_bwd_f32; sizes checked above; the grid
     // is co-resident as in `forward`.
     unsafe { args.launch_cooperative(launch_config(tiling)) }.w()?;
