@@ -33,6 +33,19 @@
 
 __device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+// Nanoseconds of the GPU's global timer (the emulator defines its own).
+#ifndef BARRIER_CLOCK_NS
+__device__ __forceinline__ unsigned long long barrier_clock_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+#endif
+
+// A block that waits this long at one barrier aborts the launch (a launch failure the host reports)
+// instead of hanging: a step takes microseconds, so only blocks that are not all resident wait so long.
+#define BARRIER_TIMEOUT_NS 5000000000ull
+
 // Grid-wide barrier number `n` (0, 1, ...): all blocks arrive before any leaves. `counter` starts at 0.
 // Writes before it are visible to every block after it (fence on both sides of the counter).
 __device__ __forceinline__ void grid_barrier(unsigned int* counter, unsigned int n) {
@@ -42,7 +55,11 @@ __device__ __forceinline__ void grid_barrier(unsigned int* counter, unsigned int
     __threadfence();
     atomicAdd(counter, 1u);
     volatile unsigned int* c = counter;
-    while (*c < target) __nanosleep(32);
+    unsigned long long start = barrier_clock_ns();
+    while (*c < target) {
+      __nanosleep(32);
+      if (barrier_clock_ns() - start > BARRIER_TIMEOUT_NS) __trap();
+    }
     __threadfence();
   }
   __syncthreads();

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +41,16 @@ thread_local float4* block_shared;
 inline void __syncthreads() { block_barrier->arrive_and_wait(); }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline void __nanosleep(unsigned int) { std::this_thread::yield(); }
+#define BARRIER_CLOCK_NS
+inline unsigned long long barrier_clock_ns() {
+  return (unsigned long long)std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+[[noreturn]] inline void __trap() {
+  std::fprintf(stderr, "grid barrier timed out\n");
+  std::abort();
+}
 inline unsigned int atomicAdd(unsigned int* p, unsigned int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 inline float4 __ldcg(const float4* p) {
   std::atomic_thread_fence(std::memory_order_acquire);
