@@ -71,17 +71,28 @@ __device__ __forceinline__ void grid_barrier(unsigned int* counter, unsigned int
 // ngrp = THREADS / nq. A goes through shared memory hs [ngrp*rb, kcs + WPAD] in chunks of kcs columns
 // (rows past B read as 0), read with ld.global.cg (L2, not L1): other blocks wrote it in this launch.
 
+// Loads in flight per thread while staging: the loads of a batch are issued before any of their
+// stores, so that a chunk costs about one L2 round trip rather than one per load.
+#define STAGE_BATCH 8
+
 // Stages rows b0 .. b0 + rows - 1 (rows past B as 0), columns kc .. kc + kl - 1 of A into hs.
 __device__ __forceinline__ void stage(const float* A, size_t lda, unsigned int b0, unsigned int B,
                                       unsigned int rows, unsigned int kc, unsigned int kl, float* hs,
                                       unsigned int hstride) {
-  unsigned int k4n = kl >> 2;
-  for (unsigned int idx = threadIdx.x; idx < rows * k4n; idx += THREADS) {
-    unsigned int r = idx / k4n, k4 = idx - r * k4n;
-    unsigned int b = b0 + r;
-    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (b < B) v = __ldcg(reinterpret_cast<const float4*>(A + (size_t)b * lda + kc) + k4);
-    reinterpret_cast<float4*>(hs + (size_t)r * hstride)[k4] = v;
+  const unsigned int k4n = kl >> 2, total = rows * k4n;
+  for (unsigned int base = threadIdx.x; base < total; base += THREADS * STAGE_BATCH) {
+    float4 v[STAGE_BATCH];
+#pragma unroll
+    for (int s = 0; s < STAGE_BATCH; s++) {
+      unsigned int idx = base + s * THREADS, r = idx / k4n, k4 = idx - r * k4n;
+      v[s] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (idx < total && b0 + r < B) v[s] = __ldcg(reinterpret_cast<const float4*>(A + (size_t)(b0 + r) * lda + kc) + k4);
+    }
+#pragma unroll
+    for (int s = 0; s < STAGE_BATCH; s++) {
+      unsigned int idx = base + s * THREADS, r = idx / k4n, k4 = idx - r * k4n;
+      if (idx < total) reinterpret_cast<float4*>(hs + (size_t)r * hstride)[k4] = v[s];
+    }
   }
 }
 
@@ -127,7 +138,7 @@ __device__ __forceinline__ void product(const float* A, size_t lda, unsigned int
 // zs [ngrp*rb, 4U + 1], cs [B, U] (the cell state of the block's units). With want_cache, also the
 // activated gates [T*B, 4H], the cell state each step used (masked c_{t-1}) and tanh(c_t) [T*B, H]
 // for the backward pass; otherwise those pointers are not touched.
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
     lstm_recurrence_fwd_f32(const float* __restrict__ xw, const float* __restrict__ w_hh,
                             const float* __restrict__ h0, const float* __restrict__ c0,
                             const float* __restrict__ keep, float* out, float* __restrict__ gates,
@@ -216,7 +227,7 @@ extern "C" __global__ void __launch_bounds__(THREADS)
 // the host takes the weight, bias and input gradients as products. Shared memory (dynamic, floats):
 // ws [U, 4H + WPAD] (column j0 + u of W_hh as row u), hs [ngrp*rb, kcs + WPAD], dh [B, U] (recurrent part of
 // dh for the next step down), dc [B, U].
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
     lstm_recurrence_bwd_f32(const float* __restrict__ w_hh, const float* __restrict__ gates,
                             const float* __restrict__ c_used, const float* __restrict__ tanh_c,
                             const float* __restrict__ d_out, const float* __restrict__ keep, float* dz,

@@ -35,7 +35,7 @@ thread_local float4* block_shared;
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __restrict__ __restrict
 #define DYNAMIC_SHARED(name) float4* name = block_shared
 inline void __syncthreads() { block_barrier->arrive_and_wait(); }
