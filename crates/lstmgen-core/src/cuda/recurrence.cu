@@ -158,12 +158,21 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1)
   const unsigned int j0 = blockIdx.x * U;
   const size_t H4 = 4 * (size_t)H;
 
-  // resident rows: q = gate * U + u holds W_hh row gate * H + j0 + u
-  for (unsigned int idx = tid; idx < nq * (H >> 2); idx += THREADS) {
-    unsigned int r = idx / (H >> 2), k4 = idx - r * (H >> 2);
-    size_t src = ((size_t)(r / U) * H + j0 + r % U) * H;
-    reinterpret_cast<float4*>(ws + (size_t)r * wstride)[k4] =
-        __ldg(reinterpret_cast<const float4*>(w_hh + src) + k4);
+  // resident rows: q = gate * U + u holds W_hh row gate * H + j0 + u (loads batched as in stage)
+  const unsigned int wtotal = nq * (H >> 2);
+  for (unsigned int base = tid; base < wtotal; base += THREADS * STAGE_BATCH) {
+    float4 v[STAGE_BATCH];
+#pragma unroll
+    for (int s = 0; s < STAGE_BATCH; s++) {
+      unsigned int idx = base + s * THREADS, r = idx / (H >> 2), k4 = idx - r * (H >> 2);
+      if (idx < wtotal)
+        v[s] = __ldg(reinterpret_cast<const float4*>(w_hh + ((size_t)(r / U) * H + j0 + r % U) * H) + k4);
+    }
+#pragma unroll
+    for (int s = 0; s < STAGE_BATCH; s++) {
+      unsigned int idx = base + s * THREADS, r = idx / (H >> 2), k4 = idx - r * (H >> 2);
+      if (idx < wtotal) reinterpret_cast<float4*>(ws + (size_t)r * wstride)[k4] = v[s];
+    }
   }
   for (unsigned int idx = tid; idx < B * U; idx += THREADS) cs[idx] = c0[(size_t)(idx / U) * H + j0 + idx % U];
   __syncthreads();
@@ -245,10 +254,20 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1)
   const unsigned int j0 = blockIdx.x * U;
   const size_t H4 = K;
 
-  // resident columns: ws[u][k] = W_hh[k][j0 + u]
-  for (unsigned int idx = tid; idx < U * K; idx += THREADS) {
-    unsigned int k = idx / U, u = idx - k * U;
-    ws[(size_t)u * wstride + k] = __ldg(w_hh + (size_t)k * H + j0 + u);
+  // resident columns: ws[u][k] = W_hh[k][j0 + u] (loads batched as in stage)
+  const unsigned int wtotal = U * K;
+  for (unsigned int base = tid; base < wtotal; base += THREADS * STAGE_BATCH) {
+    float v[STAGE_BATCH];
+#pragma unroll
+    for (int s = 0; s < STAGE_BATCH; s++) {
+      unsigned int idx = base + s * THREADS, k = idx / U, u = idx - k * U;
+      if (idx < wtotal) v[s] = __ldg(w_hh + (size_t)k * H + j0 + u);
+    }
+#pragma unroll
+    for (int s = 0; s < STAGE_BATCH; s++) {
+      unsigned int idx = base + s * THREADS, k = idx / U, u = idx - k * U;
+      if (idx < wtotal) ws[(size_t)u * wstride + k] = v[s];
+    }
   }
   for (unsigned int idx = tid; idx < B * U; idx += THREADS) {
     dhs[idx] = 0.0f;
