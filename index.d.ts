@@ -280,6 +280,12 @@ export interface EngineInfo {
    * `AMX` or `emulated (no AMX)` for `precision: "bf16"`.
    */
   cpuGemm: string
+  /**
+   * The LSTM recurrence on CUDA (`LSTMGEN_CUDA_RECURRENCE`): `"standard"` (one product and one
+   * cell kernel per timestep), or `"persistent (forward launches F, backward B, fallbacks to
+   * standard N)"` with this process's counts so far.
+   */
+  cudaRecurrence: string
 }
 
 /**

@@ -33,7 +33,7 @@ function fakeBinding(info: Partial<NativeEngineInfo>): NativeBinding {
 const CPU = fakeBinding({
   cudaUnavailableReason: 'this lstmgen binary was built without CUDA support (CPU build)',
 });
-const GPU = fakeBinding({ cudaCompiled: true, cudaDevice: 'cuda:0' });
+const GPU = fakeBinding({ cudaCompiled: true, cudaDevice: 'cuda:0', cudaRecurrence: 'standard' });
 const NO_GPU = fakeBinding({
   cudaCompiled: true,
   cudaUnavailableReason:
@@ -74,6 +74,7 @@ describe('build selection (fake builds)', () => {
       device: 'cpu',
       cudaCompiled: false,
       threads: 2,
+      cudaRecurrence: null,
     });
     expect(info.fallbackReason).toMatch(/not installed.*lstmgen-linux-x64-gnu-cuda/);
   });
@@ -112,6 +113,7 @@ describe('build selection (fake builds)', () => {
       binary: 'cuda',
       device: 'cuda:0',
       cudaCompiled: true,
+      cudaRecurrence: 'standard',
       fallbackReason: null,
     });
     expect(loader.forDevice('cuda').binary.kind).toBe('cuda');

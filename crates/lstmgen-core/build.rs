@@ -7,7 +7,10 @@
 //!
 //! With the `cuda` feature it also compiles the kernels in `src/cuda/*.cu` to PTX with nvcc (`NVCC`, else
 //! `$CUDA_HOME/bin/nvcc`, else `nvcc` on PATH) for compute capability 7.5, the oldest CUDA 13
-//! supports; the driver compiles the PTX for the GPU it runs on.
+//! supports; the driver compiles the PTX for the GPU it runs on. The persistent recurrence
+//! (`recurrence.cu`) becomes a fatbin with machine code for `CUDA_COMPUTE_CAP` (default 90, the
+//! H200) beside that PTX; its `ptxas -v` report (registers, shared memory, spills) is written to
+//! `OUT_DIR/recurrence.ptxas.txt`, and the build fails if a kernel spills registers to local memory.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -54,6 +57,38 @@ fn compile_cuda_kernels() {
             });
         assert!(status.success(), "{} failed on {src}", nvcc.display());
     }
+    compile_recurrence(&nvcc, &out_dir);
+}
+
+/// `src/cuda/recurrence.cu` as a fatbin (sm_CAP machine code + compute_75 PTX), with its ptxas report.
+fn compile_recurrence(nvcc: &std::path::Path, out_dir: &std::path::Path) {
+    println!("cargo::rerun-if-changed=src/cuda/recurrence.cu");
+    println!("cargo::rerun-if-env-changed=CUDA_COMPUTE_CAP");
+    let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "90".into());
+    let out = Command::new(nvcc)
+        .args(["-fatbin", "-O3", "-Xptxas", "-v"])
+        .arg(format!("-gencode=arch=compute_{cap},code=sm_{cap}"))
+        .arg("-gencode=arch=compute_75,code=compute_75")
+        .args(["src/cuda/recurrence.cu", "-o"])
+        .arg(out_dir.join("recurrence.fatbin"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", nvcc.display()));
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{} failed on src/cuda/recurrence.cu:\n{report}",
+        nvcc.display()
+    );
+    std::fs::write(out_dir.join("recurrence.ptxas.txt"), report.as_bytes())
+        .expect("OUT_DIR is writable");
+    let spills = report.lines().filter(|l| {
+        l.contains("spill") && !l.contains("0 bytes spill stores, 0 bytes spill loads")
+    });
+    let spills: Vec<&str> = spills.collect();
+    assert!(
+        spills.is_empty(),
+        "the persistent recurrence spills registers on sm_{cap}:\n{report}"
+    );
 }
 
 fn link_openblas() {

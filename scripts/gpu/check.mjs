@@ -1,11 +1,14 @@
 // GPU check of lstmgen's CUDA build, run by scripts/gpu/check.sh with a carried Node binary on a machine
 // without Node, Rust or network. Uses only the two .node files (no npm packages):
-//   node check.mjs match   --cpu CPU.node --cuda CUDA.node --out a.json
+//   node check.mjs match   --cpu CPU.node --cuda CUDA.node --out a.json [--config small|keras|char] [--resets]
+//                          [--no-extras]
 //   node check.mjs train   --cuda CUDA.node --config keras|large --out b.json [--seconds 20]
 //   node check.mjs generate --cuda CUDA.node --out c.json [--samples 256 --tokens 256]
 //   node check.mjs report  FILE.json...      (prints the table)
 // `match` computes the CPU reference first and only then needs the GPU; every subcommand that needs the
-// GPU exits 3 with a one-line reason when the CUDA build cannot load or sees no GPU.
+// GPU exits 3 with a one-line reason when the CUDA build cannot load or sees no GPU. With
+// LSTMGEN_CUDA_RECURRENCE=persistent in the environment the CUDA build runs the persistent recurrence;
+// each result then records the engine's launch counts, and `match` fails if it did not run.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -106,24 +109,61 @@ function gradients(before, after) {
   return out;
 }
 
-/** Loss, logits, step result and gradients of `model` on the fixed batch. */
+/**
+ * Loss, logits, step result and gradients of `model` on the fixed batch; `evalLoss2` is a second
+ * evaluation from the state the first one carried (a non-zero initial state).
+ */
 async function probe(model, batch) {
-  const { inputs, targets, batchSize, seqLen } = batch;
+  const { inputs, targets, batchSize, seqLen, boundary } = batch;
   const logits = await model.logits(inputs, batchSize, seqLen);
   model.resetEvalState();
-  const ev = await model.evalStep(inputs, targets, batchSize, seqLen);
+  const ev = await model.evalStep(inputs, targets, batchSize, seqLen, boundary);
+  const ev2 = await model.evalStep(targets, inputs, batchSize, seqLen, boundary);
   const before = tensors(model.toSafetensors({}));
-  const step = await model.trainStep(inputs, targets, batchSize, seqLen, GRAD_OPT, 1);
+  const step = await model.trainStep(inputs, targets, batchSize, seqLen, GRAD_OPT, 1, boundary);
   const grads = gradients(before, tensors(model.toSafetensors({})));
-  return { logits, evalLoss: ev.lossSum / ev.count, step, grads };
+  return { logits, evalLoss: ev.lossSum / ev.count, evalLoss2: ev2.lossSum / ev2.count, step, grads };
+}
+
+/** The recurrence the CUDA build runs, from its engine info: mode and launch counts. */
+function recurrence(b) {
+  const line = b.engineInfo().cudaRecurrence ?? 'standard (a build without cudaRecurrence)';
+  const n = (what) => Number(new RegExp(`${what} (\\d+)`).exec(line)?.[1] ?? 0);
+  return {
+    line,
+    persistent: line.startsWith('persistent'),
+    forward: n('forward launches'),
+    backward: n('backward'),
+    fallbacks: n('fallbacks to standard'),
+  };
+}
+
+/** The shapes (a) compares on: the small default, or one of the benchmark configurations at its batch. */
+function matchShape(name) {
+  if (name === 'small')
+    return {
+      cfg: { vocabSize: 97, embeddingDim: 32, hiddenSize: 64, numLayers: 2, dropout: 0 },
+      batchSize: 8,
+      seqLen: 24,
+    };
+  const c = CONFIGS[name];
+  if (!c) throw new Error(`unknown --config ${name}`);
+  const { batchSize, seqLen, ...rest } = c;
+  return { cfg: { ...rest, dropout: 0 }, batchSize, seqLen };
 }
 
 async function match() {
   const cpu = dlopen(opt('cpu'));
-  const cfg = { vocabSize: 97, embeddingDim: 32, hiddenSize: 64, numLayers: 2, dropout: 0 };
-  const batch = { batchSize: 8, seqLen: 24 };
+  const shape = matchShape(opt('config', 'small'));
+  const cfg = shape.cfg;
+  const batch = { batchSize: shape.batchSize, seqLen: shape.seqLen };
   batch.inputs = ids(batch.batchSize * batch.seqLen, cfg.vocabSize, 11);
   batch.targets = ids(batch.batchSize * batch.seqLen, cfg.vocabSize, 12);
+  if (args.includes('--resets')) {
+    // record boundaries (id 0) at every 13th input: rows reset at different steps
+    batch.boundary = 0;
+    for (let i = 5; i < batch.inputs.length; i += 13) batch.inputs[i] = 0;
+  }
   const ref = cpu.NativeModel.create(cfg, 7, 'cpu');
   const weights = ref.toSafetensors({});
   const c = await probe(ref, batch);
@@ -138,6 +178,7 @@ async function match() {
 
   const { b, info } = loadCuda();
   const g = await probe(b.NativeModel.fromSafetensors(weights, 'cuda'), batch);
+  const rec = recurrence(b);
   let worstGrad = { name: '', rel: 0 };
   for (const [name, gc] of Object.entries(c.grads)) {
     const rel = maxAbsDiff(gc, g.grads[name]) / Math.max(maxAbs(gc), 1e-12);
@@ -150,6 +191,9 @@ async function match() {
     lossCpu: c.evalLoss,
     lossCuda: g.evalLoss,
     lossAbsDiff: Math.abs(c.evalLoss - g.evalLoss),
+    loss2AbsDiff: Math.abs(c.evalLoss2 - g.evalLoss2),
+    resets: batch.boundary !== undefined,
+    recurrence: rec,
     trainLossAbsDiff: Math.abs(c.step.loss - g.step.loss),
     logitsMaxAbsDiff: maxAbsDiff(c.logits, g.logits),
     gradNormRelDiff: Math.abs(c.step.gradNorm - g.step.gradNorm) / c.step.gradNorm,
@@ -158,26 +202,35 @@ async function match() {
     gradReadoutSelfCheck: selfCheck,
     tolerance: TOL,
   };
-  try {
-    r.extras = await extras(cpu, b, weights, cfg);
-  } catch (e) {
-    r.extras = { error: String(e?.stack ?? e) };
+  if (!args.includes('--no-extras')) {
+    try {
+      r.extras = await extras(cpu, b, weights, cfg);
+    } catch (e) {
+      r.extras = { error: String(e?.stack ?? e) };
+    }
   }
+  const x = r.extras;
+  // the persistent recurrence must have run both ways when it was asked for
+  r.recurrenceRan = !rec.persistent || (rec.forward > 0 && rec.backward > 0);
   r.pass =
-    !r.extras.error &&
-    r.extras.dropoutDeterministic &&
-    r.extras.dropoutLossFinite &&
-    r.extras.bf16Refused &&
-    r.extras.gumbelWorstStdErr <= 5 &&
-    r.extras.topK1IsGreedyOnGpu &&
-    r.extras.topPTinyIsGreedyOnGpu &&
-    r.extras.topK5InCpuSet &&
-    r.extras.topP09InCpuNucleus &&
+    r.recurrenceRan &&
+    (!x ||
+      (!x.error &&
+        x.dropoutDeterministic &&
+        x.dropoutLossFinite &&
+        x.bf16Refused &&
+        x.gumbelWorstStdErr <= 5 &&
+        x.topK1IsGreedyOnGpu &&
+        x.topPTinyIsGreedyOnGpu &&
+        x.topK5InCpuSet &&
+        x.topP09InCpuNucleus)) &&
     r.lossAbsDiff <= TOL.loss * Math.max(1, c.evalLoss) &&
+    r.loss2AbsDiff <= TOL.loss * Math.max(1, c.evalLoss2) &&
     r.trainLossAbsDiff <= TOL.loss * Math.max(1, c.step.loss) &&
     r.logitsMaxAbsDiff <= TOL.logits &&
     r.gradNormRelDiff <= TOL.gradNorm &&
     r.gradMaxRelDiff <= TOL.grad;
+  if (x && !x.error) r.recurrenceAfterExtras = recurrence(b);
   return r;
 }
 
@@ -305,6 +358,14 @@ function memoryWatch() {
   };
 }
 
+/** The table's name of the CUDA implementation that ran: kernels and recurrence. */
+function implName(rec) {
+  if (process.env.LSTMGEN_CUDA_KERNELS === 'candle') return 'lstmgen (CUDA, candle ops only)';
+  if (!rec.persistent) return 'lstmgen (CUDA)';
+  if (rec.forward === 0) return 'lstmgen (CUDA, persistent asked, fell back to standard)';
+  return `lstmgen (CUDA, persistent recurrence${rec.fallbacks > 0 ? `, ${rec.fallbacks} layer runs fell back` : ''})`;
+}
+
 async function trainBench() {
   const { b, info } = loadCuda();
   const name = opt('config', 'keras');
@@ -337,10 +398,11 @@ async function trainBench() {
     elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
   }
   const peakMiB = await watch.stop();
-  const impl = process.env.LSTMGEN_CUDA_KERNELS === 'candle' ? 'lstmgen (CUDA, candle ops only)' : 'lstmgen (CUDA)';
+  const rec = recurrence(b);
   return {
     kind: 'train',
-    impl,
+    impl: implName(rec),
+    recurrence: rec,
     config: name,
     shape: c,
     device: info.cudaDevice,
@@ -377,17 +439,20 @@ async function generateBench() {
   const sec = Number(process.hrtime.bigint() - t0) / 1e9;
   const generated = out.reduce((s, x) => s + x.length, 0);
   const where = process.env.LSTMGEN_CUDA_KERNELS === 'candle' && topP < 1 ? 'on the host' : 'on the GPU';
-  const impl = `lstmgen (CUDA), ${topP >= 1 ? 'unfiltered' : `top-p ${topP}`}, sampled ${where}`;
+  const peakMiB = await watch.stop();
+  const rec = recurrence(b); // after the memory watch: engineInfo() opens a CUDA device of its own
+  const impl = `${implName(rec)}, ${topP >= 1 ? 'unfiltered' : `top-p ${topP}`}, sampled ${where}`;
   return {
     kind: 'generate',
     impl,
+    recurrence: rec,
     config: 'keras',
     samples,
     tokens,
     device: info.cudaDevice,
     seconds: sec,
     tokensPerSec: generated / sec,
-    peakMiB: await watch.stop(),
+    peakMiB,
   };
 }
 
@@ -398,7 +463,8 @@ function report(files) {
       ? '-'
       : Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   const lines = [];
-  const m = rows.find((r) => r.kind === 'match');
+  const matches = rows.filter((r) => r.kind === 'match');
+  const m = matches[0];
   const dev = rows.find((r) => r.device)?.device ?? '?';
   lines.push(`lstmgen GPU check on ${dev}`);
   if (m) {
@@ -417,6 +483,21 @@ function report(files) {
         `    top-k/top-p on the GPU: k=1 gives the greedy text ${x.topK1IsGreedyOnGpu}, p=1e-6 too ${x.topPTinyIsGreedyOnGpu}; 512 draws with k=5 in the CPU's top 5 ${x.topK5InCpuSet} (${x.topK5Distinct} distinct), with p=0.9 in the CPU's nucleus of ${x.nucleusSize} ${x.topP09InCpuNucleus} (${x.topP09Distinct} distinct)`,
       );
   }
+  // the further comparisons (other shapes, record resets, the persistent recurrence): one line each
+  for (const r of matches.slice(1)) {
+    if (r.error) {
+      lines.push(`(a) ${r.label}: FAIL (${r.error}; its log is above)`);
+      continue;
+    }
+    const c = r.config;
+    const rec = r.recurrence?.persistent
+      ? `persistent recurrence (${r.recurrence.forward} forward / ${r.recurrence.backward} backward launches, ${r.recurrence.fallbacks} fallbacks)`
+      : 'standard recurrence';
+    lines.push(
+      `(a) ${rec}, ${c.numLayers}x${c.hiddenSize}, vocab ${c.vocabSize}, batch ${c.batchSize}x${c.seqLen}${r.resets ? ', record resets' : ''}: ${r.pass ? 'PASS' : 'FAIL'}`,
+      `    loss |diff| ${r.lossAbsDiff.toExponential(2)}, from a carried state ${r.loss2AbsDiff.toExponential(2)}, logits max |diff| ${r.logitsMaxAbsDiff.toExponential(2)}, grad norm rel diff ${r.gradNormRelDiff.toExponential(2)}, gradients max |diff| / max |g| ${r.gradMaxRelDiff.toExponential(2)} (worst ${r.gradWorstTensor})${r.extras?.error ? `; extras failed: ${r.extras.error.split('\n')[0]}` : r.extras ? '; sampling, dropout and bf16 checks included' : ''}`,
+    );
+  }
   lines.push(
     '',
     '| what | config | implementation | tokens/s | peak GPU MiB | steps / time |',
@@ -431,7 +512,8 @@ function report(files) {
     const steps = r.steps ? `${r.steps} / ${fmt(r.seconds, 1)} s` : `${fmt(r.seconds, 2)} s`;
     lines.push(`| ${what} | ${cfg} | ${r.impl} | ${fmt(r.tokensPerSec)} | ${mem}${mem2} | ${steps} |`);
   }
-  for (const r of rows.filter((x) => x.error)) lines.push(`error: ${r.impl ?? ''} ${r.config ?? ''}: ${r.error}`);
+  for (const r of rows.filter((x) => x.error && x.kind !== 'match'))
+    lines.push(`error: ${r.impl ?? ''} ${r.config ?? ''}: ${r.error}`);
   console.log(lines.join('\n'));
 }
 

@@ -5,9 +5,12 @@
 #   (a) CUDA build vs CPU build: losses, logits and gradients on the same weights and batch
 #   (b) training tokens/s and peak GPU memory, Keras config and a large one, next to PyTorch nn.LSTM
 #   (c) batched generation tokens/s, 256 parallel samples, next to PyTorch
+#   and each of these again with LSTMGEN_CUDA_RECURRENCE=persistent (the persistent recurrence; (a) on the
+#   small shape, the keras and char shapes, with record resets), unless PERSISTENT=0
 # Prints one table; results (JSON and table.md) go to $OUT if set, else ./gpu-check-results/.
 # Exits 3 with a clear message at the first step that needs a GPU when there is none.
-# env: SECONDS_PER_BENCH (default 20), SKIP_TORCH=1, CONFIGS (default 'keras char large'), STEP_LIMIT (s, 150)
+# env: SECONDS_PER_BENCH (default 20), SKIP_TORCH=1, CONFIGS (default 'keras char large'), STEP_LIMIT (s, 120),
+#      PERSISTENT=0 (skip the persistent recurrence), PERSISTENT_LIMIT (s per persistent step, 60)
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 # With $OUT (the device tool's folder, at most 8 files come back) the JSON files go to a temporary
@@ -68,12 +71,39 @@ run_node match --cpu "$CPU" --cuda "$CUDA" --out "$RES/a-match.json"; rc=$?
 [[ $rc == 3 ]] && fail "stopped: no GPU (CPU-side half done)" 3
 [[ $rc == 0 ]] || echo "gpu-check: (a) failed (exit $rc); going on with (b) and (c)" >&2
 FILES=("$RES/a-match.json")
+# The persistent recurrence: its steps have a shorter limit, and the first one that times out (a kernel
+# that never finishes) stops the rest, so that a hang costs one limit and not one per step.
+PERSISTENT_LIMIT="${PERSISTENT_LIMIT:-60}"
+PERSISTENT_OK="${PERSISTENT:-1}"
+run_persistent() {
+  [[ "$PERSISTENT_OK" == 1 ]] || return 1
+  local rc
+  LSTMGEN_CUDA_RECURRENCE=persistent timeout "$PERSISTENT_LIMIT" "$NODE" "$ROOT/scripts/gpu/check.mjs" "$@"; rc=$?
+  if [[ $rc == 124 ]]; then
+    echo "gpu-check: the persistent recurrence timed out (${PERSISTENT_LIMIT}s: $*); skipping its other steps" >&2
+    PERSISTENT_OK=0
+  fi
+  return $rc
+}
+# (a) again: the standard path with record resets on the keras shape (the baseline for the persistent
+# rows' differences), then the persistent recurrence on the small, keras and char shapes.
+run_node match --cpu "$CPU" --cuda "$CUDA" --config keras --resets --no-extras --out "$RES/a-match-keras.json" && FILES+=("$RES/a-match-keras.json")
+persistent_match() {
+  local name="$1"; shift
+  run_persistent match --cpu "$CPU" --cuda "$CUDA" --resets --out "$RES/a-persistent-$name.json" "$@" ||
+    echo "{\"kind\":\"match\",\"label\":\"persistent recurrence, $name shape\",\"error\":\"exit $?\"}" > "$RES/a-persistent-$name.json"
+  FILES+=("$RES/a-persistent-$name.json")
+}
+persistent_match small
+persistent_match keras --config keras --no-extras
+persistent_match char --config char --no-extras
 # (b) and (c): each run in its own process so that peak memory is per configuration. The Keras configuration
 # and generation come first, so that a lease that runs out still leaves the most telling numbers.
 train_cfg() {
   local cfg="$1"
   run_node train --cuda "$CUDA" --config "$cfg" --seconds "$SECS" --out "$RES/b-lstmgen-$cfg.json" || echo "{\"kind\":\"train\",\"impl\":\"lstmgen (CUDA)\",\"config\":\"$cfg\",\"error\":\"exit $?\"}" > "$RES/b-lstmgen-$cfg.json"
   FILES+=("$RES/b-lstmgen-$cfg.json")
+  run_persistent train --cuda "$CUDA" --config "$cfg" --seconds "$SECS" --out "$RES/b-persistent-$cfg.json" && FILES+=("$RES/b-persistent-$cfg.json")
   if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
     run_torch train --config "$cfg" --seconds "$SECS" --out "$RES/b-torch-$cfg.json" && FILES+=("$RES/b-torch-$cfg.json")
   fi
@@ -84,6 +114,7 @@ train_cfg "${CFGS[0]}"
 LSTMGEN_CUDA_KERNELS=candle run_node train --cuda "$CUDA" --config "${CFGS[0]}" --seconds "$SECS" --out "$RES/b-lstmgen-${CFGS[0]}-candle.json" && FILES+=("$RES/b-lstmgen-${CFGS[0]}-candle.json")
 run_node generate --cuda "$CUDA" --top-p 1 --out "$RES/c-lstmgen.json" && FILES+=("$RES/c-lstmgen.json")
 run_node generate --cuda "$CUDA" --top-p 0.95 --out "$RES/c-lstmgen-topp.json" && FILES+=("$RES/c-lstmgen-topp.json")
+run_persistent generate --cuda "$CUDA" --top-p 1 --out "$RES/c-persistent.json" && FILES+=("$RES/c-persistent.json")
 LSTMGEN_CUDA_KERNELS=candle run_node generate --cuda "$CUDA" --top-p 0.95 --out "$RES/c-lstmgen-topp-host.json" && FILES+=("$RES/c-lstmgen-topp-host.json")
 if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
   run_torch generate --out "$RES/c-torch.json" && FILES+=("$RES/c-torch.json")

@@ -233,6 +233,7 @@ export function infoCommand(flags: { json?: boolean }): void {
   say(`engine: ${build} on ${info.device} (candle ${info.candleVersion}, ${info.threads} CPU threads)`);
   say(`binary: ${info.binaryPath}`);
   say(`cpu matrix products: ${info.cpuGemm}`);
+  if (info.cudaRecurrence) say(`cuda recurrence: ${info.cudaRecurrence}`);
   if (info.fallbackReason) say(`cuda: not used: ${info.fallbackReason}`);
 }
 

@@ -209,7 +209,7 @@ export function buildProgram(): Command {
     .description('show the native build and device in use (and why CUDA is not used)')
     .option(
       '--json',
-      'print {"binary","binaryPath","device","cudaCompiled","candleVersion","threads","cpuGemm","fallbackReason"}',
+      'print {"binary","binaryPath","device","cudaCompiled","candleVersion","threads","cpuGemm","cudaRecurrence","fallbackReason"}',
     )
     .action(infoCommand);
   return program;

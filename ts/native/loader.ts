@@ -83,6 +83,11 @@ export interface EngineInfo {
    * (or `(portable)`) in a build without OpenBLAS; then `; bf16: AMX` or `; bf16: emulated (no AMX)`.
    */
   cpuGemm: string;
+  /**
+   * The LSTM recurrence the CUDA build runs (`LSTMGEN_CUDA_RECURRENCE`): `standard`, or `persistent (forward
+   * launches F, backward B, fallbacks to standard N)` with this process's counts; null on the CPU build.
+   */
+  cudaRecurrence: string | null;
   /** Why `auto` did not use CUDA (CUDA build not installed, load error text, no usable GPU), or null if it does. */
   fallbackReason: string | null;
 }
@@ -241,6 +246,7 @@ export class BinaryLoader {
       candleVersion: binary.info.candleVersion,
       threads: binary.info.threads,
       cpuGemm: binary.info.cpuGemm,
+      cudaRecurrence: binary.kind === 'cuda' ? (binary.info.cudaRecurrence ?? null) : null,
       fallbackReason: 'reason' in cuda ? cuda.reason : null,
     };
   }

@@ -13,6 +13,7 @@ use crate::gemm::{self, Precision};
 use crate::ops::cell::{Backward, Forward, GateConsts};
 use crate::ops::rows::{AddBias, SumRows};
 use crate::ops::run;
+use crate::recurrence;
 use crate::resets::{masked, Resets};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
@@ -57,6 +58,10 @@ pub(crate) struct LayerCache {
     groups: Vec<GroupCache>,
     /// Hidden state before each step, stacked `[T*B, out]` (h_{t-1}).
     h_prev: Tensor,
+    /// The same per-step values as whole tensors when the persistent recurrence computed them
+    /// (its backward takes them so): activated gates `[T*B, 4H]`, the cell state each step used
+    /// and tanh(c_t) `[T*B, H]`.
+    sequence: Option<[Tensor; 3]>,
 }
 
 /// Per-step values of one group of batch rows.
@@ -189,6 +194,12 @@ fn run_layer(
         },
         b: &bias,
     })?;
+    // the persistent recurrence has no projection
+    if w.w_hr.is_none() {
+        if let Some(r) = persistent_layer(w, x, &xw, state, seq_len, resets, keep) {
+            return r;
+        }
+    }
     let (own, own_hr);
     let (w_hh_t, w_hr_t) = match w.packed {
         Some(p) => (&p.w_hh_t, p.w_hr_t.as_ref()),
@@ -248,20 +259,15 @@ fn run_layer(
     let h = Tensor::cat(&runs.iter().map(|r| &r.1.h).collect::<Vec<_>>(), 0)?;
     let c = Tensor::cat(&runs.iter().map(|r| &r.1.c).collect::<Vec<_>>(), 0)?;
     let cache = if keep {
-        // h_{t-1} for every step: h0 followed by the outputs of steps 0..T-1. Built while the
-        // per-step outputs are alive (freeing them first fragments the heap: +10% peak memory).
-        let h_prev = if seq_len > 1 {
-            Tensor::cat(&[&state.h, &out.narrow(0, 0, (seq_len - 1) * batch)?], 0)?
-        } else {
-            state.h.clone()
-        };
-        // the state each step used: zero where it reset
-        let h_prev = masked(h_prev, resets.map(Resets::keep))?;
+        // Built while the per-step outputs are alive (freeing them first fragments the heap: +10%
+        // peak memory).
+        let h_prev = h_prev(&state.h, &out, seq_len, resets)?;
         let groups = runs.into_iter().map(|r| r.2).collect();
         Some(LayerCache {
             x: x.clone(),
             groups,
             h_prev,
+            sequence: None,
         })
     } else {
         None
@@ -273,6 +279,68 @@ fn run_layer(
         },
         cache,
     ))
+}
+
+/// h_{t-1} for every step `[T*B, out]`: `h0` followed by the outputs `out` of steps 0..T-1, zero
+/// where the state reset (the state each step used).
+fn h_prev(h0: &Tensor, out: &Tensor, seq_len: usize, resets: Option<&Resets>) -> Result<Tensor> {
+    let batch = h0.dim(0)?;
+    let h_prev = if seq_len > 1 {
+        Tensor::cat(&[h0, &out.narrow(0, 0, (seq_len - 1) * batch)?], 0)?
+    } else {
+        h0.clone()
+    };
+    masked(h_prev, resets.map(Resets::keep))
+}
+
+/// The recurrence of [`run_layer`] as one persistent CUDA launch ([`crate::recurrence`]) from the
+/// input projection `xw` `[T*B, 4H]`, or `None` where it does not apply. No projection (`w_hr`).
+fn persistent_layer(
+    w: &LayerWeights,
+    x: &Tensor,
+    xw: &Tensor,
+    state: &LayerState,
+    seq_len: usize,
+    resets: Option<&Resets>,
+    keep: bool,
+) -> Option<Result<(LayerOutput, Option<LayerCache>)>> {
+    let launched = recurrence::forward(
+        xw,
+        w.w_hh,
+        &state.h,
+        &state.c,
+        resets.map(Resets::keep),
+        seq_len,
+        keep,
+    )?;
+    Some(launched.and_then(|r| {
+        let cache = match r.cache {
+            Some(seq) => {
+                let batch = state.h.dim(0)?;
+                let steps = |t: &Tensor| -> Result<Vec<Tensor>> {
+                    (0..seq_len)
+                        .map(|s| Ok(t.narrow(0, s * batch, batch)?))
+                        .collect()
+                };
+                let group = GroupCache {
+                    rows: 0..batch,
+                    gates: steps(&seq[0])?,
+                    c_prev: steps(&seq[1])?,
+                    tanh_c: steps(&seq[2])?,
+                    r: Vec::new(),
+                };
+                Some(LayerCache {
+                    x: x.clone(),
+                    groups: vec![group],
+                    h_prev: h_prev(&state.h, &r.out, seq_len, resets)?,
+                    sequence: Some(seq),
+                })
+            }
+            None => None,
+        };
+        let state = LayerState { h: r.h, c: r.c };
+        Ok((LayerOutput { out: r.out, state }, cache))
+    }))
 }
 
 /// Backpropagates `d_out` `[T*B, out]` (gradient of the loss w.r.t. this layer's outputs) through
@@ -287,6 +355,13 @@ pub(crate) fn backward(
     resets: Option<&Resets>,
 ) -> Result<LayerGrads> {
     let seq_len = cache.groups[0].gates.len();
+    if let (None, Some([gates, c_used, tanh_c])) = (w.w_hr, &cache.sequence) {
+        let keep = resets.map(Resets::keep);
+        if let Some(dz) = recurrence::backward(w.w_hh, gates, c_used, tanh_c, d_out, keep, seq_len)
+        {
+            return weight_grads(w, cache, &dz?, None, prec);
+        }
+    }
     let batch = cache.h_prev.dim(0)? / seq_len;
     let w_hh = gemm::pack(w.w_hh, prec)?;
     let w_hr = w.w_hr.map(|r| gemm::pack(r, prec)).transpose()?;
@@ -346,7 +421,6 @@ pub(crate) fn backward(
     })?;
     let (dzs, dhs): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
     let dz = time_major(&dzs, seq_len)?; // [T*B, 4H]
-    let dz_t = dz.t()?;
     let w_hr = match w.w_hr {
         Some(_) => {
             let dh = time_major(&dhs, seq_len)?; // [T*B, P]
@@ -356,11 +430,24 @@ pub(crate) fn backward(
         }
         None => None,
     };
+    weight_grads(w, cache, &dz, w_hr, prec)
+}
+
+/// The layer's gradients from `dz` `[T*B, 4H]`, the gradient w.r.t. the pre-activations of every
+/// step (three products and a row sum), and the projection's gradient `w_hr` when it has one.
+fn weight_grads(
+    w: &LayerWeights,
+    cache: &LayerCache,
+    dz: &Tensor,
+    w_hr: Option<Tensor>,
+    prec: Precision,
+) -> Result<LayerGrads> {
+    let dz_t = dz.t()?;
     Ok(LayerGrads {
         w_ih: gemm::matmul(&dz_t, &cache.x, prec)?,
         w_hh: gemm::matmul(&dz_t, &cache.h_prev, prec)?,
-        bias: run(&SumRows(&dz))?,
-        dx: gemm::matmul(&dz, w.w_ih, prec)?,
+        bias: run(&SumRows(dz))?,
+        dx: gemm::matmul(dz, w.w_ih, prec)?,
         w_hr,
     })
 }

@@ -372,6 +372,10 @@ pub struct EngineInfo {
     /// `"lstmgen blocked kernels (AVX2+FMA); ..."` in a build without OpenBLAS; after `bf16:`,
     /// `AMX` or `emulated (no AMX)` for `precision: "bf16"`.
     pub cpu_gemm: String,
+    /// The LSTM recurrence on CUDA (`LSTMGEN_CUDA_RECURRENCE`): `"standard"` (one product and one
+    /// cell kernel per timestep), or `"persistent (forward launches F, backward B, fallbacks to
+    /// standard N)"` with this process's counts so far.
+    pub cuda_recurrence: String,
 }
 
 /// Reports whether CUDA is compiled in and usable, candle's version and the CPU thread count.
@@ -385,6 +389,7 @@ pub fn engine_info() -> EngineInfo {
         candle_version: lstmgen_core::CANDLE_VERSION.to_string(),
         threads: lstmgen_core::cpu_threads() as u32,
         cpu_gemm: lstmgen_core::gemm::backend(),
+        cuda_recurrence: lstmgen_core::recurrence::describe(),
     }
 }
 

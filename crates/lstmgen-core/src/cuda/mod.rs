@@ -1,8 +1,10 @@
 //! lstmgen's own CUDA kernels (feature `cuda`): the LSTM cell step (cell.rs), the AdamW update
 //! (adam.rs) and softmax cross-entropy (loss.rs), each one launch where candle ops take ten or
 //! more, and sampling (sample.rs: top-k/top-p filtering, which otherwise needs the logits on the
-//! host, and the Gumbel-max draw). The `.cu` sources beside this file are compiled to PTX by
-//! build.rs and loaded once per device.
+//! host, and the Gumbel-max draw), and the persistent recurrence (recurrence.rs: a layer's whole
+//! sequence in one launch, behind `LSTMGEN_CUDA_RECURRENCE=persistent`; README.md beside this file).
+//! The `.cu` sources beside this file are compiled to PTX (the recurrence to a fatbin) by build.rs
+//! and loaded once per device.
 //!
 //! A leaf: the functions take and return tensors and scalars and know no engine type; the fused
 //! ops in `crate::ops` call them first and fall back to their CPU loop or candle ops when a kernel
@@ -14,6 +16,7 @@
 pub(crate) mod adam;
 pub(crate) mod cell;
 pub(crate) mod loss;
+pub(crate) mod recurrence;
 pub(crate) mod sample;
 
 use crate::error::{Error, Result};
