@@ -13,6 +13,7 @@ mod config;
 pub mod controls;
 #[cfg(feature = "cuda")]
 mod cuda;
+pub mod cuda_recurrence;
 pub mod device;
 mod error;
 mod finetune;
@@ -23,7 +24,6 @@ mod memory;
 mod model;
 mod ops;
 pub mod params;
-pub mod recurrence;
 mod regularize;
 mod resets;
 pub mod sample;

@@ -8,12 +8,12 @@
 //! `dr = dh W_hr` for `r = o*tanh(c)`, `dW_hr = sum_t dh_t^T r_t`.
 //! Tensors are time-major: a sequence is `[seqLen * batch, features]`, row `t * batch + b`.
 
+use crate::cuda_recurrence;
 use crate::error::{Error, Result};
 use crate::gemm::{self, Precision};
 use crate::ops::cell::{Backward, Forward, GateConsts};
 use crate::ops::rows::{AddBias, SumRows};
 use crate::ops::run;
-use crate::recurrence;
 use crate::resets::{masked, Resets};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
@@ -293,7 +293,7 @@ fn h_prev(h0: &Tensor, out: &Tensor, seq_len: usize, resets: Option<&Resets>) ->
     masked(h_prev, resets.map(Resets::keep))
 }
 
-/// The recurrence of [`run_layer`] as one persistent CUDA launch ([`crate::recurrence`]) from the
+/// The recurrence of [`run_layer`] as one persistent CUDA launch ([`crate::cuda_recurrence`]) from the
 /// input projection `xw` `[T*B, 4H]`, or `None` where it does not apply. No projection (`w_hr`).
 fn persistent_layer(
     w: &LayerWeights,
@@ -304,7 +304,7 @@ fn persistent_layer(
     resets: Option<&Resets>,
     keep: bool,
 ) -> Option<Result<(LayerOutput, Option<LayerCache>)>> {
-    let launched = recurrence::forward(
+    let launched = cuda_recurrence::forward(
         xw,
         w.w_hh,
         &state.h,
@@ -357,7 +357,8 @@ pub(crate) fn backward(
     let seq_len = cache.groups[0].gates.len();
     if let (None, Some([gates, c_used, tanh_c])) = (w.w_hr, &cache.sequence) {
         let keep = resets.map(Resets::keep);
-        if let Some(dz) = recurrence::backward(w.w_hh, gates, c_used, tanh_c, d_out, keep, seq_len)
+        if let Some(dz) =
+            cuda_recurrence::backward(w.w_hh, gates, c_used, tanh_c, d_out, keep, seq_len)
         {
             return weight_grads(w, cache, &dz?, None, prec);
         }

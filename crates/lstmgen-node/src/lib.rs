@@ -389,7 +389,7 @@ pub fn engine_info() -> EngineInfo {
         candle_version: lstmgen_core::CANDLE_VERSION.to_string(),
         threads: lstmgen_core::cpu_threads() as u32,
         cpu_gemm: lstmgen_core::gemm::backend(),
-        cuda_recurrence: lstmgen_core::recurrence::describe(),
+        cuda_recurrence: lstmgen_core::cuda_recurrence::describe(),
     }
 }
 
