@@ -13,6 +13,7 @@ use crate::gemm::{self, Precision};
 use crate::ops::cell::{Backward, Forward, GateConsts};
 use crate::ops::rows::{AddBias, SumRows};
 use crate::ops::run;
+use crate::recurrence;
 use crate::resets::{masked, Resets};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
@@ -53,10 +54,18 @@ impl PackedLayer {
 pub(crate) struct LayerCache {
     /// Layer input `[T*B, in]`.
     x: Tensor,
-    /// Per row group (see [`row_groups`]): the recurrence's per-step values for those rows.
-    groups: Vec<GroupCache>,
+    /// The recurrence's per-step values, from whichever path computed the forward pass.
+    steps: Steps,
     /// Hidden state before each step, stacked `[T*B, out]` (h_{t-1}).
     h_prev: Tensor,
+    seq_len: usize,
+}
+
+/// The per-step values of [`LayerCache`]: per row group of the per-step path, or the
+/// whole-sequence buffers of the fused path (`recurrence.rs`), with its row groups.
+enum Steps {
+    Groups(Vec<GroupCache>),
+    Fused(recurrence::Cache, Vec<Range<usize>>),
 }
 
 /// Per-step values of one group of batch rows.
@@ -93,7 +102,7 @@ fn row_groups(batch: usize, device: &Device) -> Vec<Range<usize>> {
 }
 
 /// Runs `f` on every group, in parallel when there is more than one; results in group order.
-fn per_group<G: Sync, R: Send>(
+pub(crate) fn per_group<G: Sync, R: Send>(
     groups: &[G],
     f: impl Fn(&G) -> Result<R> + Sync + Send,
 ) -> Result<Vec<R>> {
@@ -168,6 +177,8 @@ pub(crate) fn forward_train(
 }
 
 /// The recurrence of [`forward`] and [`forward_train`]; with `keep`, the cache for [`backward`].
+/// Training on the CPU with a small or mid hidden size and no projection takes the fused path
+/// (`recurrence.rs`), the rest [`run_steps`].
 #[allow(clippy::too_many_arguments)]
 fn run_layer(
     w: &LayerWeights,
@@ -179,15 +190,38 @@ fn run_layer(
     resets: Option<&Resets>,
     keep: bool,
 ) -> Result<(LayerOutput, Option<LayerCache>)> {
-    let batch = state.h.dim(0)?;
     let bias = (w.b_ih + w.b_hh)?;
+    if keep
+        && w.packed.is_none()
+        && w.w_hr.is_none()
+        && recurrence::applies(w.w_hh.dim(1)?, x.dtype(), x.device(), prec)
+    {
+        return fused(w, &bias, x, state, seq_len, resets);
+    }
+    run_steps(w, consts, &bias, x, state, seq_len, prec, resets, keep)
+}
+
+/// [`run_layer`] one timestep at a time on candle tensors (any device, dtype and precision).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_steps(
+    w: &LayerWeights,
+    consts: &GateConsts,
+    bias: &Tensor,
+    x: &Tensor,
+    state: &LayerState,
+    seq_len: usize,
+    prec: Precision,
+    resets: Option<&Resets>,
+    keep: bool,
+) -> Result<(LayerOutput, Option<LayerCache>)> {
+    let batch = state.h.dim(0)?;
     // [T*B, 4H]: the input projection of all steps as one product
     let xw = run(&AddBias {
         x: &match w.packed {
             Some(p) => gemm::matmul_packed(x, &p.w_ih_t)?,
             None => gemm::matmul(x, &w.w_ih.t()?, prec)?,
         },
-        b: &bias,
+        b: bias,
     })?;
     let (own, own_hr);
     let (w_hh_t, w_hr_t) = match w.packed {
@@ -260,8 +294,9 @@ fn run_layer(
         let groups = runs.into_iter().map(|r| r.2).collect();
         Some(LayerCache {
             x: x.clone(),
-            groups,
+            steps: Steps::Groups(groups),
             h_prev,
+            seq_len,
         })
     } else {
         None
@@ -275,6 +310,30 @@ fn run_layer(
     ))
 }
 
+/// [`run_layer`] for training on the fused recurrence (`recurrence.rs`; no projection).
+pub(crate) fn fused(
+    w: &LayerWeights,
+    bias: &Tensor,
+    x: &Tensor,
+    state: &LayerState,
+    seq_len: usize,
+    resets: Option<&Resets>,
+) -> Result<(LayerOutput, Option<LayerCache>)> {
+    let xw = gemm::matmul(x, &w.w_ih.t()?, Precision::F32)?; // [T*B, 4H], bias added per step
+    let groups = row_groups(state.h.dim(0)?, x.device());
+    let f = recurrence::forward(
+        &xw, bias, w.w_hh, &state.h, &state.c, seq_len, resets, &groups,
+    )?;
+    let cache = LayerCache {
+        x: x.clone(),
+        steps: Steps::Fused(f.cache, groups),
+        h_prev: f.h_prev,
+        seq_len,
+    };
+    let state = LayerState { h: f.h, c: f.c };
+    Ok((LayerOutput { out: f.out, state }, Some(cache)))
+}
+
 /// Backpropagates `d_out` `[T*B, out]` (gradient of the loss w.r.t. this layer's outputs) through
 /// time. The state handed in from the previous batch is treated as a constant (truncated BPTT);
 /// nothing flows back through a reset (`resets`: those of the forward pass).
@@ -286,11 +345,39 @@ pub(crate) fn backward(
     prec: Precision,
     resets: Option<&Resets>,
 ) -> Result<LayerGrads> {
-    let seq_len = cache.groups[0].gates.len();
-    let batch = cache.h_prev.dim(0)? / seq_len;
+    let seq_len = cache.seq_len;
+    let (dz, w_hr) = match &cache.steps {
+        Steps::Fused(fc, groups) => (
+            recurrence::backward(fc, w.w_hh, d_out, seq_len, resets, groups)?,
+            None,
+        ),
+        Steps::Groups(g) => backward_steps(w, consts, g, d_out, seq_len, prec, resets)?,
+    };
+    let dz_t = dz.t()?;
+    Ok(LayerGrads {
+        w_ih: gemm::matmul(&dz_t, &cache.x, prec)?,
+        w_hh: gemm::matmul(&dz_t, &cache.h_prev, prec)?,
+        bias: run(&SumRows(&dz))?,
+        dx: gemm::matmul(&dz, w.w_ih, prec)?,
+        w_hr,
+    })
+}
+
+/// The per-step path of [`backward`]: `dz` `[T*B, 4H]` from the per-group caches, and the
+/// projection's gradient when the layer has one.
+fn backward_steps(
+    w: &LayerWeights,
+    consts: &GateConsts,
+    groups: &[GroupCache],
+    d_out: &Tensor,
+    seq_len: usize,
+    prec: Precision,
+    resets: Option<&Resets>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let batch = d_out.dim(0)? / seq_len;
     let w_hh = gemm::pack(w.w_hh, prec)?;
     let w_hr = w.w_hr.map(|r| gemm::pack(r, prec)).transpose()?;
-    let runs = per_group(&cache.groups, |gc| {
+    let runs = per_group(groups, |gc| {
         let rows = &gc.rows;
         let n = rows.len();
         let mut dh_next: Option<Tensor> = None;
@@ -346,21 +433,14 @@ pub(crate) fn backward(
     })?;
     let (dzs, dhs): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
     let dz = time_major(&dzs, seq_len)?; // [T*B, 4H]
-    let dz_t = dz.t()?;
     let w_hr = match w.w_hr {
         Some(_) => {
             let dh = time_major(&dhs, seq_len)?; // [T*B, P]
-            let rs: Vec<Vec<Tensor>> = cache.groups.iter().map(|g| g.r.clone()).collect();
+            let rs: Vec<Vec<Tensor>> = groups.iter().map(|g| g.r.clone()).collect();
             let r = time_major(&rs, seq_len)?; // [T*B, H]
             Some(gemm::matmul(&dh.t()?, &r, prec)?)
         }
         None => None,
     };
-    Ok(LayerGrads {
-        w_ih: gemm::matmul(&dz_t, &cache.x, prec)?,
-        w_hh: gemm::matmul(&dz_t, &cache.h_prev, prec)?,
-        bias: run(&SumRows(&dz))?,
-        dx: gemm::matmul(&dz, w.w_ih, prec)?,
-        w_hr,
-    })
+    Ok((dz, w_hr))
 }
