@@ -483,7 +483,7 @@ fn backward_groups<T: Act + 'static>(
                 }
             }
             if t > 0 {
-                product(dzt, n, h4, &w, hd, &mut dh_rec, false);
+                product(dzt, n, h4, w, hd, &mut dh_rec, false);
                 if let Some(r) = resets {
                     for &b in r.rows_at(t).iter().filter(|b| g.contains(b)) {
                         let i = b - g.start;
