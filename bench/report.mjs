@@ -73,8 +73,10 @@ export function ratioLines(report) {
           lines.push(`${who}: ${r.status} (${r.reason})`);
           continue;
         }
+        const [sm, sr] = [me, r].map((x) => stepSpread(x, report.configs[key]));
+        const med = sm && sr ? ` (per-step medians ${ratio(sm.median / sr.median)})` : '';
         lines.push(
-          `${who} train ${ratio(me.trainTokensPerSec / r.trainTokensPerSec).padStart(7)}   generation ${ratio(me.genTokensPerSec / r.genTokensPerSec).padStart(7)}   peak memory ${(me.peakRssMiB / r.peakRssMiB).toFixed(2)}x`,
+          `${who} train ${ratio(me.trainTokensPerSec / r.trainTokensPerSec).padStart(7)}${med}   generation ${ratio(me.genTokensPerSec / r.genTokensPerSec).padStart(7)}   peak memory ${(me.peakRssMiB / r.peakRssMiB).toFixed(2)}x`,
         );
       }
     }
@@ -159,6 +161,28 @@ export function targets(report) {
   return out;
 }
 
+/**
+ * The spread of a result's training speed over its timed steps: per-step tokens/s (tokens of one step /
+ * that step's wall seconds, `stepSeconds`) as min, quartiles (linear interpolation) and max, with the
+ * step count `n`; undefined for a result without per-step times.
+ */
+export function stepSpread(r, cfg) {
+  const s = r?.stepSeconds;
+  if (!Array.isArray(s) || s.length === 0 || !cfg) return undefined;
+  const perStep = r.system === 'brainjs' ? cfg.seq : cfg.batch * cfg.seq;
+  const v = s.map((x) => perStep / x).sort((x, y) => x - y);
+  const q = (p) => {
+    const i = p * (v.length - 1);
+    const lo = Math.floor(i);
+    return v[lo] + (v[Math.min(lo + 1, v.length - 1)] - v[lo]) * (i - lo);
+  };
+  return { n: v.length, min: v[0], q1: q(0.25), median: q(0.5), q3: q(0.75), max: v[v.length - 1] };
+}
+
+/** "median (p25-p75, min-max)" of a spread, or "-". */
+const spreadCell = (sp) =>
+  sp ? `${fmt(sp.median)} (${fmt(sp.q1)}-${fmt(sp.q3)}, ${fmt(sp.min)}-${fmt(sp.max)})` : '-';
+
 const esc = (s) => String(s).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 export function renderMarkdown(report) {
@@ -223,19 +247,19 @@ export function renderMarkdown(report) {
       '',
     );
     L.push(
-      '| system | steps (+warm-up) | train tok/s | ÷ | gen tok/s | ÷ | peak RSS MiB (runtime alone) | val loss | train loss first → last | threads |',
+      '| system | steps (+warm-up) | train tok/s | per-step train tok/s: median (p25-p75, min-max) | ÷ | gen tok/s | ÷ | peak RSS MiB (runtime alone) | val loss | train loss first → last | threads |',
     );
-    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const r of byConfig(report, key)) {
       if (r.status === 'timeout') {
         const tr = me ? `> ${ratio(me.trainTokensPerSec / r.trainTokensPerSecBound)}` : '';
         L.push(
-          `| ${label(r.system)} | **timed out**: ${esc(r.reason)} | < ${fmt(r.trainTokensPerSecBound)} | ${tr} | - | | | | | |`,
+          `| ${label(r.system)} | **timed out**: ${esc(r.reason)} | < ${fmt(r.trainTokensPerSecBound)} | - | ${tr} | - | | | | | |`,
         );
         continue;
       }
       if (!ok(r)) {
-        L.push(`| ${label(r.system)} | **${r.status}**: ${esc(r.reason)} | | | | | | | | |`);
+        L.push(`| ${label(r.system)} | **${r.status}**: ${esc(r.reason)} | | | | | | | | | |`);
         continue;
       }
       const batch1 = r.system === 'brainjs' ? ' seqs, batch 1' : '';
@@ -246,7 +270,7 @@ export function renderMarkdown(report) {
         r.valLoss === null || r.valLoss === undefined ? 'not run (too slow)' : `${r.valLoss.toFixed(3)}${dagger}`;
       const rss = `${fmt(r.peakRssMiB)}${r.baseRssMiB ? ` (${fmt(r.baseRssMiB)})` : ''}`;
       L.push(
-        `| ${label(r.system)} | ${r.trainSteps} (+${r.warmupSteps})${batch1} | ${fmt(r.trainTokensPerSec)} | ${tr} | ${fmt(r.genTokensPerSec)} | ${gr} | ${rss} | ${val} | ${r.firstLoss?.toFixed(3)} → ${r.lastLoss?.toFixed(3)} | ${r.threads ?? '-'} |`,
+        `| ${label(r.system)} | ${r.trainSteps} (+${r.warmupSteps})${batch1} | ${fmt(r.trainTokensPerSec)} | ${spreadCell(stepSpread(r, c))} | ${tr} | ${fmt(r.genTokensPerSec)} | ${gr} | ${rss} | ${val} | ${r.firstLoss?.toFixed(3)} → ${r.lastLoss?.toFixed(3)} | ${r.threads ?? '-'} |`,
       );
     }
     L.push('');
@@ -259,6 +283,15 @@ export function renderMarkdown(report) {
       L.push(
         `| (${x.config}) | ${label(x.system)} | ${x.target} | ${x.value} | ${x.met === undefined ? 'unknown' : x.met ? 'yes' : '**no**'} |`,
       );
+    L.push('');
+  }
+
+  const libs = new Map();
+  for (const r of report.results)
+    if (ok(r) && r.matmulLibrary && !libs.has(r.system)) libs.set(r.system, r.matmulLibrary);
+  if (libs.size) {
+    L.push('## Matrix-product libraries', '', '| system | what computed its products |', '| --- | --- |');
+    for (const [system, lib] of libs) L.push(`| ${label(system)} | ${esc(lib)} |`);
     L.push('');
   }
 

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmt, ratioLines, renderMarkdown, renderSvg } from './report.mjs';
+import { fmt, ratioLines, renderMarkdown, renderSvg, stepSpread } from './report.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -50,7 +50,8 @@ export const SYSTEMS = ['lstmgen', 'lstmgen-bf16', 'lstmgen-cuda', 'torch', 'tor
  * ONE sequence of seqLen tokens (batch 1). Validation losses are comparable between equal step counts only.
  */
 const W = (steps, warmup, gen, val = true, budget = 0) => ({ steps, warmup, gen, val, budget });
-const FAST = { a: W(10, 2, 100), b: W(10, 2, 200), c: W(100, 5, 200) };
+// (a) and (b): 30 timed steps at least (the spread of 10 steps is within this machine's noise)
+const FAST = { a: W(30, 3, 100), b: W(30, 3, 200), c: W(100, 5, 200) };
 const DEFAULT_STEPS = {
   lstmgen: FAST,
   'lstmgen-bf16': FAST,
@@ -531,10 +532,13 @@ async function main() {
       const r = await runChild(system, key, cfg, data, flags, logDir);
       // Reasons quote file paths; keep them relative to the clone so results read the same on any machine.
       if (r.reason) r.reason = r.reason.replaceAll(`${repo}${path.sep}`, '');
+      const spread = stepSpread(r, cfg);
+      if (spread) r.trainTokensPerSecSpread = spread;
       results.push(r);
       if (r.status === 'ok') {
+        const sp = spread ? ` [per step ${fmt(spread.min)} / ${fmt(spread.median)} / ${fmt(spread.max)}]` : '';
         console.log(
-          `train ${fmt(r.trainTokensPerSec)} tok/s (${r.trainSteps}+${r.warmupSteps} steps), gen ${fmt(r.genTokensPerSec)} tok/s, peak ${fmt(r.peakRssMiB)} MiB, val loss ${r.valLoss == null ? '-' : r.valLoss.toFixed(3)}  [${r.wallSeconds.toFixed(0)} s]`,
+          `train ${fmt(r.trainTokensPerSec)} tok/s${sp} (${r.trainSteps}+${r.warmupSteps} steps), gen ${fmt(r.genTokensPerSec)} tok/s, peak ${fmt(r.peakRssMiB)} MiB, val loss ${r.valLoss == null ? '-' : r.valLoss.toFixed(3)}  [${r.wallSeconds.toFixed(0)} s]`,
         );
       } else {
         console.log(`${r.status}: ${r.reason}`);

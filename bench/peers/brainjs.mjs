@@ -74,15 +74,18 @@ const it = trainBatches(trainIds, a.batch, a.seq);
 let batch = it.next().value;
 let r = 0;
 const losses = [];
+const stepSeconds = [];
 log('BENCH train-start');
 let t0 = performance.now();
 for (let s = 0; s < a.warmup + a.steps; s++) {
   if (s === a.warmup) t0 = performance.now();
+  const s0 = performance.now();
   if (r === a.batch) {
     batch = it.next().value;
     r = 0;
   }
   const loss = trainSequence(row(batch, r++));
+  if (s >= a.warmup) stepSeconds.push((performance.now() - s0) / 1000);
   losses.push(loss);
   log(`step ${s + 1}/${a.warmup + a.steps} (one sequence) loss ${loss.toFixed(4)}${s < a.warmup ? ' (warm-up)' : ''}`);
 }
@@ -137,6 +140,7 @@ emit({
   trainTokens,
   trainSeconds,
   trainTokensPerSec: trainTokens / trainSeconds,
+  stepSeconds,
   firstLoss: losses[0],
   lastLoss: losses[losses.length - 1],
   valLoss,
@@ -147,6 +151,7 @@ emit({
   threads: 1,
   baseRssMiB: baseRss,
   versions: { 'brain.js': require('brain.js/package.json').version, node: process.version },
+  matmulLibrary: "brain.js's own JavaScript loops",
   notes: [
     'batch 1: no minibatches; a step is one sequence of seqLen tokens with its own weight update',
     'no carried state between sequences (each starts from zero and START)',

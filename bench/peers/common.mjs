@@ -142,17 +142,21 @@ export function rng(seed) {
 
 /**
  * The timed training protocol shared by the JS peers: `warmup` untimed steps then `steps` timed ones, each
- * `await step(batch)` returning the batch loss (nats/token). Returns the numbers every result reports.
+ * `await step(batch)` returning the batch loss (nats/token). Returns the numbers every result reports, the
+ * wall time of every timed step (`stepSeconds`, seconds) included.
  */
 export async function timedTraining(ids, a, step) {
   const it = trainBatches(ids, a.batch, a.seq);
   const losses = [];
+  const stepSeconds = [];
   let t0 = 0;
   log('BENCH train-start');
   for (let s = 0; s < a.warmup + a.steps; s++) {
     if (s === a.warmup) t0 = performance.now();
+    const s0 = performance.now();
     const b = it.next().value;
     const loss = await step(b);
+    if (s >= a.warmup) stepSeconds.push((performance.now() - s0) / 1000);
     losses.push(loss);
     log(`step ${s + 1}/${a.warmup + a.steps} loss ${loss.toFixed(4)}${s < a.warmup ? ' (warm-up)' : ''}`);
   }
@@ -164,6 +168,7 @@ export async function timedTraining(ids, a, step) {
     trainTokens: tokens,
     trainSeconds: seconds,
     trainTokensPerSec: tokens / seconds,
+    stepSeconds,
     firstLoss: losses[0],
     lastLoss: losses[losses.length - 1],
   };

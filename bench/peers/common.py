@@ -64,16 +64,21 @@ def eval_batch_size(n, batch, seq):
 
 
 def timed_training(ids, a, step, log=True):
-    """`warmup` untimed then `steps` timed calls of step(x, y, first) -> loss (nats/token)."""
+    """`warmup` untimed then `steps` timed calls of step(x, y, first) -> loss (nats/token). Also returns
+    the wall time of every timed step (stepSeconds, seconds), from which the report draws the spread."""
     it = train_batches(ids, a.batch, a.seq)
     losses = []
+    step_seconds = []
     eprint("BENCH train-start")
     t0 = time.perf_counter()
     for s in range(a.warmup + a.steps):
         if s == a.warmup:
             t0 = time.perf_counter()
+        s0 = time.perf_counter()
         x, y, first = next(it)
         loss = float(step(x, y, first))
+        if s >= a.warmup:
+            step_seconds.append(time.perf_counter() - s0)
         losses.append(loss)
         if log:
             eprint(f"step {s + 1}/{a.warmup + a.steps} loss {loss:.4f}{' (warm-up)' if s < a.warmup else ''}")
@@ -85,6 +90,7 @@ def timed_training(ids, a, step, log=True):
         "trainTokens": tokens,
         "trainSeconds": seconds,
         "trainTokensPerSec": tokens / seconds,
+        "stepSeconds": step_seconds,
         "firstLoss": losses[0],
         "lastLoss": losses[-1],
     }

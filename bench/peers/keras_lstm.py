@@ -105,9 +105,22 @@ def main():
             threads=intra,
             baseRssMiB=base_rss,
             versions={"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+            matmulLibrary=tf_libraries(),
             notes=[f"intra_op {intra}, inter_op {inter} threads; jit_compile={model.jit_compile}"],
         )
     )
+
+
+def tf_libraries():
+    """TensorFlow's CPU products: Eigen's contractions, or oneDNN's where this build enables it (the
+    default of x86 Linux builds since 2.9; TF_ENABLE_ONEDNN_OPTS=0 turns it off)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port as port
+
+        onednn = port.IsMklEnabled()
+    except Exception:  # a build without the probe: say so rather than guess
+        return "Eigen / oneDNN (unknown which)"
+    return "oneDNN (TF_ENABLE_ONEDNN_OPTS), Eigen elsewhere" if onednn else "Eigen"
 
 
 if __name__ == "__main__":

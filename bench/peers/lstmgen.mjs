@@ -27,6 +27,7 @@ const total = a.warmup + a.steps;
 let prev = 0;
 let prevEpoch = 1;
 let timed = 0;
+const stepSeconds = [];
 const losses = [];
 let result;
 try {
@@ -62,7 +63,9 @@ try {
       losses.push(info.loss);
       if (info.step > a.warmup) {
         // wall clock between steps; across an epoch boundary (validation ran in between) the native step time
-        timed += info.epoch === prevEpoch ? (now - prev) / 1000 : (a.batch * a.seq) / info.tokensPerSec;
+        const s = info.epoch === prevEpoch ? (now - prev) / 1000 : (a.batch * a.seq) / info.tokensPerSec;
+        stepSeconds.push(s);
+        timed += s;
       }
       prevEpoch = info.epoch;
       prev = now;
@@ -107,6 +110,7 @@ emit({
   trainTokens: tokens,
   trainSeconds: timed,
   trainTokensPerSec: tokens / timed,
+  stepSeconds,
   firstLoss: losses[0],
   lastLoss: losses[losses.length - 1],
   valLoss: lastEpoch.valLoss,
@@ -121,8 +125,8 @@ emit({
     node: process.version,
     device: model.device,
     precision: model.precision,
-    cpuGemm: lstmgen.engineInfo().cpuGemm,
   },
+  matmulLibrary: device === 'cpu' ? lstmgen.engineInfo().cpuGemm : 'candle on CUDA (cuBLAS)',
   epochEnds: history.epochs.length,
   notes: [
     "the ids lstmgen builds from the text are checked equal to the harness's",

@@ -144,6 +144,7 @@ emit({
   threads: 1,
   baseRssMiB: baseRss,
   versions: { tfjs: tf.version.tfjs, backend: tf.getBackend(), node: process.version },
+  matmulLibrary: `tfjs ${tf.getBackend()} backend's own JavaScript loops`,
   notes: [
     ...(valLoss === null ? ['validation skipped at this shape (too slow)'] : []),
     `backend ${tf.getBackend()} (single-threaded JavaScript); wasm lacks UnsortedSegmentSum (embedding gradient), tfjs-node cannot install here`,

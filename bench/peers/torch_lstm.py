@@ -122,10 +122,31 @@ def main():
             threads=torch.get_num_threads(),
             baseRssMiB=base_rss,
             versions={"torch": torch.__version__, "numpy": np.__version__, "mkldnn": torch.backends.mkldnn.is_available()},
+            matmulLibrary=torch_libraries(torch),
             notes=[f"torch.get_num_threads()={torch.get_num_threads()}, interop {torch.get_num_interop_threads()}"]
             + ([f"torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss (mixed precision)"] if a.autocast else []),
         )
     )
+
+
+def torch_libraries(torch):
+    """The product libraries of this torch build, from torch.__config__.show(): the BLAS behind
+    nn.Linear and the matmuls (BLAS_INFO, with MKL's version), oneDNN (MKL-DNN), which runs nn.LSTM's
+    CPU forward and backward in f32 and bf16 when enabled, and the vector ISA its kernels dispatch to."""
+    import re
+
+    show = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", show)
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", show)
+    dnn = re.search(r"MKL-DNN (v[\d.]+)", show)
+    isa = re.search(r"CPU capability usage: (\w+)", show)
+    parts = [f"BLAS {blas.group(1) if blas else 'unknown'}" + (f" {mkl.group(1)}" if mkl else "")]
+    if dnn:
+        on = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+        parts.append(f"oneDNN {dnn.group(1)} ({'on' if on else 'off'}: nn.LSTM's RNN primitive)")
+    if isa:
+        parts.append(f"kernels {isa.group(1)}")
+    return ", ".join(parts)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ mod memory;
 mod model;
 mod ops;
 pub mod params;
+mod recurrence;
 mod regularize;
 mod resets;
 pub mod sample;

@@ -14,6 +14,7 @@ use crate::gemm::{self, Precision};
 use crate::ops::cell::{Backward, Forward, GateConsts};
 use crate::ops::rows::{AddBias, SumRows};
 use crate::ops::run;
+use crate::recurrence;
 use crate::resets::{masked, Resets};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
@@ -54,14 +55,22 @@ impl PackedLayer {
 pub(crate) struct LayerCache {
     /// Layer input `[T*B, in]`.
     x: Tensor,
-    /// Per row group (see [`row_groups`]): the recurrence's per-step values for those rows.
-    groups: Vec<GroupCache>,
+    /// The recurrence's per-step values, from whichever path computed the forward pass.
+    steps: Steps,
     /// Hidden state before each step, stacked `[T*B, out]` (h_{t-1}).
     h_prev: Tensor,
-    /// The same per-step values as whole tensors when the persistent recurrence computed them
-    /// (its backward takes them so): activated gates `[T*B, 4H]`, the cell state each step used
-    /// and tanh(c_t) `[T*B, H]`.
-    sequence: Option<[Tensor; 3]>,
+    seq_len: usize,
+}
+
+/// The per-step values of [`LayerCache`]: per row group of the per-step path, the whole-sequence
+/// buffers of the fused CPU path (`recurrence.rs`) with its row groups, or the whole-sequence
+/// tensors of the persistent CUDA recurrence (activated gates `[T*B, 4H]`, the cell state each
+/// step used and tanh(c_t) `[T*B, H]`, as its backward takes them) with the same values as one
+/// row group for the per-step backward where the persistent one does not fit.
+enum Steps {
+    Groups(Vec<GroupCache>),
+    Fused(recurrence::Cache, Vec<Range<usize>>),
+    Persistent([Tensor; 3], Vec<GroupCache>),
 }
 
 /// Per-step values of one group of batch rows.
@@ -98,7 +107,7 @@ fn row_groups(batch: usize, device: &Device) -> Vec<Range<usize>> {
 }
 
 /// Runs `f` on every group, in parallel when there is more than one; results in group order.
-fn per_group<G: Sync, R: Send>(
+pub(crate) fn per_group<G: Sync, R: Send>(
     groups: &[G],
     f: impl Fn(&G) -> Result<R> + Sync + Send,
 ) -> Result<Vec<R>> {
@@ -173,6 +182,8 @@ pub(crate) fn forward_train(
 }
 
 /// The recurrence of [`forward`] and [`forward_train`]; with `keep`, the cache for [`backward`].
+/// Training on the CPU with a small or mid hidden size and no projection takes the fused path
+/// (`recurrence.rs`), the rest [`run_steps`].
 #[allow(clippy::too_many_arguments)]
 fn run_layer(
     w: &LayerWeights,
@@ -184,15 +195,38 @@ fn run_layer(
     resets: Option<&Resets>,
     keep: bool,
 ) -> Result<(LayerOutput, Option<LayerCache>)> {
-    let batch = state.h.dim(0)?;
     let bias = (w.b_ih + w.b_hh)?;
+    if keep
+        && w.packed.is_none()
+        && w.w_hr.is_none()
+        && recurrence::applies(w.w_hh.dim(1)?, x.dtype(), x.device(), prec)
+    {
+        return fused(w, &bias, x, state, seq_len, resets);
+    }
+    run_steps(w, consts, &bias, x, state, seq_len, prec, resets, keep)
+}
+
+/// [`run_layer`] one timestep at a time on candle tensors (any device, dtype and precision).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_steps(
+    w: &LayerWeights,
+    consts: &GateConsts,
+    bias: &Tensor,
+    x: &Tensor,
+    state: &LayerState,
+    seq_len: usize,
+    prec: Precision,
+    resets: Option<&Resets>,
+    keep: bool,
+) -> Result<(LayerOutput, Option<LayerCache>)> {
+    let batch = state.h.dim(0)?;
     // [T*B, 4H]: the input projection of all steps as one product
     let xw = run(&AddBias {
         x: &match w.packed {
             Some(p) => gemm::matmul_packed(x, &p.w_ih_t)?,
             None => gemm::matmul(x, &w.w_ih.t()?, prec)?,
         },
-        b: &bias,
+        b: bias,
     })?;
     // the persistent recurrence has no projection
     if w.w_hr.is_none() {
@@ -265,9 +299,9 @@ fn run_layer(
         let groups = runs.into_iter().map(|r| r.2).collect();
         Some(LayerCache {
             x: x.clone(),
-            groups,
+            steps: Steps::Groups(groups),
             h_prev,
-            sequence: None,
+            seq_len,
         })
     } else {
         None
@@ -331,9 +365,9 @@ fn persistent_layer(
                 };
                 Some(LayerCache {
                     x: x.clone(),
-                    groups: vec![group],
                     h_prev: h_prev(&state.h, &r.out, seq_len, resets)?,
-                    sequence: Some(seq),
+                    steps: Steps::Persistent(seq, vec![group]),
+                    seq_len,
                 })
             }
             None => None,
@@ -341,6 +375,30 @@ fn persistent_layer(
         let state = LayerState { h: r.h, c: r.c };
         Ok((LayerOutput { out: r.out, state }, cache))
     }))
+}
+
+/// [`run_layer`] for training on the fused recurrence (`recurrence.rs`; no projection).
+pub(crate) fn fused(
+    w: &LayerWeights,
+    bias: &Tensor,
+    x: &Tensor,
+    state: &LayerState,
+    seq_len: usize,
+    resets: Option<&Resets>,
+) -> Result<(LayerOutput, Option<LayerCache>)> {
+    let xw = gemm::matmul(x, &w.w_ih.t()?, Precision::F32)?; // [T*B, 4H], bias added per step
+    let groups = row_groups(state.h.dim(0)?, x.device());
+    let f = recurrence::forward(
+        &xw, bias, w.w_hh, &state.h, &state.c, seq_len, resets, &groups,
+    )?;
+    let cache = LayerCache {
+        x: x.clone(),
+        steps: Steps::Fused(f.cache, groups),
+        h_prev: f.h_prev,
+        seq_len,
+    };
+    let state = LayerState { h: f.h, c: f.c };
+    Ok((LayerOutput { out: f.out, state }, Some(cache)))
 }
 
 /// Backpropagates `d_out` `[T*B, out]` (gradient of the loss w.r.t. this layer's outputs) through
@@ -354,19 +412,39 @@ pub(crate) fn backward(
     prec: Precision,
     resets: Option<&Resets>,
 ) -> Result<LayerGrads> {
-    let seq_len = cache.groups[0].gates.len();
-    if let (None, Some([gates, c_used, tanh_c])) = (w.w_hr, &cache.sequence) {
-        let keep = resets.map(Resets::keep);
-        if let Some(dz) =
-            cuda_recurrence::backward(w.w_hh, gates, c_used, tanh_c, d_out, keep, seq_len)
-        {
-            return weight_grads(w, cache, &dz?, None, prec);
+    let seq_len = cache.seq_len;
+    let (dz, w_hr) = match &cache.steps {
+        Steps::Fused(fc, groups) => (
+            recurrence::backward(fc, w.w_hh, d_out, seq_len, resets, groups)?,
+            None,
+        ),
+        Steps::Persistent([gates, c_used, tanh_c], g) => {
+            let keep = resets.map(Resets::keep);
+            match cuda_recurrence::backward(w.w_hh, gates, c_used, tanh_c, d_out, keep, seq_len) {
+                Some(dz) => (dz?, None),
+                None => backward_steps(w, consts, g, d_out, seq_len, prec, resets)?,
+            }
         }
-    }
-    let batch = cache.h_prev.dim(0)? / seq_len;
+        Steps::Groups(g) => backward_steps(w, consts, g, d_out, seq_len, prec, resets)?,
+    };
+    weight_grads(w, cache, &dz, w_hr, prec)
+}
+
+/// The per-step path of [`backward`]: `dz` `[T*B, 4H]` from the per-group caches, and the
+/// projection's gradient when the layer has one.
+fn backward_steps(
+    w: &LayerWeights,
+    consts: &GateConsts,
+    groups: &[GroupCache],
+    d_out: &Tensor,
+    seq_len: usize,
+    prec: Precision,
+    resets: Option<&Resets>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let batch = d_out.dim(0)? / seq_len;
     let w_hh = gemm::pack(w.w_hh, prec)?;
     let w_hr = w.w_hr.map(|r| gemm::pack(r, prec)).transpose()?;
-    let runs = per_group(&cache.groups, |gc| {
+    let runs = per_group(groups, |gc| {
         let rows = &gc.rows;
         let n = rows.len();
         let mut dh_next: Option<Tensor> = None;
@@ -425,13 +503,13 @@ pub(crate) fn backward(
     let w_hr = match w.w_hr {
         Some(_) => {
             let dh = time_major(&dhs, seq_len)?; // [T*B, P]
-            let rs: Vec<Vec<Tensor>> = cache.groups.iter().map(|g| g.r.clone()).collect();
+            let rs: Vec<Vec<Tensor>> = groups.iter().map(|g| g.r.clone()).collect();
             let r = time_major(&rs, seq_len)?; // [T*B, H]
             Some(gemm::matmul(&dh.t()?, &r, prec)?)
         }
         None => None,
     };
-    weight_grads(w, cache, &dz, w_hr, prec)
+    Ok((dz, w_hr))
 }
 
 /// The layer's gradients from `dz` `[T*B, 4H]`, the gradient w.r.t. the pre-activations of every

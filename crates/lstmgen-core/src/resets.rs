@@ -69,6 +69,11 @@ impl Resets {
         )?))
     }
 
+    /// The batch rows that reset at step `t`, ascending.
+    pub(crate) fn rows_at(&self, t: usize) -> &[usize] {
+        &self.rows[t]
+    }
+
     /// The whole keep mask, time-major `[T*B, 1]`.
     pub(crate) fn keep(&self) -> &Tensor {
         &self.keep

@@ -64,6 +64,12 @@ fn blocked_isa() -> blocked::Isa {
     *ISA.get_or_init(|| blocked::isa(generic_only()))
 }
 
+/// Whether the engine's own f32 kernels may use AVX2 and FMA here (and `LSTMGEN_CPU_KERNELS` is
+/// not `generic`).
+pub(crate) fn avx2_fma() -> bool {
+    blocked_isa() == blocked::Isa::Avx2
+}
+
 /// Whether f32 CPU products take the blocked kernels (the build without OpenBLAS).
 const USE_BLOCKED: bool = cfg!(not(lstmgen_blas));
 
