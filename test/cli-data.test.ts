@@ -95,10 +95,36 @@ describe('lstmgen data flags', () => {
     child.stderr.on('data', (d) => {
       stderr += d;
     });
-    setTimeout(() => child.kill('SIGINT'), 1500);
-    const t0 = performance.now();
+    // Ctrl-C once the CLI reads the corpus (it opens it after installing its handler): where /proc exists, wait for
+    // the file among the child's open files, so a slow start under load cannot make the signal arrive too early
+    const target = fs.realpathSync(big);
+    const reading = () => {
+      try {
+        const fds = `/proc/${child.pid}/fd`;
+        return fs.readdirSync(fds).some((fd) => {
+          try {
+            return fs.readlinkSync(`${fds}/${fd}`) === target;
+          } catch {
+            return false;
+          }
+        });
+      } catch {
+        return undefined;
+      }
+    };
+    const started = performance.now();
+    let killedAt = Number.NaN;
+    const poll = setInterval(() => {
+      const state = reading();
+      if (state === true || (state === undefined && performance.now() - started > 1500)) {
+        clearInterval(poll);
+        killedAt = performance.now();
+        child.kill('SIGINT');
+      }
+    }, 20);
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    expect(performance.now() - t0).toBeLessThan(10_000);
+    clearInterval(poll);
+    expect(performance.now() - killedAt).toBeLessThan(10_000);
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/lstmgen: interrupted/);
     expect(fs.existsSync(`${big}.lstm`)).toBe(false);
