@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildProgram } from '../ts/cli/program';
-import { ConfigError, type LstmModel, loadModel, train } from '../ts/index';
+import { ConfigError, type LstmModel, loadModel, NumericError, train } from '../ts/index';
 import { CLI, exited, lstmgen, startLstmgen, TINY_FLAGS, waitFor } from './cli-helpers';
 import { ROOT, shakespeare, TINY, tmpDir } from './helpers';
 
@@ -132,15 +132,21 @@ describe('an output path never replaces an input: more ways in', () => {
     expect(fs.readFileSync(log).equals(logBefore)).toBe(true);
   });
 
-  it('eval of a model whose weights diverged (finite weights, a NaN or overflowing loss) is a NumericError, exit 1', () => {
+  it('eval of a model whose weights diverged (finite weights, a NaN or overflowing loss) is a NumericError, exit 1', async () => {
     const diverged = path.join(dir, 'diverged.lstm');
     const flags = ['--lr', '1e30', '--clip-norm', '1e30', '--on-non-finite', 'skip', '--max-steps', '6'];
     const t = lstmgen('train', '--corpus', corpus, ...TINY_FLAGS, ...flags, '--out', diverged);
     expect(t.code, t.stderr).toBe(0);
     const r = lstmgen('eval', '--model', diverged, '--corpus', corpus, '--json');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^lstmgen: the loss of .* is .* nats\/token: its weights have diverged/);
+    expect(r.stderr).toMatch(/^lstmgen: the model's loss on this corpus is .* nats\/token: its weights have diverged/);
     expect(r.stdout).toBe('');
+    const model = await loadModel(diverged);
+    try {
+      await expect(model.evaluate(corpus)).rejects.toThrow(NumericError);
+    } finally {
+      model.dispose();
+    }
   });
 
   it('a real checkpoint resumed with --out naming it is refused; resuming inside its own --checkpoint-dir is not', () => {

@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../ts/errors';
 import type { LstmModel } from '../ts/model';
 import { type Server, serve } from '../ts/serve/server';
 import { train } from '../ts/train/loop';
@@ -138,6 +139,15 @@ describe('serve()', () => {
     });
     const health = JSON.parse((await request(`${server.url}/health`)).body);
     expect(health.status).toBe('ok');
+  });
+
+  it('a port in use or a host not of this machine is a ConfigError naming the option, not a raw listen error', async () => {
+    const port = Number(new URL(server.url).port);
+    const taken = serve({ model: file, port, host: '127.0.0.1', device: 'cpu' });
+    await expect(taken).rejects.toThrow(ConfigError);
+    await expect(taken).rejects.toMatchObject({ field: 'port', message: expect.stringMatching(/already in use/) });
+    const foreign = serve({ model: file, port: 0, host: '203.0.113.7', device: 'cpu' });
+    await expect(foreign).rejects.toMatchObject({ field: 'host' });
   });
 
   it('the web page and its script are served from the package, with no outside resources', async () => {

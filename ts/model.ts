@@ -20,7 +20,7 @@ import { corpusStream, tokenizeCorpus } from './corpus/dataset';
 import { TrainingRecords } from './corpus/recordset';
 import { type CorpusSource, describeCorpus } from './corpus/sources';
 import { batchLayout, idStream, makeBatches, type TokenStream } from './data';
-import { ConfigError, DataError, fileErrorReason, ModelFileError } from './errors';
+import { ConfigError, DataError, fileErrorReason, ModelFileError, NumericError } from './errors';
 import { writeFileAtomic } from './io/atomic';
 import { assertPath } from './io/paths';
 import { assertFiniteTensors } from './io/safetensors';
@@ -327,9 +327,25 @@ export class LstmModel {
    * token), as in training.
    * Symbols outside the vocabulary count as `<unk>` targets, silently unless `onWarning` or `strict` is given.
    * @throws ConfigError naming the option for an invalid option; DataError when the corpus cannot be read or
-   *   has fewer than seqLen + 1 tokens, or for unknown symbols with `strict`.
+   *   has fewer than seqLen + 1 tokens, or for unknown symbols with `strict`; NumericError when the loss is NaN or
+   *   its perplexity overflows (a loss above ~709 nats/token, far above any trained model's: a uniform guess costs
+   *   ln V), i.e. the model's weights have diverged.
    */
   async evaluate(corpus: CorpusSource | TokenIds | TokenStream, options: EvaluateOptions = {}): Promise<EvalResult> {
+    const r = await this.measure(corpus, options);
+    if (!Number.isFinite(r.perplexity))
+      throw new NumericError(
+        `the model's loss on this corpus is ${r.loss} nats/token: its weights have diverged (retrain it with a lower lr or clipNorm)`,
+      );
+    return r;
+  }
+
+  /**
+   * {@link evaluate} without its divergence check: a NaN or overflowing loss is returned as it is, for training's
+   * validation, which reports a diverged run itself (see `onNonFinite`).
+   * @internal
+   */
+  async measure(corpus: CorpusSource | TokenIds | TokenStream, options: EvaluateOptions = {}): Promise<EvalResult> {
     this.native.assertLive();
     const opts = parseEvaluateOptions(options);
     const { format, field, extensions, encoding } = { ...this.config, ...definedOf(opts) };

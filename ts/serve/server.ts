@@ -106,10 +106,31 @@ function toRequestError(err: unknown): RequestError {
   return new RequestError(500, `internal error: ${String(e?.message ?? err)}`);
 }
 
+/** A ConfigError naming `port` or `host` for the listen errors a user fixes with those options; else `err`. */
+function listenError(err: unknown, host: string, port: number): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const where = `${host}:${port}`;
+  switch (code) {
+    case 'EADDRINUSE':
+      return new ConfigError('port', `${where} is already in use: choose another port or stop what listens there`);
+    case 'EACCES':
+      return new ConfigError('port', `${where} may not be listened on by this user: choose a port above 1023`);
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new ConfigError(
+        'host',
+        `${host} is not an address of this machine: use 127.0.0.1, 0.0.0.0 or one of its own`,
+      );
+    default:
+      return err;
+  }
+}
+
 /**
  * Start a server for `options.model` and resolve once it listens.
  * @throws ConfigError naming the option for invalid options; ModelFileError / DeviceError when the model cannot be
- *   loaded; the listen error (e.g. EADDRINUSE) when the port is taken.
+ *   loaded; ConfigError on `port` when the port is taken (EADDRINUSE) or not allowed (EACCES), on `host` when the
+ *   address is not this machine's (EADDRNOTAVAIL) or not found (ENOTFOUND); other listen errors as they come.
  */
 export async function serve(input: ServeOptionsInput): Promise<Server> {
   const o = parseOptions(ServeOptionsSchema, input, 'the serve options');
@@ -296,7 +317,7 @@ export async function serve(input: ServeOptionsInput): Promise<Server> {
     await app.listen({ host: o.host, port: o.port });
   } catch (err) {
     model.dispose();
-    throw err;
+    throw listenError(err, o.host, o.port);
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;

@@ -261,7 +261,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     log?.write({ type: 'checkpoint', ...info });
     await cfg.onCheckpoint?.(info);
   };
-  const validate = async () => (val ? model.evaluate(val, { batchSize: cfg.batchSize, seqLen: cfg.seqLen }) : null);
+  const validate = async () => (val ? model.measure(val, { batchSize: cfg.batchSize, seqLen: cfg.seqLen }) : null);
   let stream: TokenStream | undefined;
   let streamEpoch = 0;
   const opt = {
