@@ -35,6 +35,12 @@ const PART_BYTES: usize = 1 << 16;
 /// of its backtracking VM, which makes encoding several times faster. The one difference from
 /// GPT-2: a whitespace run before a word stays whole (`"a   b"` gives `a`, `   `, `b`, where GPT-2
 /// gives `a`, `  `, ` b`); byte-level BPE round-trips exactly either way.
+/// The longest pre-token (in byte chars) the BPE trainer sees: longer ones (a run without spaces,
+/// such as minified code or base64) are given to it as pieces of this length. The trainer's
+/// merges cost time quadratic in a word's length (a 200 KB run takes ~25 s, 800 KB minutes);
+/// encoding keeps the whole pre-token, so only the vocabulary learnt from such runs changes.
+const MAX_TRAIN_WORD: usize = 256;
+
 pub const SPLIT_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+";
 
 /// Whether byte offset `i` of `s` (a char boundary) is a cut point: the char there is whitespace
@@ -193,6 +199,26 @@ impl WordCounter {
     }
 }
 
+/// `counts` with every word longer than `max` chars replaced by its pieces of `max` chars (the
+/// last one shorter), or `None` when no word is that long.
+fn capped_counts(
+    counts: &AHashMap<CompactString, u64>,
+    max: usize,
+) -> Option<AHashMap<CompactString, u64>> {
+    if counts.keys().all(|w| w.chars().count() <= max) {
+        return None;
+    }
+    let mut out = AHashMap::with_capacity(counts.len());
+    for (word, &n) in counts {
+        let chars: Vec<char> = word.chars().collect();
+        for piece in chars.chunks(max) {
+            *out.entry(piece.iter().collect::<CompactString>())
+                .or_default() += n;
+        }
+    }
+    Some(out)
+}
+
 /// The pre-tokenizer of trained tokenizers: a `Split` on [`SPLIT_PATTERN`] (each match a
 /// pre-token), then `ByteLevel` without its own regex and without a prefix space (so that decoding
 /// gives the text back exactly). Both are built-in `tokenizers` types, so the `tokenizer.json`
@@ -230,8 +256,9 @@ impl Subword {
             .show_progress(false)
             .build();
         let mut model = BPE::default();
+        let capped = capped_counts(&counter.counts, MAX_TRAIN_WORD);
         let specials = trainer
-            .do_train(&counter.counts, &mut model)
+            .do_train(capped.as_ref().unwrap_or(&counter.counts), &mut model)
             .map_err(|e| Error::Native(format!("BPE trainer: {e}")))?;
         let mut tok = Tokenizer::new(model);
         tok.with_pre_tokenizer(Some(byte_level_pre_tokenizer()?));
@@ -554,6 +581,26 @@ mod tests {
         let lower = Subword::from_json(&json.to_string()).unwrap();
         assert!(lower.fast.is_none());
         assert_eq!(lower.encode("HELLO").unwrap(), t.encode("hello").unwrap());
+    }
+
+    #[test]
+    fn long_words_reach_the_trainer_in_pieces() {
+        let mut counts = AHashMap::new();
+        counts.insert(CompactString::from("ab"), 3u64);
+        assert!(capped_counts(&counts, 4).is_none());
+        counts.insert(CompactString::from("\u{e9}".repeat(10)), 2);
+        let capped = capped_counts(&counts, 4).unwrap();
+        assert!(capped.keys().all(|w| w.chars().count() <= 4));
+        let chars = |m: &AHashMap<CompactString, u64>| -> u64 {
+            m.iter().map(|(w, n)| w.chars().count() as u64 * n).sum()
+        };
+        assert_eq!(chars(&capped), chars(&counts));
+        assert_eq!(capped[&CompactString::from("\u{e9}".repeat(4))], 4);
+        assert_eq!(capped[&CompactString::from("\u{e9}".repeat(2))], 2);
+        // a long run trains, and its text still round-trips
+        let run = "a".repeat(20_000) + " b";
+        let t = trained(&run, 300);
+        assert_eq!(t.decode(&t.encode(&run).unwrap()).unwrap(), run);
     }
 
     #[test]
