@@ -7,11 +7,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { NumericError } from '../ts/errors';
 import { importTorch } from '../ts/interop/torch';
 import type { LstmModel } from '../ts/model';
+import { type Server, serve } from '../ts/serve/server';
 import { train } from '../ts/train/loop';
 import { TINY, tmpDir } from './helpers';
 
-/** A PyTorch state dict (safetensors, no lstmgen metadata) of `bytes`' tensors with every value times `factor`. */
-function scaledStateDict(bytes: Buffer, factor: number): Buffer {
+/**
+ * A PyTorch state dict (safetensors, no lstmgen metadata) of `bytes`' tensors, each value replaced by
+ * `edit(name, row, value)` (`row`: the index along the tensor's first dimension).
+ */
+function editedStateDict(bytes: Buffer, edit: (name: string, row: number, value: number) => number): Buffer {
   const n = Number(bytes.readBigUInt64LE(0));
   const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<
     string,
@@ -19,9 +23,13 @@ function scaledStateDict(bytes: Buffer, factor: number): Buffer {
   >;
   delete header.__metadata__;
   const body = Buffer.from(bytes.subarray(8 + n));
-  for (const t of Object.values(header)) {
+  for (const [name, t] of Object.entries(header)) {
     expect(t.dtype).toBe('F32');
-    for (let o = t.data_offsets[0]; o < t.data_offsets[1]; o += 4) body.writeFloatLE(body.readFloatLE(o) * factor, o);
+    const rowBytes = 4 * t.shape.slice(1).reduce((a, b) => a * b, 1);
+    for (let o = t.data_offsets[0]; o < t.data_offsets[1]; o += 4) {
+      const row = Math.floor((o - t.data_offsets[0]) / rowBytes);
+      body.writeFloatLE(edit(name, row, body.readFloatLE(o)), o);
+    }
   }
   const text = JSON.stringify(header);
   const padded = text + ' '.repeat((8 - (text.length % 8)) % 8);
@@ -50,7 +58,7 @@ describe('a model whose outputs overflow', () => {
     const { model } = await train({ ...TINY, maxSteps: 4 });
     const file = path.join(tmpDir(), 'blown.safetensors');
     // finite weights (about 1e29): the products of weights and inputs overflow f32
-    fs.writeFileSync(file, scaledStateDict(model.toBytes(), 1e30));
+    fs.writeFileSync(file, editedStateDict(model.toBytes(), (_name, _row, v) => v * 1e30));
     blown = await importTorch(file, { tokenizer: model.tokenizer, device: 'cpu' });
     model.dispose();
   }, 120_000);
@@ -80,5 +88,111 @@ describe('a model whose outputs overflow', () => {
     await refused(() => s.sample({ maxTokens: 3 }));
     await refused(() => s.next({ topN: 3 }));
     s.dispose();
+  });
+});
+
+/**
+ * A one-layer model with finite weights whose next-token logits are all 0 (so it samples uniformly) until it
+ * samples `trigger`, and all -inf from then on: the trigger's embedding drives every gate open and the cell to
+ * about 1 (every other embedding is 0, so without it the state stays 0), and decoder weights of -3e38 overflow
+ * on that hidden state.
+ */
+async function overflowingAfter(trigger: string): Promise<LstmModel> {
+  const { model } = await train({ ...TINY, maxSteps: 1 });
+  const [x] = model.tokenizer.encode(trigger);
+  const edit = (name: string, row: number): number => {
+    if (name === 'embedding.weight') return row === x ? 10 : 0;
+    if (name.startsWith('lstm.weight_ih')) return 1;
+    if (name === 'decoder.weight') return -3e38;
+    return 0; // weight_hh, the biases
+  };
+  const file = path.join(tmpDir(), 'overflowing.safetensors');
+  fs.writeFileSync(file, editedStateDict(model.toBytes(), edit));
+  const crafted = await importTorch(file, { tokenizer: model.tokenizer, device: 'cpu' });
+  model.dispose();
+  return crafted;
+}
+
+/** The parts of a completions answer (or its error) the test reads. */
+interface Answer {
+  choices: Array<{ text: string; finish_reason: string }>;
+  error: { message: string };
+}
+
+describe('a model whose outputs overflow only after some tokens were sampled', () => {
+  let model: LstmModel;
+  // 'e' samples with probability 1/vocabSize per token (its rivals tie, so a top-k filter would keep the lowest
+  // ids only), so 2000 tokens reach it but for a chance of about 1e-15
+  const long = { prompt: 'ab', maxTokens: 2000 };
+
+  beforeAll(async () => {
+    model = await overflowingAfter('e');
+  }, 120_000);
+
+  it('generate and stream: a NumericError once the logits overflow, after the first text', async () => {
+    for (const options of [{ seed: 1 }, { seed: 2, temperature: 0.7 }, { seed: 3, numSamples: 2 }]) {
+      await refused(() => model.generate({ ...long, ...options }));
+    }
+    const pieces: string[] = [];
+    await refused(async () => {
+      for await (const piece of model.stream({ ...long, seed: 5 })) pieces.push(piece);
+    });
+    expect(pieces.join('')).toMatch(/^[^e]*e?$/);
+    expect(pieces.join('').length).toBeGreaterThan(0);
+    // without the trigger the same model generates to the end
+    const [text] = await model.generate({ ...long, seed: 1, bannedTokens: ['e'] });
+    expect(text).not.toContain('e');
+    expect(text.length).toBe(2000);
+  });
+
+  it('sessions: sampling fails at the step whose logits overflow', async () => {
+    const s = model.session({ seed: 1 });
+    await s.feed('ab');
+    await refused(() => s.sample({ maxTokens: 2000 }));
+    s.dispose();
+  });
+
+  it("serve: the request whose sequence diverges fails alone (500, the engine's message); the others in the same ticks and the server go on", async () => {
+    const file = path.join(tmpDir(), 'overflowing.lstm');
+    await model.save(file);
+    const server: Server = await serve({ model: file, port: 0, device: 'cpu', maxTokens: 100_000 });
+    try {
+      const post = (body: object) =>
+        fetch(`${server.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }).then(async (r) => ({ status: r.status, body: (await r.json()) as Answer }));
+      const before = { ...server.scheduler.stats };
+      const safe = { prompt: 'ab', max_tokens: 2000, seed: 1, banned_tokens: ['e'] };
+      const [ok, diverged, ok2, streamed] = await Promise.all([
+        post(safe),
+        post({ prompt: 'ab', max_tokens: 2000, seed: 2 }),
+        post({ ...safe, n: 2, seed: 3 }),
+        fetch(`${server.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ prompt: 'ab', max_tokens: 2000, seed: 4, stream: true }),
+        }).then((r) => r.text()),
+      ]);
+      expect(diverged.status).toBe(500);
+      expect(diverged.body.error.message).toMatch(NOT_FINITE);
+      expect(streamed).toMatch(/"error":\{[^}]*not finite/);
+      expect(streamed.trimEnd().endsWith('data: [DONE]')).toBe(true);
+      for (const r of [ok, ok2]) {
+        expect(r.status).toBe(200);
+        for (const c of r.body.choices) {
+          expect(c.text).toHaveLength(2000);
+          expect(c.finish_reason).toBe('length');
+        }
+      }
+      // the rows were stepped together (more row-steps than steps), and the server still answers
+      const stats = server.scheduler.stats;
+      expect(stats.rowSteps - before.rowSteps).toBeGreaterThan(stats.steps - before.steps);
+      expect((await post({ ...safe, max_tokens: 5 })).status).toBe(200);
+      expect(server.scheduler.rows).toBe(0);
+    } finally {
+      await server.close();
+    }
   });
 });

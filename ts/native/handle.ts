@@ -301,6 +301,11 @@ export class SamplerHandle implements NativeSampler {
   }
 }
 
+/** The typed error of one row's `{ code, message }` in a batched call's answer. */
+function rowError(r: { code?: string | null; message?: string | null }, fallback: string): LstmgenError {
+  return wrapNative(Object.assign(new Error(r.message ?? fallback), { code: r.code }));
+}
+
 /**
  * A batch of independent rows over one model (`NativeSessions`, see its documentation) whose calls throw typed
  * errors. Every call is one turn on its model (see {@link NativeHandle.exclusive}), so a step of all rows never
@@ -323,11 +328,7 @@ export class SessionsHandle {
   addMany(prompts: Uint32Array[], options: SampleOptions[], streams: number[]): Promise<Array<number | LstmgenError>> {
     return this.model.exclusive(async () => {
       const added = await guard(() => this.inner.addMany(prompts, options, streams));
-      return added.map((a) =>
-        typeof a.row === 'number'
-          ? a.row
-          : wrapNative(Object.assign(new Error(a.message ?? 'not added'), { code: a.code })),
-      );
+      return added.map((a) => (typeof a.row === 'number' ? a.row : rowError(a, 'not added')));
     });
   }
 
@@ -335,8 +336,27 @@ export class SessionsHandle {
     return this.model.exclusive(() => guard(() => this.inner.feed(row, tokens)));
   }
 
-  step(rows: Uint32Array, maxTokens: number): Promise<number[][]> {
-    return this.model.exclusive(() => guard(() => this.inner.step(rows, maxTokens)));
+  /**
+   * `NativeSessions.stepEach`: up to `maxTokens` new ids per row of `rows`, stepped together; each entry is the
+   * row's new ids or the typed error that stopped that row alone (a NumericError for logits that are not finite).
+   * @throws (rejects) the typed error of an unknown or repeated row or a failed forward pass.
+   */
+  stepEach(rows: Uint32Array, maxTokens: number): Promise<Array<number[] | LstmgenError>> {
+    return this.model.exclusive(async () => {
+      const stepped = await guard(() => this.inner.stepEach(rows, maxTokens));
+      return stepped.map((s) => s.ids ?? rowError(s, 'not stepped'));
+    });
+  }
+
+  /**
+   * {@link stepEach} that throws the first row's error.
+   * @throws (rejects) a row's typed error (a NumericError for logits that are not finite) or the call's.
+   */
+  async step(rows: Uint32Array, maxTokens: number): Promise<number[][]> {
+    const stepped = await this.stepEach(rows, maxTokens);
+    const failed = stepped.find((s) => !Array.isArray(s));
+    if (failed) throw failed;
+    return stepped as number[][];
   }
 
   remove(row: number): Promise<boolean> {

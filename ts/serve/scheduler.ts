@@ -183,11 +183,14 @@ export class Scheduler {
     for (const [id, r] of [...this.running]) if (r.waiting.job.signal.aborted) await this.finish(id);
   }
 
-  /** One native step of rows `ids`; hands each its tokens. An engine error fails every job in the step. */
+  /**
+   * One native step of rows `ids`; hands each its tokens. A row's own error (its logits not finite) fails its job
+   * only, ending the job's other rows; an error of the whole step fails every job in it.
+   */
   private async tick(ids: number[]): Promise<void> {
-    let fresh: number[][];
+    let fresh: Array<number[] | Error>;
     try {
-      fresh = await this.batch.step(Uint32Array.from(ids), TICK_TOKENS);
+      fresh = await this.batch.stepEach(Uint32Array.from(ids), TICK_TOKENS);
     } catch (err) {
       for (const id of ids) {
         const r = this.running.get(id);
@@ -202,6 +205,11 @@ export class Scheduler {
       const r = this.running.get(ids[i]);
       if (!r) continue;
       const got = fresh[i] ?? [];
+      if (!Array.isArray(got)) {
+        r.waiting.reject(got);
+        for (const [id, o] of [...this.running]) if (o.waiting === r.waiting) await this.finish(id);
+        continue;
+      }
       r.produced += got.length;
       const ended = got.length === 0 || r.produced >= r.waiting.job.native.maxTokens;
       let finished: boolean;

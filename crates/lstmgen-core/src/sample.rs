@@ -314,8 +314,14 @@ impl Sampler {
     }
 
     /// One token per live sequence from the host logits, each drawing from its own RNG; the rows
-    /// are sampled in parallel. Errors: `Error::Numeric` for a row of non-finite logits.
+    /// are sampled in parallel. Errors: `Error::Numeric` for a row of non-finite logits (checked
+    /// by [`check_some_finite`] before the controls and bans, then by [`sample_row`]).
     fn sample_on_host(&mut self, vocab: usize) -> Result<Vec<Option<u32>>> {
+        for (row, &done) in self.logits.chunks(vocab).zip(&self.done) {
+            if !done {
+                check_some_finite(row)?;
+            }
+        }
         if self.cfg.controls.active() {
             let edits = self.edits();
             for (row, e) in self.logits.chunks_mut(vocab).zip(&edits) {
@@ -416,13 +422,38 @@ pub(crate) fn non_finite_logits() -> crate::Error {
     )
 }
 
+/// Checks a row of a model's next-token logits `[V]`, before any ban or control masks it: at least
+/// one logit must be above -inf. A row that is all -inf (or NaN) is a model whose outputs
+/// overflowed, and would otherwise draw an arbitrary id. The scan stops at the first logit above
+/// -inf, so a sound row costs one comparison; NaN and +inf in a row that passes are caught by
+/// [`sample_row`] (and on a device by [`sample_on_device`]). Every path that samples from model
+/// logits runs this on each row of each step.
+/// Errors: `Error::Numeric` ([`non_finite_logits`]).
+pub(crate) fn check_some_finite(row: &[f32]) -> Result<()> {
+    if row.iter().any(|&l| l > f32::NEG_INFINITY) {
+        Ok(())
+    } else {
+        Err(non_finite_logits())
+    }
+}
+
+/// The error of a row whose every logit is -inf after the banned ids and generation controls (its
+/// model logits were checked by [`check_some_finite`]): nothing is left to draw.
+fn nothing_left() -> crate::Error {
+    crate::Error::Data(
+        "the banned ids and generation controls (noRepeatNgram, minTokens) exclude every token at this step, so \
+         nothing can be sampled: ban fewer ids or lower noRepeatNgram"
+            .into(),
+    )
+}
+
 /// Draws one token id from a row of logits `[V]` under the temperature / top-k / top-p rules,
 /// using `u`, a uniform draw in [0, 1): the token where the cumulative probability passes `u`.
-/// Probabilities are `exp((l - max) / T)` (f32, vectorized) summed in f64. A row that is all -inf
-/// (every token masked) gives its first id.
+/// Probabilities are `exp((l - max) / T)` (f32, vectorized) summed in f64.
 /// Errors: `Error::Numeric` ([`non_finite_logits`]) when a logit not masked to -inf is NaN or +inf,
 /// found without another pass over the row: at temperature 0 by the argmax's scan, else because the
-/// sum of the probabilities is then not finite.
+/// sum of the probabilities is then not finite; `Error::Data` ([`nothing_left`]) when every logit
+/// is -inf (every token masked: the callers check the model's own logits first).
 pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> Result<u32> {
     let argmax = || {
         let mut best = 0;
@@ -435,6 +466,9 @@ pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> Result<u
         }
         if nan || logits[best] == f32::INFINITY {
             return Err(non_finite_logits());
+        }
+        if logits[best] == f32::NEG_INFINITY {
+            return Err(nothing_left());
         }
         Ok(best as u32)
     };
@@ -478,7 +512,7 @@ pub(crate) fn sample_row(logits: &[f32], cfg: &SampleConfig, u: f64) -> Result<u
         return Err(non_finite_logits()); // a NaN logit, or +inf (inf - inf is NaN)
     }
     if total <= 0.0 {
-        return Ok(0); // every token is masked
+        return Err(nothing_left()); // every token is masked
     }
     let mut keep = len;
     if cfg.top_p < 1.0 {
@@ -670,7 +704,8 @@ mod tests {
         }
     }
     /// A row with a NaN or +inf logit is a Numeric error under every rule (greedy, plain, top-k,
-    /// top-p), never a token; -inf logits (masked ids) are not, and an all-masked row gives id 0.
+    /// top-p), never a token; -inf logits (masked ids) are not, and an all-masked row is a Data
+    /// error, never an arbitrary id.
     #[test]
     fn non_finite_logits_are_a_numeric_error() {
         let rules = [
@@ -694,7 +729,25 @@ mod tests {
         let masked = [f32::NEG_INFINITY, 1.0, f32::NEG_INFINITY, 0.0];
         for c in &rules {
             assert!(matches!(sample_row(&masked, c, 0.5), Ok(1 | 3)), "{c:?}");
-            assert_eq!(sample_row(&[f32::NEG_INFINITY; 3], c, 0.5).unwrap(), 0);
+            let e = sample_row(&[f32::NEG_INFINITY; 3], c, 0.5).unwrap_err();
+            assert_eq!(e.code(), "E_DATA", "{c:?}");
+            assert!(e.to_string().contains("exclude every token"), "{e}");
+        }
+    }
+
+    /// Model logits that are all -inf (or NaN) fail the check every sampling path runs before its
+    /// masks; one logit above -inf passes it, wherever it is.
+    #[test]
+    fn logits_without_a_finite_value_fail_the_check() {
+        for bad in [vec![f32::NEG_INFINITY; 5], vec![f32::NAN; 3], vec![f32::NEG_INFINITY, f32::NAN]] {
+            let e = check_some_finite(&bad).unwrap_err();
+            assert_eq!(e.code(), "E_NUMERIC", "{bad:?}");
+        }
+        let mut row = vec![f32::NEG_INFINITY; 5];
+        for i in 0..5 {
+            row[i] = -3e38;
+            assert!(check_some_finite(&row).is_ok());
+            row[i] = f32::NEG_INFINITY;
         }
     }
 

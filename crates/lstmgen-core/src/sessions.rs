@@ -380,10 +380,27 @@ impl Sessions {
     /// Samples up to `k` tokens for each row of `ids` (distinct), one token per live row per
     /// iteration, all live rows fed through the model together. Returns the new tokens of each
     /// row of `ids`, in order (empty for rows that had ended or were never fed).
-    /// Errors: `Error::Data` for an unknown or repeated id; `Error::Numeric` when a row's logits are
-    /// not finite (see [`crate::sample::non_finite_logits`]; the tokens of the call's earlier
-    /// iterations stay in their rows but are not returned).
+    /// Errors: `Error::Data` for an unknown or repeated id; the first row's error of
+    /// [`Sessions::step_each`] (`Error::Numeric` when its logits are not finite, see
+    /// [`crate::sample::non_finite_logits`]; the tokens this call gave the rows are then not
+    /// returned, though they stay in their rows).
     pub fn step(&mut self, model: &Model, ids: &[RowId], k: usize) -> Result<Vec<Vec<u32>>> {
+        self.step_each(model, ids, k)?.into_iter().collect()
+    }
+
+    /// [`Sessions::step`] with each row's own outcome: a row whose draw fails (`Error::Numeric` for
+    /// logits that are not finite, `Error::Data` when its bans and controls exclude every token)
+    /// stops at that iteration and gets its error, while the other rows go on to `k` tokens as if
+    /// it were not there (their tokens depend on their own rows only). The failed row keeps the
+    /// tokens of its earlier iterations and its logits, so stepping it again fails again.
+    /// Errors (for the whole call, which then returns no tokens): `Error::Data` for an unknown or
+    /// repeated id; an error of the forward pass itself.
+    pub fn step_each(
+        &mut self,
+        model: &Model,
+        ids: &[RowId],
+        k: usize,
+    ) -> Result<Vec<Result<Vec<u32>>>> {
         let mut taken: Vec<(RowId, Row)> = Vec::with_capacity(ids.len());
         for &id in ids {
             match self.rows.remove(&id) {
@@ -403,14 +420,10 @@ impl Sessions {
         }
         let mut rows: Vec<&mut Row> = taken.iter_mut().map(|(_, r)| r).collect();
         let result = self.step_rows(model, &mut rows, k);
-        let fresh: Vec<Vec<u32>> = match &result {
-            Ok(fresh) => fresh.clone(),
-            Err(_) => Vec::new(),
-        };
         for (id, row) in taken {
             self.rows.insert(id, row);
         }
-        result.map(|_| fresh)
+        result
     }
 
     fn step_rows(
@@ -418,11 +431,15 @@ impl Sessions {
         model: &Model,
         rows: &mut [&mut Row],
         k: usize,
-    ) -> Result<Vec<Vec<u32>>> {
+    ) -> Result<Vec<Result<Vec<u32>>>> {
         let vocab = model.config().vocab_size;
         let mut fresh = vec![Vec::new(); rows.len()];
+        // a row's error ends its part in this call
+        let mut failed: Vec<Option<Error>> = (0..rows.len()).map(|_| None).collect();
         for _ in 0..k {
-            let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
+            let mut live: Vec<usize> = (0..rows.len())
+                .filter(|&i| rows[i].live() && failed[i].is_none())
+                .collect();
             if live.is_empty() {
                 break;
             }
@@ -437,9 +454,9 @@ impl Sessions {
             }
             // Sample every live row on the host (in parallel when there are many), each from its
             // own stream.
-            let draw = |row: &mut &mut Row| {
-                let row = &mut **row;
+            let draw = |row: &mut Row| {
                 let mut logits = row.logits.clone().unwrap_or_default();
+                crate::sample::check_some_finite(&logits)?;
                 if row.cfg.controls.active() {
                     row.cfg
                         .controls
@@ -449,12 +466,33 @@ impl Sessions {
                 ban_row(&mut logits, &row.cfg.banned_ids);
                 sample_row(&logits, &row.cfg, row.rng.random::<f64>())
             };
-            let picked: Result<Vec<u32>> = if live.len() >= PARALLEL_ROWS {
-                rows.par_iter_mut().filter(|r| r.live()).map(draw).collect()
+            // the rows of `live`, in its order
+            let mut drawn: Vec<&mut Row> = rows
+                .iter_mut()
+                .zip(&failed)
+                .filter(|(r, f)| r.live() && f.is_none())
+                .map(|(r, _)| &mut **r)
+                .collect();
+            let draws: Vec<Result<u32>> = if live.len() >= PARALLEL_ROWS {
+                drawn.par_iter_mut().map(|r| draw(r)).collect()
             } else {
-                rows.iter_mut().filter(|r| r.live()).map(draw).collect()
+                drawn.iter_mut().map(|r| draw(r)).collect()
             };
-            let picked = picked?;
+            let mut picked = Vec::with_capacity(live.len());
+            let mut kept = Vec::with_capacity(live.len());
+            for (&i, d) in live.iter().zip(draws) {
+                match d {
+                    Ok(tok) => {
+                        picked.push(tok);
+                        kept.push(i);
+                    }
+                    Err(e) => failed[i] = Some(e),
+                }
+            }
+            live = kept;
+            if live.is_empty() {
+                break;
+            }
             // One forward call for all of them: their states side by side, then split again.
             let layers = model.config().num_layers;
             let cat = |pick: fn(&State) -> &Vec<Tensor>| -> Result<Vec<Tensor>> {
@@ -497,6 +535,10 @@ impl Sessions {
             }
         }
         ensure(fresh.len() == rows.len(), || "step lost rows".into())?;
-        Ok(fresh)
+        Ok(fresh
+            .into_iter()
+            .zip(failed)
+            .map(|(tokens, e)| e.map_or(Ok(tokens), Err))
+            .collect())
     }
 }

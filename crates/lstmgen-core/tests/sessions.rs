@@ -363,3 +363,91 @@ fn rows_added_together_equal_rows_added_alone() {
     let empty = *added[5].as_ref().unwrap();
     assert!(many.top(empty, 1).is_err());
 }
+
+/// A model (vocabulary 10, one layer of 8) with finite weights whose next-token logits are all 0
+/// from the zero state until token `x` is fed, and all -inf from then on: `x`'s embedding drives
+/// every gate open and the cell to about 1, and the decoder weights of -3e38 overflow on that
+/// hidden state (every other embedding is 0, so the state stays 0 without `x`).
+fn overflowing_after(x: u32) -> Model {
+    let (v, e, h) = (10, 4, 8);
+    let cfg = ModelConfig {
+        vocab_size: v,
+        embedding_dim: e,
+        hidden_size: h,
+        num_layers: 1,
+        dropout: 0.0,
+        proj_size: 0,
+    };
+    let mut emb = vec![0f32; v * e];
+    emb[x as usize * e..(x as usize + 1) * e].fill(10.0);
+    let t = |data: Vec<f32>, shape: &[usize]| {
+        candle_core::Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+    };
+    let params = vec![
+        t(emb, &[v, e]),
+        t(vec![1.0; 4 * h * e], &[4 * h, e]),
+        t(vec![0.0; 4 * h * h], &[4 * h, h]),
+        t(vec![0.0; 4 * h], &[4 * h]),
+        t(vec![0.0; 4 * h], &[4 * h]),
+        t(vec![-3e38; v * h], &[v, h]),
+        t(vec![0.0; v], &[v]),
+    ];
+    Model::from_params(cfg, params, Device::Cpu).unwrap()
+}
+
+#[test]
+fn logits_that_overflow_mid_generation_are_a_numeric_error() {
+    let m = overflowing_after(0);
+    // the prompt's logits are finite: the error comes once token 0 is sampled
+    for cfg in [
+        sc(5, 300),
+        SampleConfig {
+            top_k: 4,
+            ..sc(6, 300)
+        },
+    ] {
+        let e = generate(&m, &[1, 2], &cfg).unwrap_err();
+        assert_eq!(e.code(), "E_NUMERIC", "{cfg:?}");
+        assert!(e.to_string().contains("not finite"), "{e}");
+    }
+    // greedy: every logit of the prompt's row is 0, the argmax takes the first, id 0, then fails
+    let greedy = SampleConfig {
+        temperature: 0.0,
+        ..sc(1, 5)
+    };
+    assert_eq!(generate(&m, &[1], &greedy).unwrap_err().code(), "E_NUMERIC");
+    // a row that never samples token 0 generates to the end
+    let banned = SampleConfig {
+        banned_ids: vec![0],
+        ..sc(5, 300)
+    };
+    assert_eq!(generate(&m, &[1, 2], &banned).unwrap()[0].len(), 300);
+}
+
+#[test]
+fn a_diverged_row_fails_alone_and_the_rows_stepped_with_it_go_on() {
+    let m = overflowing_after(0);
+    let safe = SampleConfig {
+        banned_ids: vec![0],
+        ..sc(3, 200)
+    };
+    let mut alone = Sessions::new();
+    let a = alone.add(&m, &[1], &safe, 0).unwrap();
+    let want = run(&mut alone, &m, &[a], 200).remove(0);
+    assert_eq!(want.len(), 200);
+
+    let mut s = Sessions::new();
+    let a = s.add(&m, &[1], &safe, 0).unwrap();
+    let b = s.add(&m, &[2], &sc(4, 200), 0).unwrap();
+    let c = s.add(&m, &[0], &sc(4, 200), 0).unwrap();
+    let out = s.step_each(&m, &[b, a, c], 200).unwrap();
+    // b samples token 0 at some point (1 in 10 per draw), c's prompt ends with it
+    for (i, row) in [(0, "b"), (2, "c")] {
+        let e = out[i].as_ref().unwrap_err();
+        assert_eq!(e.code(), "E_NUMERIC", "row {row}");
+    }
+    assert_eq!(out[1].as_ref().unwrap(), &want);
+    // stepping a failed row again fails again; `step` gives the first row's error
+    assert_eq!(s.step(&m, &[c], 1).unwrap_err().code(), "E_NUMERIC");
+    assert!(s.step_each(&m, &[c], 1).unwrap()[0].is_err());
+}

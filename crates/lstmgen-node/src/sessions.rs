@@ -44,6 +44,20 @@ pub struct NativeAdded {
     pub message: Option<String>,
 }
 
+/// One row of `NativeSessions.stepEach`: its new token ids, or why it stopped (`code` and
+/// `message` as the addon's errors have them).
+#[napi(object)]
+pub struct NativeStepped {
+    pub ids: Option<Vec<u32>>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// `code` and `message` of an engine error, as the addon's errors have them.
+fn described(e: &lstmgen_core::Error) -> (Option<String>, Option<String>) {
+    (Some(e.code().into()), Some(e.to_string()))
+}
+
 /// The core options of `options` with `seed` as given (a JS number).
 fn config(options: &NativeSampleOptions) -> Result<SampleConfig> {
     options.to_core()
@@ -120,10 +134,12 @@ impl NativeSessions {
     }
 
     /// Samples up to `maxTokens` tokens for each row of `rowIds` (distinct ids), all of them
-    /// stepped together. Resolves to the new ids of each row, in order (empty for a row that has
-    /// ended: `maxTokens` or a stop sequence of its options).
-    #[napi(ts_return_type = "Promise<Array<Array<number>>>")]
-    pub fn step(&self, row_ids: Uint32Array, max_tokens: u32) -> Job<StepRows> {
+    /// stepped together. Resolves to each row's outcome, in order: its new ids (empty for a row
+    /// that has ended: `maxTokens` or a stop sequence of its options), or its own error
+    /// (`E_NUMERIC` for logits that are not finite), which stops that row only. Rejects for an
+    /// unknown or repeated id or a failed forward pass.
+    #[napi(ts_return_type = "Promise<Array<NativeStepped>>")]
+    pub fn step_each(&self, row_ids: Uint32Array, max_tokens: u32) -> Job<StepRows> {
         AsyncTask::new(Engine(StepRows {
             model: self.model.clone(),
             rows: self.rows.clone(),
@@ -224,11 +240,14 @@ impl EngineTask for AddRows {
                     code: None,
                     message: None,
                 },
-                Err(e) => NativeAdded {
-                    row: None,
-                    code: Some(e.code().into()),
-                    message: Some(e.to_string()),
-                },
+                Err(e) => {
+                    let (code, message) = described(&e);
+                    NativeAdded {
+                        row: None,
+                        code,
+                        message,
+                    }
+                }
             })
             .collect()
     }
@@ -259,13 +278,30 @@ pub struct StepRows {
 }
 
 impl EngineTask for StepRows {
-    type Output = Vec<Vec<u32>>;
-    type JsValue = Vec<Vec<u32>>;
+    type Output = Vec<lstmgen_core::Result<Vec<u32>>>;
+    type JsValue = Vec<NativeStepped>;
     fn compute(&mut self) -> lstmgen_core::Result<Self::Output> {
         let model = lock(&self.model);
-        rows(&self.rows).step(&model, &self.ids, self.k)
+        rows(&self.rows).step_each(&model, &self.ids, self.k)
     }
-    fn resolve(&mut self, v: Self::Output) -> Self::JsValue {
-        v
+    fn resolve(&mut self, stepped: Self::Output) -> Self::JsValue {
+        stepped
+            .into_iter()
+            .map(|r| match r {
+                Ok(ids) => NativeStepped {
+                    ids: Some(ids),
+                    code: None,
+                    message: None,
+                },
+                Err(e) => {
+                    let (code, message) = described(&e);
+                    NativeStepped {
+                        ids: None,
+                        code,
+                        message,
+                    }
+                }
+            })
+            .collect()
     }
 }
