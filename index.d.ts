@@ -160,10 +160,12 @@ export declare class NativeSessions {
   feed(row: number, tokens: Uint32Array): Promise<void>
   /**
    * Samples up to `maxTokens` tokens for each row of `rowIds` (distinct ids), all of them
-   * stepped together. Resolves to the new ids of each row, in order (empty for a row that has
-   * ended: `maxTokens` or a stop sequence of its options).
+   * stepped together. Resolves to each row's outcome, in order: its new ids (empty for a row
+   * that has ended: `maxTokens` or a stop sequence of its options), or its own error
+   * (`E_NUMERIC` for logits that are not finite), which stops that row only. Rejects for an
+   * unknown or repeated id or a failed forward pass.
    */
-  step(rowIds: Uint32Array, maxTokens: number): Promise<Array<Array<number>>>
+  stepEach(rowIds: Uint32Array, maxTokens: number): Promise<Array<NativeStepped>>
   /** Removes a row; returns whether it existed. */
   remove(row: number): boolean
   /**
@@ -390,6 +392,16 @@ export interface NativeSampleOptions {
   minTokens?: number
   /** Ids banned until `minTokens` tokens were generated (the boundary token). Absent: none. */
   endIds?: Array<number>
+}
+
+/**
+ * One row of `NativeSessions.stepEach`: its new token ids, or why it stopped (`code` and
+ * `message` as the addon's errors have them).
+ */
+export interface NativeStepped {
+  ids?: Array<number>
+  code?: string
+  message?: string
 }
 
 /**
