@@ -152,6 +152,20 @@ describe('whole-record generation', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).field).toBe('records');
     expect((err as Error).message).toMatch(/trained on one plain text/);
+    // a BPE vocabulary always holds the boundary token: the model file's record of its training data decides
+    const bpe = (await train({ ...TINY, maxSteps: 1, tokenizer: 'bpe', vocabSize: 300 })).model;
+    expect(bpe.tokenizer.boundaryId).toBeDefined();
+    const bpeFile = path.join(tmpDir(), 'plain-bpe.lstm');
+    await bpe.save(bpeFile);
+    for (const m of [bpe, await loadModel(bpeFile)]) {
+      const e = await m.generate({ records: 2, maxTokens: 5 }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as ConfigError).field).toBe('records');
+      expect((e as Error).message).toMatch(/trained on one plain text/);
+    }
+    const cli = lstmgen('generate', '--model', bpeFile, '--records', '2', '--max-tokens', '5');
+    expect(cli.code).toBe(2);
+    expect(cli.stderr).toMatch(/records: this model was trained on one plain text/);
     await expect(model.generate({ onlyNovel: true })).rejects.toThrow(/onlyNovel: needs records/);
     await expect(model.generate({ records: 2, numSamples: 3 })).rejects.toThrow(/numSamples: cannot be combined/);
     await expect(model.generate({ records: 2, stop: ['a'] })).rejects.toThrow(/stop: cannot be combined/);

@@ -27,6 +27,8 @@ interface StoredRecords {
   hashes: string | null;
   /** Why no hashes are kept, when `hashes` is null. */
   why?: string;
+  /** Present (true) when the model was trained on one plain text: it never saw a record boundary. */
+  plainText?: true;
 }
 
 const HASH_NAME = 'murmur3-x86_32x2-u32';
@@ -68,11 +70,21 @@ export class TrainingRecords {
     private readonly hashes: BigUint64Array | null,
     /** Why the records are unknown (null when they are known). */
     readonly why: string | null,
+    /**
+     * Whether the model was trained on one plain text (no records, so it never saw a record boundary, whatever its
+     * vocabulary holds: a BPE vocabulary always has the boundary token). False when trained on records, or unknown.
+     */
+    readonly plainText = false,
   ) {}
 
   /** Unknown records, with the reason. */
   static unknown(why: string): TrainingRecords {
     return new TrainingRecords(0, null, why);
+  }
+
+  /** The records of a model trained on one plain text: none ({@link plainText}). */
+  static ofPlainText(): TrainingRecords {
+    return new TrainingRecords(0, null, 'the model was trained on one plain text, which has no records', true);
   }
 
   /**
@@ -108,6 +120,7 @@ export class TrainingRecords {
     } catch {
       return TrainingRecords.unknown(missing);
     }
+    if (stored.plainText === true) return TrainingRecords.ofPlainText();
     if (stored.hash !== HASH_NAME) return TrainingRecords.unknown(missing);
     if (stored.hashes === null) return new TrainingRecords(stored.count, null, stored.why ?? missing);
     const bytes = Buffer.from(stored.hashes, 'base64');
@@ -130,6 +143,7 @@ export class TrainingRecords {
       hash: HASH_NAME,
       hashes,
       ...(this.why ? { why: this.why } : {}),
+      ...(this.plainText ? { plainText: true as const } : {}),
     };
     return JSON.stringify(stored);
   }

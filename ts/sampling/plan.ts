@@ -98,17 +98,20 @@ export function planSampling(
   return { prompt, native, stopTexts };
 }
 
+/** The ConfigError (field `records`) of whole records asked of a model trained on one plain text. */
+export function plainTextRecordsError(): ConfigError {
+  return new ConfigError(
+    'records',
+    `this model was trained on one plain text, so it knows no record boundary (${BOUNDARY}); train it on records (format lines, jsonl or csv, or several documents) to generate whole records`,
+  );
+}
+
 /**
  * Id of the record-boundary token that starts and ends whole records.
  * @throws ConfigError (field `records`) when the vocabulary has none: the model was trained on one plain text.
  */
 function recordBoundaryId(tokenizer: Tokenizer): number {
-  if (tokenizer.boundaryId === undefined) {
-    throw new ConfigError(
-      'records',
-      `this model was trained on one plain text, so it knows no record boundary (${BOUNDARY}); train it on records (format lines, jsonl or csv, or several documents) to generate whole records`,
-    );
-  }
+  if (tokenizer.boundaryId === undefined) throw plainTextRecordsError();
   return tokenizer.boundaryId;
 }
 

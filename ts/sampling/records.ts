@@ -9,7 +9,7 @@ import { ConfigError } from '../errors';
 import type { GenerateWarningCode } from '../events';
 import type { NativeHandle } from '../native/handle';
 import type { Tokenizer } from '../tokenizer';
-import { planSampling } from './plan';
+import { planSampling, plainTextRecordsError } from './plan';
 
 /** One generated record. */
 export interface GeneratedRecord {
@@ -38,7 +38,8 @@ const roundSeed = (seed: number, k: number) => (k === 0 ? seed : (seed ^ Math.im
  * that are not training records are found, at most {@link ONLY_NOVEL_ATTEMPTS} per record asked for; when that
  * runs out, a warning `LSTMGEN_FEW_NOVEL` and the novel ones found. A record cut at `maxTokens` never counts as
  * novel there. Sample i of the first round is sample i of `generate({ records })` with the same seed.
- * @throws ConfigError when the model knows no record boundary (`records`), for `onlyNovel` without records or
+ * @throws ConfigError when the model knows no record boundary or was trained on one plain text (`records`), for
+ *   `onlyNovel` without records or
  *   without record hashes, or for `records` with `numSamples` or `stop`; as `generate()` otherwise.
  */
 export async function sampleRecords(
@@ -54,6 +55,8 @@ export async function sampleRecords(
   if (o.stop !== undefined) {
     throw new ConfigError('stop', 'cannot be combined with records: a record ends at the record boundary');
   }
+  // a BPE vocabulary always holds the boundary token: the model file says whether training ever showed it
+  if (known.plainText) throw plainTextRecordsError();
   if (o.onlyNovel && !known.known) throw new ConfigError('onlyNovel', `cannot tell novel records: ${known.why}`);
   const first = planSampling(tokenizer, o);
   const promptIds = first.prompt.subarray(1); // after the boundary

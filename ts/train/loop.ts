@@ -195,9 +195,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     );
   base?.dispose(); // its weights were copied
   native.setPrecision(cfg.precision);
-  const records = corpus.framed
-    ? TrainingRecords.of(corpus)
-    : TrainingRecords.unknown('the model was trained on one plain text, which has no records');
+  const records = corpus.framed ? TrainingRecords.of(corpus) : TrainingRecords.ofPlainText();
   native.setRegularizers(regularizersOf(cfg));
   native.setOptimizer(cfg.optimizer, cfg.momentum, cfg.nonmono);
   let model = new LstmModel(native, tokenizer, toModelConfig(cfg), records);
