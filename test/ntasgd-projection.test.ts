@@ -5,10 +5,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../ts/errors';
+import type { AveragingInfo } from '../ts/events';
 import { exportModel } from '../ts/export/write';
 import { loadModel } from '../ts/model';
 import { type TrainResult, train } from '../ts/train/loop';
 import type { RunRecord } from '../ts/train/runlog';
+import { jsonLines, lstmgen, TINY_FLAGS } from './cli-helpers';
 import { shakespeare, TINY, tensorBytes, tmpDir } from './helpers';
 
 const losses = (r: TrainResult) => r.history.steps.map((s) => s.loss);
@@ -32,7 +34,8 @@ describe('NT-ASGD', () => {
   it('starts averaging at the first validation the rule picks, and the saved model holds the average', async () => {
     const dir = tmpDir();
     const log = path.join(dir, 'run.jsonl');
-    const r = await train({ ...ASGD, logFile: log });
+    const told: AveragingInfo[] = [];
+    const r = await train({ ...ASGD, logFile: log, onAveraging: (a) => void told.push(a) });
     const vals = r.history.evals.map((e) => e.valLoss);
     // the rule (Merity et al. 2017, Algorithm 1) on the validation losses of the run
     let fired: number | null = null;
@@ -47,6 +50,7 @@ describe('NT-ASGD', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as RunRecord);
     expect(records.filter((x) => x.type === 'averaging').map((x) => x.step)).toEqual([fired]);
+    expect(records.filter((x) => x.type === 'averaging')).toEqual(told.map((a) => ({ type: 'averaging', ...a })));
     // the model evaluated and saved is the average: a plain-SGD twin (the same iterates) ends elsewhere
     const sgd = await train({ ...ASGD, optimizer: 'sgd', nonmono: undefined });
     expect(losses(sgd)).toEqual(losses(r)); // the training losses are those of the iterates, identical
@@ -59,6 +63,35 @@ describe('NT-ASGD', () => {
     const loaded = await loadModel(file);
     const text = { text: shakespeare(4_000).slice(-1_000) };
     expect((await loaded.evaluate(text)).loss).toBeCloseTo((await r.model.evaluate(text)).loss, 10);
+  });
+
+  it('lstmgen train --json prints the averaging record as the --log file has it', () => {
+    const dir = tmpDir();
+    const corpus = path.join(dir, 'c.txt');
+    fs.writeFileSync(corpus, ASGD.corpus.text);
+    const log = path.join(dir, 'run.jsonl');
+    const flags = ['--optimizer', 'ntasgd', '--nonmono', '1', '--lr', '8', '--clip-norm', '0.5', '--eval-every', '3'];
+    const r = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      ...TINY_FLAGS,
+      ...flags,
+      '--max-steps',
+      '60',
+      '--seed',
+      '7',
+      '--json',
+      '--log',
+      log,
+      '--out',
+      path.join(dir, 'm.lstm'),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const printed = jsonLines(r.stdout).filter((x) => x.type === 'averaging');
+    const logged = jsonLines(fs.readFileSync(log, 'utf8')).filter((x) => x.type === 'averaging');
+    expect(logged).toHaveLength(1);
+    expect(printed).toEqual(logged);
   });
 
   it('resumes exactly from a checkpoint taken while averaging', async () => {

@@ -12,7 +12,10 @@ import { CORPUS_ENCODINGS } from './corpus/read';
 import { CORPUS_FORMATS } from './corpus/records';
 import type { CorpusItem, CorpusSource } from './corpus/sources';
 import { ConfigError, show } from './errors';
-import type { CheckpointInfo, EpochInfo, EvalInfo, SampleInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
+import type {
+  AveragingInfo,
+  CheckpointInfo,
+  EpochInfo, EvalInfo, SampleInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
 import { PRECISIONS, type Precision } from './native/handle';
 import { DEVICES } from './native/loader';
 import { MIN_BPE_VOCAB } from './tokenizer/bpe';
@@ -447,6 +450,8 @@ const trainFields = {
   logFile: path.optional().describe('write metrics as JSON lines (plot with lstmgen plot)'),
   /** Called after every checkpoint written. */
   onCheckpoint: fn<(info: CheckpointInfo) => void | Promise<void>>().optional(),
+  /** Called when NT-ASGD starts averaging the weights (`optimizer: 'ntasgd'`), as the log's `averaging` record. */
+  onAveraging: fn<(info: AveragingInfo) => void | Promise<void>>().optional(),
   /**
    * Receives the run's warnings instead of `process.emitWarning`: the message and its code
    * (see {@link TrainWarningCode}), e.g. validation symbols outside the vocabulary (`LSTMGEN_UNKNOWN_SYMBOLS`)

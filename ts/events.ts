@@ -107,6 +107,19 @@ export interface TrainHistory {
   averagingStart: number | null;
 }
 
+/**
+ * Passed to `onAveraging` when NT-ASGD's trigger fires (`optimizer: 'ntasgd'`; Merity et al. 2017): from the step
+ * after `step`, the weights are the average of the SGD iterates.
+ */
+export interface AveragingInfo {
+  /** Global step whose validation fired the trigger. */
+  step: number;
+  /** Epoch of that step (1-based). */
+  epoch: number;
+  /** The monitored validation loss (nats/token) that fired it. */
+  valLoss: number;
+}
+
 /** Passed to `onCheckpoint` after a checkpoint file is written (atomically). */
 export interface CheckpointInfo {
   /** Global step the checkpoint holds (training resumes with step `step + 1`). */

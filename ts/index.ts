@@ -82,6 +82,7 @@ export {
   wrapNative,
 } from './errors';
 export type {
+  AveragingInfo,
   CheckpointInfo,
   EpochInfo,
   EvalInfo,

@@ -99,6 +99,9 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         onCheckpoint: (c) => {
           if (json) emit({ type: 'checkpoint', ...c });
         },
+        onAveraging: (a) => {
+          if (json) emit({ type: 'averaging', ...a });
+        },
         onSample: (s) => {
           if (json) emit({ type: 'sample', ...s });
           else bar?.log(sampleLines(s));

@@ -382,7 +382,9 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
         // saved, checkpointed) are the average of the SGD iterates
         if (native.observeValidation(monitored)) {
           history.averagingStart = step;
-          log?.write({ type: 'averaging', step, epoch, valLoss: monitored });
+          const averaging = { step, epoch, valLoss: monitored };
+          log?.write({ type: 'averaging', ...averaging });
+          await cfg.onAveraging?.(averaging);
         }
         if (best.update(monitored)) {
           bestStep = step;

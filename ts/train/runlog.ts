@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../errors';
-import type { CheckpointInfo, EpochInfo, EvalInfo, SampleInfo, StepInfo } from '../events';
+import type { AveragingInfo, CheckpointInfo, EpochInfo, EvalInfo, SampleInfo, StepInfo } from '../events';
 import { writeFailure } from '../io/atomic';
 
 /** One line of a run log. `start` and `end` bracket each (possibly resumed) run. */
@@ -25,7 +25,7 @@ export type RunRecord =
   | ({ type: 'checkpoint' } & CheckpointInfo)
   | ({ type: 'sample' } & SampleInfo)
   /** NT-ASGD started averaging after `step`, at the monitored validation loss `valLoss`. */
-  | { type: 'averaging'; step: number; epoch: number; valLoss: number }
+  | ({ type: 'averaging' } & AveragingInfo)
   | {
       type: 'end';
       time: string;
