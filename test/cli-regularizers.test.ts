@@ -71,7 +71,7 @@ describe('lstmgen train: regularizer, optimizer and word-split flags', () => {
     expect(t['decoder.weight'].equals(t['embedding.weight'])).toBe(true);
   });
 
-  it('refuses --tie-weights with different widths and --momentum without sgd (exit 2, flag named)', () => {
+  it('refuses --tie-weights with different widths, --momentum without sgd and --vocab-size with char (exit 2, flag named)', () => {
     const tie = lstmgen(
       'train',
       '--corpus',
@@ -91,5 +91,8 @@ describe('lstmgen train: regularizer, optimizer and word-split flags', () => {
     const mom = lstmgen('train', '--corpus', 'moby-dick', '--momentum', '0.9');
     expect(mom.code).toBe(2);
     expect(mom.stderr).toContain('--momentum');
+    const vocab = lstmgen('train', '--corpus', 'moby-dick', '--tokenizer', 'char', '--vocab-size', '500');
+    expect(vocab.code).toBe(2);
+    expect(vocab.stderr).toMatch(/--vocab-size.*applies to the word and bpe tokenizers only/);
   });
 });

@@ -74,16 +74,11 @@ describe('train({ onWarning })', () => {
     await train({
       ...TINY,
       valCorpus: { text: `${TINY.corpus.text.slice(0, 2_000)}🐳` },
-      vocabSize: 50,
       lr: 1e6,
       onWarning: (message, code) => got.push([message, code]),
     });
-    expect(got.map(([, code]) => code)).toEqual([
-      'LSTMGEN_IGNORED_OPTION',
-      'LSTMGEN_UNKNOWN_SYMBOLS',
-      'LSTMGEN_DIVERGED',
-    ]);
-    expect(got[1][0]).toMatch(/^validation text: 1 symbol not in the vocabulary \("🐳"\)/);
+    expect(got.map(([, code]) => code)).toEqual(['LSTMGEN_UNKNOWN_SYMBOLS', 'LSTMGEN_DIVERGED']);
+    expect(got[0][0]).toMatch(/^validation text: 1 symbol not in the vocabulary \("🐳"\)/);
     expect(spy).not.toHaveBeenCalled();
   });
 
@@ -91,6 +86,14 @@ describe('train({ onWarning })', () => {
     const spy = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     await train({ ...TINY, valCorpus: { text: `${TINY.corpus.text.slice(0, 2_000)}🐳` } });
     expect(withCode(spy, 'LSTMGEN_UNKNOWN_SYMBOLS')).toHaveLength(1);
+  });
+
+  it('vocabSize with the char tokenizer is a ConfigError, not an ignored option', async () => {
+    await expect(train({ ...TINY, tokenizer: 'char', vocabSize: 50 })).rejects.toMatchObject({
+      name: 'ConfigError',
+      field: 'vocabSize',
+      message: expect.stringMatching(/applies to the word and bpe tokenizers only/),
+    });
   });
 
   it('must be a function', async () => {

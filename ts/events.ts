@@ -133,14 +133,13 @@ export interface CheckpointInfo {
 /**
  * Codes of the warnings `train()` gives (through `onWarning`, else `process.emitWarning` with this code):
  * `LSTMGEN_UNKNOWN_SYMBOLS` (validation symbols outside the vocabulary, counted as `<unk>`),
- * `LSTMGEN_DIVERGED` (the final validation loss is clearly above ln(vocabSize)), `LSTMGEN_IGNORED_OPTION`
- * (an option the chosen tokenizer does not use), `LSTMGEN_RESTORE_BEST` (the best weights could not be restored),
+ * `LSTMGEN_DIVERGED` (the final validation loss is clearly above ln(vocabSize)), `LSTMGEN_RESTORE_BEST` (the best
+ * weights could not be restored),
  * and the warnings of reading the corpus ({@link DataWarningCode}).
  */
 export type TrainWarningCode =
   | 'LSTMGEN_UNKNOWN_SYMBOLS'
   | 'LSTMGEN_DIVERGED'
-  | 'LSTMGEN_IGNORED_OPTION'
   | 'LSTMGEN_RESTORE_BEST'
   | DataWarningCode;
 

@@ -102,13 +102,13 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
       ? parseTrainConfig(initInput(input, base, given.initFrom))
       : given;
 
-  const warn = cfg.onWarning ?? emitWarning;
   if (cfg.tokenizer === 'char' && (input as { vocabSize?: unknown }).vocabSize !== undefined) {
-    warn(
-      'vocabSize is ignored by the char tokenizer: its vocabulary is every symbol of the training text',
-      'LSTMGEN_IGNORED_OPTION',
+    throw new ConfigError(
+      'vocabSize',
+      'applies to the word and bpe tokenizers only: the char vocabulary is every symbol of the training text; drop vocabSize or choose tokenizer "word" or "bpe"',
     );
   }
+  const warn = cfg.onWarning ?? emitWarning;
   const corpusOptions: CorpusOptions = {
     format: cfg.format,
     field: cfg.field,
