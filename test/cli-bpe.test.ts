@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { jsonLines, lstmgen, TINY_FLAGS } from './cli-helpers';
+import { CLI, jsonLines, lstmgen, runCli, TINY_FLAGS } from './cli-helpers';
 import { ROOT, shakespeare, tmpDir } from './helpers';
 
 describe('lstmgen with BPE', () => {
@@ -24,6 +24,19 @@ describe('lstmgen with BPE', () => {
     expect(res.chars).toBe([...text].length);
     const plain = lstmgen('tokenize', '--model', out, '--text', 'First');
     expect(plain.stdout).toMatch(/tokens, 5 characters \(bpe, vocabulary 300\)/);
+    // standard input is checked as train checks a corpus: text is read, binary data is a DataError (exit 1)
+    const piped = runCli(CLI, ['tokenize', '--model', out], { input: Buffer.from('\ufeffFirst', 'utf8') });
+    expect(piped.stdout).toMatch(/tokens, 5 characters \(bpe, vocabulary 300\)/);
+    const binary = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24));
+    for (const [bytes, why] of [
+      [binary, /standard input is not valid utf-8 text/],
+      [Buffer.from('one\0two'), /standard input contains NUL characters.*binary data/],
+    ] as const) {
+      const bad = runCli(CLI, ['tokenize', '--model', out], { input: bytes });
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toBe('');
+      expect(bad.stderr).toMatch(why);
+    }
 
     const e = lstmgen('eval', '--model', out, '--corpus', corpus, '--json');
     expect(e.code, e.stderr).toBe(0);

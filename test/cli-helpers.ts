@@ -35,12 +35,16 @@ export interface CliResult {
 }
 
 /**
- * Runs `cli` with `args` to completion from `cwd` (default the repository root); a run past `timeoutMs`
- * (default two minutes) is killed and ends with a signal.
+ * Runs `cli` with `args` to completion from `cwd` (default the repository root), `input` on its standard input
+ * (default none); a run past `timeoutMs` (default two minutes) is killed and ends with a signal.
  */
-export function runCli(cli: string, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): CliResult {
-  const { cwd = ROOT, timeoutMs = 120_000 } = options;
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: timeoutMs });
+export function runCli(
+  cli: string,
+  args: string[],
+  options: { cwd?: string; timeoutMs?: number; input?: string | Uint8Array } = {},
+): CliResult {
+  const { cwd = ROOT, timeoutMs = 120_000, input } = options;
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: timeoutMs, input });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -1,5 +1,6 @@
 /** `lstmgen tokenize`: the ids and pieces a model's tokenizer makes of a text, for debugging. */
 import * as fs from 'node:fs';
+import { decodeText } from '../corpus/read';
 import { loadModel } from '../model';
 import { warnUnknownSymbols } from '../tokenizer';
 import { emit, say } from './print';
@@ -16,11 +17,13 @@ export interface TokenizeFlags {
  * Print, for each token of the text: its id, its token string and the text it decodes to alone (JSON-quoted;
  * a byte-level piece of a character shows as U+FFFD), then the count of tokens and characters; with `--json`
  * one object `{"ids","tokens","pieces","chars"}`. The decoded ids always equal the text for a byte-level BPE.
+ * @throws DataError when standard input is not valid UTF-8 (or UTF-16 with a byte-order mark) or holds NUL
+ *   characters, as a corpus file would be refused.
  */
 export async function tokenizeCommand(flags: TokenizeFlags): Promise<void> {
   const model = await loadModel(flags.model, { device: 'cpu' });
   const t = model.tokenizer;
-  const text = flags.text ?? fs.readFileSync(0, 'utf8');
+  const text = flags.text ?? decodeText(fs.readFileSync(0), 'standard input');
   const ids = t.encode(text, { onWarning: warnUnknownSymbols });
   const tokens = Array.from(ids, (id) => t.tokens[id]);
   const pieces = Array.from(ids, (id) => t.decode([id]));

@@ -58,6 +58,49 @@ const hint = (doc: CorpusDocument) =>
     ? ` (found by ${doc.foundBy}: pick the text files with extensions, e.g. --ext .txt)`
     : '';
 
+/** What to try when bytes are not valid `encoding` text. */
+const encodingAdvice = (encoding: CorpusEncoding) =>
+  encoding === 'utf-8'
+    ? "; if it is Latin-1 or Windows-1252 text give encoding: 'latin1' (--encoding latin1), if it is UTF-16 without a byte-order mark give encoding: 'utf-16le' or 'utf-16be'"
+    : `; give the file's encoding (one of ${CORPUS_ENCODINGS.join(', ')})`;
+
+/**
+ * The DataError of decoded text holding a NUL character (`bytes`: the chunk it came from, at byte `start`), or
+ * undefined: binary data, or (with `guess`) UTF-16 read as UTF-8, when the message names the encoding to give.
+ */
+function nulError(what: string, text: string, bytes: Uint8Array, start: number, encoding: CorpusEncoding, tail = '') {
+  if (!text.includes('\0')) return undefined;
+  const guess = encoding === 'utf-8' && start === 0 && tail !== NO_ENCODING_OPTION ? utf16Guess(bytes) : undefined;
+  const advice = guess
+    ? `: it looks like ${guess.toUpperCase()} without a byte-order mark; give encoding: '${guess}' (--encoding ${guess})`
+    : ': it is binary data, not text';
+  return new DataError(`${what} contains NUL characters (in the chunk at byte ${start})${advice}${tail}`);
+}
+
+/** What a reader without an encoding option says about text it cannot decode. */
+const NO_ENCODING_OPTION =
+  ' (only UTF-8, or UTF-16 with a byte-order mark, is read here: convert other text first, e.g. with iconv)';
+
+/**
+ * `bytes` as UTF-8 text (UTF-16 with a byte-order mark; the mark is dropped), checked as a corpus file's chunks
+ * are, for readers without an encoding option; `what` names the source in the errors (e.g. "standard input").
+ * @throws DataError when the bytes are not valid text or hold NUL characters.
+ */
+export function decodeText(bytes: Uint8Array, what: string): string {
+  const bom = sniffBom(bytes);
+  const used = bom?.encoding ?? 'utf-8';
+  const body = bytes.subarray(bom?.length ?? 0);
+  let text: string;
+  try {
+    text = new TextDecoder(used, { fatal: true, ignoreBOM: true }).decode(body);
+  } catch (err) {
+    throw new DataError(`${what} is not valid ${used} text${NO_ENCODING_OPTION}`, { cause: err });
+  }
+  const nul = nulError(what, text, body, 0, used, NO_ENCODING_OPTION);
+  if (nul) throw nul;
+  return text;
+}
+
 /**
  * The text of `doc` as pieces, in order. Files are checked again when opened (a regular file: devices and
  * FIFOs are refused, never read) and opened non-blocking, so nothing waits on a pipe; each chunk is awaited,
@@ -94,12 +137,8 @@ export async function* readDocument(doc: CorpusDocument, options: ReadOptions = 
       try {
         return bytes ? decoder!.decode(bytes, { stream: true }) : decoder!.decode();
       } catch (err) {
-        const advice =
-          encoding === 'utf-8'
-            ? "; if it is Latin-1 or Windows-1252 text give encoding: 'latin1' (--encoding latin1), if it is UTF-16 without a byte-order mark give encoding: 'utf-16le' or 'utf-16be'"
-            : `; give the file's encoding (one of ${CORPUS_ENCODINGS.join(', ')})`;
         throw new DataError(
-          `corpus ${name} is not valid ${encoding} text (in the ${bytes ? 'chunk' : 'end'} at byte ${offset})${advice}${hint(doc)}`,
+          `corpus ${name} is not valid ${encoding} text (in the ${bytes ? 'chunk' : 'end'} at byte ${offset})${encodingAdvice(encoding)}${hint(doc)}`,
           { cause: err },
         );
       }
@@ -123,16 +162,8 @@ export async function* readDocument(doc: CorpusDocument, options: ReadOptions = 
         offset += bom?.length ?? 0;
       }
       const text = decode(bytes);
-      const nul = text.indexOf('\0');
-      if (nul >= 0) {
-        const guess = encoding === 'utf-8' && start === 0 ? utf16Guess(bytes) : undefined;
-        const advice = guess
-          ? `: it looks like ${guess.toUpperCase()} without a byte-order mark; give encoding: '${guess}' (--encoding ${guess})`
-          : ': it is binary data, not text';
-        throw new DataError(
-          `corpus ${name} contains NUL characters (in the chunk at byte ${start})${advice}${hint(doc)}`,
-        );
-      }
+      const nul = nulError(`corpus ${name}`, text, bytes, start, encoding, hint(doc));
+      if (nul) throw nul;
       offset += bytes.length;
       await options.onBytes?.(offset - start);
       if (text) yield text;
