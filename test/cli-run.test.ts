@@ -159,7 +159,7 @@ describe('lstmgen CLI: long runs', () => {
     expect(text.startsWith('<svg')).toBe(true);
     expect(text).toContain('>validation loss<');
     const missing = lstmgen('plot', path.join(dir, 'none.jsonl'), '-o', svg);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^lstmgen: cannot read run log .*no such file/);
   });
 

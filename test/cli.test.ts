@@ -114,12 +114,26 @@ describe('lstmgen CLI', () => {
     expect(g.stdout.startsWith('KING')).toBe(true);
   });
 
-  it('reports errors as "lstmgen: <message>" without a stack, exit 1 or 2 for usage', () => {
+  it('reports errors as "lstmgen: <message>" without a stack, exit 1, or 2 for usage and unreadable paths', () => {
     const missing = lstmgen('train', '--corpus', path.join(dir, 'nope.txt'), '--out', path.join(dir, 'x.lstm'));
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^lstmgen: cannot read corpus .*no such file/);
     expect(missing.stderr).not.toMatch(/\n\s+at /);
     expect(missing.stdout).toBe('');
+    // paths that cannot be read exit 2 (a usage error); files that can be read but hold the wrong thing exit 1
+    for (const [args, message] of [
+      [['generate', '--model', path.join(dir, 'nope.lstm')], /cannot read model file .*no such file/],
+      [['generate', '--model', dir], /cannot read model file .*it is a directory/],
+      [['train', '--corpus', path.join(dir, 'nope-*.txt'), '--out', path.join(dir, 'x.lstm')], /corpus glob .* matches no/],
+      [['plot', path.join(dir, 'none.jsonl'), '-o', path.join(dir, 'x.svg')], /cannot read run log .*no such file/],
+    ] as const) {
+      const r = lstmgen(...args);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    const notModel = lstmgen('generate', '--model', corpus);
+    expect(notModel.code).toBe(1);
+    expect(notModel.stderr).toMatch(/not a safetensors file/);
 
     const bad = lstmgen('train', '--corpus', corpus, '--hidden-size', '0', '--json');
     expect(bad.code).toBe(2);

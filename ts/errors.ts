@@ -10,12 +10,25 @@ export type ErrorCode = 'E_CONFIG' | 'E_DATA' | 'E_MODEL_FILE' | 'E_DEVICE' | 'E
 export class LstmgenError extends Error {
   /** Stable code of the error class, e.g. `'E_CONFIG'`. */
   readonly code: ErrorCode;
+  /**
+   * The path given by the caller when the error is that it cannot be read at all (missing, a directory where a
+   * file is needed, no permission, not a regular file, a glob matching nothing); unset for errors of what a
+   * readable file holds. The CLI exits 2 for these, as for bad flags.
+   */
+  readonly unreadablePath?: string;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: LstmgenErrorOptions) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
+    if (options?.unreadablePath !== undefined) this.unreadablePath = options.unreadablePath;
   }
+}
+
+/** Options of the error classes: the `cause`, and {@link LstmgenError.unreadablePath}. */
+export interface LstmgenErrorOptions {
+  cause?: unknown;
+  unreadablePath?: string;
 }
 
 /**
@@ -41,14 +54,14 @@ export class ConfigError extends LstmgenError {
  * shapes.
  */
 export class DataError extends LstmgenError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: LstmgenErrorOptions) {
     super('E_DATA', message, options);
   }
 }
 
 /** A model file that is missing, truncated, corrupt, from another program, or cannot be written. */
 export class ModelFileError extends LstmgenError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: LstmgenErrorOptions) {
     super('E_MODEL_FILE', message, options);
   }
 }

@@ -479,7 +479,10 @@ export function readBytes(file: string, what: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    throw new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${fileErrorReason(err)}`, { cause: err });
+    throw new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${fileErrorReason(err)}`, {
+      cause: err,
+      unreadablePath: file,
+    });
   }
 }
 

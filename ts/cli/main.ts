@@ -5,7 +5,8 @@
  * With `--json` stdout carries exactly one JSON object per line and nothing else; progress and warnings go
  * to stderr. Errors print `lstmgen: <message>` to stderr, with option names written as the flags that set them
  * (warnings are printed as the library words them: their names are often quantities, as in `ln(vocabSize)`);
- * exit code 1, 2 for usage errors (bad flags or option values), 130 for a training run stopped by Ctrl-C.
+ * exit code 1, 2 for usage errors (bad flags or option values, and paths that cannot be read: missing, a
+ * directory, no permission, not a regular file), 130 for a training run stopped by Ctrl-C.
  */
 import { CommanderError } from 'commander';
 import { ConfigError, LstmgenError } from '../errors';
@@ -34,7 +35,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof LstmgenError) {
       process.stderr.write(`lstmgen: ${named(err.message)}\n`);
-      return 1;
+      return err.unreadablePath === undefined ? 1 : 2; // a path that cannot be read is a usage error
     }
     if (err instanceof Error && err.name === 'AbortError') {
       process.stderr.write('lstmgen: interrupted while reading the corpus; nothing was trained or saved\n');

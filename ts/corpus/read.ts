@@ -124,7 +124,7 @@ export async function* readDocument(doc: CorpusDocument, options: ReadOptions = 
   try {
     handle = await fs.promises.open(doc.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
-    throw new DataError(`cannot read corpus ${name}: ${fileErrorReason(err)}`, { cause: err });
+    throw new DataError(`cannot read corpus ${name}: ${fileErrorReason(err)}`, { cause: err, unreadablePath: doc.path });
   }
   try {
     assertRegularFile(await handle.stat(), doc.name);
@@ -151,7 +151,10 @@ export async function* readDocument(doc: CorpusDocument, options: ReadOptions = 
         if (bytesRead === 0) break;
         bytes = buf.subarray(0, bytesRead);
       } catch (err) {
-        throw new DataError(`cannot read corpus ${name}: ${fileErrorReason(err)}`, { cause: err });
+        throw new DataError(`cannot read corpus ${name}: ${fileErrorReason(err)}`, {
+          cause: err,
+          unreadablePath: doc.path,
+        });
       }
       const start = offset;
       if (!decoder) {

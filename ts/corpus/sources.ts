@@ -95,6 +95,7 @@ export function assertRegularFile(stat: fs.Stats, name: string): void {
   if (!stat.isFile()) {
     throw new DataError(
       `corpus ${JSON.stringify(name)} is ${fileKind(stat)}, not a regular file; lstmgen reads corpora from regular files only (copy the data into a file first)`,
+      { unreadablePath: name },
     );
   }
 }
@@ -142,7 +143,9 @@ function globDocuments(pattern: string, extensions?: readonly string[]): CorpusD
   const found = globSync(pattern, { onlyFiles: true, dot: false, absolute, expandDirectories: false });
   const docs = keep(found, absolute ? '/' : '.', absolute ? '/' : '', extensions, `glob ${JSON.stringify(pattern)}`);
   if (docs.length === 0)
-    throw new DataError(`corpus glob ${JSON.stringify(pattern)} matches no files${filterNote(extensions)}`);
+    throw new DataError(`corpus glob ${JSON.stringify(pattern)} matches no files${filterNote(extensions)}`, {
+      unreadablePath: pattern,
+    });
   return docs;
 }
 
@@ -160,7 +163,10 @@ function itemDocuments(item: CorpusItem, options: ResolveOptions): CorpusDocumen
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code !== 'ENOENT' && e.code !== 'ENOTDIR')
-      throw new DataError(`cannot read corpus ${JSON.stringify(name)}: ${fileErrorReason(err)}`, { cause: err });
+      throw new DataError(`cannot read corpus ${JSON.stringify(name)}: ${fileErrorReason(err)}`, {
+        cause: err,
+        unreadablePath: name,
+      });
   }
   if (stat?.isDirectory()) return directoryDocuments(name, options.extensions);
   if (stat) return [fileDocument(name, stat)];
@@ -168,6 +174,7 @@ function itemDocuments(item: CorpusItem, options: ResolveOptions): CorpusDocumen
   if (typeof item === 'string' && isDynamicPattern(name)) return globDocuments(name, options.extensions);
   throw new DataError(
     `cannot read corpus ${JSON.stringify(name)}: no such file or directory; give a file, a directory, a glob or a builtin (${builtinList()})`,
+    { unreadablePath: name },
   );
 }
 

@@ -85,7 +85,10 @@ export function readRunLog(file: string): RunRecord[] {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new DataError(`cannot read run log ${JSON.stringify(file)}: ${fileErrorReason(err)}`, { cause: err });
+    throw new DataError(`cannot read run log ${JSON.stringify(file)}: ${fileErrorReason(err)}`, {
+      cause: err,
+      unreadablePath: file,
+    });
   }
   const lines = text.split('\n');
   const records: RunRecord[] = [];
