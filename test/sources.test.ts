@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { corpusStream, loadCorpus, tokenizeCorpus } from '../ts/corpus/dataset';
-import { resolveCorpus } from '../ts/corpus/sources';
+import { ResolvedCorpus, resolveCorpus } from '../ts/corpus/sources';
 import { DataError } from '../ts/errors';
 import { BOUNDARY, CharTokenizer } from '../ts/tokenizer';
 import { defined, tmpDir } from './helpers';
@@ -103,5 +103,23 @@ describe('corpus sources', () => {
     expect(() => resolveCorpus(dir, { extensions: ['.txt'] })).toThrow(/holds no files ending in \.txt/);
     expect(() => resolveCorpus(`${dir}/*.csv`)).toThrow(/glob ".*\*\.csv" matches no files/);
     expect(() => resolveCorpus(path.join(dir, 'missing.txt'))).toThrow(/no such file or directory/);
+  });
+});
+
+describe('ResolvedCorpus', () => {
+  it("looks the items up once: the files of those found, then the documents or the first failed item's error", async () => {
+    const dir = tree({ 'a.txt': 'alpha alpha', 'sub/b.txt': 'beta' });
+    const a = path.join(dir, 'a.txt');
+    const missing = path.join(dir, 'nope.txt');
+    const resolved = new ResolvedCorpus([a, missing, path.join(dir, 'sub')]);
+    expect(resolved.files()).toEqual([a, path.join(dir, 'sub', 'b.txt')]);
+    // the lookup is done: a file made now is not seen, and the missing item's error comes when reading
+    fs.writeFileSync(missing, 'late');
+    expect(() => resolved.documents()).toThrow(DataError);
+    expect(() => resolved.documents()).toThrow(/cannot read corpus .*nope\.txt.*no such file/);
+    await expect(tokenizeCorpus(resolved, CHAR)).rejects.toThrow(/nope\.txt.*no such file/);
+    const ok = new ResolvedCorpus([a, a, path.join(dir, 'sub')]);
+    expect(ok.documents().map((d) => d.name)).toEqual([a, path.join(dir, 'sub', 'b.txt')]);
+    expect((await tokenizeCorpus(ok, CHAR)).name).toBe(`${a}, ${a}, ${path.join(dir, 'sub')}`);
   });
 });

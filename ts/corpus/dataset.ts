@@ -29,7 +29,7 @@ import {
 import { cacheEntry, readCache, writeCache } from './cache';
 import { type CorpusEncoding, controlShare, readDocument } from './read';
 import { type CorpusFormat, type RecordSink, readRecords } from './records';
-import { type CorpusDocument, type CorpusSource, describeCorpus, resolveCorpus } from './sources';
+import { type CorpusDocument, type CorpusSource, describeCorpus, ResolvedCorpus, resolveCorpus } from './sources';
 
 /** Progress of reading a corpus: `bytes` of `totalBytes` done in `phase`. */
 export interface DataProgress {
@@ -166,7 +166,7 @@ export interface DeriveVocabulary {
 }
 
 /**
- * Tokenize a corpus: with `tokenizer` options, build the vocabulary from it (with a boundary token when it has
+ * Tokenize a corpus (a source, or one already looked up: {@link ResolvedCorpus}): with `tokenizer` options, build the vocabulary from it (with a boundary token when it has
  * several documents or is in a record format); with a {@link Tokenizer}, encode with that one (records are
  * framed only when it has a boundary token), reporting unknown symbols through `encode` (`prefix` starts the
  * message).
@@ -175,7 +175,7 @@ export interface DeriveVocabulary {
  *   `cacheDir`) when the cache directory cannot be created or written; the signal's reason when aborted.
  */
 export async function tokenizeCorpus(
-  source: CorpusSource,
+  source: CorpusSource | ResolvedCorpus,
   tokenizer: TokenizerOptions | Tokenizer,
   options: CorpusOptions = {},
   encode: EncodeOptions & { prefix?: string; derive?: DeriveVocabulary } = {},
@@ -183,8 +183,9 @@ export async function tokenizeCorpus(
   const format = options.format ?? 'text';
   const warn = options.onWarning ?? emitWarning;
   if (options.cacheDir) assertWritable(options.cacheDir, 'cacheDir', true);
-  const documents = resolveCorpus(source, { extensions: options.extensions });
-  const name = describeCorpus(source);
+  const resolved = source instanceof ResolvedCorpus ? source : new ResolvedCorpus(source, options);
+  const documents = resolved.documents();
+  const name = describeCorpus(resolved.source);
   const fixed = 'encoder' in tokenizer ? tokenizer : undefined;
   const settings = {
     format,

@@ -179,41 +179,60 @@ function itemDocuments(item: CorpusItem, options: ResolveOptions): CorpusDocumen
 }
 
 /**
- * The documents `source` names, in order (see {@link CorpusSource}).
+ * A corpus source looked up once, item by item: each item's documents, or the error looking it up gave. A
+ * training run takes from one lookup both the files its outputs must not replace (before it writes anything)
+ * and the documents it reads (whose errors it reports then, in their order).
+ */
+export class ResolvedCorpus {
+  private readonly items: ReadonlyArray<{ docs: CorpusDocument[] } | { error: unknown }>;
+
+  constructor(
+    /** The source as given. */
+    readonly source: CorpusSource,
+    options: ResolveOptions = {},
+  ) {
+    const items: readonly CorpusItem[] = Array.isArray(source) ? source : [source as CorpusItem];
+    this.items = items.map((item) => {
+      try {
+        return { docs: itemDocuments(item, options) };
+      } catch (error) {
+        return { error };
+      }
+    });
+  }
+
+  /** The files named (as given), without the items that could not be looked up: what outputs must not replace. */
+  files(): string[] {
+    return this.items.flatMap((r) => ('docs' in r ? r.docs.flatMap((d) => (d.kind === 'file' ? [d.name] : [])) : []));
+  }
+
+  /**
+   * The documents, in order, each file once (see {@link resolveCorpus}).
+   * @throws the error of the first item that could not be looked up (see {@link resolveCorpus}).
+   */
+  documents(): CorpusDocument[] {
+    const docs: CorpusDocument[] = [];
+    const seen = new Set<string>();
+    for (const r of this.items) {
+      if ('error' in r) throw r.error;
+      for (const doc of r.docs) {
+        if (doc.kind === 'file') {
+          if (seen.has(doc.path)) continue;
+          seen.add(doc.path);
+        }
+        docs.push(doc);
+      }
+    }
+    return docs;
+  }
+}
+
+/**
+ * The documents `source` names, in order (see {@link CorpusSource}), each file once.
  * @throws DataError for a path that does not exist (and is no builtin or glob), an unknown `builtin:` name, a
  *   non-regular file (device, FIFO, socket), a directory without (matching) files, or a glob that matches none.
  */
 export function resolveCorpus(source: CorpusSource, options: ResolveOptions = {}): CorpusDocument[] {
-  const items: readonly CorpusItem[] = Array.isArray(source) ? source : [source as CorpusItem];
-  const docs: CorpusDocument[] = [];
-  const seen = new Set<string>();
-  for (const item of items) {
-    for (const doc of itemDocuments(item, options)) {
-      if (doc.kind === 'file') {
-        if (seen.has(doc.path)) continue;
-        seen.add(doc.path);
-      }
-      docs.push(doc);
-    }
-  }
-  return docs;
+  return new ResolvedCorpus(source, options).documents();
 }
 
-/**
- * The files `source` names (as {@link resolveCorpus} finds them), skipping items that name none or cannot be
- * resolved (reading the corpus reports those): what outputs must not replace.
- */
-export function corpusFiles(source: unknown, options: ResolveOptions = {}): string[] {
-  const items = (Array.isArray(source) ? source : [source]).filter(
-    (v): v is CorpusItem => typeof v === 'string' || (typeof v === 'object' && v !== null && 'path' in v),
-  );
-  return items.flatMap((item) => {
-    const builtin = typeof item === 'string' && (item.startsWith(BUILTIN_PREFIX) || !!BUILTIN_CORPORA[item]);
-    if (builtin && !fs.existsSync(item as string)) return [];
-    try {
-      return itemDocuments(item, options).flatMap((d) => (d.kind === 'file' ? [d.name] : []));
-    } catch {
-      return [];
-    }
-  });
-}

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TrainConfigInput } from '../config';
-import { corpusFiles } from '../corpus/sources';
+import type { ResolvedCorpus } from '../corpus/sources';
 import { ConfigError, ModelFileError } from '../errors';
 import type { CheckpointInfo } from '../events';
 import { assertWritable, makeDirs, writeFileAtomic } from '../io/atomic';
@@ -89,23 +89,26 @@ const CHECKPOINT_FILE = /^(step-\d+|best)\.lstm$/;
 
 /**
  * Refuse, before anything is written, a run whose outputs would replace one of its inputs or each other (see
- * {@link assertOutputsSpareInputs}). The inputs are the files of `corpus` and `valCorpus` (those of their
- * directories and globs included), `resumeFrom` and `initFrom`; the outputs `logFile`,
- * the checkpoints in `checkpointDir` and `extra` (e.g. the CLI's model file). A checkpoint resumed from inside
- * `checkpointDir` may be rotated away: that is the run continuing. Fields of other types are skipped (the
- * config check reports them).
+ * {@link assertOutputsSpareInputs}). The inputs are the files of `sources` (the run's `corpus` and `valCorpus`,
+ * those of their directories and globs included; items that could not be looked up are left to reading them),
+ * `resumeFrom` and `initFrom`; the outputs `logFile`, the checkpoints in `checkpointDir` and `extra` (e.g. the
+ * CLI's model file). A checkpoint resumed from inside `checkpointDir` may be rotated away: that is the run
+ * continuing. Fields of other types are skipped (the config check reports them).
  * @throws ConfigError with the field of the offending output.
  */
-export function assertRunSparesInputs(input: TrainConfigInput, extra: readonly OutputFile[] = []): void {
+export function assertRunSparesInputs(
+  input: TrainConfigInput,
+  sources: { corpus: ResolvedCorpus; valCorpus?: ResolvedCorpus },
+  extra: readonly OutputFile[] = [],
+): void {
   const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
   const inputs: InputFile[] = [];
   const outputs: OutputFile[] = [];
-  const files = { extensions: input.extensions };
   const resume = str(input.resumeFrom);
   const log = str(input.logFile);
   const dir = str(input.checkpointDir);
-  for (const file of corpusFiles(input.corpus, files)) inputs.push({ path: file, what: 'the corpus' });
-  for (const file of corpusFiles(input.valCorpus, files)) inputs.push({ path: file, what: 'the validation corpus' });
+  for (const file of sources.corpus.files()) inputs.push({ path: file, what: 'the corpus' });
+  for (const file of sources.valCorpus?.files() ?? []) inputs.push({ path: file, what: 'the validation corpus' });
   if (resume) {
     // a directory resumes from its newest checkpoint, and its older ones are the fallbacks: none may be overwritten
     const isDir = fs.statSync(resume, { throwIfNoEntry: false })?.isDirectory() ?? false;

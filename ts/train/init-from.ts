@@ -6,7 +6,7 @@
  */
 import type { TrainConfigInput } from '../config';
 import { type CorpusOptions, type TokenizedCorpus, tokenizeCorpus } from '../corpus/dataset';
-import type { CorpusSource } from '../corpus/sources';
+import type { CorpusSource, ResolvedCorpus } from '../corpus/sources';
 import { ConfigError } from '../errors';
 import type { TrainWarningCode } from '../events';
 import type { LstmModel } from '../model';
@@ -80,7 +80,7 @@ export interface StartVocabulary {
  *   checkpoint lacks; as `tokenizeCorpus` otherwise.
  */
 export async function vocabularyCorpus(
-  source: CorpusSource,
+  source: CorpusSource | ResolvedCorpus,
   from: StartVocabulary,
   options: TokenizerOptions,
   corpusOptions: CorpusOptions,

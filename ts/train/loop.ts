@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { parseTrainConfig, type TrainOptions } from '../config';
 import { type CorpusOptions, splitCorpus, tokenizeCorpus } from '../corpus/dataset';
 import { TrainingRecords } from '../corpus/recordset';
+import { ResolvedCorpus } from '../corpus/sources';
 import { batchAt, batchLayout, type TokenStream } from '../data';
 import { ConfigError, NumericError } from '../errors';
 import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo, TrainHistory, TrainWarningCode } from '../events';
@@ -93,7 +94,12 @@ function emitWarning(message: string, code: TrainWarningCode): void {
  */
 export async function train(input: TrainOptions, laterOutputs: readonly OutputFile[] = []): Promise<TrainResult> {
   const given = parseTrainConfig(input);
-  assertRunSparesInputs(given, laterOutputs); // before the log, the checkpoint directory or anything else is written
+  // the corpora are looked up once: for the files no output may replace, and later to read them
+  const sources = {
+    corpus: new ResolvedCorpus(given.corpus, { extensions: given.extensions }),
+    valCorpus: given.valCorpus ? new ResolvedCorpus(given.valCorpus, { extensions: given.extensions }) : undefined,
+  };
+  assertRunSparesInputs(given, sources, laterOutputs); // before the log, the checkpoint directory or anything else is written
   const resumed = given.resumeFrom ? await readCheckpoint(given.resumeFrom, given.device) : undefined;
   const base = given.initFrom ? await LstmModel.load(given.initFrom, { device: given.device }) : undefined;
   const cfg = resumed
@@ -133,22 +139,22 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     start?.tokenizer.kind !== 'bpe' && (base ? cfg.extendVocab : resumed?.model.config.extendVocab === true);
   const corpus = start
     ? await vocabularyCorpus(
-        cfg.corpus,
+        sources.corpus,
         { tokenizer: start.tokenizer, extend, mayGrow: !resumed },
         options,
         corpusOptions,
         warn,
       )
     : await tokenizeCorpus(
-        cfg.corpus,
+        sources.corpus,
         typeof cfg.tokenizer === 'object' ? tokenizerFromFile(cfg.tokenizer.file) : options,
         corpusOptions,
       );
   if (resumed && !start) assertSameTokenizer(resumed.model.tokenizer, corpus.tokenizer);
   const tokenizer = resumed?.model.tokenizer ?? corpus.tokenizer;
   // the vocabulary comes from the training corpus: symbols only a separate validation corpus has count as <unk>
-  const valCorpus = cfg.valCorpus
-    ? await tokenizeCorpus(cfg.valCorpus, tokenizer, corpusOptions, {
+  const valCorpus = sources.valCorpus
+    ? await tokenizeCorpus(sources.valCorpus, tokenizer, corpusOptions, {
         onWarning: (m) => warn(m, 'LSTMGEN_UNKNOWN_SYMBOLS'),
         prefix: 'validation text: ',
       })
