@@ -124,7 +124,10 @@ describe('lstmgen CLI', () => {
     for (const [args, message] of [
       [['generate', '--model', path.join(dir, 'nope.lstm')], /cannot read model file .*no such file/],
       [['generate', '--model', dir], /cannot read model file .*it is a directory/],
-      [['train', '--corpus', path.join(dir, 'nope-*.txt'), '--out', path.join(dir, 'x.lstm')], /corpus glob .* matches no/],
+      [
+        ['train', '--corpus', path.join(dir, 'nope-*.txt'), '--out', path.join(dir, 'x.lstm')],
+        /corpus glob .* matches no/,
+      ],
       [['plot', path.join(dir, 'none.jsonl'), '-o', path.join(dir, 'x.svg')], /cannot read run log .*no such file/],
     ] as const) {
       const r = lstmgen(...args);

@@ -58,7 +58,10 @@ describe('a model whose outputs overflow', () => {
     const { model } = await train({ ...TINY, maxSteps: 4 });
     const file = path.join(tmpDir(), 'blown.safetensors');
     // finite weights (about 1e29): the products of weights and inputs overflow f32
-    fs.writeFileSync(file, editedStateDict(model.toBytes(), (_name, _row, v) => v * 1e30));
+    fs.writeFileSync(
+      file,
+      editedStateDict(model.toBytes(), (_name, _row, v) => v * 1e30),
+    );
     blown = await importTorch(file, { tokenizer: model.tokenizer, device: 'cpu' });
     model.dispose();
   }, 120_000);

@@ -15,7 +15,13 @@ import { ConfigError, show } from './errors';
 import type {
   AveragingInfo,
   CheckpointInfo,
-  EpochInfo, EvalInfo, SampleInfo, StartInfo, StepInfo, TrainWarningCode } from './events';
+  EpochInfo,
+  EvalInfo,
+  SampleInfo,
+  StartInfo,
+  StepInfo,
+  TrainWarningCode,
+} from './events';
 import { PRECISIONS, type Precision } from './native/handle';
 import { DEVICES } from './native/loader';
 import { MIN_BPE_VOCAB } from './tokenizer/bpe';

@@ -11,7 +11,7 @@
  * maps code points, `word` splits words and punctuation and writes line ends as `<eos>` (spacing as lstmgen decodes).
  * The body's `data-state` is `loading`, `ready`, `running`, `done` or `error`, for scripts that drive the page.
  */
-/* global tf */
+/* global tf, mulberry32 */
 
 const EOS = '<eos>';
 const BOUNDARY = '<|endoftext|>';
@@ -111,17 +111,9 @@ function checkCell(model, net, ids) {
   return worst;
 }
 
-/** A generator of uniform numbers in [0, 1): mulberry32 from `seed`, or Math.random without one. */
+/** A generator of uniform numbers in [0, 1): lstmgen's mulberry32 (random.js) from `seed`, or Math.random without one. */
 function uniform(seed) {
-  if (seed === undefined) return Math.random;
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seed === undefined ? Math.random : mulberry32(seed);
 }
 
 /** An id drawn from softmax(logits / temperature), `<unk>` (id 0) excluded; temperature 0 takes the largest. */

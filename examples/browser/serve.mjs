@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Serves the browser example on loopback: the page and its script from this folder, `tf.min.js` from the installed
- * `@tensorflow/tfjs` package (no CDN), and a TF.js export's files under `/model/`.
+ * `@tensorflow/tfjs` package (no CDN), `random.js` (lstmgen's seeded generator `mulberry32`, from the compiled
+ * `dist/random.js`, so the page and the library share one), and a TF.js export's files under `/model/`.
  *
  *   lstmgen export --model m.lstm --format tfjs exported/
  *   node examples/browser/serve.mjs exported/ [--port 8080] [--host 127.0.0.1]
@@ -15,6 +16,17 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The page's `random.js`: the source of lstmgen's `mulberry32` as a script that defines it globally. */
+function randomScript() {
+  let random;
+  try {
+    random = createRequire(import.meta.url)('../../dist/random.js');
+  } catch (err) {
+    throw new Error(`the example needs lstmgen's compiled dist/ (run npm run build): ${err.message}`);
+  }
+  return `// lstmgen's dist/random.js\n${random.mulberry32.toString()}\n`;
+}
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -29,6 +41,7 @@ const TYPES = {
  */
 export async function startServer({ modelDir, port = 0, host = '127.0.0.1' }) {
   const tfjs = createRequire(import.meta.url).resolve('@tensorflow/tfjs/dist/tf.min.js');
+  const generated = new Map([['/random.js', randomScript()]]);
   const routes = new Map([
     ['/', path.join(here, 'index.html')],
     ['/index.html', path.join(here, 'index.html')],
@@ -45,6 +58,10 @@ export async function startServer({ modelDir, port = 0, host = '127.0.0.1' }) {
           ? path.join(modelDir, name)
           : undefined
         : routes.get(pathname);
+    if (req.method === 'GET' && generated.has(pathname)) {
+      res.writeHead(200, { 'content-type': TYPES['.js'] }).end(generated.get(pathname));
+      return;
+    }
     if (req.method !== 'GET' || file === undefined) {
       res.writeHead(req.method === 'GET' ? 404 : 405).end();
       return;

@@ -124,7 +124,10 @@ export async function* readDocument(doc: CorpusDocument, options: ReadOptions = 
   try {
     handle = await fs.promises.open(doc.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
-    throw new DataError(`cannot read corpus ${name}: ${fileErrorReason(err)}`, { cause: err, unreadablePath: doc.path });
+    throw new DataError(`cannot read corpus ${name}: ${fileErrorReason(err)}`, {
+      cause: err,
+      unreadablePath: doc.path,
+    });
   }
   try {
     assertRegularFile(await handle.stat(), doc.name);

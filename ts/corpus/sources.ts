@@ -235,4 +235,3 @@ export class ResolvedCorpus {
 export function resolveCorpus(source: CorpusSource, options: ResolveOptions = {}): CorpusDocument[] {
   return new ResolvedCorpus(source, options).documents();
 }
-
