@@ -233,7 +233,9 @@ export async function tokenizeCorpus(
   }
   const built = fixed ?? (await builder!.build(format !== 'text' || records > 1, (m) => warn(m, 'LSTMGEN_NO_SPACES')));
   const tok = encode.derive && !fixed ? encode.derive.from(built) : built;
-  const framed = tok.boundaryId !== undefined && (format !== 'text' || records > 1);
+  // the token that ends each record, when the records are framed
+  const boundary = format !== 'text' || records > 1 ? tok.boundaryId : undefined;
+  const framed = boundary !== undefined;
 
   // Pass 2: encode into one array of exactly the counted length.
   const starts = new Float64Array(records + 1);
@@ -251,9 +253,9 @@ export async function tokenizeCorpus(
     },
     end: () => {
       pos = encoder.end(ids, pos);
-      if (framed) {
+      if (boundary !== undefined) {
         if (pos >= total) throw changed(' (more tokens than counted)');
-        ids[pos++] = tok.boundaryId!;
+        ids[pos++] = boundary;
       }
       r++;
       if (r > records) throw changed(' (more records than counted)');
@@ -309,8 +311,9 @@ const identity = (n: number) => Uint32Array.from({ length: n }, (_, i) => i);
 
 /** The whole corpus as one stream, records in corpus order (or in `order`). */
 export function corpusStream(corpus: TokenizedCorpus, order?: Uint32Array): TokenStream {
-  if (!corpus.framed) return idStream(corpus.ids);
-  return recordStream(corpus.ids, corpus.starts, order ?? identity(recordCount(corpus)), corpus.tokenizer.boundaryId!);
+  const boundary = corpus.tokenizer.boundaryId; // a framed corpus's tokenizer has one
+  if (!corpus.framed || boundary === undefined) return idStream(corpus.ids);
+  return recordStream(corpus.ids, corpus.starts, order ?? identity(recordCount(corpus)), boundary);
 }
 
 /** `items` in a random order drawn from `seed` (Fisher-Yates; a new array). */

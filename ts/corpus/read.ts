@@ -136,9 +136,9 @@ export async function* readDocument(doc: CorpusDocument, options: ReadOptions = 
     let decoder: TextDecoder | undefined;
     let encoding = given;
     let offset = 0;
-    const decode = (bytes?: Uint8Array) => {
+    const decode = (d: TextDecoder, bytes?: Uint8Array) => {
       try {
-        return bytes ? decoder!.decode(bytes, { stream: true }) : decoder!.decode();
+        return bytes ? d.decode(bytes, { stream: true }) : d.decode();
       } catch (err) {
         throw new DataError(
           `corpus ${name} is not valid ${encoding} text (in the ${bytes ? 'chunk' : 'end'} at byte ${offset})${encodingAdvice(encoding)}${hint(doc)}`,
@@ -167,7 +167,7 @@ export async function* readDocument(doc: CorpusDocument, options: ReadOptions = 
         bytes = bytes.subarray(bom?.length ?? 0);
         offset += bom?.length ?? 0;
       }
-      const text = decode(bytes);
+      const text = decode(decoder, bytes);
       const nul = nulError(`corpus ${name}`, text, bytes, start, encoding, hint(doc));
       if (nul) throw nul;
       offset += bytes.length;
@@ -175,7 +175,7 @@ export async function* readDocument(doc: CorpusDocument, options: ReadOptions = 
       if (text) yield text;
     }
     if (decoder) {
-      const rest = decode();
+      const rest = decode(decoder);
       if (rest) yield rest;
     }
   } finally {

@@ -99,7 +99,8 @@ export class CharTokenizer extends TableTokenizer {
     if (!this.idsByCodePoint) {
       const lut = new Uint32Array(CODE_POINTS);
       this.tokens.forEach((t, id) => {
-        if (id !== this.unkId && id !== this.boundaryId) lut[t.codePointAt(0)!] = id;
+        const cp = t.codePointAt(0); // every char token is one code point
+        if (cp !== undefined && id !== this.unkId && id !== this.boundaryId) lut[cp] = id;
       });
       this.idsByCodePoint = lut;
     }

@@ -82,7 +82,7 @@ function wordUnits(s: string, i: number, n: number): number {
   const k = CLASS[s.charCodeAt(i)];
   if (k === WORD) return 1;
   if (k !== HIGH || i + 1 >= n) return 0;
-  const cp = s.codePointAt(i)!;
+  const cp = s.codePointAt(i) ?? 0; // i < n <= s.length
   if (cp < 0x10000) return 0; // lone high surrogate
   let word = astralWord.get(cp);
   if (word === undefined) {
@@ -335,7 +335,7 @@ class WordScanner {
     if (k === HIGH && i + 1 === n && !final) return -1;
     const units = wordUnits(s, i, n);
     if (units === 0) {
-      const len = k === HIGH && s.codePointAt(i)! >= 0x10000 ? 2 : 1;
+      const len = k === HIGH && (s.codePointAt(i) ?? 0) >= 0x10000 ? 2 : 1;
       this.emit(s, i, i + len, c < 128);
       return i + len;
     }

@@ -265,7 +265,9 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
     log?.write({ type: 'checkpoint', ...info });
     await cfg.onCheckpoint?.(info);
   };
-  const validate = async () => (val ? model.measure(val, { batchSize: cfg.batchSize, seqLen: cfg.seqLen }) : null);
+  const measure = (text: NonNullable<typeof val>) =>
+    model.measure(text, { batchSize: cfg.batchSize, seqLen: cfg.seqLen });
+  const validate = async () => (val ? measure(val) : null);
   let stream: TokenStream | undefined;
   let streamEpoch = 0;
   const opt = {
@@ -301,8 +303,11 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
         native.resetTrainState();
         [epochLossSum, epochSteps] = [0, 0];
       }
-      if (streamEpoch !== epoch) [stream, streamEpoch] = [split.train(epoch), epoch];
-      const b = batchAt(stream!, layout, cfg.batchSize, cfg.seqLen, batch);
+      if (stream === undefined || streamEpoch !== epoch) {
+        stream = split.train(epoch);
+        streamEpoch = epoch;
+      }
+      const b = batchAt(stream, layout, cfg.batchSize, cfg.seqLen, batch);
       const lr = schedule.lrAt(step);
       const t0 = performance.now();
       let r: NativeStepResult | undefined;
@@ -358,7 +363,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
       let monitored: number | undefined;
       let evaluated: EvalResult | undefined;
       if (cfg.evalEvery && val && step % cfg.evalEvery === 0) {
-        evaluated = (await validate())!;
+        evaluated = await measure(val);
         const e: EvalInfo = {
           step,
           epoch,
