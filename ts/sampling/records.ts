@@ -9,7 +9,7 @@ import { ConfigError } from '../errors';
 import type { GenerateWarningCode } from '../events';
 import type { NativeHandle } from '../native/handle';
 import type { Tokenizer } from '../tokenizer';
-import { planSampling, plainTextRecordsError } from './plan';
+import { plainTextRecordsError, planSampling } from './plan';
 
 /** One generated record. */
 export interface GeneratedRecord {

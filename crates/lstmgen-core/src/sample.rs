@@ -739,7 +739,11 @@ mod tests {
     /// masks; one logit above -inf passes it, wherever it is.
     #[test]
     fn logits_without_a_finite_value_fail_the_check() {
-        for bad in [vec![f32::NEG_INFINITY; 5], vec![f32::NAN; 3], vec![f32::NEG_INFINITY, f32::NAN]] {
+        for bad in [
+            vec![f32::NEG_INFINITY; 5],
+            vec![f32::NAN; 3],
+            vec![f32::NEG_INFINITY, f32::NAN],
+        ] {
             let e = check_some_finite(&bad).unwrap_err();
             assert_eq!(e.code(), "E_NUMERIC", "{bad:?}");
         }
