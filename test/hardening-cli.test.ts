@@ -166,43 +166,17 @@ describe('an output path never replaces an input: more ways in', () => {
     expect(first.code, first.stderr).toBe(0);
     const file = path.join(ck, 'step-00000004.lstm');
     const before = fs.readFileSync(file);
-    /** Resuming from `resume` with --out the checkpoint file is refused, and the file is left as it was. */
-    const refusedOverCheckpoint = (resume: string) => {
-      const r = lstmgen(
-        'train',
-        '--corpus',
-        corpus,
-        '--device',
-        'cpu',
-        '--max-steps',
-        '6',
-        '--resume',
-        resume,
-        '--out',
-        file,
-      );
+    /** `lstmgen train` resuming from `resume` to step 6, with `more` flags. */
+    const resumeTo6 = (resume: string, ...more: string[]) =>
+      lstmgen('train', '--corpus', corpus, '--device', 'cpu', '--max-steps', '6', '--resume', resume, ...more);
+    // resuming the file, or the directory (its newest checkpoint and the older ones it falls back to are inputs too)
+    for (const resume of [file, ck]) {
+      const r = resumeTo6(resume, '--out', file);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/^lstmgen: --out: .* is the same file as the checkpoint resumed from/);
       expect(fs.readFileSync(file).equals(before)).toBe(true);
-    };
-    refusedOverCheckpoint(file);
-    // resuming the directory: its newest checkpoint (and the older ones it falls back to) are inputs too
-    refusedOverCheckpoint(ck);
-    const cont = lstmgen(
-      'train',
-      '--corpus',
-      corpus,
-      '--device',
-      'cpu',
-      '--max-steps',
-      '6',
-      '--resume',
-      file,
-      '--checkpoint-dir',
-      ck,
-      '--out',
-      path.join(dir, 'r1.lstm'),
-    );
+    }
+    const cont = resumeTo6(file, '--checkpoint-dir', ck, '--out', path.join(dir, 'r1.lstm'));
     expect(cont.code, cont.stderr).toBe(0);
     expect(fs.existsSync(path.join(ck, 'step-00000006.lstm'))).toBe(true);
   });
