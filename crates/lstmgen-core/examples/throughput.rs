@@ -1,5 +1,6 @@
 //! Training throughput of the engine alone (no JS), in tokens/s.
 //! `cargo run --release -p lstmgen-core --example throughput -- VOCAB EMB HIDDEN LAYERS BATCH SEQ STEPS [f32|bf16]`
+//! (STEPS 0: generation only; `GEN_TOKENS` sets the tokens per sample, 0 skips generation)
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,21 +34,24 @@ fn main() {
     let n = batch * seq;
     let ids: Vec<u32> = (0..n).map(|i| ((i * 7919) % vocab) as u32).collect();
     let opt = AdamConfig::default();
-    model
-        .train_step(&ids, &ids, batch, seq, &opt, 0, None)
-        .unwrap(); // warm-up
-    let t0 = Instant::now();
-    for s in 0..steps {
+    if steps > 0 {
+        // STEPS 0: generation only
         model
-            .train_step(&ids, &ids, batch, seq, &opt, s as u64, None)
-            .unwrap();
+            .train_step(&ids, &ids, batch, seq, &opt, 0, None)
+            .unwrap(); // warm-up
+        let t0 = Instant::now();
+        for s in 0..steps {
+            model
+                .train_step(&ids, &ids, batch, seq, &opt, s as u64, None)
+                .unwrap();
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "{:.0} tokens/s ({:.3} s/step)",
+            (n * steps) as f64 / secs,
+            secs / steps as f64
+        );
     }
-    let secs = t0.elapsed().as_secs_f64();
-    println!(
-        "{:.0} tokens/s ({:.3} s/step)",
-        (n * steps) as f64 / secs,
-        secs / steps as f64
-    );
     // Generation: 64 samples of GEN_TOKENS tokens (default 100) after a 1-token prompt.
     let gen: usize = std::env::var("GEN_TOKENS")
         .ok()

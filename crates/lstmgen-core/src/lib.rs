@@ -17,6 +17,7 @@ pub mod cuda_recurrence;
 pub mod device;
 mod error;
 mod finetune;
+mod generation;
 pub mod gemm;
 pub mod io;
 mod lstm;

@@ -26,6 +26,7 @@ use crate::act::Act;
 use crate::config::SampleConfig;
 use crate::controls::{apply_to_tensor, Context, Edits};
 use crate::error::{ensure, Result};
+use crate::generation::{self, Fused, Group, Weights};
 use crate::model::{Model, State};
 use crate::ops::run;
 use crate::ops::sample::{GumbelArgmax, RowUniforms, TopKTopP};
@@ -62,6 +63,85 @@ pub struct Sampler {
     ban_bias: Option<Tensor>,
     /// The last tokens of each sequence (prompt, fed and generated), for the generation controls.
     contexts: Vec<Context>,
+    /// The fused CPU generation path (`generation.rs`), where it applies: it then holds the
+    /// carried state (and `state` and `pending` are unused).
+    fused: Option<Fused>,
+}
+
+/// Draws the next token of a live sequence from its logits `row` `[V]`, which the generation
+/// controls (from its `context` and `generated` count) and the banned ids edit in place, with one
+/// draw from its `rng`. Errors: `Error::Numeric` for non-finite logits (checked by
+/// [`check_some_finite`] before the controls and bans, then by [`sample_row`]); `Error::Data` when
+/// the bans and controls exclude every token.
+fn draw(
+    row: &mut [f32],
+    cfg: &SampleConfig,
+    context: &Context,
+    generated: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<u32> {
+    check_some_finite(row)?;
+    if cfg.controls.active() {
+        cfg.controls.edits(context.tokens(), generated).apply(row);
+    }
+    ban_row(row, &cfg.banned_ids);
+    sample_row(row, cfg, rng.random::<f64>())
+}
+
+/// Appends the sampled `tok` to a sequence's `generated` tokens and `context`; returns whether the
+/// sequence ends with it (`max_tokens` reached or a stop sequence completed).
+fn record(cfg: &SampleConfig, generated: &mut Vec<u32>, context: &mut Context, tok: u32) -> bool {
+    generated.push(tok);
+    context.extend(&[tok]);
+    generated.len() >= cfg.max_tokens
+        || cfg
+            .stop_sequences
+            .iter()
+            .any(|stop| generated.ends_with(stop))
+}
+
+/// One row group's share of a [`Sampler`]'s sequences for the fused path: its slices of the
+/// per-sequence vectors, and its state.
+struct Part<'a> {
+    group: &'a mut Group,
+    logits: &'a mut [f32],
+    rngs: &'a mut [ChaCha8Rng],
+    generated: &'a mut [Vec<u32>],
+    done: &'a mut [bool],
+    contexts: &'a mut [Context],
+    fresh: &'a mut [Vec<u32>],
+}
+
+impl Part<'_> {
+    /// Up to `k` iterations of: run the pending tokens through the model, then sample one token
+    /// per live sequence (as [`Sampler::next`] does for the whole batch); stops early once every
+    /// sequence of the group has ended. Returns the iterations run.
+    fn run(&mut self, w: &Weights, cfg: &SampleConfig, vocab: usize, k: usize) -> Result<u64> {
+        let mut iters = 0;
+        for _ in 0..k {
+            if self.done.iter().all(|&d| d) {
+                break;
+            }
+            if self.group.pending {
+                self.group.step(w, cfg.reset_at, self.logits);
+            }
+            for (s, tok) in self.group.tokens.iter_mut().enumerate() {
+                *tok = 0; // an ended sequence is fed id 0, as in the per-step path
+                if self.done[s] {
+                    continue;
+                }
+                let row = &mut self.logits[s * vocab..(s + 1) * vocab];
+                let (ctx, out) = (&mut self.contexts[s], &mut self.generated[s]);
+                let t = draw(row, cfg, ctx, out.len(), &mut self.rngs[s])?;
+                self.done[s] = record(cfg, out, ctx, t);
+                self.fresh[s].push(t);
+                *tok = t;
+            }
+            self.group.pending = true;
+            iters += 1;
+        }
+        Ok(iters)
+    }
 }
 
 /// Whether this run samples on the model's device: any GPU run, except one with a top-k/top-p
@@ -228,6 +308,11 @@ impl Sampler {
         } else {
             None
         };
+        let fused = if generation::applies(model) {
+            Some(Fused::new(model, &state)?)
+        } else {
+            None
+        };
         let mut cfg = cfg.clone();
         cfg.banned_ids = banned;
         let mut context = Context::new(cfg.controls.window);
@@ -250,6 +335,7 @@ impl Sampler {
             pending: None,
             ban_bias,
             contexts: vec![context; n],
+            fused,
             cfg,
         })
     }
@@ -264,14 +350,21 @@ impl Sampler {
         self.flush(model)?;
         let n = self.cfg.num_samples;
         let batch: Vec<u32> = (0..n).flat_map(|_| tokens.iter().copied()).collect();
+        let carried = match &self.fused {
+            Some(f) => f.state()?,
+            None => self.state.clone(),
+        };
         let (logits, state) =
-            model.prime(&batch, n, Some(&self.state), PRIME_ROWS, self.cfg.reset_at)?;
+            model.prime(&batch, n, Some(&carried), PRIME_ROWS, self.cfg.reset_at)?;
         self.logits = logits
             .flatten_all()?
             .to_dtype(DType::F32)?
             .to_vec1::<f32>()?;
         self.device_logits = None;
-        self.state = state;
+        match &mut self.fused {
+            Some(f) => f.load(&state)?,
+            None => self.state = state,
+        }
         for ctx in &mut self.contexts {
             ctx.extend(tokens);
         }
@@ -280,6 +373,17 @@ impl Sampler {
 
     /// Runs the last sampled tokens through the model so `logits` predict the next position.
     fn flush(&mut self, model: &Model) -> Result<()> {
+        if let Some(f) = &mut self.fused {
+            if !f.weights.current(model) {
+                f.weights = Weights::new(model)?;
+            }
+            let vocab = model.config().vocab_size;
+            for g in f.groups.iter_mut().filter(|g| g.pending) {
+                let logits = &mut self.logits[g.rows.start * vocab..g.rows.end * vocab];
+                g.step(&f.weights, self.cfg.reset_at, logits);
+            }
+            return Ok(());
+        }
         if let Some(next) = self.pending.take() {
             if samples_on_device(model, &self.cfg) {
                 let (l, st) = model.next_logits(&next, Some(&self.state), self.cfg.reset_at)?;
@@ -317,31 +421,15 @@ impl Sampler {
     /// are sampled in parallel. Errors: `Error::Numeric` for a row of non-finite logits (checked
     /// by [`check_some_finite`] before the controls and bans, then by [`sample_row`]).
     fn sample_on_host(&mut self, vocab: usize) -> Result<Vec<Option<u32>>> {
-        for (row, &done) in self.logits.chunks(vocab).zip(&self.done) {
-            if !done {
-                check_some_finite(row)?;
-            }
-        }
-        if self.cfg.controls.active() {
-            let edits = self.edits();
-            for (row, e) in self.logits.chunks_mut(vocab).zip(&edits) {
-                e.apply(row);
-            }
-        }
-        ban(&mut self.logits, vocab, &self.cfg.banned_ids);
-        let (logits, cfg, done) = (&self.logits, &self.cfg, &self.done);
-        self.rngs
-            .par_iter_mut()
+        let (cfg, done, contexts, generated) =
+            (&self.cfg, &self.done, &self.contexts, &self.generated);
+        self.logits
+            .par_chunks_mut(vocab)
+            .zip(self.rngs.par_iter_mut())
             .enumerate()
-            .map(|(s, rng)| {
+            .map(|(s, (row, rng))| {
                 (!done[s])
-                    .then(|| {
-                        sample_row(
-                            &logits[s * vocab..(s + 1) * vocab],
-                            cfg,
-                            rng.random::<f64>(),
-                        )
-                    })
+                    .then(|| draw(row, cfg, &contexts[s], generated[s].len(), rng))
                     .transpose()
             })
             .collect()
@@ -355,6 +443,9 @@ impl Sampler {
     /// Samples up to `k` more tokens per sequence; returns the new ids of each sequence (empty
     /// for sequences that had already ended).
     pub fn next(&mut self, model: &Model, k: usize) -> Result<Vec<Vec<u32>>> {
+        if self.fused.is_some() {
+            return self.next_fused(model, k);
+        }
         let n = self.cfg.num_samples;
         let vocab = model.config().vocab_size;
         let mut fresh = vec![Vec::new(); n];
@@ -379,27 +470,105 @@ impl Sampler {
             let mut next = vec![0u32; n];
             for (s, tok) in picked.into_iter().enumerate() {
                 let Some(tok) = tok else { continue };
-                self.generated[s].push(tok);
-                self.contexts[s].extend(&[tok]);
+                self.done[s] = record(
+                    &self.cfg,
+                    &mut self.generated[s],
+                    &mut self.contexts[s],
+                    tok,
+                );
                 fresh[s].push(tok);
                 next[s] = tok;
-                let out = &self.generated[s];
-                self.done[s] = out.len() >= self.cfg.max_tokens
-                    || self
-                        .cfg
-                        .stop_sequences
-                        .iter()
-                        .any(|stop| out.ends_with(stop));
             }
             self.pending = Some(next);
         }
         Ok(fresh)
     }
 
+    /// [`Sampler::next`] on the fused path: each row group runs its own loop of sampling and
+    /// model steps on a thread of its own, with no synchronisation between the groups (a
+    /// sequence's tokens depend on its own logits and random stream only). A group whose
+    /// sequences have all ended stops there; the tokens are those of the per-step path.
+    fn next_fused(&mut self, model: &Model, k: usize) -> Result<Vec<Vec<u32>>> {
+        let n = self.cfg.num_samples;
+        let vocab = model.config().vocab_size;
+        let mut fresh = vec![Vec::new(); n];
+        let Some(fused) = self.fused.as_mut() else {
+            return Ok(fresh);
+        };
+        if !fused.weights.current(model) {
+            fused.weights = Weights::new(model)?;
+        }
+        let (mut logits, mut rngs) = (self.logits.as_mut_slice(), self.rngs.as_mut_slice());
+        let (mut generated, mut done) = (self.generated.as_mut_slice(), self.done.as_mut_slice());
+        let (mut contexts, mut out) = (self.contexts.as_mut_slice(), fresh.as_mut_slice());
+        let mut parts = Vec::with_capacity(fused.groups.len());
+        for group in &mut fused.groups {
+            let len = group.rows.len();
+            let l;
+            (l, logits) = std::mem::take(&mut logits).split_at_mut(len * vocab);
+            let r;
+            (r, rngs) = std::mem::take(&mut rngs).split_at_mut(len);
+            let g;
+            (g, generated) = std::mem::take(&mut generated).split_at_mut(len);
+            let d;
+            (d, done) = std::mem::take(&mut done).split_at_mut(len);
+            let c;
+            (c, contexts) = std::mem::take(&mut contexts).split_at_mut(len);
+            let f;
+            (f, out) = std::mem::take(&mut out).split_at_mut(len);
+            parts.push(Part {
+                group,
+                logits: l,
+                rngs: r,
+                generated: g,
+                done: d,
+                contexts: c,
+                fresh: f,
+            });
+        }
+        let (w, cfg) = (&fused.weights, &self.cfg);
+        let iters: Vec<u64> = if parts.len() == 1 {
+            vec![parts[0].run(w, cfg, vocab, k)?]
+        } else {
+            parts
+                .par_iter_mut()
+                .map(|p| p.run(w, cfg, vocab, k))
+                .collect::<Result<_>>()?
+        };
+        self.steps += iters.into_iter().max().unwrap_or(0);
+        Ok(fresh)
+    }
+
+    /// This sampler moved to the per-step path (tests compare the two paths): call it before
+    /// any token is sampled.
+    #[cfg(test)]
+    pub(crate) fn on_steps_path(mut self) -> Result<Self> {
+        if let Some(f) = self.fused.take() {
+            self.state = f.state()?;
+        }
+        Ok(self)
+    }
+
+    /// Whether this sampler runs on the fused path (tests).
+    #[cfg(test)]
+    pub(crate) fn is_fused(&self) -> bool {
+        self.fused.is_some()
+    }
+
+    /// The next-token logits `[num_samples, V]` (tests; rows of ended sequences may be stale).
+    #[cfg(test)]
+    pub(crate) fn logits(&mut self, model: &Model) -> Result<&[f32]> {
+        self.flush(model)?;
+        Ok(&self.logits)
+    }
+
     /// The carried state (tests).
     #[doc(hidden)]
-    pub fn state(&self) -> &State {
-        &self.state
+    pub fn state(&self) -> Result<State> {
+        match &self.fused {
+            Some(f) => f.state(),
+            None => Ok(self.state.clone()),
+        }
     }
 }
 

@@ -329,11 +329,11 @@ fn a_prompt_fed_in_chunks_reaches_the_state_of_one_pass() {
     let (_, whole) = m.logits(&prompt, 1, prompt.len(), None).unwrap();
     for rows in [1, 7, 50, 4096] {
         let mut s = Sampler::with_prime_rows(&m, &prompt, &sc, rows).unwrap();
-        for (a, b) in s
-            .state()
+        let state = s.state().unwrap();
+        for (a, b) in state
             .h
             .iter()
-            .chain(&s.state().c)
+            .chain(&state.c)
             .zip(whole.h.iter().chain(&whole.c))
         {
             let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();

@@ -1,0 +1,662 @@
+//! The fused CPU generation step: for a group of batch rows and one token per row, the embedding
+//! row, every layer (input projection, recurrent product, bias and cell in one pass, the projection
+//! `W_hr` where the model has one) and the decoder, on host buffers allocated once per sampling run
+//! and weights packed once per run (per change of the weights), with no candle tensor and no
+//! allocation per step. [`crate::sample::Sampler`] runs each group's whole loop (sampling, then
+//! this step) on a thread of its own, so a step of a 64-row batch costs no thread wake-up.
+//!
+//! Equations: those of `lstm.rs` (PyTorch `nn.LSTM`, gates i, f, g, o): per layer
+//! `z = [x | h] [W_ih | W_hh]^T + b_ih + b_hh` (the two products as one over the concatenated
+//! input), `c = f*c + i*g`, `h = o*tanh(c)` (or `W_hr (o*tanh(c))`), then the logits
+//! `h_top W_dec^T + b_dec`; the state of a row resets to zero before a step whose input is the
+//! record boundary, as `resets.rs` does. The sums run in another order than the per-step path's
+//! (one product over `in + out` terms instead of two added), so results agree with it up to f32
+//! rounding.
+//!
+//! Products run on a 6 x 16 AVX2+FMA tile (the layout of `gemm/blocked.rs` and `recurrence.rs`:
+//! the right operand in strips of 16 columns, the left one read in place) where the CPU has it and
+//! `LSTMGEN_CPU_KERNELS=generic` is not set, else on a portable tile of the same layout. f32 models
+//! with f32 products on the CPU take this path; bf16 products, f64 models and other devices take
+//! the per-step path (`Model::step_logits`), and so does every run under
+//! `LSTMGEN_CPU_GENERATION=steps`.
+
+use crate::error::{Error, Result};
+use crate::gemm::{self, Precision};
+use crate::model::{Model, State};
+use crate::params::Layout;
+use candle_core::{DType, Tensor};
+use std::ops::Range;
+
+/// Columns of a packed strip (the tile width).
+const NR: usize = 16;
+/// Most rows of a tile.
+const MR: usize = 6;
+/// Fewest batch rows worth a thread of their own.
+const MIN_GROUP_ROWS: usize = 8;
+
+/// Whether the fused path is turned off (`LSTMGEN_CPU_GENERATION=steps`, read once).
+fn steps_only() -> bool {
+    static STEPS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STEPS.get_or_init(|| std::env::var("LSTMGEN_CPU_GENERATION").is_ok_and(|v| v == "steps"))
+}
+
+/// Whether sampling from `model` takes the fused path: a CPU model of f32 weights with f32
+/// products, not turned off by `LSTMGEN_CPU_GENERATION=steps`.
+pub(crate) fn applies(model: &Model) -> bool {
+    model.device().is_cpu()
+        && model.dtype() == DType::F32
+        && model.precision() == Precision::F32
+        && !steps_only()
+}
+
+/// A right operand `[k, n]` as strips of [`NR`] columns, strip `s` at `data[s * k * NR..]` laid
+/// out `[k][NR]`, columns past `n` zero.
+struct Strips {
+    data: Vec<f32>,
+    k: usize,
+    n: usize,
+}
+
+impl Strips {
+    /// Packs `b(p, j)` for `p < k`, `j < n`.
+    fn new(k: usize, n: usize, b: impl Fn(usize, usize) -> f32) -> Self {
+        let strips = n.div_ceil(NR);
+        let mut data = vec![0f32; strips * k * NR];
+        for s in 0..strips {
+            for c in 0..NR.min(n - s * NR) {
+                for p in 0..k {
+                    data[(s * k + p) * NR + c] = b(p, s * NR + c);
+                }
+            }
+        }
+        Self { data, k, n }
+    }
+}
+
+/// `c[rows, b.n] = a[rows, b.k] @ b`, `a` with row stride `lda`, `c` with row stride `ldc`.
+/// Strip by strip, so a strip stays in L1/L2 while every row tile of `a` passes over it; the rows
+/// are cut into tiles of at most [`MR`] of near-equal size (32 rows: 6, 6, 5, 5, 5, 5).
+fn product(a: &[f32], lda: usize, rows: usize, b: &Strips, c: &mut [f32], ldc: usize) {
+    let (k, n) = (b.k, b.n);
+    assert!(
+        rows == 0 || (a.len() >= (rows - 1) * lda + k && c.len() >= (rows - 1) * ldc + n),
+        "product operands too short"
+    );
+    let tiles = rows.div_ceil(MR);
+    let mut tmp = [0f32; MR * NR];
+    for s in 0..n.div_ceil(NR) {
+        let strip = &b.data[s * k * NR..(s + 1) * k * NR];
+        let cols = NR.min(n - s * NR);
+        let mut i0 = 0;
+        for t in 0..tiles {
+            let r = (rows - i0).div_ceil(tiles - t);
+            let a = &a[i0 * lda..];
+            if cols == NR {
+                tile(r, k, a, lda, strip, &mut c[i0 * ldc + s * NR..], ldc);
+            } else {
+                // a partial strip: through a full-width tile, then its columns copied out
+                tile(r, k, a, lda, strip, &mut tmp, NR);
+                for i in 0..r {
+                    let at = (i0 + i) * ldc + s * NR;
+                    c[at..at + cols].copy_from_slice(&tmp[i * NR..i * NR + cols]);
+                }
+            }
+            i0 += r;
+        }
+    }
+}
+
+/// One tile: `c[r, NR] = a[r, k] @ strip[k, NR]`, `1 <= r <= MR`, `a` with row stride `lda`, `c`
+/// with row stride `ldc`.
+#[inline]
+fn tile(r: usize, k: usize, a: &[f32], lda: usize, strip: &[f32], c: &mut [f32], ldc: usize) {
+    assert!(
+        (1..=MR).contains(&r)
+            && a.len() >= (r - 1) * lda + k
+            && strip.len() >= k * NR
+            && c.len() >= (r - 1) * ldc + NR
+    );
+    #[cfg(target_arch = "x86_64")]
+    if gemm::avx2_fma() {
+        let (a, b, c) = (a.as_ptr(), strip.as_ptr(), c.as_mut_ptr());
+        // SAFETY: the assert above bounds every access; AVX2 and FMA are present (avx2_fma).
+        unsafe {
+            match r {
+                6 => avx2::<6>(k, a, lda, b, c, ldc),
+                5 => avx2::<5>(k, a, lda, b, c, ldc),
+                4 => avx2::<4>(k, a, lda, b, c, ldc),
+                3 => avx2::<3>(k, a, lda, b, c, ldc),
+                2 => avx2::<2>(k, a, lda, b, c, ldc),
+                _ => avx2::<1>(k, a, lda, b, c, ldc),
+            }
+        }
+        return;
+    }
+    let mut sum = [[0f32; NR]; MR];
+    for p in 0..k {
+        let bp = &strip[p * NR..(p + 1) * NR];
+        for (i, row) in sum.iter_mut().enumerate().take(r) {
+            let av = a[i * lda + p];
+            for (x, &y) in row.iter_mut().zip(bp) {
+                *x += av * y;
+            }
+        }
+    }
+    for (i, row) in sum.iter().enumerate().take(r) {
+        c[i * ldc..i * ldc + NR].copy_from_slice(row);
+    }
+}
+
+/// `R x 16` tile: `2R` accumulators, two loads of the strip and `R` broadcasts of `a` per inner
+/// index.
+///
+/// # Safety
+/// AVX2 and FMA present; `a` holds `R` rows of `k` floats at stride `lda`, `b` `k * 16` floats,
+/// `c` an `R x 16` block at stride `ldc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2<const R: usize>(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut s = [[_mm256_setzero_ps(); 2]; R];
+    for p in 0..k {
+        let b0 = _mm256_loadu_ps(b.add(p * 16));
+        let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+        for (i, row) in s.iter_mut().enumerate() {
+            let av = _mm256_broadcast_ss(&*a.add(i * lda + p));
+            row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+            row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+        }
+    }
+    for (i, row) in s.iter().enumerate() {
+        _mm256_storeu_ps(c.add(i * ldc), row[0]);
+        _mm256_storeu_ps(c.add(i * ldc + 8), row[1]);
+    }
+}
+
+/// One layer's weights, packed: `w` = `[W_ih | W_hh]^T` `[in + out, 4H]`, `bias` = `b_ih + b_hh`
+/// `[4H]`, and `W_hr^T` `[H, P]` with a projection.
+struct LayerPack {
+    input: usize,
+    w: Strips,
+    bias: Vec<f32>,
+    proj: Option<Strips>,
+}
+
+/// The model's weights packed for [`Group::step`], and the optimizer step they were taken at.
+pub(crate) struct Weights {
+    step: u64,
+    vocab: usize,
+    emb: usize,
+    hidden: usize,
+    out: usize,
+    /// `[V, E]` row-major.
+    embedding: Vec<f32>,
+    layers: Vec<LayerPack>,
+    /// `W_dec^T` `[out, V]`.
+    dec: Strips,
+    dec_b: Vec<f32>,
+}
+
+/// The f32 data of a CPU tensor, row-major.
+fn host(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+impl Weights {
+    /// Packs `model`'s weights (CPU, f32: see [`applies`]).
+    pub(crate) fn new(model: &Model) -> Result<Self> {
+        let cfg = model.config();
+        let (hidden, out) = (cfg.hidden_size, cfg.out_size());
+        let ly = Layout::new(cfg);
+        let p = model.params();
+        let h4 = 4 * hidden;
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for l in 0..cfg.num_layers {
+            let input = if l == 0 { cfg.embedding_dim } else { out };
+            let (w_ih, w_hh) = (host(&p[ly.w_ih(l)])?, host(&p[ly.w_hh(l)])?);
+            let (b_ih, b_hh) = (host(&p[ly.b_ih(l)])?, host(&p[ly.b_hh(l)])?);
+            if w_ih.len() != h4 * input || w_hh.len() != h4 * out || b_ih.len() != h4 {
+                return Err(Error::Native(format!("layer {l}: weights of unexpected size")));
+            }
+            // b(p, j): W_ih[j, p] for the input's p, then W_hh[j, p - input]
+            let w = Strips::new(input + out, h4, |p, j| {
+                if p < input {
+                    w_ih[j * input + p]
+                } else {
+                    w_hh[j * out + p - input]
+                }
+            });
+            let bias = b_ih.iter().zip(&b_hh).map(|(a, b)| a + b).collect();
+            let proj = match ly.w_hr(l) {
+                Some(k) => {
+                    let w_hr = host(&p[k])?; // [P, H]
+                    Some(Strips::new(hidden, out, |p, j| w_hr[j * hidden + p]))
+                }
+                None => None,
+            };
+            layers.push(LayerPack {
+                input,
+                w,
+                bias,
+                proj,
+            });
+        }
+        let dec_w = host(&p[ly.dec_w()])?; // [V, out]
+        let vocab = cfg.vocab_size;
+        Ok(Self {
+            step: model.step(),
+            vocab,
+            emb: cfg.embedding_dim,
+            hidden,
+            out,
+            embedding: host(&p[Layout::EMBEDDING])?,
+            layers,
+            dec: Strips::new(out, vocab, |p, j| dec_w[j * out + p]),
+            dec_b: host(&p[ly.dec_b()])?,
+        })
+    }
+
+    /// Whether these are `model`'s current weights (no optimizer step since they were packed).
+    pub(crate) fn current(&self, model: &Model) -> bool {
+        self.step == model.step()
+    }
+}
+
+/// The state and scratch buffers of one group of batch rows.
+pub(crate) struct Group {
+    /// The group's rows of the batch.
+    pub rows: Range<usize>,
+    /// `h` `[rows, out]` and `c` `[rows, H]` of every layer.
+    h: Vec<Vec<f32>>,
+    c: Vec<Vec<f32>>,
+    /// The left operand of a layer's product, `[x | h]` per row `[rows, in + out]`.
+    a: Vec<f32>,
+    /// Gate pre-activations `[rows, 4H]`.
+    z: Vec<f32>,
+    /// `o * tanh(c)` `[rows, H]` (the projection's input).
+    r: Vec<f32>,
+    /// The tokens [`Group::step`] feeds, one per row: those sampled last.
+    pub tokens: Vec<u32>,
+    /// Whether `tokens` were sampled but not yet run through the model.
+    pub pending: bool,
+}
+
+impl Group {
+    /// Runs [`Group::tokens`] (one per row, ids < V) through the model from the group's state:
+    /// the state advances, `logits` `[rows, V]` receive the next-token logits, and nothing is
+    /// pending any more. A row whose token is `boundary` starts from the zero state.
+    pub(crate) fn step(&mut self, w: &Weights, boundary: Option<u32>, logits: &mut [f32]) {
+        self.pending = false;
+        let n = self.rows.len();
+        let tokens = &self.tokens;
+        let (hd, out) = (w.hidden, w.out);
+        let h4 = 4 * hd;
+        assert!(tokens.len() == n && logits.len() == n * w.vocab);
+        if let Some(b) = boundary {
+            for (i, _) in tokens.iter().enumerate().filter(|(_, &t)| t == b) {
+                for (h, c) in self.h.iter_mut().zip(&mut self.c) {
+                    h[i * out..(i + 1) * out].fill(0.0);
+                    c[i * hd..(i + 1) * hd].fill(0.0);
+                }
+            }
+        }
+        for (l, lp) in w.layers.iter().enumerate() {
+            let ka = lp.input + out;
+            for i in 0..n {
+                let row = &mut self.a[i * ka..(i + 1) * ka];
+                let (x, h) = row.split_at_mut(lp.input);
+                if l == 0 {
+                    let t = tokens[i] as usize;
+                    x.copy_from_slice(&w.embedding[t * w.emb..(t + 1) * w.emb]);
+                } else {
+                    x.copy_from_slice(&self.h[l - 1][i * out..(i + 1) * out]);
+                }
+                h.copy_from_slice(&self.h[l][i * out..(i + 1) * out]);
+            }
+            product(&self.a, ka, n, &lp.w, &mut self.z, h4);
+            let (h, c) = (&mut self.h[l], &mut self.c[l]);
+            for i in 0..n {
+                let zr = &mut self.z[i * h4..(i + 1) * h4];
+                for (z, &b) in zr.iter_mut().zip(&lp.bias) {
+                    *z += b;
+                }
+                let (ifg, og) = zr.split_at_mut(3 * hd);
+                let (if_, gg) = ifg.split_at_mut(2 * hd);
+                <f32 as crate::act::Act>::sigmoid_in_place(if_);
+                <f32 as crate::act::Act>::tanh_in_place(gg);
+                <f32 as crate::act::Act>::sigmoid_in_place(og);
+                let (ig, fg) = if_.split_at(hd);
+                let cr = &mut c[i * hd..(i + 1) * hd];
+                let tr = &mut self.r[i * hd..(i + 1) * hd];
+                for j in 0..hd {
+                    cr[j] = fg[j] * cr[j] + ig[j] * gg[j];
+                    tr[j] = cr[j];
+                }
+                <f32 as crate::act::Act>::tanh_in_place(tr);
+                for (t, &o) in tr.iter_mut().zip(og.iter()) {
+                    *t *= o;
+                }
+                if lp.proj.is_none() {
+                    h[i * hd..(i + 1) * hd].copy_from_slice(tr);
+                }
+            }
+            if let Some(p) = &lp.proj {
+                product(&self.r, hd, n, p, h, out);
+            }
+        }
+        let top = &self.h[w.layers.len() - 1];
+        product(top, out, n, &w.dec, logits, w.vocab);
+        for row in logits.chunks_exact_mut(w.vocab) {
+            for (l, &b) in row.iter_mut().zip(&w.dec_b) {
+                *l += b;
+            }
+        }
+    }
+}
+
+/// The row groups of a batch of `batch` rows: one per CPU thread, at least [`MIN_GROUP_ROWS`]
+/// rows each (one group for small batches), contiguous and of near-equal size.
+pub(crate) fn row_groups(batch: usize) -> Vec<Range<usize>> {
+    let groups = rayon::current_num_threads()
+        .min(batch / MIN_GROUP_ROWS)
+        .max(1);
+    let per = batch.div_ceil(groups);
+    (0..groups)
+        .map(|g| g * per..((g + 1) * per).min(batch))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// The fused path's whole state for a batch: packed weights and the row groups' state.
+pub(crate) struct Fused {
+    pub weights: Weights,
+    pub groups: Vec<Group>,
+}
+
+impl Fused {
+    /// Packs `model`'s weights and takes the carried `state` (`[batch, out]` / `[batch, H]` per
+    /// layer) into host buffers, split into [`row_groups`].
+    pub(crate) fn new(model: &Model, state: &State) -> Result<Self> {
+        let weights = Weights::new(model)?;
+        let batch = state.h[0].dim(0)?;
+        let (hd, out) = (weights.hidden, weights.out);
+        let ka = weights.layers.iter().map(|l| l.input).max().unwrap_or(0) + out;
+        let groups = row_groups(batch)
+            .into_iter()
+            .map(|rows| {
+                let n = rows.len();
+                Group {
+                    rows,
+                    h: vec![vec![0.0; n * out]; weights.layers.len()],
+                    c: vec![vec![0.0; n * hd]; weights.layers.len()],
+                    a: vec![0.0; n * ka],
+                    z: vec![0.0; n * 4 * hd],
+                    r: vec![0.0; n * hd],
+                    tokens: vec![0; n],
+                    pending: false,
+                }
+            })
+            .collect();
+        let mut f = Self { weights, groups };
+        f.load(state)?;
+        Ok(f)
+    }
+
+    /// Replaces the groups' state by `state` (the batch's, as [`Fused::new`] takes it).
+    pub(crate) fn load(&mut self, state: &State) -> Result<()> {
+        let (hd, out) = (self.weights.hidden, self.weights.out);
+        for l in 0..self.weights.layers.len() {
+            let (h, c) = (host(&state.h[l])?, host(&state.c[l])?);
+            for g in &mut self.groups {
+                g.h[l].copy_from_slice(&h[g.rows.start * out..g.rows.end * out]);
+                g.c[l].copy_from_slice(&c[g.rows.start * hd..g.rows.end * hd]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch's carried state as tensors on the CPU (`[batch, out]` / `[batch, H]` per layer).
+    pub(crate) fn state(&self) -> Result<State> {
+        let (hd, out) = (self.weights.hidden, self.weights.out);
+        let batch = self.groups.last().map_or(0, |g| g.rows.end);
+        let gather = |pick: &dyn Fn(&Group) -> &Vec<f32>, width: usize| -> Result<Tensor> {
+            let v: Vec<f32> = self.groups.iter().flat_map(|g| pick(g).clone()).collect();
+            Ok(Tensor::from_vec(v, (batch, width), &candle_core::Device::Cpu)?)
+        };
+        let layers = self.weights.layers.len();
+        Ok(State {
+            h: (0..layers)
+                .map(|l| gather(&|g| &g.h[l], out))
+                .collect::<Result<_>>()?,
+            c: (0..layers)
+                .map(|l| gather(&|g| &g.c[l], hd))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelConfig, SampleConfig};
+    use crate::controls::Controls;
+    use crate::sample::Sampler;
+    use candle_core::Device;
+
+    /// A model of `cfg` with weights 3x PyTorch's default initialisation (so that the logits
+    /// spread over several nats and sampling is not near uniform).
+    fn model(cfg: ModelConfig, seed: u64) -> Model {
+        let params = crate::params::init_params(&cfg, seed, &Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p * 3.0).unwrap())
+            .collect();
+        Model::from_params(cfg, params, Device::Cpu).unwrap()
+    }
+
+    fn configs() -> Vec<ModelConfig> {
+        let c = |vocab, emb, hidden, layers, proj| ModelConfig {
+            vocab_size: vocab,
+            embedding_dim: emb,
+            hidden_size: hidden,
+            num_layers: layers,
+            dropout: 0.0,
+            proj_size: proj,
+        };
+        // partial strips everywhere (V 37, 4H 84), two layers, a projection, one wide layer
+        vec![c(37, 8, 21, 2, 0), c(37, 8, 21, 2, 7), c(65, 16, 64, 1, 0)]
+    }
+
+    /// Largest absolute difference of two float slices.
+    fn diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    fn host_state(s: &State) -> Vec<f32> {
+        s.h.iter().chain(&s.c).flat_map(|t| host(t).unwrap()).collect()
+    }
+
+    /// One fused step of a 20-row batch (two row groups on two threads) from a random state, with
+    /// boundary resets in both groups, gives the logits and the state of the per-step path
+    /// (`Model::step_logits`) within f32 rounding.
+    #[test]
+    fn a_step_matches_the_per_step_path() {
+        for (ci, cfg) in configs().into_iter().enumerate() {
+            let m = model(cfg, 3 + ci as u64);
+            let batch = 20;
+            let r = |rows: usize, cols: usize, seed: f64| {
+                let v: Vec<f32> = (0..rows * cols)
+                    .map(|i| ((i as f64 * 0.737 + seed).sin() * 0.9) as f32)
+                    .collect();
+                Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+            };
+            let state = State {
+                h: (0..cfg.num_layers)
+                    .map(|l| r(batch, cfg.out_size(), l as f64))
+                    .collect(),
+                c: (0..cfg.num_layers)
+                    .map(|l| r(batch, cfg.hidden_size, 0.5 + l as f64))
+                    .collect(),
+            };
+            let tokens: Vec<u32> = (0..batch as u32).map(|i| (i * 7 + 1) % 37).collect();
+            for boundary in [None, Some(tokens[3]), Some(tokens[14])] {
+                let (want, next) = m.step_logits(&tokens, &state, boundary).unwrap();
+                let mut f = Fused::new(&m, &state).unwrap();
+                assert!(f.groups.len() > 1 || rayon::current_num_threads() == 1);
+                let vocab = cfg.vocab_size;
+                let mut got = vec![f32::NAN; batch * vocab];
+                for g in &mut f.groups {
+                    g.tokens.copy_from_slice(&tokens[g.rows.clone()]);
+                    let logits = &mut got[g.rows.start * vocab..g.rows.end * vocab];
+                    g.step(&f.weights, boundary, logits);
+                }
+                let spread = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+                assert!(spread > 1.0, "{cfg:?}: logits {spread} too flat for a test");
+                let d = diff(&got, &want);
+                assert!(d < 2e-5, "{cfg:?} {boundary:?}: logits differ by {d}");
+                let d = diff(&host_state(&f.state().unwrap()), &host_state(&next));
+                assert!(d < 2e-5, "{cfg:?} {boundary:?}: state differs by {d}");
+            }
+        }
+    }
+
+    fn sample_cfg(n: usize, temperature: f64, top_k: usize, top_p: f64) -> SampleConfig {
+        SampleConfig {
+            num_samples: n,
+            max_tokens: 40,
+            temperature,
+            top_k,
+            top_p,
+            seed: 11,
+            stop_sequences: vec![],
+            banned_ids: vec![],
+            reset_at: None,
+            controls: Default::default(),
+        }
+    }
+
+    /// Sampling on the fused path draws the same tokens as on the per-step path, token for token,
+    /// under every rule (plain, greedy, top-k, top-p, bans, generation controls, stop sequences,
+    /// record boundaries, more prompt fed between calls), for one row, one group and two groups;
+    /// and the next-token logits agree within f32 rounding at every call.
+    #[test]
+    fn sampling_matches_the_per_step_path() {
+        let mut cases = Vec::new();
+        for n in [1, 5, 24] {
+            cases.push(sample_cfg(n, 1.0, 0, 1.0));
+            cases.push(sample_cfg(n, 0.0, 0, 1.0));
+            cases.push(sample_cfg(n, 0.7, 5, 0.9));
+        }
+        let mut c = sample_cfg(24, 1.2, 0, 0.95);
+        c.banned_ids = vec![2, 9];
+        c.stop_sequences = vec![vec![4], vec![7, 1]];
+        c.reset_at = Some(4);
+        cases.push(c);
+        let mut c = sample_cfg(17, 0.9, 20, 1.0);
+        c.controls = Controls {
+            repetition_penalty: 1.3,
+            frequency_penalty: 0.2,
+            no_repeat_ngram: 3,
+            window: 16,
+            min_tokens: 5,
+            end_ids: vec![4],
+        };
+        c.reset_at = Some(4);
+        cases.push(c);
+        for (ci, cfg) in configs().into_iter().enumerate() {
+            let m = model(cfg, 20 + ci as u64);
+            for sc in &cases {
+                let prompt = [3, 1, 4, 1, 5];
+                let mut fused = Sampler::new(&m, &prompt, sc).unwrap();
+                assert!(fused.is_fused());
+                let mut steps = Sampler::new(&m, &prompt, sc)
+                    .unwrap()
+                    .on_steps_path()
+                    .unwrap();
+                assert!(!steps.is_fused());
+                for (k, feed) in [(7, vec![]), (1, vec![6, 2]), (40, vec![])] {
+                    fused.feed(&m, &feed).unwrap();
+                    steps.feed(&m, &feed).unwrap();
+                    let (a, b) = (fused.next(&m, k).unwrap(), steps.next(&m, k).unwrap());
+                    assert_eq!(a, b, "{cfg:?} {sc:?}: tokens differ");
+                    let vocab = cfg.vocab_size;
+                    let (la, lb) = (
+                        fused.logits(&m).unwrap().to_vec(),
+                        steps.logits(&m).unwrap().to_vec(),
+                    );
+                    if !fused.finished() {
+                        let d = diff(&la, &lb);
+                        assert!(d < 1e-4, "{cfg:?} {sc:?}: logits differ by {d} ({vocab})");
+                    }
+                }
+                assert!(fused.finished() && steps.finished());
+            }
+        }
+    }
+
+    /// A NaN that appears only after the prompt (the embedding row of a token sampled later) is
+    /// a Numeric error on the fused path as on the per-step path.
+    #[test]
+    fn non_finite_logits_of_a_later_step_are_a_numeric_error() {
+        let cfg = configs()[0];
+        let mut params = crate::params::init_params(&cfg, 1, &Device::Cpu).unwrap();
+        let mut emb = host(&params[Layout::EMBEDDING]).unwrap();
+        emb[5 * cfg.embedding_dim] = f32::NAN;
+        params[Layout::EMBEDDING] =
+            Tensor::from_vec(emb, (cfg.vocab_size, cfg.embedding_dim), &Device::Cpu).unwrap();
+        let m = Model::from_params(cfg, params, Device::Cpu).unwrap();
+        let mut sc = sample_cfg(12, 1.0, 0, 1.0);
+        sc.banned_ids = (0..37).filter(|&i| i != 5).collect(); // only token 5 can be drawn
+        for steps in [false, true] {
+            let mut s = Sampler::new(&m, &[1], &sc).unwrap();
+            if steps {
+                s = s.on_steps_path().unwrap();
+            }
+            assert_eq!(s.next(&m, 1).unwrap(), vec![vec![5]; 12]);
+            let e = s.next(&m, 1).unwrap_err();
+            assert_eq!(e.code(), "E_NUMERIC", "{e}");
+        }
+    }
+
+    /// The tiles compute `a @ b` for row counts that fill tiles and leave partial ones, inner
+    /// dimensions of any length, partial strips, and strided operands.
+    #[test]
+    fn product_matches_the_plain_sum() {
+        for (rows, k, n) in [(1, 3, 5), (6, 16, 16), (13, 37, 40), (32, 192, 512), (7, 96, 65)] {
+            let (lda, ldc) = (k + 3, n + 2);
+            let a: Vec<f32> = (0..rows * lda)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+                .collect();
+            let src: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0)
+                .collect();
+            let b = Strips::new(k, n, |p, j| src[p * n + j]);
+            let mut c = vec![7.0f32; rows * ldc];
+            product(&a, lda, rows, &b, &mut c, ldc);
+            for i in 0..rows {
+                for j in 0..ldc {
+                    let got = c[i * ldc + j] as f64;
+                    if j >= n {
+                        assert_eq!(got, 7.0, "[{rows},{k},{n}] wrote past the row at {j}");
+                        continue;
+                    }
+                    let want: f64 = (0..k)
+                        .map(|p| a[i * lda + p] as f64 * src[p * n + j] as f64)
+                        .sum();
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "[{rows},{k},{n}] ({i},{j}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
