@@ -25,12 +25,17 @@ use crate::gemm::{self, Precision};
 use crate::model::{Model, State};
 use crate::params::Layout;
 use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Columns of a packed strip (the tile width).
 const NR: usize = 16;
 /// Most rows of a tile.
 const MR: usize = 6;
+/// Inner-dimension block: a `KC x 16` strip block is 8 KiB, and with the `32 x KC` rows of the
+/// left operand it passes over (16 KiB) it stays in a 32 KiB L1d.
+const KC: usize = 128;
 /// Fewest batch rows worth a thread of their own.
 const MIN_GROUP_ROWS: usize = 8;
 
@@ -73,62 +78,137 @@ impl Strips {
     }
 }
 
-/// `c[rows, b.n] = a[rows, b.k] @ b`, `a` with row stride `lda`, `c` with row stride `ldc`.
-/// Strip by strip, so a strip stays in L1/L2 while every row tile of `a` passes over it; the rows
-/// are cut into tiles of at most [`MR`] of near-equal size (32 rows: 6, 6, 5, 5, 5, 5).
+/// `c[rows, b.n] = a[rows, b.k] @ b`, `a` with row stride `lda`, `c` with row stride `ldc`, on
+/// the calling thread.
 fn product(a: &[f32], lda: usize, rows: usize, b: &Strips, c: &mut [f32], ldc: usize) {
-    let (k, n) = (b.k, b.n);
+    check(a, lda, rows, b, c.len(), ldc);
+    // SAFETY: `check` bounds every access to `c`, which is borrowed mutably here.
+    unsafe { product_strips(a, lda, rows, b, 0..b.n.div_ceil(NR), c.as_mut_ptr(), ldc) }
+}
+
+/// [`product`] with the strips (output columns) split between the CPU threads: each thread reads
+/// only its share of `b`, for every row.
+fn product_par(a: &[f32], lda: usize, rows: usize, b: &Strips, c: &mut [f32], ldc: usize) {
+    check(a, lda, rows, b, c.len(), ldc);
+    let strips = b.n.div_ceil(NR);
+    let parts = rayon::current_num_threads().min(strips).max(1);
+    let per = strips.div_ceil(parts);
+    let base = SendPtr(c.as_mut_ptr());
+    (0..strips.div_ceil(per)).into_par_iter().for_each(|t| {
+        let cols = t * per..((t + 1) * per).min(strips);
+        // SAFETY: `check` bounds every access to `c` (borrowed mutably here); the tasks write
+        // disjoint column ranges.
+        unsafe { product_strips(a, lda, rows, b, cols, base.get(), ldc) }
+    });
+}
+
+/// `c`'s base pointer, shared by the tasks of [`product_par`] that write disjoint columns.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the tasks write disjoint elements, and `c` outlives the parallel section.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Panics unless `a` covers `[rows, b.k]` at stride `lda` and `c` (of `c_len` floats) covers
+/// `[rows, b.n]` at stride `ldc`.
+fn check(a: &[f32], lda: usize, rows: usize, b: &Strips, c_len: usize, ldc: usize) {
     assert!(
-        rows == 0 || (a.len() >= (rows - 1) * lda + k && c.len() >= (rows - 1) * ldc + n),
+        rows == 0
+            || (lda >= b.k
+                && ldc >= b.n
+                && a.len() >= (rows - 1) * lda + b.k
+                && c_len >= (rows - 1) * ldc + b.n),
         "product operands too short"
     );
+}
+
+/// Strips `strips` of [`product`]: within a strip, [`KC`] inner indices at a time, so that a block
+/// of the strip stays in L1 while every row tile of `a` passes over it; the rows are cut into
+/// tiles of at most [`MR`] of near-equal size (32 rows: 6, 6, 5, 5, 5, 5).
+///
+/// # Safety
+/// `c` points to a `[rows, b.n]` block at stride `ldc` ([`check`]) that nothing else accesses in
+/// these columns meanwhile.
+unsafe fn product_strips(
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    b: &Strips,
+    strips: Range<usize>,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let (k, n) = (b.k, b.n);
     let tiles = rows.div_ceil(MR);
     let mut tmp = [0f32; MR * NR];
-    for s in 0..n.div_ceil(NR) {
-        let strip = &b.data[s * k * NR..(s + 1) * k * NR];
+    for s in strips {
         let cols = NR.min(n - s * NR);
-        let mut i0 = 0;
-        for t in 0..tiles {
-            let r = (rows - i0).div_ceil(tiles - t);
-            let a = &a[i0 * lda..];
-            if cols == NR {
-                tile(r, k, a, lda, strip, &mut c[i0 * ldc + s * NR..], ldc);
-            } else {
-                // a partial strip: through a full-width tile, then its columns copied out
-                tile(r, k, a, lda, strip, &mut tmp, NR);
-                for i in 0..r {
-                    let at = (i0 + i) * ldc + s * NR;
-                    c[at..at + cols].copy_from_slice(&tmp[i * NR..i * NR + cols]);
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            let strip = &b.data[(s * k + p0) * NR..(s * k + p0 + kc) * NR];
+            let acc = p0 > 0;
+            let mut i0 = 0;
+            for t in 0..tiles {
+                let r = (rows - i0).div_ceil(tiles - t);
+                let a = &a[i0 * lda + p0..];
+                let ct = c.add(i0 * ldc + s * NR);
+                if cols == NR {
+                    tile(r, kc, a, lda, strip, ct, ldc, acc);
+                } else {
+                    // a partial strip: through a full-width tile, then its columns copied out
+                    let t = tmp.as_mut_ptr();
+                    for i in 0..r {
+                        if acc {
+                            std::ptr::copy_nonoverlapping(ct.add(i * ldc), t.add(i * NR), cols);
+                        }
+                    }
+                    tile(r, kc, a, lda, strip, t, NR, acc);
+                    for i in 0..r {
+                        std::ptr::copy_nonoverlapping(t.add(i * NR), ct.add(i * ldc), cols);
+                    }
                 }
+                i0 += r;
             }
-            i0 += r;
         }
     }
 }
 
-/// One tile: `c[r, NR] = a[r, k] @ strip[k, NR]`, `1 <= r <= MR`, `a` with row stride `lda`, `c`
-/// with row stride `ldc`.
+/// One tile: `c[r, NR] (+)= a[r, k] @ strip[k, NR]`, `1 <= r <= MR`, `a` with row stride `lda`,
+/// `c` with row stride `ldc`; `acc` adds to `c` instead of overwriting it.
+///
+/// # Safety
+/// `c` points to `r` rows of `NR` writable floats at stride `ldc`.
 #[inline]
-fn tile(r: usize, k: usize, a: &[f32], lda: usize, strip: &[f32], c: &mut [f32], ldc: usize) {
-    assert!(
-        (1..=MR).contains(&r)
-            && a.len() >= (r - 1) * lda + k
-            && strip.len() >= k * NR
-            && c.len() >= (r - 1) * ldc + NR
-    );
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    r: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    strip: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+) {
+    assert!((1..=MR).contains(&r) && a.len() >= (r - 1) * lda + k && strip.len() >= k * NR);
     #[cfg(target_arch = "x86_64")]
     if gemm::avx2_fma() {
-        let (a, b, c) = (a.as_ptr(), strip.as_ptr(), c.as_mut_ptr());
-        // SAFETY: the assert above bounds every access; AVX2 and FMA are present (avx2_fma).
-        unsafe {
-            match r {
-                6 => avx2::<6>(k, a, lda, b, c, ldc),
-                5 => avx2::<5>(k, a, lda, b, c, ldc),
-                4 => avx2::<4>(k, a, lda, b, c, ldc),
-                3 => avx2::<3>(k, a, lda, b, c, ldc),
-                2 => avx2::<2>(k, a, lda, b, c, ldc),
-                _ => avx2::<1>(k, a, lda, b, c, ldc),
-            }
+        let (a, b) = (a.as_ptr(), strip.as_ptr());
+        // SAFETY: the assert above bounds the reads, the caller the writes; AVX2 and FMA are
+        // present (avx2_fma).
+        match r {
+            6 => avx2::<6>(k, a, lda, b, c, ldc, acc),
+            5 => avx2::<5>(k, a, lda, b, c, ldc, acc),
+            4 => avx2::<4>(k, a, lda, b, c, ldc, acc),
+            3 => avx2::<3>(k, a, lda, b, c, ldc, acc),
+            2 => avx2::<2>(k, a, lda, b, c, ldc, acc),
+            _ => avx2::<1>(k, a, lda, b, c, ldc, acc),
         }
         return;
     }
@@ -143,12 +223,15 @@ fn tile(r: usize, k: usize, a: &[f32], lda: usize, strip: &[f32], c: &mut [f32],
         }
     }
     for (i, row) in sum.iter().enumerate().take(r) {
-        c[i * ldc..i * ldc + NR].copy_from_slice(row);
+        for (j, &y) in row.iter().enumerate() {
+            let x = c.add(i * ldc + j);
+            *x = if acc { *x + y } else { y };
+        }
     }
 }
 
 /// `R x 16` tile: `2R` accumulators, two loads of the strip and `R` broadcasts of `a` per inner
-/// index.
+/// index; `acc` adds to `c`.
 ///
 /// # Safety
 /// AVX2 and FMA present; `a` holds `R` rows of `k` floats at stride `lda`, `b` `k * 16` floats,
@@ -162,6 +245,7 @@ unsafe fn avx2<const R: usize>(
     b: *const f32,
     c: *mut f32,
     ldc: usize,
+    acc: bool,
 ) {
     use std::arch::x86_64::*;
     let mut s = [[_mm256_setzero_ps(); 2]; R];
@@ -175,8 +259,15 @@ unsafe fn avx2<const R: usize>(
         }
     }
     for (i, row) in s.iter().enumerate() {
-        _mm256_storeu_ps(c.add(i * ldc), row[0]);
-        _mm256_storeu_ps(c.add(i * ldc + 8), row[1]);
+        for (v, &x) in row.iter().enumerate() {
+            let cp = c.add(i * ldc + v * 8);
+            let x = if acc {
+                _mm256_add_ps(_mm256_loadu_ps(cp), x)
+            } else {
+                x
+            };
+            _mm256_storeu_ps(cp, x);
+        }
     }
 }
 
@@ -210,7 +301,8 @@ fn host(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 impl Weights {
-    /// Packs `model`'s weights (CPU, f32: see [`applies`]).
+    /// Packs `model`'s weights (CPU, f32: see [`applies`]); [`Model::generation_weights`] keeps
+    /// them for the next sampling runs.
     pub(crate) fn new(model: &Model) -> Result<Self> {
         let cfg = model.config();
         let (hidden, out) = (cfg.hidden_size, cfg.out_size());
@@ -263,6 +355,17 @@ impl Weights {
         })
     }
 
+    /// Bytes of the packed weights.
+    fn bytes(&self) -> usize {
+        let strips = |s: &Strips| s.data.len();
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| strips(&l.w) + l.proj.as_ref().map_or(0, strips))
+            .sum();
+        4 * (layers + strips(&self.dec))
+    }
+
     /// Whether these are `model`'s current weights (no optimizer step since they were packed).
     pub(crate) fn current(&self, model: &Model) -> bool {
         self.step == model.step()
@@ -286,6 +389,9 @@ pub(crate) struct Group {
     pub tokens: Vec<u32>,
     /// Whether `tokens` were sampled but not yet run through the model.
     pub pending: bool,
+    /// Whether the group's products, cells and sampling are split between the CPU threads
+    /// ([`Fused::new`] says when).
+    pub wide: bool,
 }
 
 impl Group {
@@ -320,46 +426,78 @@ impl Group {
                 }
                 h.copy_from_slice(&self.h[l][i * out..(i + 1) * out]);
             }
-            product(&self.a, ka, n, &lp.w, &mut self.z, h4);
-            let (h, c) = (&mut self.h[l], &mut self.c[l]);
-            for i in 0..n {
-                let zr = &mut self.z[i * h4..(i + 1) * h4];
-                for (z, &b) in zr.iter_mut().zip(&lp.bias) {
-                    *z += b;
-                }
-                let (ifg, og) = zr.split_at_mut(3 * hd);
-                let (if_, gg) = ifg.split_at_mut(2 * hd);
-                <f32 as crate::act::Act>::sigmoid_in_place(if_);
-                <f32 as crate::act::Act>::tanh_in_place(gg);
-                <f32 as crate::act::Act>::sigmoid_in_place(og);
-                let (ig, fg) = if_.split_at(hd);
-                let cr = &mut c[i * hd..(i + 1) * hd];
-                let tr = &mut self.r[i * hd..(i + 1) * hd];
-                for j in 0..hd {
-                    cr[j] = fg[j] * cr[j] + ig[j] * gg[j];
-                    tr[j] = cr[j];
-                }
-                <f32 as crate::act::Act>::tanh_in_place(tr);
-                for (t, &o) in tr.iter_mut().zip(og.iter()) {
-                    *t *= o;
-                }
-                if lp.proj.is_none() {
-                    h[i * hd..(i + 1) * hd].copy_from_slice(tr);
-                }
+            let prod = if self.wide { product_par } else { product };
+            prod(&self.a, ka, n, &lp.w, &mut self.z, h4);
+            let c = &mut self.c[l];
+            if self.wide {
+                let per = n.div_ceil(rayon::current_num_threads()).max(1);
+                self.z
+                    .par_chunks_mut(per * h4)
+                    .zip(c.par_chunks_mut(per * hd))
+                    .zip(self.r.par_chunks_mut(per * hd))
+                    .for_each(|((z, c), r)| cell(z, c, r, &lp.bias));
+            } else {
+                cell(&mut self.z, c, &mut self.r, &lp.bias);
             }
-            if let Some(p) = &lp.proj {
-                product(&self.r, hd, n, p, h, out);
+            match &lp.proj {
+                Some(p) => prod(&self.r, hd, n, p, &mut self.h[l], out),
+                None => self.h[l].copy_from_slice(&self.r),
             }
         }
         let top = &self.h[w.layers.len() - 1];
-        product(top, out, n, &w.dec, logits, w.vocab);
-        for row in logits.chunks_exact_mut(w.vocab) {
+        let add_bias = |row: &mut [f32]| {
             for (l, &b) in row.iter_mut().zip(&w.dec_b) {
                 *l += b;
             }
+        };
+        if self.wide {
+            product_par(top, out, n, &w.dec, logits, w.vocab);
+            logits.par_chunks_mut(w.vocab).for_each(add_bias);
+        } else {
+            product(top, out, n, &w.dec, logits, w.vocab);
+            logits.chunks_mut(w.vocab).for_each(add_bias);
         }
     }
 }
+
+/// The cell of every row of `z` `[rows, 4H]` (the gates' pre-activations without bias): adds
+/// `bias` `[4H]` and activates `z` in place, updates `c` `[rows, H]` and writes `o * tanh(c)` into
+/// `r` `[rows, H]`.
+fn cell(z: &mut [f32], c: &mut [f32], r: &mut [f32], bias: &[f32]) {
+    use crate::act::Act;
+    let h4 = bias.len();
+    let hd = h4 / 4;
+    for ((zr, cr), tr) in z
+        .chunks_exact_mut(h4)
+        .zip(c.chunks_exact_mut(hd))
+        .zip(r.chunks_exact_mut(hd))
+    {
+        for (z, &b) in zr.iter_mut().zip(bias) {
+            *z += b;
+        }
+        let (ifg, og) = zr.split_at_mut(3 * hd);
+        let (if_, gg) = ifg.split_at_mut(2 * hd);
+        f32::sigmoid_in_place(if_);
+        f32::tanh_in_place(gg);
+        f32::sigmoid_in_place(og);
+        let (ig, fg) = if_.split_at(hd);
+        for j in 0..hd {
+            cr[j] = fg[j] * cr[j] + ig[j] * gg[j];
+            tr[j] = cr[j];
+        }
+        f32::tanh_in_place(tr);
+        for (t, &o) in tr.iter_mut().zip(og.iter()) {
+            *t *= o;
+        }
+    }
+}
+
+/// Packed weights (bytes) above which a batch runs as one wide group (products split by output
+/// columns between the threads, each reading its share of the weights per step) rather than as
+/// row groups (each thread reading all of them): about what one core's L2 holds (512 KiB on the
+/// 2-core EPYC here, 1-2 MiB on recent cores). Model (c) (hidden 128) has 0.42 MB, (b) (512x2)
+/// 13 MB, (a) (1024, vocabulary 10,000) 62 MB.
+const WIDE_BYTES: usize = 1 << 20;
 
 /// The row groups of a batch of `batch` rows: one per CPU thread, at least [`MIN_GROUP_ROWS`]
 /// rows each (one group for small batches), contiguous and of near-equal size.
@@ -376,19 +514,28 @@ pub(crate) fn row_groups(batch: usize) -> Vec<Range<usize>> {
 
 /// The fused path's whole state for a batch: packed weights and the row groups' state.
 pub(crate) struct Fused {
-    pub weights: Weights,
+    pub weights: Arc<Weights>,
     pub groups: Vec<Group>,
 }
 
 impl Fused {
     /// Packs `model`'s weights and takes the carried `state` (`[batch, out]` / `[batch, H]` per
-    /// layer) into host buffers, split into [`row_groups`].
+    /// layer) into host buffers: one wide group when the weights exceed [`WIDE_BYTES`] and the
+    /// batch has rows for more than one thread, else [`row_groups`].
     pub(crate) fn new(model: &Model, state: &State) -> Result<Self> {
-        let weights = Weights::new(model)?;
+        Self::with_wide_bytes(model, state, WIDE_BYTES)
+    }
+
+    /// [`Fused::new`] with another threshold (tests run both kinds of groups on small models).
+    pub(crate) fn with_wide_bytes(model: &Model, state: &State, wide_bytes: usize) -> Result<Self> {
+        let weights = model.generation_weights()?;
         let batch = state.h[0].dim(0)?;
         let (hd, out) = (weights.hidden, weights.out);
         let ka = weights.layers.iter().map(|l| l.input).max().unwrap_or(0) + out;
-        let groups = row_groups(batch)
+        let groups = row_groups(batch);
+        let wide = groups.len() > 1 && weights.bytes() > wide_bytes;
+        let groups = if wide { vec![0..batch] } else { groups };
+        let groups = groups
             .into_iter()
             .map(|rows| {
                 let n = rows.len();
@@ -401,6 +548,7 @@ impl Fused {
                     r: vec![0.0; n * hd],
                     tokens: vec![0; n],
                     pending: false,
+                    wide,
                 }
             })
             .collect();
@@ -507,10 +655,18 @@ mod tests {
                     .collect(),
             };
             let tokens: Vec<u32> = (0..batch as u32).map(|i| (i * 7 + 1) % 37).collect();
-            for boundary in [None, Some(tokens[3]), Some(tokens[14])] {
+            for (boundary, wide) in [
+                (None, false),
+                (Some(tokens[3]), false),
+                (Some(tokens[14]), false),
+                (None, true),
+                (Some(tokens[14]), true),
+            ] {
                 let (want, next) = m.step_logits(&tokens, &state, boundary).unwrap();
-                let mut f = Fused::new(&m, &state).unwrap();
-                assert!(f.groups.len() > 1 || rayon::current_num_threads() == 1);
+                let limit = if wide { 0 } else { usize::MAX };
+                let mut f = Fused::with_wide_bytes(&m, &state, limit).unwrap();
+                let threads = rayon::current_num_threads();
+                assert!(threads == 1 || (f.groups.len() == 1) == wide);
                 let vocab = cfg.vocab_size;
                 let mut got = vec![f32::NAN; batch * vocab];
                 for g in &mut f.groups {
@@ -521,9 +677,9 @@ mod tests {
                 let spread = want.iter().fold(0f32, |m, x| m.max(x.abs()));
                 assert!(spread > 1.0, "{cfg:?}: logits {spread} too flat for a test");
                 let d = diff(&got, &want);
-                assert!(d < 2e-5, "{cfg:?} {boundary:?}: logits differ by {d}");
+                assert!(d < 2e-5, "{cfg:?} {boundary:?} {wide}: logits differ by {d}");
                 let d = diff(&host_state(&f.state().unwrap()), &host_state(&next));
-                assert!(d < 2e-5, "{cfg:?} {boundary:?}: state differs by {d}");
+                assert!(d < 2e-5, "{cfg:?} {boundary:?} {wide}: state differs by {d}");
             }
         }
     }
@@ -573,9 +729,12 @@ mod tests {
         cases.push(c);
         for (ci, cfg) in configs().into_iter().enumerate() {
             let m = model(cfg, 20 + ci as u64);
-            for sc in &cases {
+            for (sc, wide) in cases.iter().flat_map(|c| [(c, false), (c, true)]) {
                 let prompt = [3, 1, 4, 1, 5];
                 let mut fused = Sampler::new(&m, &prompt, sc).unwrap();
+                if wide {
+                    fused = fused.wide(&m).unwrap();
+                }
                 assert!(fused.is_fused());
                 let mut steps = Sampler::new(&m, &prompt, sc)
                     .unwrap()
@@ -586,7 +745,7 @@ mod tests {
                     fused.feed(&m, &feed).unwrap();
                     steps.feed(&m, &feed).unwrap();
                     let (a, b) = (fused.next(&m, k).unwrap(), steps.next(&m, k).unwrap());
-                    assert_eq!(a, b, "{cfg:?} {sc:?}: tokens differ");
+                    assert_eq!(a, b, "{cfg:?} {sc:?} {wide}: tokens differ");
                     let vocab = cfg.vocab_size;
                     let (la, lb) = (
                         fused.logits(&m).unwrap().to_vec(),
@@ -626,11 +785,11 @@ mod tests {
         }
     }
 
-    /// The tiles compute `a @ b` for row counts that fill tiles and leave partial ones, inner
+    /// The tiles, on one thread and split by columns, compute `a @ b` for row counts that fill tiles and leave partial ones, inner
     /// dimensions of any length, partial strips, and strided operands.
     #[test]
     fn product_matches_the_plain_sum() {
-        for (rows, k, n) in [(1, 3, 5), (6, 16, 16), (13, 37, 40), (32, 192, 512), (7, 96, 65)] {
+        for (rows, k, n) in [(1, 3, 5), (6, 16, 16), (13, 37, 40), (32, 192, 512), (7, 96, 65), (20, 300, 37)] {
             let (lda, ldc) = (k + 3, n + 2);
             let a: Vec<f32> = (0..rows * lda)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
@@ -641,6 +800,9 @@ mod tests {
             let b = Strips::new(k, n, |p, j| src[p * n + j]);
             let mut c = vec![7.0f32; rows * ldc];
             product(&a, lda, rows, &b, &mut c, ldc);
+            let mut split = vec![7.0f32; rows * ldc];
+            product_par(&a, lda, rows, &b, &mut split, ldc);
+            assert_eq!(c, split, "[{rows},{k},{n}]: split by columns");
             for i in 0..rows {
                 for j in 0..ldc {
                     let got = c[i * ldc + j] as f64;

@@ -123,6 +123,8 @@ pub struct Model {
     precision: Precision,
     /// Weights packed for inference (see [`Model::inference_packs`]).
     packs: Mutex<Option<Arc<InferencePacks>>>,
+    /// Weights packed for the fused CPU generation path (see [`Model::generation_weights`]).
+    gen_weights: Mutex<Option<Arc<crate::generation::Weights>>>,
     /// Regularizers of training (see [`Regularizers`]).
     reg: Regularizers,
     /// The update rule of [`Model::train_step`].
@@ -179,6 +181,7 @@ impl Model {
             eval_checked: Default::default(),
             precision: Precision::F32,
             packs: Mutex::new(None),
+            gen_weights: Mutex::new(None),
             reg: Regularizers::default(),
             optimizer: Optimizer::Adam,
             averaging: Averaging::default(),
@@ -325,6 +328,18 @@ impl Model {
         });
         *slot = Some(packs.clone());
         Ok(Some(packs))
+    }
+
+    /// The weights packed for the fused CPU generation path (`generation.rs`), built on first use
+    /// after each change of the weights (keyed by the optimizer step, as [`Model::inference_packs`]).
+    pub(crate) fn generation_weights(&self) -> Result<Arc<crate::generation::Weights>> {
+        let mut slot = self.gen_weights.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = slot.as_ref().filter(|w| w.current(self)) {
+            return Ok(w.clone());
+        }
+        let w = Arc::new(crate::generation::Weights::new(self)?);
+        *slot = Some(w.clone());
+        Ok(w)
     }
 
     /// A zero state for `batch` sequences.

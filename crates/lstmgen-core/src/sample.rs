@@ -100,6 +100,18 @@ fn record(cfg: &SampleConfig, generated: &mut Vec<u32>, context: &mut Context, t
             .any(|stop| generated.ends_with(stop))
 }
 
+/// One sequence's logits row, random stream, generated tokens, end flag, context, tokens of this
+/// call, and the token it feeds next (the items [`Part::run`] goes over).
+type Seq<'a> = (
+    &'a mut [f32],
+    &'a mut ChaCha8Rng,
+    &'a mut Vec<u32>,
+    &'a mut bool,
+    &'a mut Context,
+    &'a mut Vec<u32>,
+    &'a mut u32,
+);
+
 /// One row group's share of a [`Sampler`]'s sequences for the fused path: its slices of the
 /// per-sequence vectors, and its state.
 struct Part<'a> {
@@ -125,17 +137,39 @@ impl Part<'_> {
             if self.group.pending {
                 self.group.step(w, cfg.reset_at, self.logits);
             }
-            for (s, tok) in self.group.tokens.iter_mut().enumerate() {
+            // one sequence: draw its token, record it, and set it to be fed next
+            let one = |(row, rng, out, done, ctx, fresh, tok): Seq| -> Result<()> {
                 *tok = 0; // an ended sequence is fed id 0, as in the per-step path
-                if self.done[s] {
-                    continue;
+                if !*done {
+                    let t = draw(row, cfg, ctx, out.len(), rng)?;
+                    *done = record(cfg, out, ctx, t);
+                    fresh.push(t);
+                    *tok = t;
                 }
-                let row = &mut self.logits[s * vocab..(s + 1) * vocab];
-                let (ctx, out) = (&mut self.contexts[s], &mut self.generated[s]);
-                let t = draw(row, cfg, ctx, out.len(), &mut self.rngs[s])?;
-                self.done[s] = record(cfg, out, ctx, t);
-                self.fresh[s].push(t);
-                *tok = t;
+                Ok(())
+            };
+            if self.group.wide {
+                (
+                    self.logits.par_chunks_mut(vocab),
+                    self.rngs.par_iter_mut(),
+                    self.generated.par_iter_mut(),
+                    self.done.par_iter_mut(),
+                    self.contexts.par_iter_mut(),
+                    self.fresh.par_iter_mut(),
+                    self.group.tokens.par_iter_mut(),
+                )
+                    .into_par_iter()
+                    .try_for_each(one)?;
+            } else {
+                self.logits
+                    .chunks_mut(vocab)
+                    .zip(self.rngs.iter_mut())
+                    .zip(self.generated.iter_mut())
+                    .zip(self.done.iter_mut())
+                    .zip(self.contexts.iter_mut())
+                    .zip(self.fresh.iter_mut())
+                    .zip(self.group.tokens.iter_mut())
+                    .try_for_each(|((((((a, b), c), d), e), f), g)| one((a, b, c, d, e, f, g)))?;
             }
             self.group.pending = true;
             iters += 1;
@@ -375,7 +409,7 @@ impl Sampler {
     fn flush(&mut self, model: &Model) -> Result<()> {
         if let Some(f) = &mut self.fused {
             if !f.weights.current(model) {
-                f.weights = Weights::new(model)?;
+                f.weights = model.generation_weights()?;
             }
             let vocab = model.config().vocab_size;
             for g in f.groups.iter_mut().filter(|g| g.pending) {
@@ -496,7 +530,7 @@ impl Sampler {
             return Ok(fresh);
         };
         if !fused.weights.current(model) {
-            fused.weights = Weights::new(model)?;
+            fused.weights = model.generation_weights()?;
         }
         let (mut logits, mut rngs) = (self.logits.as_mut_slice(), self.rngs.as_mut_slice());
         let (mut generated, mut done) = (self.generated.as_mut_slice(), self.done.as_mut_slice());
@@ -545,6 +579,16 @@ impl Sampler {
     pub(crate) fn on_steps_path(mut self) -> Result<Self> {
         if let Some(f) = self.fused.take() {
             self.state = f.state()?;
+        }
+        Ok(self)
+    }
+
+    /// This sampler with its sequences in one wide group (`generation.rs`) whatever the model's
+    /// size (tests): call it before any token is sampled.
+    #[cfg(test)]
+    pub(crate) fn wide(mut self, model: &Model) -> Result<Self> {
+        if self.fused.is_some() {
+            self.fused = Some(Fused::with_wide_bytes(model, &self.state, 0)?);
         }
         Ok(self)
     }
