@@ -315,7 +315,9 @@ impl Weights {
             let (w_ih, w_hh) = (host(&p[ly.w_ih(l)])?, host(&p[ly.w_hh(l)])?);
             let (b_ih, b_hh) = (host(&p[ly.b_ih(l)])?, host(&p[ly.b_hh(l)])?);
             if w_ih.len() != h4 * input || w_hh.len() != h4 * out || b_ih.len() != h4 {
-                return Err(Error::Native(format!("layer {l}: weights of unexpected size")));
+                return Err(Error::Native(format!(
+                    "layer {l}: weights of unexpected size"
+                )));
             }
             // b(p, j): W_ih[j, p] for the input's p, then W_hh[j, p - input]
             let w = Strips::new(input + out, h4, |p, j| {
@@ -415,8 +417,7 @@ impl Group {
         }
         for (l, lp) in w.layers.iter().enumerate() {
             let ka = lp.input + out;
-            for i in 0..n {
-                let row = &mut self.a[i * ka..(i + 1) * ka];
+            for (i, row) in self.a.chunks_exact_mut(ka).take(n).enumerate() {
                 let (x, h) = row.split_at_mut(lp.input);
                 if l == 0 {
                     let t = tokens[i] as usize;
@@ -534,7 +535,11 @@ impl Fused {
         let ka = weights.layers.iter().map(|l| l.input).max().unwrap_or(0) + out;
         let groups = row_groups(batch);
         let wide = groups.len() > 1 && weights.bytes() > wide_bytes;
-        let groups = if wide { vec![0..batch] } else { groups };
+        let groups = if wide {
+            std::iter::once(0..batch).collect()
+        } else {
+            groups
+        };
         let groups = groups
             .into_iter()
             .map(|rows| {
@@ -576,7 +581,11 @@ impl Fused {
         let batch = self.groups.last().map_or(0, |g| g.rows.end);
         let gather = |pick: &dyn Fn(&Group) -> &Vec<f32>, width: usize| -> Result<Tensor> {
             let v: Vec<f32> = self.groups.iter().flat_map(|g| pick(g).clone()).collect();
-            Ok(Tensor::from_vec(v, (batch, width), &candle_core::Device::Cpu)?)
+            Ok(Tensor::from_vec(
+                v,
+                (batch, width),
+                &candle_core::Device::Cpu,
+            )?)
         };
         let layers = self.weights.layers.len();
         Ok(State {
@@ -625,11 +634,17 @@ mod tests {
     /// Largest absolute difference of two float slices.
     fn diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 
     fn host_state(s: &State) -> Vec<f32> {
-        s.h.iter().chain(&s.c).flat_map(|t| host(t).unwrap()).collect()
+        s.h.iter()
+            .chain(&s.c)
+            .flat_map(|t| host(t).unwrap())
+            .collect()
     }
 
     /// One fused step of a 20-row batch (two row groups on two threads) from a random state, with
@@ -677,9 +692,15 @@ mod tests {
                 let spread = want.iter().fold(0f32, |m, x| m.max(x.abs()));
                 assert!(spread > 1.0, "{cfg:?}: logits {spread} too flat for a test");
                 let d = diff(&got, &want);
-                assert!(d < 2e-5, "{cfg:?} {boundary:?} {wide}: logits differ by {d}");
+                assert!(
+                    d < 2e-5,
+                    "{cfg:?} {boundary:?} {wide}: logits differ by {d}"
+                );
                 let d = diff(&host_state(&f.state().unwrap()), &host_state(&next));
-                assert!(d < 2e-5, "{cfg:?} {boundary:?} {wide}: state differs by {d}");
+                assert!(
+                    d < 2e-5,
+                    "{cfg:?} {boundary:?} {wide}: state differs by {d}"
+                );
             }
         }
     }
@@ -789,7 +810,14 @@ mod tests {
     /// dimensions of any length, partial strips, and strided operands.
     #[test]
     fn product_matches_the_plain_sum() {
-        for (rows, k, n) in [(1, 3, 5), (6, 16, 16), (13, 37, 40), (32, 192, 512), (7, 96, 65), (20, 300, 37)] {
+        for (rows, k, n) in [
+            (1, 3, 5),
+            (6, 16, 16),
+            (13, 37, 40),
+            (32, 192, 512),
+            (7, 96, 65),
+            (20, 300, 37),
+        ] {
             let (lda, ldc) = (k + 3, n + 2);
             let a: Vec<f32> = (0..rows * lda)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
