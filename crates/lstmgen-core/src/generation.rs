@@ -303,8 +303,16 @@ fn host(t: &Tensor) -> Result<Vec<f32>> {
 impl Weights {
     /// Packs `model`'s weights (CPU, f32: see [`applies`]); [`Model::generation_weights`] keeps
     /// them for the next sampling runs.
+    /// Errors: `Error::Data` when the packed copy (about the weights' own size) does not fit in
+    /// the memory left.
     pub(crate) fn new(model: &Model) -> Result<Self> {
         let cfg = model.config();
+        let floats: usize = model.params().iter().map(|p| p.elem_count()).sum();
+        crate::memory::ensure_fits(
+            4 * floats as u64,
+            "packing the weights for sampling",
+            "the model's size (hiddenSize, the vocabulary)",
+        )?;
         let (hidden, out) = (cfg.hidden_size, cfg.out_size());
         let ly = Layout::new(cfg);
         let p = model.params();
