@@ -1,9 +1,13 @@
 //! The fused CPU generation step: for a group of batch rows and one token per row, the embedding
 //! row, every layer (input projection, recurrent product, bias and cell in one pass, the projection
 //! `W_hr` where the model has one) and the decoder, on host buffers allocated once per sampling run
-//! and weights packed once per run (per change of the weights), with no candle tensor and no
-//! allocation per step. [`crate::sample::Sampler`] runs each group's whole loop (sampling, then
-//! this step) on a thread of its own, so a step of a 64-row batch costs no thread wake-up.
+//! and weights packed once (cached in the model until its next optimizer step), with no candle
+//! tensor and no allocation per step. Two ways to keep the cores busy ([`Fused::new`]): small
+//! models run as one group of rows per thread, and [`crate::sample::Sampler`] runs each group's
+//! whole loop (sampling, then this step) on a thread of its own, so a step costs no thread
+//! wake-up; models whose packed weights exceed [`WIDE_BYTES`] run as one wide group whose products
+//! are split by output columns between the threads (each streams its share of the weights) and
+//! whose cells and draws are split by rows.
 //!
 //! Equations: those of `lstm.rs` (PyTorch `nn.LSTM`, gates i, f, g, o): per layer
 //! `z = [x | h] [W_ih | W_hh]^T + b_ih + b_hh` (the two products as one over the concatenated
