@@ -16,15 +16,17 @@
 //! backward `dc = dc_next + dh*o*(1-tanh(c)^2)`, `dz_i = dc*g*i(1-i)`, `dz_f = dc*c_prev*f(1-f)`,
 //! `dz_g = dc*i*(1-g^2)`, `dz_o = dh*tanh(c)*o(1-o)`, `dc_prev = dc*f`, `dh_prev = dz W_hh`.
 //!
-//! f32 products run on an AVX2+FMA tile (6 rows x 16 columns, the layout of `gemm/blocked.rs`)
-//! where the CPU has it and `LSTMGEN_CPU_KERNELS=generic` is not set; f64 (the gradient check) and
-//! other CPUs on a portable tile of the same layout. `LSTMGEN_CPU_RECURRENCE=steps` turns the fused
+//! The products run on `gemm/tile.rs`'s strip products (the weight packed into strips of 16
+//! columns, the left operand read in place): the AVX2+FMA micro-kernel of `gemm/blocked.rs` for
+//! f32 where the CPU has it and `LSTMGEN_CPU_KERNELS=generic` is not set; f64 (the gradient check)
+//! and other CPUs on the portable tile of the same layout. `LSTMGEN_CPU_RECURRENCE=steps` turns the fused
 //! path off (the per-step path then runs everywhere; the tests compare the two).
 
 use crate::act::Act;
 use crate::buf::{self, cpu_slice, on_cpu};
 use crate::error::{Error, Result};
-use crate::gemm::{self, Precision};
+use crate::gemm::tile::{pack_strips, product};
+use crate::gemm::Precision;
 use crate::resets::Resets;
 use candle_core::{DType, Device, Tensor};
 use std::ops::Range;
@@ -34,11 +36,6 @@ use std::ops::Range;
 /// (batch 32; the weight stays in L2), 0.70x at H = 256, 0.72x at H = 512 (batch 64; from L3:
 /// the tile has no K blocking). Larger layers take the per-step path, whose products block K.
 const MAX_WEIGHT_BYTES: usize = 4 * 1024 * 1024;
-
-/// Columns of a packed strip (the tile width).
-const NR: usize = 16;
-/// Rows of a tile.
-const MR: usize = 6;
 
 /// Whether the fused path is turned off (`LSTMGEN_CPU_RECURRENCE=steps`, read once).
 fn steps_only() -> bool {
@@ -104,154 +101,6 @@ fn scratch<T: Act>(len: usize) -> Vec<T> {
     unsafe { buf::assume_init(buf::uninit::<T>(len)) }
 }
 
-/// `b` `[k, n]` with `b(p, j) = src[j * ld + p]` (`trans`) or `src[p * ld + j]`, as strips of
-/// [`NR`] columns, strip `s` at `[s * k * NR..]` laid out `[k][NR]`, columns past `n` zero.
-fn pack<T: Act>(src: &[T], k: usize, n: usize, ld: usize, trans: bool) -> Vec<T> {
-    let strips = n.div_ceil(NR);
-    let mut out = vec![T::zero(); strips * k * NR];
-    for s in 0..strips {
-        for c in 0..NR.min(n - s * NR) {
-            let j = s * NR + c;
-            for p in 0..k {
-                out[(s * k + p) * NR + c] = if trans {
-                    src[j * ld + p]
-                } else {
-                    src[p * ld + j]
-                };
-            }
-        }
-    }
-    out
-}
-
-/// `c[rows, n] (+)= a[rows, k] @ b`, `a` row-major with row stride `k`, `c` with row stride `n`,
-/// `b` packed by [`pack`] for `k` x `n`; `acc` adds to `c` instead of overwriting it.
-fn product<T: Act>(a: &[T], rows: usize, k: usize, b: &[T], n: usize, c: &mut [T], acc: bool) {
-    let mut tmp = [T::zero(); MR * NR];
-    for s in 0..n.div_ceil(NR) {
-        let strip = &b[s * k * NR..(s + 1) * k * NR];
-        let cols = NR.min(n - s * NR);
-        for i0 in (0..rows).step_by(MR) {
-            let r = MR.min(rows - i0);
-            let a = &a[i0 * k..(i0 + r) * k];
-            if cols == NR {
-                tile(r, k, a, strip, &mut c[i0 * n + s * NR..], n, acc);
-            } else {
-                // a partial strip: through a full-width tile, then its columns copied back
-                for i in 0..r {
-                    for j in 0..NR {
-                        tmp[i * NR + j] = if acc && j < cols {
-                            c[(i0 + i) * n + s * NR + j]
-                        } else {
-                            T::zero()
-                        };
-                    }
-                }
-                tile(r, k, a, strip, &mut tmp, NR, true);
-                for i in 0..r {
-                    c[(i0 + i) * n + s * NR..(i0 + i) * n + s * NR + cols]
-                        .copy_from_slice(&tmp[i * NR..i * NR + cols]);
-                }
-            }
-        }
-    }
-}
-
-/// One tile: `c[r, NR] (+)= a[r, k] @ strip[k, NR]`, `r <= MR`, `c` with row stride `ldc`
-/// (`c` holds at least `(r - 1) * ldc + NR` elements).
-#[inline]
-fn tile<T: Act>(r: usize, k: usize, a: &[T], strip: &[T], c: &mut [T], ldc: usize, acc: bool) {
-    assert!(r <= MR && a.len() >= r * k && strip.len() >= k * NR && c.len() >= (r - 1) * ldc + NR);
-    #[cfg(target_arch = "x86_64")]
-    if let (Some(a), Some(b), Some(c)) = (
-        as_f32(a).filter(|_| gemm::avx2_fma()),
-        as_f32(strip),
-        as_f32_mut(c),
-    ) {
-        // SAFETY: the assert above bounds every access; AVX2 and FMA are present (avx2_fma).
-        unsafe {
-            match r {
-                6 => avx2::<6>(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc),
-                5 => avx2::<5>(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc),
-                4 => avx2::<4>(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc),
-                3 => avx2::<3>(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc),
-                2 => avx2::<2>(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc),
-                _ => avx2::<1>(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc),
-            }
-        }
-        return;
-    }
-    let mut sum = [[T::zero(); NR]; MR];
-    for p in 0..k {
-        let bp = &strip[p * NR..(p + 1) * NR];
-        for (i, row) in sum.iter_mut().enumerate().take(r) {
-            let av = a[i * k + p];
-            for (x, &y) in row.iter_mut().zip(bp) {
-                *x += av * y;
-            }
-        }
-    }
-    for (i, row) in sum.iter().enumerate().take(r) {
-        let cr = &mut c[i * ldc..i * ldc + NR];
-        for (x, &y) in cr.iter_mut().zip(row) {
-            *x = if acc { *x + y } else { y };
-        }
-    }
-}
-
-/// `x` as f32 when `T` is f32.
-fn as_f32<T: 'static>(x: &[T]) -> Option<&[f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        // SAFETY: T is f32.
-        .then(|| unsafe { std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len()) })
-}
-
-/// `x` as f32 when `T` is f32.
-fn as_f32_mut<T: 'static>(x: &mut [T]) -> Option<&mut [f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        // SAFETY: T is f32.
-        .then(|| unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut f32, x.len()) })
-}
-
-/// `R x 16` tile: `2R` accumulators, two loads of the strip and `R` broadcasts of `a` (row
-/// stride `k`, read in place: no packing of the left operand) per inner index.
-///
-/// # Safety
-/// AVX2 and FMA present; `a` holds `R * k`, `b` `k * 16` floats, `c` an `R x 16` block at `ldc`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2<const R: usize>(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    acc: bool,
-) {
-    use std::arch::x86_64::*;
-    let mut s = [[_mm256_setzero_ps(); 2]; R];
-    for p in 0..k {
-        let b0 = _mm256_loadu_ps(b.add(p * 16));
-        let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
-        for (i, row) in s.iter_mut().enumerate() {
-            let av = _mm256_broadcast_ss(&*a.add(i * k + p));
-            row[0] = _mm256_fmadd_ps(av, b0, row[0]);
-            row[1] = _mm256_fmadd_ps(av, b1, row[1]);
-        }
-    }
-    for (i, row) in s.iter().enumerate() {
-        for (v, &x) in row.iter().enumerate() {
-            let cp = c.add(i * ldc + v * 8);
-            let x = if acc {
-                _mm256_add_ps(_mm256_loadu_ps(cp), x)
-            } else {
-                x
-            };
-            _mm256_storeu_ps(cp, x);
-        }
-    }
-}
-
 /// Runs `f` with the contiguous CPU slice of `t` (made contiguous first when it is not).
 fn with_slice<T: Act, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
     let t = t.contiguous()?;
@@ -297,7 +146,7 @@ fn forward_t<T: Act + 'static>(
     let h4 = 4 * hd;
     let rows = seq_len * batch;
     // W_hh^T [H, 4H] in strips: b(p, j) = w_hh[j, p]
-    let w = with_slice::<T, _>(w_hh, |w| pack(w, hd, h4, hd, true))?;
+    let w = with_slice::<T, _>(w_hh, |w| pack_strips(w, hd, h4, hd, true))?;
     let (h0, c0) = (
         with_slice::<T, _>(h0, |s| s.to_vec())?,
         with_slice::<T, _>(c0, |s| s.to_vec())?,
@@ -353,7 +202,7 @@ fn forward_t<T: Act + 'static>(
             };
             hp.copy_from_slice(&h);
             cp.copy_from_slice(&c);
-            product(&h, n, hd, &w, h4, z, false);
+            product(&h, n, hd, hd, &w, h4, z, h4, false);
             for i in 0..n {
                 let zr = &mut z[i * h4..(i + 1) * h4];
                 let xr = &xw_data[(r0 + i) * h4..(r0 + i + 1) * h4];
@@ -431,7 +280,7 @@ fn backward_t<T: Act + 'static>(
     let hd = h4 / 4;
     let batch = rows / seq_len.max(1);
     // W_hh [4H, H] in strips: b(p, j) = w_hh[p, j]
-    let w = with_slice::<T, _>(w_hh, |w| pack(w, h4, hd, hd, false))?;
+    let w = with_slice::<T, _>(w_hh, |w| pack_strips(w, h4, hd, hd, false))?;
     let d_out = d_out.contiguous()?;
     let mut dz = scratch::<T>(rows * h4); // every row written by its step
     let ts = [&cache.gates, &cache.c_prev, &cache.tanh_c, &d_out];
@@ -484,7 +333,7 @@ fn backward_groups<T: Act + 'static>(
                 }
             }
             if t > 0 {
-                product(dzt, n, h4, w, hd, &mut dh_rec, false);
+                product(dzt, n, h4, h4, w, hd, &mut dh_rec, hd, false);
                 if let Some(r) = resets {
                     for &b in r.rows_at(t).iter().filter(|b| g.contains(b)) {
                         let i = b - g.start;
@@ -597,49 +446,6 @@ mod tests {
                             max_diff(a, b) < tol,
                             "{dtype:?} H={hd}: gradient {}",
                             max_diff(a, b)
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// The tiles (AVX2 where present, else portable) compute `a @ b` for every row count up to
-    /// two tiles and partial strips, overwriting and accumulating.
-    #[test]
-    fn product_matches_the_plain_sum() {
-        for (rows, k, n) in [
-            (1, 3, 5),
-            (6, 16, 16),
-            (13, 37, 40),
-            (16, 128, 512),
-            (7, 512, 128),
-        ] {
-            let a: Vec<f32> = (0..rows * k)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-                .collect();
-            let bsrc: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0)
-                .collect();
-            let b = pack(&bsrc, k, n, n, false);
-            let bt = {
-                let t: Vec<f32> = (0..n * k).map(|i| bsrc[(i % k) * n + i / k]).collect();
-                pack(&t, k, n, k, true)
-            };
-            assert_eq!(b, bt);
-            for acc in [false, true] {
-                let mut c = vec![0.5f32; rows * n];
-                product(&a, rows, k, &b, n, &mut c, acc);
-                for i in 0..rows {
-                    for j in 0..n {
-                        let want: f64 = (0..k)
-                            .map(|p| a[i * k + p] as f64 * bsrc[p * n + j] as f64)
-                            .sum::<f64>()
-                            + if acc { 0.5 } else { 0.0 };
-                        let got = c[i * n + j] as f64;
-                        assert!(
-                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                            "[{rows},{k},{n}] ({i},{j}): {got} vs {want}"
                         );
                     }
                 }

@@ -10,14 +10,15 @@
 //!
 //! Kernels, picked once per process at run time: AVX2 + FMA (6 x 16 tile in 12 ymm registers;
 //! CPUs with AVX-512 take it too) or a portable one that the compiler vectorises for the target's
-//! baseline (4 x 8 tile), which `LSTMGEN_CPU_KERNELS=generic` selects everywhere. The output is
+//! baseline (4 x 8 tile), which `LSTMGEN_CPU_KERNELS=generic` selects everywhere; both are the
+//! micro-kernels of `tile.rs`, which the fused recurrence shares. The output is
 //! split into row and column blocks that rayon's threads compute independently; products below
 //! [`PAR_MIN_MACS`] multiply-adds stay on the calling thread.
 //!
 //! Sums are accumulated in f32 in the order p = 0..k within each KC block, blocks added in
 //! order: results agree with any other f32 product up to f32 rounding of the order of additions.
 
-use super::Operand;
+use super::{tile, Operand};
 use rayon::prelude::*;
 
 /// Inner-dimension block: a `KC x 16` strip of B is 16 KiB (half of a 32 KiB L1d).
@@ -46,14 +47,14 @@ impl Isa {
     /// Rows of the C tile per micro-kernel call.
     const fn mr(self) -> usize {
         match self {
-            Isa::Avx2 => 6,
+            Isa::Avx2 => tile::MR,
             Isa::Portable => 4,
         }
     }
     /// Columns of the C tile (width of a packed B strip).
     const fn nr(self) -> usize {
         match self {
-            Isa::Avx2 => 16,
+            Isa::Avx2 => tile::NR,
             Isa::Portable => 8,
         }
     }
@@ -298,7 +299,8 @@ fn pack_a_n<const MR: usize>(
     }
 }
 
-/// One `MR x NR` tile: `c = a_strip @ b_strip` (`acc`: `c +=`), `c` with row stride `ldc`.
+/// One `MR x NR` tile: `c = a_strip @ b_strip` (`acc`: `c +=`), `c` with row stride `ldc`, on
+/// the micro-kernels of `tile.rs` (a packed strip of A: `A(i, p) = a[p * MR + i]`).
 ///
 /// # Safety
 /// `a` holds `kc * MR` and `b` `kc * NR` floats; `c` addresses an `MR x NR` block at stride `ldc`.
@@ -314,65 +316,10 @@ unsafe fn kernel(
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2(kc, a, b, c, ldc, acc),
+        Isa::Avx2 => tile::avx2_packed(kc, a, b, c, ldc, acc),
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx2 => unreachable!("isa() gives Avx2 only on x86_64"),
-        Isa::Portable => portable::<4, 8>(kc, a, b, c, ldc, acc),
-    }
-}
-
-/// 6 x 16 tile: 12 accumulators, two loads of B and six broadcasts of A per k.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
-    use std::arch::x86_64::*;
-    let mut r = [[_mm256_setzero_ps(); 2]; 6];
-    for p in 0..kc {
-        let b0 = _mm256_loadu_ps(b.add(p * 16));
-        let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
-        for (i, row) in r.iter_mut().enumerate() {
-            let av = _mm256_broadcast_ss(&*a.add(p * 6 + i));
-            row[0] = _mm256_fmadd_ps(av, b0, row[0]);
-            row[1] = _mm256_fmadd_ps(av, b1, row[1]);
-        }
-    }
-    for (i, row) in r.iter().enumerate() {
-        for (v, &x) in row.iter().enumerate() {
-            let cp = c.add(i * ldc + v * 8);
-            let x = if acc {
-                _mm256_add_ps(_mm256_loadu_ps(cp), x)
-            } else {
-                x
-            };
-            _mm256_storeu_ps(cp, x);
-        }
-    }
-}
-
-/// `MR x NR` tile in plain Rust (the compiler vectorises the `NR` loop for the baseline target).
-unsafe fn portable<const MR: usize, const NR: usize>(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    acc: bool,
-) {
-    let mut r = [[0f32; NR]; MR];
-    for p in 0..kc {
-        let bp = std::slice::from_raw_parts(b.add(p * NR), NR);
-        for (i, row) in r.iter_mut().enumerate() {
-            let av = *a.add(p * MR + i);
-            for (x, &y) in row.iter_mut().zip(bp) {
-                *x += av * y;
-            }
-        }
-    }
-    for (i, row) in r.iter().enumerate() {
-        for (j, &x) in row.iter().enumerate() {
-            let cp = c.add(i * ldc + j);
-            *cp = if acc { *cp + x } else { x };
-        }
+        Isa::Portable => tile::portable::<f32, 4, 8>(4, kc, a, 1, 4, b, c, ldc, acc),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Matrix products for the engine, in one of two precisions ([`Precision`]).
 //!
 //! f32 on the CPU: OpenBLAS `cblas_sgemm` when `build.rs` linked it (`blas.rs`), else the engine's
-//! own packed, cache-blocked kernels (`blocked.rs`: AVX2/FMA or portable). bf16 on the CPU: operands rounded to bf16 and products accumulated in f32, on AMX
+//! own packed, cache-blocked kernels (`blocked.rs`: AVX2/FMA or portable, on the micro-kernels of
+//! `tile.rs`). bf16 on the CPU: operands rounded to bf16 and products accumulated in f32, on AMX
 //! tiles where the CPU has them (`amx.rs`); elsewhere the same rounding followed by the f32
 //! product, so results agree across machines up to the order of additions. Other devices (CUDA)
 //! and f64 (the gradient check) always use candle's `matmul`.
@@ -12,6 +13,7 @@ mod blas;
 #[cfg_attr(lstmgen_blas, allow(dead_code))] // the BLAS build takes OpenBLAS for these products
 mod blocked;
 mod f32k;
+pub(crate) mod tile;
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Layout, Storage, Tensor};
