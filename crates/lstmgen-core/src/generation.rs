@@ -17,14 +17,16 @@
 //! (one product over `in + out` terms instead of two added), so results agree with it up to f32
 //! rounding.
 //!
-//! Products run on a 6 x 16 AVX2+FMA tile (the layout of `gemm/blocked.rs` and `recurrence.rs`:
-//! the right operand in strips of 16 columns, the left one read in place) where the CPU has it and
-//! `LSTMGEN_CPU_KERNELS=generic` is not set, else on a portable tile of the same layout. f32 models
+//! Products run on the engine's one micro-kernel (`gemm/tile.rs`, shared with `gemm/blocked.rs`
+//! and `recurrence.rs`: the right operand in strips of 16 columns, the left one read in place), a
+//! 6 x 16 AVX2+FMA tile where the CPU has it and `LSTMGEN_CPU_KERNELS=generic` is not set, else a
+//! portable tile of the same layout. f32 models
 //! with f32 products on the CPU take this path; bf16 products, f64 models and other devices take
 //! the per-step path (`Model::step_logits`), and so does every run under
 //! `LSTMGEN_CPU_GENERATION=steps`.
 
 use crate::error::{Error, Result};
+use crate::gemm::tile::{MR, NR};
 use crate::gemm::{self, Precision};
 use crate::model::{Model, State};
 use crate::params::Layout;
@@ -33,10 +35,6 @@ use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// Columns of a packed strip (the tile width).
-const NR: usize = 16;
-/// Most rows of a tile.
-const MR: usize = 6;
 /// Inner-dimension block: a `KC x 16` strip block is 8 KiB, and with the `32 x KC` rows of the
 /// left operand it passes over (16 KiB) it stays in a 32 KiB L1d.
 const KC: usize = 128;
@@ -184,7 +182,8 @@ unsafe fn product_strips(
 }
 
 /// One tile: `c[r, NR] (+)= a[r, k] @ strip[k, NR]`, `1 <= r <= MR`, `a` with row stride `lda`,
-/// `c` with row stride `ldc`; `acc` adds to `c` instead of overwriting it.
+/// `c` with row stride `ldc`; `acc` adds to `c` instead of overwriting it. The engine's one
+/// micro-kernel (`gemm/tile.rs`: AVX2+FMA where present, else portable).
 ///
 /// # Safety
 /// `c` points to `r` rows of `NR` writable floats at stride `ldc`.
@@ -201,78 +200,8 @@ unsafe fn tile(
     acc: bool,
 ) {
     assert!((1..=MR).contains(&r) && a.len() >= (r - 1) * lda + k && strip.len() >= k * NR);
-    #[cfg(target_arch = "x86_64")]
-    if gemm::avx2_fma() {
-        let (a, b) = (a.as_ptr(), strip.as_ptr());
-        // SAFETY: the assert above bounds the reads, the caller the writes; AVX2 and FMA are
-        // present (avx2_fma).
-        match r {
-            6 => avx2::<6>(k, a, lda, b, c, ldc, acc),
-            5 => avx2::<5>(k, a, lda, b, c, ldc, acc),
-            4 => avx2::<4>(k, a, lda, b, c, ldc, acc),
-            3 => avx2::<3>(k, a, lda, b, c, ldc, acc),
-            2 => avx2::<2>(k, a, lda, b, c, ldc, acc),
-            _ => avx2::<1>(k, a, lda, b, c, ldc, acc),
-        }
-        return;
-    }
-    let mut sum = [[0f32; NR]; MR];
-    for p in 0..k {
-        let bp = &strip[p * NR..(p + 1) * NR];
-        for (i, row) in sum.iter_mut().enumerate().take(r) {
-            let av = a[i * lda + p];
-            for (x, &y) in row.iter_mut().zip(bp) {
-                *x += av * y;
-            }
-        }
-    }
-    for (i, row) in sum.iter().enumerate().take(r) {
-        for (j, &y) in row.iter().enumerate() {
-            let x = c.add(i * ldc + j);
-            *x = if acc { *x + y } else { y };
-        }
-    }
-}
-
-/// `R x 16` tile: `2R` accumulators, two loads of the strip and `R` broadcasts of `a` per inner
-/// index; `acc` adds to `c`.
-///
-/// # Safety
-/// AVX2 and FMA present; `a` holds `R` rows of `k` floats at stride `lda`, `b` `k * 16` floats,
-/// `c` an `R x 16` block at stride `ldc`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2<const R: usize>(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    acc: bool,
-) {
-    use std::arch::x86_64::*;
-    let mut s = [[_mm256_setzero_ps(); 2]; R];
-    for p in 0..k {
-        let b0 = _mm256_loadu_ps(b.add(p * 16));
-        let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
-        for (i, row) in s.iter_mut().enumerate() {
-            let av = _mm256_broadcast_ss(&*a.add(i * lda + p));
-            row[0] = _mm256_fmadd_ps(av, b0, row[0]);
-            row[1] = _mm256_fmadd_ps(av, b1, row[1]);
-        }
-    }
-    for (i, row) in s.iter().enumerate() {
-        for (v, &x) in row.iter().enumerate() {
-            let cp = c.add(i * ldc + v * 8);
-            let x = if acc {
-                _mm256_add_ps(_mm256_loadu_ps(cp), x)
-            } else {
-                x
-            };
-            _mm256_storeu_ps(cp, x);
-        }
-    }
+    // SAFETY: the assert bounds the reads of `a` and the strip, the caller the writes to `c`.
+    gemm::tile::tile(r, k, a.as_ptr(), lda, strip.as_ptr(), c, ldc, acc);
 }
 
 /// One layer's weights, packed: `w` = `[W_ih | W_hh]^T` `[in + out, 4H]`, `bias` = `b_ih + b_hh`

@@ -228,14 +228,14 @@ pub(crate) fn product<T: CpuFloat + 'static>(
     }
 }
 
-/// One `r x NR` tile of [`product`], `1 <= r <= MR`, `A` row-major at stride `lda`: the AVX2 tile
-/// for f32 where present, else the portable one.
+/// One `r x NR` tile of [`product`] (and of the fused generation's products), `1 <= r <= MR`,
+/// `A` row-major at stride `lda`: the AVX2 tile for f32 where present, else the portable one.
 ///
 /// # Safety
 /// As [`portable`] with `rsa = lda`, `csa = 1`.
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<T: CpuFloat + 'static>(
+pub(crate) unsafe fn tile<T: CpuFloat + 'static>(
     r: usize,
     k: usize,
     a: *const T,
