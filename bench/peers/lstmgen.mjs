@@ -35,7 +35,8 @@ try {
     corpus: { text: trainText },
     valCorpus: { text: valText },
     tokenizer: kind,
-    vocabSize: a.vocab,
+    // the char vocabulary is every symbol of the text; a vocabulary size applies to word tokens only
+    ...(kind === 'char' ? {} : { vocabSize: a.vocab }),
     lowercase: true,
     embeddingDim: a.embedding,
     hiddenSize: a.hidden,
