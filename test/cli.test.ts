@@ -1,4 +1,5 @@
 // Needs the native addon (npm run build:native); compiles ts/ to dist/ first.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -120,8 +121,13 @@ describe('lstmgen CLI', () => {
     expect(missing.stderr).toMatch(/^lstmgen: cannot read corpus .*no such file/);
     expect(missing.stderr).not.toMatch(/\n\s+at /);
     expect(missing.stdout).toBe('');
-    // paths that cannot be read exit 2 (a usage error); files that can be read but hold the wrong thing exit 1
+    // paths that cannot be read exit 2 (a usage error); files that can be read but hold the wrong thing exit 1.
+    // A FIFO would block a read forever and /dev/null is a device: neither is read as a model.
+    const fifo = path.join(dir, 'model.fifo');
+    if (!fs.existsSync(fifo)) execFileSync('mkfifo', [fifo]);
     for (const [args, message] of [
+      [['generate', '--model', fifo], /cannot read model file .*it is a FIFO \(named pipe\), not a regular file/],
+      [['tokenize', '--model', '/dev/null', '--text', 'a'], /cannot read model file .*it is a character device/],
       [['generate', '--model', path.join(dir, 'nope.lstm')], /cannot read model file .*no such file/],
       [['generate', '--model', dir], /cannot read model file .*it is a directory/],
       [

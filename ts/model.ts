@@ -18,7 +18,7 @@ import {
 } from './config';
 import { corpusStream, tokenizeCorpus } from './corpus/dataset';
 import { TrainingRecords } from './corpus/recordset';
-import { type CorpusSource, describeCorpus } from './corpus/sources';
+import { type CorpusSource, describeCorpus, fileKind } from './corpus/sources';
 import { batchLayout, idStream, makeBatches, type TokenStream } from './data';
 import { ConfigError, DataError, fileErrorReason, ModelFileError, NumericError } from './errors';
 import { writeFileAtomic } from './io/atomic';
@@ -474,15 +474,26 @@ export function loadModel(file: string, options: LoadOptions = {}): Promise<Lstm
   return LstmModel.load(file, options);
 }
 
-/** The bytes of `file` (`what` names it in errors). @throws ModelFileError if it cannot be read. */
+/**
+ * The bytes of `file` (`what` names it in errors).
+ * @throws ModelFileError if it cannot be read or is not a regular file: a FIFO blocks and a device such as
+ *   `/dev/zero` never ends, so neither is read.
+ */
 export function readBytes(file: string, what: string): Buffer {
+  const fail = (reason: string, cause?: unknown) =>
+    new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${reason}`, { cause, unreadablePath: file });
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch (err) {
+    throw fail(fileErrorReason(err), err);
+  }
+  if (stat.isDirectory()) throw fail('it is a directory');
+  if (!stat.isFile()) throw fail(`it is ${fileKind(stat)}, not a regular file`);
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    throw new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${fileErrorReason(err)}`, {
-      cause: err,
-      unreadablePath: file,
-    });
+    throw fail(fileErrorReason(err), err);
   }
 }
 

@@ -79,7 +79,7 @@ const builtinList = () =>
     .join(', ');
 
 /** What kind of non-regular file `stat` describes, for messages. */
-function fileKind(stat: fs.Stats): string {
+export function fileKind(stat: fs.Stats): string {
   if (stat.isFIFO()) return 'a FIFO (named pipe)';
   if (stat.isCharacterDevice()) return 'a character device';
   if (stat.isBlockDevice()) return 'a block device';
