@@ -1,9 +1,9 @@
 // Needs the native addon (npm run build:native); compiles ts/ to dist/ first.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileTs, jsonLines, lstmgen, TINY_FLAGS } from './cli-helpers';
+import { CLI, compileTs, jsonLines, lstmgen, TINY_FLAGS } from './cli-helpers';
 import { last, shakespeare, tmpDir } from './helpers';
 
 describe('lstmgen CLI', () => {
@@ -139,6 +139,19 @@ describe('lstmgen CLI', () => {
       const r = lstmgen(...args);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(message);
+    }
+    // a directory redirected to standard input (`tokenize < dir`) is an unreadable path, not an internal error
+    const dirFd = fs.openSync(dir, 'r');
+    try {
+      const r = spawnSync(process.execPath, [CLI, 'tokenize', '--model', modelFile], {
+        stdio: [dirFd, 'pipe', 'pipe'],
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/^lstmgen: cannot read standard input: it is a directory/);
+    } finally {
+      fs.closeSync(dirFd);
     }
     const notModel = lstmgen('generate', '--model', corpus);
     expect(notModel.code).toBe(1);

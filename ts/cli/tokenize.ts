@@ -1,6 +1,7 @@
 /** `lstmgen tokenize`: the ids and pieces a model's tokenizer makes of a text, for debugging. */
 import * as fs from 'node:fs';
 import { decodeText } from '../corpus/read';
+import { DataError, fileErrorReason } from '../errors';
 import { loadModel } from '../model';
 import { warnUnknownSymbols } from '../tokenizer';
 import { emit, say } from './print';
@@ -23,7 +24,7 @@ export interface TokenizeFlags {
 export async function tokenizeCommand(flags: TokenizeFlags): Promise<void> {
   const model = await loadModel(flags.model, { device: 'cpu' });
   const t = model.tokenizer;
-  const text = flags.text ?? decodeText(fs.readFileSync(0), 'standard input');
+  const text = flags.text ?? decodeText(readStdin(), 'standard input');
   const ids = t.encode(text, { onWarning: warnUnknownSymbols });
   const tokens = Array.from(ids, (id) => t.tokens[id]);
   const pieces = Array.from(ids, (id) => t.decode([id]));
@@ -36,4 +37,22 @@ export async function tokenizeCommand(flags: TokenizeFlags): Promise<void> {
     say(`${id}\t${JSON.stringify(tokens[i])}\t${JSON.stringify(pieces[i])}`);
   });
   say(`${ids.length} tokens, ${chars} characters (${t.kind}, vocabulary ${t.vocabSize})`);
+}
+
+/**
+ * All of standard input.
+ * @throws DataError (exit 2: a path that cannot be read) when it cannot be read, e.g. a directory redirected to it.
+ */
+function readStdin(): Buffer {
+  try {
+    return fs.readFileSync(0);
+  } catch (err) {
+    throw new DataError(
+      `cannot read standard input: ${fileErrorReason(err)}; give text with --text or a file on stdin`,
+      {
+        cause: err,
+        unreadablePath: '-',
+      },
+    );
+  }
 }
