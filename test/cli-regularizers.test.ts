@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { jsonLines, lstmgen } from './cli-helpers';
+import { jsonLines, lstmgen, TINY_FLAGS } from './cli-helpers';
 import { tensorBytes, tmpDir } from './helpers';
 
 /** Pre-tokenized lines in the style of Penn Treebank. */
@@ -94,5 +94,22 @@ describe('lstmgen train: regularizer, optimizer and word-split flags', () => {
     const vocab = lstmgen('train', '--corpus', 'moby-dick', '--tokenizer', 'char', '--vocab-size', '500');
     expect(vocab.code).toBe(2);
     expect(vocab.stderr).toMatch(/--vocab-size.*applies to the word and bpe tokenizers only/);
+    // the word options are no more ignored by the other tokenizers than --vocab-size is by char
+    for (const [args, flag] of [
+      [['--tokenizer', 'char', '--lowercase'], '--lowercase'],
+      [['--tokenizer', 'char', '--no-lowercase'], '--lowercase'],
+      [['--tokenizer', 'char', '--word-split', 'whitespace'], '--word-split'],
+      [['--tokenizer', 'bpe', '--lowercase'], '--lowercase'],
+      [['--tokenizer', 'bpe', '--word-split', 'punctuation'], '--word-split'],
+    ] as const) {
+      const once = [...TINY_FLAGS, '--max-steps', '1', '--out', path.join(tmpDir(), 'never.lstm')];
+      const r = lstmgen('train', '--corpus', 'moby-dick', ...args, ...once);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^lstmgen: ${flag}: applies to the word tokenizer only: .*; drop ${flag} or choose tokenizer "word"\\n$`,
+        ),
+      );
+    }
   });
 });

@@ -3,8 +3,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CLI, compileTs, jsonLines, lstmgen, TINY_FLAGS } from './cli-helpers';
+import { CLI, compileTs, jsonLines, lstmgen, runCli, TINY_FLAGS } from './cli-helpers';
 import { last, shakespeare, tmpDir } from './helpers';
+
+/** Whether this system has `mkfifo` (not Windows): the FIFO cases need it. */
+const HAS_MKFIFO = spawnSync('sh', ['-c', 'command -v mkfifo']).status === 0;
 
 describe('lstmgen CLI', () => {
   let dir: string;
@@ -115,6 +118,29 @@ describe('lstmgen CLI', () => {
     expect(g.stdout.startsWith('KING')).toBe(true);
   });
 
+  it.skipIf(!HAS_MKFIFO)('a tokenizer.json or a run log that is a FIFO or a device is refused unread (exit 2)', () => {
+    const fifo = path.join(dir, 'named.pipe');
+    if (!fs.existsSync(fifo)) execFileSync('mkfifo', [fifo]);
+    const out = path.join(dir, 'never.lstm');
+    for (const [args, message] of [
+      [
+        ['train', '--corpus', corpus, '--tokenizer', fifo, '--out', out],
+        /it is a FIFO \(named pipe\), not a regular file/,
+      ],
+      [['train', '--corpus', corpus, '--tokenizer', '/dev/null', '--out', out], /it is a character device/],
+      [['plot', fifo, '-o', path.join(dir, 'never.svg')], /cannot read run log .*it is a FIFO \(named pipe\)/],
+      [['plot', '/dev/null', '-o', path.join(dir, 'never.svg')], /cannot read run log .*it is a character device/],
+    ] as const) {
+      // reading a FIFO blocks until a writer comes (and /dev/zero never ends): a short limit, as no read may start
+      const r = runCli(CLI, [...args], { timeoutMs: 30_000 });
+      expect(r.signal, `${args.join(' ')} hung`).toBeNull();
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(args[0] === 'train' ? /^lstmgen: --tokenizer \(file\): cannot read / : /^lstmgen: /);
+    }
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
   it('reports errors as "lstmgen: <message>" without a stack, exit 1, or 2 for usage and unreadable paths', () => {
     const missing = lstmgen('train', '--corpus', path.join(dir, 'nope.txt'), '--out', path.join(dir, 'x.lstm'));
     expect(missing.code).toBe(2);
@@ -170,6 +196,56 @@ describe('lstmgen CLI', () => {
     expect(top.code).toBe(2);
     expect(top.stderr).toContain('--top-p: must be a number in (0, 1], got 1.5');
     expect(top.stdout).toBe(''); // nothing is printed before the options are checked
+    const trainOnce = ['--corpus', corpus, ...tiny, '--max-steps', '1', '--out', path.join(dir, 'refused.lstm')];
+    // a positive temperature too small for the engine's float32 sampling is the flag's error (exit 2), and the
+    // server's and the library's: one rule in the options' schema
+    const cold = lstmgen('generate', '--model', modelFile, '--prompt', 'the', '--temperature', '1e-40');
+    expect(cold.code, cold.stderr).toBe(2);
+    expect(cold.stderr).toMatch(
+      /^lstmgen: --temperature: must be 0 \(greedy\) or a finite number >= 1e-30 .*, got 1e-40\n$/,
+    );
+    const coldSample = lstmgen('train', ...trainOnce, '--sample-every', '1', '--sample-temperature', '1e-40');
+    expect(coldSample.code, coldSample.stderr).toBe(2);
+    expect(coldSample.stderr).toMatch(/^lstmgen: --sample-temperature: must be 0 \(greedy\)/);
+    // numbers are decimal: 0x10 is not 16 (Number() would read it so), nor 1_000 a thousand
+    for (const [command, flag, value] of [
+      ['generate', '--temperature', '0x10'],
+      ['generate', '--top-k', '0x10'],
+      ['generate', '--max-tokens', '1_000'],
+      ['generate', '--seed', '0b101'],
+      ['generate', '--top-p', ''],
+      ['train', '--lr', '0o17'],
+      ['train', '--hidden-size', '0X20'],
+    ]) {
+      const args = command === 'train' ? trainOnce : ['--model', modelFile, '--prompt', 'the'];
+      const r = lstmgen(command, ...args, flag, value, '--json');
+      expect(r.code, `${flag} ${value}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`${flag} <`);
+      expect(r.stderr).toContain(`'${value}' is invalid. not a decimal number`);
+      expect(r.stdout).toBe('');
+    }
+    const hexSchedule = lstmgen('train', ...trainOnce, '--lr-schedule', 'cosine:warmupSteps=0x10');
+    expect(hexSchedule.code, hexSchedule.stderr).toBe(2);
+    expect(hexSchedule.stderr).toMatch(/^lstmgen: --lr-schedule \(warmupSteps\): .*got "0x10"/);
+    const decimal = lstmgen(
+      'generate',
+      '--model',
+      modelFile,
+      '--prompt',
+      'the',
+      '--temperature',
+      '8E-1',
+      '--top-k',
+      '+1e1',
+      '--max-tokens',
+      '5',
+      '--json',
+    );
+    expect(decimal.code, decimal.stderr).toBe(0);
+    const topK0 = lstmgen('generate', '--model', modelFile, '--prompt', 'the', '--top-k', '0');
+    expect(topK0.code).toBe(2);
+    expect(topK0.stderr).toBe('lstmgen: --top-k: must be an integer >= 1, got 0\n');
+
     const strict = lstmgen('generate', '--model', modelFile, '--prompt', 'th\u{1F600}', '--strict');
     expect(strict.code).toBe(1);
     expect(strict.stdout).toBe('');

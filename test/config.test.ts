@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   MAX_DIM,
   MAX_LAYERS,
+  MIN_TEMPERATURE,
   parseEvaluateOptions,
   parseGenerateOptions,
   parseLoadOptions,
@@ -18,6 +19,10 @@ import {
   NumericError,
   wrapNative,
 } from '../ts/errors';
+
+/** The rule of every temperature option, as its ConfigError says it. */
+const TEMPERATURE_RULE =
+  "must be 0 (greedy) or a finite number >= 1e-30 (a smaller one overflows the engine's float32 sampling)";
 
 /** The ConfigError thrown by `fn`. */
 function configError(fn: () => unknown): ConfigError {
@@ -63,6 +68,7 @@ describe('parseTrainConfig', () => {
     ['device', 'tpu', 'device: must be "auto", "cpu" or "cuda", got "tpu"'],
     ['seed', -1, 'seed: must be an integer in [0, 2^32-1], got -1'],
     ['onStep', 3, 'onStep: must be a function, got 3'],
+    ['sampleTemperature', 1e-40, `sampleTemperature: ${TEMPERATURE_RULE}, got 1e-40`],
   ])('rejects %s = %s naming the field', (field, value, message) => {
     const err = configError(() => parseTrainConfig({ corpus: 'moby-dick', [field]: value } as never));
     expect(err.field).toBe(field);
@@ -118,12 +124,18 @@ describe('parseGenerateOptions', () => {
     expect(o).toMatchObject({ prompt: '', maxTokens: 200, temperature: 1, topP: 1, numSamples: 1, strict: false });
     expect(o.topK).toBeUndefined();
     expect(parseGenerateOptions({ temperature: 0 }).temperature).toBe(0);
+    expect(parseGenerateOptions({ temperature: MIN_TEMPERATURE }).temperature).toBe(MIN_TEMPERATURE);
     expect(parseGenerateOptions({ topP: 1 }).topP).toBe(1);
   });
 
   it.each([
-    ['temperature', -0.5, 'temperature: must be a finite number >= 0, got -0.5'],
-    ['temperature', NaN, 'temperature: must be a finite number >= 0, got NaN'],
+    ['temperature', -0.5, `temperature: ${TEMPERATURE_RULE}, got -0.5`],
+    ['temperature', NaN, `temperature: ${TEMPERATURE_RULE}, got NaN`],
+    // below f32's smallest normal number: the engine's float32 sampling would overflow (it was a NumericError)
+    ['temperature', 1e-40, `temperature: ${TEMPERATURE_RULE}, got 1e-40`],
+    ['temperature', MIN_TEMPERATURE / 2, `temperature: ${TEMPERATURE_RULE}, got ${MIN_TEMPERATURE / 2}`],
+    ['temperature', Number.MIN_VALUE, `temperature: ${TEMPERATURE_RULE}, got 5e-324`],
+    ['temperature', Infinity, `temperature: ${TEMPERATURE_RULE}, got Infinity`],
     ['topP', 0, 'topP: must be a number in (0, 1], got 0'],
     ['topP', 1.5, 'topP: must be a number in (0, 1], got 1.5'],
     ['topP', -0.1, 'topP: must be a number in (0, 1], got -0.1'],

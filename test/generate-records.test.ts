@@ -116,6 +116,22 @@ describe('whole-record generation', () => {
     expect(records.some((r) => r.text === 'carla' && r.novel === false)).toBe(true);
   });
 
+  it('keeps the prompt as given in the text, symbols the vocabulary lacks included (as plain generation shows it)', async () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    const prompt = 'C\u{1F433}a'; // the names are lower case: neither 'C' nor the whale is a token
+    const records = await model.generate({ records: 6, prompt, temperature: 0.5, seed: 4, maxTokens: 30 });
+    for (const r of records) {
+      expect(r.text.startsWith(prompt), r.text).toBe(true);
+      expect(r.text).not.toContain('\uFFFD');
+    }
+    // the model read <unk> for them (one warning per call): what follows is the continuation of that
+    expect(warn.mock.calls.filter((c) => String(c[0]).includes('\u{1F433}'))).toHaveLength(1);
+    // other unknown symbols are the same ids, so the same records follow, after that prompt as given
+    const other = 'Q\u{1F600}a';
+    const again = await model.generate({ records: 6, prompt: other, temperature: 0.5, seed: 4, maxTokens: 30 });
+    expect(again).toEqual(records.map((r) => ({ ...r, text: other + r.text.slice(prompt.length) })));
+  });
+
   it('keeps sampling until n novel records are found, or gives up after the documented number with a warning', async () => {
     const warn = vi.fn();
     const o = { ...parseGenerateOptions({ records: 4, onlyNovel: true, temperature: 2, seed: 5, maxTokens: 20 }) };
@@ -234,6 +250,19 @@ describe('training-record hashes', () => {
     );
     expect(novel.code).toBe(0);
     for (const x of jsonLines(novel.stdout)[0].records as Array<{ novel: boolean }>) expect(x.novel).toBe(true);
+    // a prompt with symbols the model lacks: the records' text and plain generation both show it as typed
+    const prompt = 'Ca';
+    const typed = lstmgen('generate', '--model', file, '--records', '2', '--prompt', prompt, '--seed', '3', '--json');
+    expect(typed.code, typed.stderr).toBe(0);
+    expect(typed.stderr).toMatch(/^lstmgen: warning: .*"C"/);
+    for (const x of jsonLines(typed.stdout)[0].records as Array<{ text: string }>) {
+      expect(x.text.startsWith(prompt), x.text).toBe(true);
+    }
+    const typedPlain = lstmgen('generate', '--model', file, '--records', '2', '--prompt', prompt, '--seed', '3');
+    for (const line of typedPlain.stdout.trimEnd().split('\n')) expect(line.startsWith(prompt), line).toBe(true);
+    const continued = lstmgen('generate', '--model', file, '--prompt', prompt, '--max-tokens', '5', '--seed', '3');
+    expect(continued.code, continued.stderr).toBe(0);
+    expect(continued.stdout.startsWith(prompt)).toBe(true);
     const alone = lstmgen('generate', '--model', file, '--only-novel', '--prompt', 'a');
     expect(alone.code).toBe(2);
     expect(alone.stderr).toMatch(/^lstmgen: --only-novel: needs records/);

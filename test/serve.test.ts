@@ -197,6 +197,43 @@ describe('serve()', () => {
     expect(ok.choices[0].text).toHaveLength(5);
   });
 
+  it('checks a request by the rules of the generate options and says what is wrong with it', async () => {
+    const cases: Array<[body: unknown, param: string, message: RegExp]> = [
+      // the CLI's and generate()'s rules: top_k 0 is not "off" there, and a positive temperature below 1e-30
+      // would overflow the float32 sampling (a 500 NumericError blaming the model)
+      [{ prompt: 'a', top_k: 0 }, 'top_k', /^top_k: must be an integer >= 1, got 0$/],
+      [{ prompt: 'a', temperature: 1e-40 }, 'temperature', /^temperature: must be 0 \(greedy\) or .*, got 1e-40$/],
+      [{ prompt: 'a', temperature: 2.5 }, 'temperature', /^temperature: must be <= 2, got 2.5$/],
+      [{ prompt: 'a', max_tokens: 0 }, 'max_tokens', /^max_tokens: must be a positive integer, got 0$/],
+      [{ prompt: 'a', stop: '' }, 'stop', /^stop: must not hold the empty string ""/],
+      [{ prompt: 'a', stop: ['a', ''] }, 'stop', /^stop: must not hold the empty string ""/],
+      [{ prompt: 'a', stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', /^stop: must be at most 4 strings, got 5$/],
+      // valid JSON whose keys would reach an object's prototype if merged: refused as unknown fields
+      ['{"prompt": "a", "__proto__": {"polluted": true}}', '__proto__', /^unknown field __proto__$/],
+      ['{"prompt": "a", "stream_options": {"__proto__": {"polluted": true}}}', 'stream_options.__proto__', /__proto__/],
+      [
+        '{"prompt": "a", "constructor": {"prototype": {"polluted": true}}}',
+        'constructor',
+        /^unknown field constructor$/,
+      ],
+    ];
+    for (const [body, param, message] of cases) {
+      const r = await post(server.url, body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      const err = JSON.parse(r.body).error;
+      expect(err.param, JSON.stringify(body)).toBe(param);
+      expect(err.message, JSON.stringify(body)).toMatch(message);
+      expect(err.message).not.toMatch(/not valid JSON/);
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+    // malformed JSON is still called so; the smallest temperature taken, and a top_k of 1, answer
+    const malformed = await post(server.url, '{"prompt": "a", ');
+    expect(JSON.parse(malformed.body).error.message).toMatch(/not valid JSON/);
+    const cold = await post(server.url, { prompt: 'a', max_tokens: 5, temperature: 1e-30, top_k: 1 });
+    expect(cold.status, cold.body).toBe(200);
+  });
+
   it('a client that disconnects mid-stream stops its generation', async () => {
     const controller = new AbortController();
     const res = await fetch(`${server.url}/v1/completions`, {

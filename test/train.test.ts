@@ -1,5 +1,6 @@
 // Needs the native addon (npm run build:native).
 import { describe, expect, it, vi } from 'vitest';
+import { MIN_TEMPERATURE } from '../ts/config';
 import { ConfigError, DataError } from '../ts/errors';
 import { type ImportTorchOptions, importTorch } from '../ts/interop/torch';
 import { loadModel } from '../ts/model';
@@ -232,6 +233,25 @@ describe('generate()', () => {
     expect(k1).toEqual(g1); // top-1 sampling is greedy
     const p = await model.generate({ prompt: 'the', maxTokens: 20, temperature: 1, topP: 1e-6, seed: 9 });
     expect(p).toEqual(g1); // a tiny nucleus keeps only the most likely token
+    // the smallest temperature taken samples (the limit of small temperatures is greedy decoding)
+    const cold = await model.generate({ prompt: 'the', maxTokens: 20, temperature: MIN_TEMPERATURE, seed: 9 });
+    expect(cold).toEqual(g1);
+
+    // a positive temperature below it (f32 overflows from ~1.2e-38) is the option's error, not the model's
+    // NumericError, in generate(), stream() and sessions alike
+    const refused = { name: 'ConfigError', field: 'temperature', message: expect.stringMatching(/0 \(greedy\)/) };
+    await expect(model.generate({ prompt: 'the', temperature: 1e-40 })).rejects.toMatchObject(refused);
+    let streamError: unknown;
+    try {
+      model.stream({ prompt: 'the', temperature: 1e-40 });
+    } catch (err) {
+      streamError = err;
+    }
+    expect(streamError).toMatchObject(refused);
+    const session = model.session({ seed: 1 });
+    await session.feed('the');
+    await expect(session.sample({ maxTokens: 5, temperature: 1e-40 })).rejects.toMatchObject(refused);
+    session.dispose();
   });
 
   it('maps unknown prompt symbols to <unk> with a warning, or throws with strict; empty prompt works', async () => {

@@ -1,9 +1,10 @@
 // Needs the native addon (npm run build:native) for the train() cases. What the warnings of a run say, where
 // they go (onWarning, else process warnings), and that they stay short and true.
+import * as path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DataError, train, WordTokenizer } from '../ts/index';
 import { divergenceWarning } from '../ts/train/loop';
-import { TINY } from './helpers';
+import { ROOT, TINY } from './helpers';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -94,6 +95,35 @@ describe('train({ onWarning })', () => {
       field: 'vocabSize',
       message: expect.stringMatching(/applies to the word and bpe tokenizers only/),
     });
+  });
+
+  it('lowercase and wordSplit with a tokenizer other than word, vocabSize with a tokenizer.json, are ConfigErrors', async () => {
+    const file = path.join(ROOT, 'test', 'fixtures', 'hf-wordpiece', 'tokenizer.json');
+    for (const [options, field, applies, own] of [
+      [{ tokenizer: 'char', lowercase: true }, 'lowercase', 'the word tokenizer', 'the char vocabulary'],
+      [{ tokenizer: 'char', lowercase: false }, 'lowercase', 'the word tokenizer', 'the char vocabulary'],
+      [{ tokenizer: 'char', wordSplit: 'whitespace' }, 'wordSplit', 'the word tokenizer', 'the char vocabulary'],
+      [{ lowercase: false }, 'lowercase', 'the word tokenizer', 'the char vocabulary'], // char is the default
+      [{ tokenizer: 'bpe', lowercase: true, vocabSize: 300 }, 'lowercase', 'the word tokenizer', 'the bpe tokenizer'],
+      [{ tokenizer: 'bpe', wordSplit: 'punctuation' }, 'wordSplit', 'the word tokenizer', 'the bpe tokenizer'],
+      [{ tokenizer: { file }, vocabSize: 300 }, 'vocabSize', 'the word and bpe tokenizers', 'a tokenizer.json file'],
+      [{ tokenizer: { file }, lowercase: true }, 'lowercase', 'the word tokenizer', 'a tokenizer.json file'],
+    ] as const) {
+      const err = await train({ ...TINY, ...options } as never).catch((e: unknown) => e);
+      expect(err, JSON.stringify(options)).toMatchObject({ name: 'ConfigError', field });
+      expect((err as Error).message).toContain(`${field}: applies to ${applies} only: ${own}`);
+    }
+    // the word tokenizer takes all three
+    const word = await train({
+      ...TINY,
+      tokenizer: 'word',
+      vocabSize: 50,
+      lowercase: false,
+      wordSplit: 'whitespace',
+      maxSteps: 1,
+      valFraction: 0,
+    });
+    expect(word.history.steps).toHaveLength(1);
   });
 
   it('must be a function', async () => {

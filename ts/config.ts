@@ -65,6 +65,19 @@ const unitOpen = num((v) => v >= 0 && v < 1, 'must be a number in [0, 1)');
 const positiveNum = num((v) => Number.isFinite(v) && v > 0, 'must be a finite number > 0');
 const nonNegInt = num((v) => Number.isInteger(v) && v >= 0, 'must be an integer >= 0');
 const nonNegNum = num((v) => Number.isFinite(v) && v >= 0, 'must be a finite number >= 0');
+
+/**
+ * Smallest positive softmax temperature: 1e-30. Sampling works in float32: the CPU scales logits by
+ * `1 / temperature` and the CUDA kernel divides each logit by it, and both stay finite (float32 ends at 3.4e38)
+ * for logits up to 3.4e8 in magnitude only from here up; below ~2.9e-39 even `1 / temperature` overflows. 0 is
+ * greedy decoding (argmax), the limit of ever smaller temperatures.
+ */
+export const MIN_TEMPERATURE = 1e-30;
+/** A softmax temperature: 0 (greedy) or a finite number >= {@link MIN_TEMPERATURE}. */
+const temperature = num(
+  (v) => v === 0 || (Number.isFinite(v) && v >= MIN_TEMPERATURE),
+  `must be 0 (greedy) or a finite number >= ${MIN_TEMPERATURE} (a smaller one overflows the engine's float32 sampling)`,
+);
 const bool = z.boolean({ error: 'must be true or false' });
 const path = z.string({ error: 'must be a path' }).min(1, 'must not be empty');
 const fn = <T extends (...args: never[]) => unknown>() =>
@@ -246,16 +259,18 @@ const trainFields = {
     .describe('char | word | bpe | a tokenizer.json file'),
   /**
    * Word and bpe models: vocabulary size including the specials (`<unk>` and `<eos>`; for bpe `<|endoftext|>`
-   * and the 256 byte tokens, so >= 257; BPE training stops earlier when no pair occurs twice).
+   * and the 256 byte tokens, so >= 257; BPE training stops earlier when no pair occurs twice). Given with the
+   * char tokenizer or a tokenizer.json file: a ConfigError.
    */
   vocabSize: rules([(v) => Number.isInteger(v) && v >= 3, 'must be an integer >= 3'], atMost(MAX_DIM))
     .default(10000)
     .describe('word / bpe vocabulary size incl. specials (bpe: >= 257)'),
-  /** Word models only: lower-case the text before splitting. */
+  /** Word models only (given with another tokenizer: a ConfigError): lower-case the text before splitting. */
   lowercase: bool.default(true).describe('word tokenizer: lower-case the text'),
   /**
-   * Word models only: how text is cut into tokens. `'punctuation'`: words and single punctuation marks (see
-   * the word tokenizer). `'whitespace'`: for pre-tokenized corpora such as Penn Treebank, every run of non-space
+   * Word models only (given with another tokenizer: a ConfigError): how text is cut into tokens.
+   * `'punctuation'`: words and single punctuation marks (see the word tokenizer). `'whitespace'`: for
+   * pre-tokenized corpora such as Penn Treebank, every run of non-space
    * characters is one token (`n.v.`, `'s`), a literal `<unk>` is the unknown token, and each line end is
    * `<eos>`, as PyTorch's word_language_model reads them (on PTB: 10,000 types, 929,589 training tokens).
    */
@@ -443,8 +458,8 @@ const trainFields = {
   sampleTokens: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_TOKENS))
     .default(200)
     .describe('tokens per sample while training'),
-  /** Softmax temperature of the samples while training; 0 = greedy. */
-  sampleTemperature: nonNegNum.default(0.8).describe('temperature of the samples while training'),
+  /** Softmax temperature of the samples while training: 0 = greedy, else >= {@link MIN_TEMPERATURE}. */
+  sampleTemperature: temperature.default(0.8).describe('temperature of the samples while training'),
   /**
    * Sampling seed of every sample while training (the same seed at each step, so samples differ only by what the
    * model learned); unset: `seed`.
@@ -645,8 +660,8 @@ export const GenerateOptionsSchema = z.strictObject({
   maxTokens: rules([isPositiveInt, 'must be a positive integer'], atMost(MAX_TOKENS))
     .default(200)
     .describe('tokens to generate'),
-  /** Softmax temperature; 0 = greedy (argmax). */
-  temperature: nonNegNum.default(1).describe('0 = greedy'),
+  /** Softmax temperature: 0 = greedy (argmax), else >= {@link MIN_TEMPERATURE} (a ConfigError below it). */
+  temperature: temperature.default(1).describe('0 = greedy'),
   /** Keep only the k most likely tokens; unset = off. */
   topK: num((v) => Number.isInteger(v) && v >= 1, 'must be an integer >= 1')
     .optional()

@@ -1,5 +1,4 @@
 /** A trained (or loaded) LSTM language model: native weights + tokenizer + the config it was trained with. */
-import * as fs from 'node:fs';
 import {
   type EvaluateOptions,
   type GenerateOptionsInput,
@@ -18,10 +17,11 @@ import {
 } from './config';
 import { corpusStream, tokenizeCorpus } from './corpus/dataset';
 import { TrainingRecords } from './corpus/recordset';
-import { type CorpusSource, describeCorpus, fileKind } from './corpus/sources';
+import { type CorpusSource, describeCorpus } from './corpus/sources';
 import { batchLayout, idStream, makeBatches, type TokenStream } from './data';
-import { ConfigError, DataError, fileErrorReason, ModelFileError, NumericError } from './errors';
+import { ConfigError, DataError, ModelFileError, NumericError } from './errors';
 import { writeFileAtomic } from './io/atomic';
+import { readRegularFile } from './io/files';
 import { assertPath } from './io/paths';
 import { assertFiniteTensors } from './io/safetensors';
 import { accuracy, bitsPerChar, perplexity, streamChars } from './metrics';
@@ -480,21 +480,11 @@ export function loadModel(file: string, options: LoadOptions = {}): Promise<Lstm
  *   `/dev/zero` never ends, so neither is read.
  */
 export function readBytes(file: string, what: string): Buffer {
-  const fail = (reason: string, cause?: unknown) =>
-    new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${reason}`, { cause, unreadablePath: file });
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(file);
-  } catch (err) {
-    throw fail(fileErrorReason(err), err);
-  }
-  if (stat.isDirectory()) throw fail('it is a directory');
-  if (!stat.isFile()) throw fail(`it is ${fileKind(stat)}, not a regular file`);
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    throw fail(fileErrorReason(err), err);
-  }
+  return readRegularFile(
+    file,
+    (reason, cause) =>
+      new ModelFileError(`cannot read ${what} ${JSON.stringify(file)}: ${reason}`, { cause, unreadablePath: file }),
+  );
 }
 
 /** Runs `fn`; a ModelFileError it throws is re-thrown with `file` in front of its message. */

@@ -35,9 +35,10 @@ try {
     corpus: { text: trainText },
     valCorpus: { text: valText },
     tokenizer: kind,
-    // the char vocabulary is every symbol of the text; a vocabulary size applies to word tokens only
+    // the char vocabulary is every symbol of the text; a vocabulary size applies to word (and bpe) tokens only,
+    // lower-casing to words only
     ...(kind === 'char' ? {} : { vocabSize: a.vocab }),
-    lowercase: true,
+    ...(kind === 'word' ? { lowercase: true } : {}),
     embeddingDim: a.embedding,
     hiddenSize: a.hidden,
     numLayers: a.layers,

@@ -16,12 +16,22 @@ import {
   TrainConfigSchema,
 } from '../config';
 
-/** Parse a numeric flag value; NaN is passed on so that validation names the field. */
+/**
+ * A number as flags take it: decimal digits with an optional sign, fraction and exponent (`16`, `-4`, `0.8`, `.5`,
+ * `1e-3`, `1E6`). JavaScript's other number forms (`0x10`, `0o17`, `0b11`, `1_000`) are not, nor is an empty value;
+ * `NaN` and `Infinity` are, so that the option's validation names the field and its rule.
+ */
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?Infinity$|^NaN$/;
+
+/**
+ * Parse a numeric flag value (see {@link DECIMAL}; surrounding spaces are ignored). Whether it must be an integer,
+ * and its range, are the option's validation.
+ * @throws InvalidArgumentError (commander: the flag is named, exit 2) for anything but a decimal number.
+ */
 export function number(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || (Number.isNaN(n) && value.trim() !== 'NaN'))
-    throw new InvalidArgumentError('not a number.');
-  return n;
+  const text = value.trim();
+  if (!DECIMAL.test(text)) throw new InvalidArgumentError('not a decimal number (such as 16, 0.8 or 1e-3).');
+  return Number(text);
 }
 
 /** Collect the values of a flag given several times (`--stop`). */
@@ -171,7 +181,8 @@ export function parseLrSchedule(value: string): TrainConfigInput['lrSchedule'] {
     if (!(k.trim() in known)) {
       throw new InvalidArgumentError(`the ${type} schedule has no option ${JSON.stringify(k.trim())}; ${syntax}`);
     }
-    options[k.trim()] = Number.isNaN(Number(v)) ? v.trim() : Number(v);
+    // a value that is not a decimal number stays a string: the schedule's validation names it
+    options[k.trim()] = DECIMAL.test(v.trim()) ? Number(v.trim()) : v.trim();
   }
   return options as TrainConfigInput['lrSchedule'];
 }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { DataError, fileErrorReason } from '../errors';
+import { fileKind } from '../io/files';
 
 /** One item of a corpus: a path, directory, glob or builtin name; `{ path }` (a file or directory only); or `{ text }`. */
 export type CorpusItem = string | { path: string } | { text: string };
@@ -77,15 +78,6 @@ const builtinList = () =>
   Object.keys(BUILTIN_CORPORA)
     .map((n) => `${BUILTIN_PREFIX}${n}`)
     .join(', ');
-
-/** What kind of non-regular file `stat` describes, for messages. */
-export function fileKind(stat: fs.Stats): string {
-  if (stat.isFIFO()) return 'a FIFO (named pipe)';
-  if (stat.isCharacterDevice()) return 'a character device';
-  if (stat.isBlockDevice()) return 'a block device';
-  if (stat.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
 
 /**
  * @throws DataError unless `stat` is a regular file: devices (`/dev/zero`, `/dev/urandom`), FIFOs and sockets

@@ -9,11 +9,14 @@ import { ConfigError } from '../errors';
 import type { GenerateWarningCode } from '../events';
 import type { NativeHandle } from '../native/handle';
 import type { Tokenizer } from '../tokenizer';
-import { plainTextRecordsError, planSampling } from './plan';
+import { decodeAfter, plainTextRecordsError, planSampling } from './plan';
 
 /** One generated record. */
 export interface GeneratedRecord {
-  /** The record's text (the prompt, when given, then what was sampled), without the boundary token. */
+  /**
+   * The record's text, without the boundary token: the prompt as given (symbols outside the vocabulary, which the
+   * model read as `<unk>`, included), then what was sampled, decoded after it.
+   */
   text: string;
   /**
    * Whether the record is not one of the training records (verbatim, as token ids): true or false; null when
@@ -67,7 +70,9 @@ export async function sampleRecords(
     body.set(promptIds);
     for (let i = promptIds.length; i < body.length; i++) body[i] = ids[i - promptIds.length];
     const inTraining = known.has(body);
-    return { text: tokenizer.decode(body), novel: inTraining === null ? null : !inTraining, end };
+    // the prompt as given, as generate() and the CLI show it (symbols the vocabulary lacks, read as <unk>, too)
+    const text = o.prompt + decodeAfter(tokenizer, first.prompt, body.subarray(promptIds.length));
+    return { text, novel: inTraining === null ? null : !inTraining, end };
   };
   if (!o.onlyNovel) {
     const records = (await native.generate(first.prompt, first.native)).map(toRecord);

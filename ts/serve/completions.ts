@@ -3,7 +3,7 @@
  * server's limits, and the response and stream-chunk shapes (https://platform.openai.com/docs/api-reference/completions).
  */
 import { z } from 'zod';
-import type { ServeOptions } from '../config';
+import { GenerateOptionsSchema, type ServeOptions } from '../config';
 import { show } from '../errors';
 
 /** A request the server refuses: HTTP `status`, and the request field at fault (`param`) when there is one. */
@@ -33,6 +33,8 @@ const range = (min: number, max: number, openMin = false) =>
     (v) => typeof v === 'number' && Number.isFinite(v) && (openMin ? v > min : v >= min) && v <= max,
     `must be a number in ${openMin ? '(' : '['}${min}, ${max}]`,
   );
+/** The generate options' own fields: a request field that is one of them is checked by the same rule. */
+const generate = GenerateOptionsSchema.shape;
 const strings = (what: string) =>
   z
     .union([z.string(), z.array(z.string())], { error: `must be ${what}` })
@@ -42,18 +44,22 @@ const strings = (what: string) =>
 /**
  * `POST /v1/completions` bodies: OpenAI's fields (those the API defines but lstmgen cannot honour, such as
  * `logprobs` or `echo`, only at their neutral value) and lstmgen's own `top_k`, `repetition_penalty`,
- * `no_repeat_ngram`, `min_tokens` and `banned_tokens`. Unknown fields are refused (400 naming the field).
+ * `no_repeat_ngram`, `min_tokens` and `banned_tokens`. `max_tokens`, `temperature` (also <= 2, OpenAI's range),
+ * `top_p` and `top_k` are the generate options' fields, with their rules and messages. Unknown fields are
+ * refused (400 naming the field), `__proto__` among them.
  */
 export const CompletionRequestSchema = z.strictObject({
   model: z.string({ error: 'must be a string' }).optional(),
   prompt: z
     .union([z.string(), z.array(z.string()).min(1)], { error: 'must be a string or a non-empty array of strings' })
     .default(''),
-  max_tokens: int(0, 2 ** 31)
+  max_tokens: generate.maxTokens.unwrap().nullable().default(16),
+  temperature: generate.temperature
+    .unwrap()
+    .refine((v) => v <= 2, 'must be <= 2')
     .nullable()
-    .default(16),
-  temperature: range(0, 2).nullable().default(1),
-  top_p: range(0, 1, true).nullable().default(1),
+    .default(1),
+  top_p: generate.topP.unwrap().nullable().default(1),
   n: int(1, 2 ** 31)
     .nullable()
     .default(1),
@@ -72,9 +78,7 @@ export const CompletionRequestSchema = z.strictObject({
   suffix: z.null({ error: 'is not supported (only null)' }).optional(),
   logit_bias: z.strictObject({}, { error: 'is not supported (only {})' }).nullable().optional(),
   user: z.string({ error: 'must be a string' }).optional(),
-  top_k: int(0, 2 ** 31)
-    .nullable()
-    .optional(),
+  top_k: generate.topK.unwrap().nullable().optional(),
   repetition_penalty: range(0, 100, true).nullable().optional(),
   no_repeat_ngram: int(0, 65536).nullable().optional(),
   min_tokens: int(0, 2 ** 31)
@@ -96,8 +100,10 @@ export function parseCompletionRequest(body: unknown, limits: ServeOptions): Com
   const r = CompletionRequestSchema.safeParse(body);
   if (!r.success) {
     const issue = r.error.issues[0];
-    if (issue.code === 'unrecognized_keys')
-      throw new RequestError(400, `unknown field ${issue.keys.join(', ')}`, issue.keys[0]);
+    if (issue.code === 'unrecognized_keys') {
+      const keys = issue.keys.map((k) => [...issue.path.map(String), k].join('.'));
+      throw new RequestError(400, `unknown field ${keys.join(', ')}`, keys[0]);
+    }
     const param = issue.path.map(String).join('.');
     let value: unknown = body;
     for (const key of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[key];
@@ -120,8 +126,9 @@ export function parseCompletionRequest(body: unknown, limits: ServeOptions): Com
       'n',
     );
   const stops = req.stop === null || req.stop === undefined ? [] : Array.isArray(req.stop) ? req.stop : [req.stop];
-  if (stops.length > 4 || stops.some((s) => s.length === 0))
-    throw new RequestError(400, 'stop: at most 4 non-empty strings', 'stop');
+  if (stops.length > 4) throw new RequestError(400, `stop: must be at most 4 strings, got ${stops.length}`, 'stop');
+  if (stops.some((s) => s.length === 0))
+    throw new RequestError(400, 'stop: must not hold the empty string "" (a stop string needs a character)', 'stop');
   return req;
 }
 

@@ -139,7 +139,15 @@ export async function serve(input: ServeOptionsInput): Promise<Server> {
   const scheduler = new Scheduler(model.native.sessions(), o);
   const modelId = path.basename(o.model).replace(/\.[^.]*$/, '') || 'lstmgen';
   const started = Math.floor(Date.now() / 1000);
-  const app = Fastify({ bodyLimit: o.bodyLimit, logger: false });
+  // A body with a "__proto__" or "constructor" key is valid JSON: fastify's parser would call it malformed. JSON.parse
+  // makes such a key an own property (it never sets a prototype) and the strict request schema refuses it as an
+  // unknown field (400 naming it), so the body is parsed as it is.
+  const app = Fastify({
+    bodyLimit: o.bodyLimit,
+    logger: false,
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
+  });
 
   app.setErrorHandler((err, _request, reply) => {
     const e = toRequestError(err);

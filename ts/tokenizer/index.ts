@@ -1,8 +1,8 @@
 /** Tokenizer construction and (de)serialization. */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../errors';
+import { ConfigError, DataError, ModelFileError } from '../errors';
+import { readRegularFile } from '../io/files';
 import { BOUNDARY, type Tokenizer, type TokenizerJSON, type TokenizerKind, UNK, type VocabCounter } from './base';
 import { BPE_MIN_FREQUENCY, BpeTokenizer, MIN_BPE_VOCAB } from './bpe';
 import { CharTokenizer } from './char';
@@ -32,6 +32,43 @@ export interface TokenizerOptions {
   lowercase: boolean;
   /** How words are cut (see {@link WordSplit}); unset: `'punctuation'`. */
   wordSplit?: WordSplit;
+}
+
+/** What the vocabulary of each tokenizer but word is, for the messages that refuse an option it does not use. */
+const OWN_VOCABULARY = {
+  char: 'the char vocabulary is every symbol of the training text',
+  bpe: 'the bpe tokenizer learns its tokens from the bytes of the text as they are',
+  file: 'a tokenizer.json file brings its own vocabulary and rules',
+} as const;
+
+/** The tokenizer options of `train()` that apply to some tokenizers only, and the kinds each applies to. */
+const APPLIES_TO: ReadonlyArray<[field: 'vocabSize' | 'lowercase' | 'wordSplit', kinds: readonly TokenizerKind[]]> = [
+  ['vocabSize', ['word', 'bpe']],
+  ['lowercase', ['word']],
+  ['wordSplit', ['word']],
+];
+
+/**
+ * Check that the tokenizer options the user gave (`given`: the options as written, before defaults) apply to
+ * `tokenizer`, the run's tokenizer: `vocabSize` to word and bpe, `lowercase` and `wordSplit` to word only (a
+ * tokenizer.json file takes none), so that none is silently ignored.
+ * @throws ConfigError naming the first option given that `tokenizer` ignores, the tokenizers it applies to and
+ *   what to change.
+ */
+export function assertTokenizerOptionsApply(
+  tokenizer: TokenizerKind | { file: string },
+  given: { vocabSize?: unknown; lowercase?: unknown; wordSplit?: unknown },
+): void {
+  const kind = typeof tokenizer === 'object' ? 'file' : tokenizer;
+  if (kind === 'word') return;
+  for (const [field, kinds] of APPLIES_TO) {
+    if (given[field] === undefined || (kinds as readonly string[]).includes(kind)) continue;
+    const names = kinds.length === 1 ? `the ${kinds[0]} tokenizer` : `the ${kinds.join(' and ')} tokenizers`;
+    throw new ConfigError(
+      field,
+      `applies to ${names} only: ${OWN_VOCABULARY[kind]}; drop ${field} or choose tokenizer ${kinds.map((k) => `"${k}"`).join(' or ')}`,
+    );
+  }
 }
 
 /** A counter of the text a vocabulary is built from, and the build. */
@@ -171,21 +208,19 @@ function tokenizerJsonProblem(json: string): string | undefined {
 
 /**
  * Load a Hugging Face `tokenizer.json` file (the `tokenizer: { file }` option) as a {@link BpeTokenizer}.
- * @throws ConfigError (field `tokenizer.file`) when the file cannot be read or is not a tokenizer.json the
+ * @throws ConfigError (field `tokenizer.file`) when the file cannot be read, is not a regular file (a FIFO, a
+ *   device: never read, see {@link readRegularFile}) or is not a tokenizer.json the
  *   `tokenizers` crate loads: the message names the file, says why and what a tokenizer.json holds.
  */
 export function tokenizerFromFile(file: string): BpeTokenizer {
-  let json: string;
-  try {
-    json = fs.readFileSync(file, 'utf8');
-  } catch (err) {
+  const json = readRegularFile(file, (reason) => {
     // a name without a folder or .json is more likely a misspelt kind than a file
     const kinds =
       path.extname(file) === '' && !file.includes(path.sep)
         ? ' (tokenizer is "char", "word", "bpe" or a tokenizer.json file)'
         : '';
-    throw new ConfigError('tokenizer.file', `cannot read ${JSON.stringify(file)}: ${fileErrorReason(err)}${kinds}`);
-  }
+    return new ConfigError('tokenizer.file', `cannot read ${JSON.stringify(file)}: ${reason}${kinds}`);
+  }).toString('utf8');
   try {
     return BpeTokenizer.fromJSON(json);
   } catch (err) {

@@ -12,7 +12,7 @@ import type { CheckpointInfo, EpochInfo, EvalInfo, StepInfo, TrainHistory, Train
 import type { OutputFile } from '../io/paths';
 import { type EvalResult, LstmModel, toModelConfig } from '../model';
 import { NativeHandle, type NativeStepResult } from '../native/handle';
-import { tokenizerFromFile } from '../tokenizer';
+import { assertTokenizerOptionsApply, tokenizerFromFile } from '../tokenizer';
 import {
   assertRunSparesInputs,
   assertSameTokenizer,
@@ -108,12 +108,7 @@ export async function train(input: TrainOptions, laterOutputs: readonly OutputFi
       ? parseTrainConfig(initInput(input, base, given.initFrom))
       : given;
 
-  if (cfg.tokenizer === 'char' && (input as { vocabSize?: unknown }).vocabSize !== undefined) {
-    throw new ConfigError(
-      'vocabSize',
-      'applies to the word and bpe tokenizers only: the char vocabulary is every symbol of the training text; drop vocabSize or choose tokenizer "word" or "bpe"',
-    );
-  }
+  assertTokenizerOptionsApply(cfg.tokenizer, input);
   const warn = cfg.onWarning ?? emitWarning;
   const corpusOptions: CorpusOptions = {
     format: cfg.format,

@@ -3,9 +3,10 @@
  * by `plotRun()`. Losses are nats/token, `lr` the rate used by the step, `tokensPerSec` that step's throughput.
  */
 import * as fs from 'node:fs';
-import { ConfigError, DataError, fileErrorReason, ModelFileError } from '../errors';
+import { ConfigError, DataError, ModelFileError } from '../errors';
 import type { AveragingInfo, CheckpointInfo, EpochInfo, EvalInfo, SampleInfo, StepInfo } from '../events';
 import { writeFailure } from '../io/atomic';
+import { readRegularFile } from '../io/files';
 
 /** One line of a run log. `start` and `end` bracket each (possibly resumed) run. */
 export type RunRecord =
@@ -78,18 +79,15 @@ export class RunLog {
 
 /**
  * Read a run log. Blank lines are ignored; a torn last line (a crash mid-write) is dropped.
- * @throws DataError if the file cannot be read or a line other than the last is not a JSON record with a `type`.
+ * @throws DataError if the file cannot be read or is not a regular file (a FIFO or a device is never read), or a
+ *   line other than the last is not a JSON record with a `type`.
  */
 export function readRunLog(file: string): RunRecord[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new DataError(`cannot read run log ${JSON.stringify(file)}: ${fileErrorReason(err)}`, {
-      cause: err,
-      unreadablePath: file,
-    });
-  }
+  const text = readRegularFile(
+    file,
+    (reason, cause) =>
+      new DataError(`cannot read run log ${JSON.stringify(file)}: ${reason}`, { cause, unreadablePath: file }),
+  ).toString('utf8');
   const lines = text.split('\n');
   const records: RunRecord[] = [];
   lines.forEach((line, i) => {
