@@ -26,8 +26,7 @@
 //! `LSTMGEN_CPU_GENERATION=steps`.
 
 use crate::error::{Error, Result};
-use crate::gemm::tile::{MR, NR};
-use crate::gemm::{self, Precision};
+use crate::gemm::{tile, Precision};
 use crate::model::{Model, State};
 use crate::params::Layout;
 use candle_core::{DType, Tensor};
@@ -56,8 +55,8 @@ pub(crate) fn applies(model: &Model) -> bool {
         && !steps_only()
 }
 
-/// A right operand `[k, n]` as strips of [`NR`] columns, strip `s` at `data[s * k * NR..]` laid
-/// out `[k][NR]`, columns past `n` zero.
+/// A right operand `[k, n]` packed by `gemm::tile::pack_strips` (strips of 16 columns, strip `s`
+/// at `data[s * k * 16..]` laid out `[k][16]`, columns past `n` zero).
 struct Strips {
     data: Vec<f32>,
     k: usize,
@@ -65,46 +64,43 @@ struct Strips {
 }
 
 impl Strips {
-    /// Packs `b(p, j)` for `p < k`, `j < n`.
-    fn new(k: usize, n: usize, b: impl Fn(usize, usize) -> f32) -> Self {
-        let strips = n.div_ceil(NR);
-        let mut data = vec![0f32; strips * k * NR];
-        for s in 0..strips {
-            for c in 0..NR.min(n - s * NR) {
-                for p in 0..k {
-                    data[(s * k + p) * NR + c] = b(p, s * NR + c);
-                }
-            }
-        }
+    /// The transpose of `src` `[n, k]` (row-major), packed: `b(p, j) = src[j * k + p]`.
+    fn transposed(src: &[f32], k: usize, n: usize) -> Self {
+        let data = tile::pack_strips(src, k, n, k, true);
         Self { data, k, n }
     }
 }
 
-/// `c[rows, b.n] = a[rows, b.k] @ b`, `a` with row stride `lda`, `c` with row stride `ldc`, on
-/// the calling thread.
-fn product(a: &[f32], lda: usize, rows: usize, b: &Strips, c: &mut [f32], ldc: usize) {
-    check(a, lda, rows, b, c.len(), ldc);
-    // SAFETY: `check` bounds every access to `c`, which is borrowed mutably here.
-    unsafe { product_strips(a, lda, rows, b, 0..b.n.div_ceil(NR), c.as_mut_ptr(), ldc) }
+/// `c[rows, b.n] = a[rows, b.k] @ b`, `a` with row stride `lda`, `c` with row stride `ldc`, the
+/// inner dimension in blocks of [`KC`]: on the calling thread, or with `split` the strips (output
+/// columns) split between the CPU threads, each reading only its share of `b` for every row (the
+/// same sums, bit for bit). Panics (a caller's bug) when an operand is shorter than these shapes
+/// need.
+fn product(a: &[f32], lda: usize, rows: usize, b: &Strips, c: &mut [f32], ldc: usize, split: bool) {
+    let strips = b.n.div_ceil(tile::NR);
+    let parts = if split {
+        rayon::current_num_threads().min(strips).max(1)
+    } else {
+        1
+    };
+    let per = strips.div_ceil(parts).max(1);
+    let (base, len) = (SendPtr(c.as_mut_ptr()), c.len());
+    let part = |t: usize| {
+        let range = t * per..((t + 1) * per).min(strips);
+        // SAFETY: `c` (borrowed mutably here) holds `len` floats; the parts write disjoint strips.
+        unsafe {
+            let (c, k, n) = (base.get(), b.k, b.n);
+            tile::product_part(a, rows, k, lda, &b.data, n, range, KC, c, len, ldc, false)
+        }
+    };
+    if parts == 1 {
+        part(0);
+    } else {
+        (0..strips.div_ceil(per)).into_par_iter().for_each(part);
+    }
 }
 
-/// [`product`] with the strips (output columns) split between the CPU threads: each thread reads
-/// only its share of `b`, for every row.
-fn product_par(a: &[f32], lda: usize, rows: usize, b: &Strips, c: &mut [f32], ldc: usize) {
-    check(a, lda, rows, b, c.len(), ldc);
-    let strips = b.n.div_ceil(NR);
-    let parts = rayon::current_num_threads().min(strips).max(1);
-    let per = strips.div_ceil(parts);
-    let base = SendPtr(c.as_mut_ptr());
-    (0..strips.div_ceil(per)).into_par_iter().for_each(|t| {
-        let cols = t * per..((t + 1) * per).min(strips);
-        // SAFETY: `check` bounds every access to `c` (borrowed mutably here); the tasks write
-        // disjoint column ranges.
-        unsafe { product_strips(a, lda, rows, b, cols, base.get(), ldc) }
-    });
-}
-
-/// `c`'s base pointer, shared by the tasks of [`product_par`] that write disjoint columns.
+/// `c`'s base pointer, shared by the parts of [`product`] that write disjoint columns.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 // SAFETY: the tasks write disjoint elements, and `c` outlives the parallel section.
@@ -115,93 +111,6 @@ impl SendPtr {
     fn get(self) -> *mut f32 {
         self.0
     }
-}
-
-/// Panics unless `a` covers `[rows, b.k]` at stride `lda` and `c` (of `c_len` floats) covers
-/// `[rows, b.n]` at stride `ldc`.
-fn check(a: &[f32], lda: usize, rows: usize, b: &Strips, c_len: usize, ldc: usize) {
-    assert!(
-        rows == 0
-            || (lda >= b.k
-                && ldc >= b.n
-                && a.len() >= (rows - 1) * lda + b.k
-                && c_len >= (rows - 1) * ldc + b.n),
-        "product operands too short"
-    );
-}
-
-/// Strips `strips` of [`product`]: within a strip, [`KC`] inner indices at a time, so that a block
-/// of the strip stays in L1 while every row tile of `a` passes over it; the rows are cut into
-/// tiles of at most [`MR`] of near-equal size (32 rows: 6, 6, 5, 5, 5, 5).
-///
-/// # Safety
-/// `c` points to a `[rows, b.n]` block at stride `ldc` ([`check`]) that nothing else accesses in
-/// these columns meanwhile.
-unsafe fn product_strips(
-    a: &[f32],
-    lda: usize,
-    rows: usize,
-    b: &Strips,
-    strips: Range<usize>,
-    c: *mut f32,
-    ldc: usize,
-) {
-    let (k, n) = (b.k, b.n);
-    let tiles = rows.div_ceil(MR);
-    let mut tmp = [0f32; MR * NR];
-    for s in strips {
-        let cols = NR.min(n - s * NR);
-        for p0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - p0);
-            let strip = &b.data[(s * k + p0) * NR..(s * k + p0 + kc) * NR];
-            let acc = p0 > 0;
-            let mut i0 = 0;
-            for t in 0..tiles {
-                let r = (rows - i0).div_ceil(tiles - t);
-                let a = &a[i0 * lda + p0..];
-                let ct = c.add(i0 * ldc + s * NR);
-                if cols == NR {
-                    tile(r, kc, a, lda, strip, ct, ldc, acc);
-                } else {
-                    // a partial strip: through a full-width tile, then its columns copied out
-                    let t = tmp.as_mut_ptr();
-                    for i in 0..r {
-                        if acc {
-                            std::ptr::copy_nonoverlapping(ct.add(i * ldc), t.add(i * NR), cols);
-                        }
-                    }
-                    tile(r, kc, a, lda, strip, t, NR, acc);
-                    for i in 0..r {
-                        std::ptr::copy_nonoverlapping(t.add(i * NR), ct.add(i * ldc), cols);
-                    }
-                }
-                i0 += r;
-            }
-        }
-    }
-}
-
-/// One tile: `c[r, NR] (+)= a[r, k] @ strip[k, NR]`, `1 <= r <= MR`, `a` with row stride `lda`,
-/// `c` with row stride `ldc`; `acc` adds to `c` instead of overwriting it. The engine's one
-/// micro-kernel (`gemm/tile.rs`: AVX2+FMA where present, else portable).
-///
-/// # Safety
-/// `c` points to `r` rows of `NR` writable floats at stride `ldc`.
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile(
-    r: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    strip: &[f32],
-    c: *mut f32,
-    ldc: usize,
-    acc: bool,
-) {
-    assert!((1..=MR).contains(&r) && a.len() >= (r - 1) * lda + k && strip.len() >= k * NR);
-    // SAFETY: the assert bounds the reads of `a` and the strip, the caller the writes to `c`.
-    gemm::tile::tile(r, k, a.as_ptr(), lda, strip.as_ptr(), c, ldc, acc);
 }
 
 /// One layer's weights, packed: `w` = `[W_ih | W_hh]^T` `[in + out, 4H]`, `bias` = `b_ih + b_hh`
@@ -260,19 +169,18 @@ impl Weights {
                     "layer {l}: weights of unexpected size"
                 )));
             }
-            // b(p, j): W_ih[j, p] for the input's p, then W_hh[j, p - input]
-            let w = Strips::new(input + out, h4, |p, j| {
-                if p < input {
-                    w_ih[j * input + p]
-                } else {
-                    w_hh[j * out + p - input]
-                }
-            });
+            // [W_ih | W_hh] [4H, in + out], row j the two weights' rows j side by side
+            let mut cat = Vec::with_capacity(h4 * (input + out));
+            for j in 0..h4 {
+                cat.extend_from_slice(&w_ih[j * input..(j + 1) * input]);
+                cat.extend_from_slice(&w_hh[j * out..(j + 1) * out]);
+            }
+            let w = Strips::transposed(&cat, input + out, h4);
             let bias = b_ih.iter().zip(&b_hh).map(|(a, b)| a + b).collect();
             let proj = match ly.w_hr(l) {
                 Some(k) => {
                     let w_hr = host(&p[k])?; // [P, H]
-                    Some(Strips::new(hidden, out, |p, j| w_hr[j * hidden + p]))
+                    Some(Strips::transposed(&w_hr, hidden, out))
                 }
                 None => None,
             };
@@ -293,7 +201,7 @@ impl Weights {
             out,
             embedding: host(&p[Layout::EMBEDDING])?,
             layers,
-            dec: Strips::new(out, vocab, |p, j| dec_w[j * out + p]),
+            dec: Strips::transposed(&dec_w, out, vocab),
             dec_b: host(&p[ly.dec_b()])?,
         })
     }
@@ -368,8 +276,7 @@ impl Group {
                 }
                 h.copy_from_slice(&self.h[l][i * out..(i + 1) * out]);
             }
-            let prod = if self.wide { product_par } else { product };
-            prod(&self.a, ka, n, &lp.w, &mut self.z, h4);
+            product(&self.a, ka, n, &lp.w, &mut self.z, h4, self.wide);
             let c = &mut self.c[l];
             if self.wide {
                 let per = n.div_ceil(rayon::current_num_threads()).max(1);
@@ -382,7 +289,7 @@ impl Group {
                 cell(&mut self.z, c, &mut self.r, &lp.bias);
             }
             match &lp.proj {
-                Some(p) => prod(&self.r, hd, n, p, &mut self.h[l], out),
+                Some(p) => product(&self.r, hd, n, p, &mut self.h[l], out, self.wide),
                 None => self.h[l].copy_from_slice(&self.r),
             }
         }
@@ -392,11 +299,10 @@ impl Group {
                 *l += b;
             }
         };
+        product(top, out, n, &w.dec, logits, w.vocab, self.wide);
         if self.wide {
-            product_par(top, out, n, &w.dec, logits, w.vocab);
             logits.par_chunks_mut(w.vocab).for_each(add_bias);
         } else {
-            product(top, out, n, &w.dec, logits, w.vocab);
             logits.chunks_mut(w.vocab).for_each(add_bias);
         }
     }
@@ -747,47 +653,25 @@ mod tests {
         }
     }
 
-    /// The tiles, on one thread and split by columns, compute `a @ b` for row counts that fill tiles and leave partial ones, inner
-    /// dimensions of any length, partial strips, and strided operands.
+    /// A product split by columns between the threads is the product on one thread, bit for bit
+    /// (`gemm::tile`'s tests check the product itself), for shapes with partial strips, fewer
+    /// strips than threads, and strided operands.
     #[test]
-    fn product_matches_the_plain_sum() {
-        for (rows, k, n) in [
-            (1, 3, 5),
-            (6, 16, 16),
-            (13, 37, 40),
-            (32, 192, 512),
-            (7, 96, 65),
-            (20, 300, 37),
-        ] {
+    fn split_by_columns_is_the_product() {
+        for (rows, k, n) in [(1, 3, 5), (13, 37, 40), (32, 192, 512), (20, 300, 37)] {
             let (lda, ldc) = (k + 3, n + 2);
-            let a: Vec<f32> = (0..rows * lda)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-                .collect();
-            let src: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0)
-                .collect();
-            let b = Strips::new(k, n, |p, j| src[p * n + j]);
+            let a: Vec<f32> = (0..rows * lda).map(|i| (i as f32 * 0.37).sin()).collect();
+            let src: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.53).cos()).collect();
+            let b = Strips::transposed(&src, k, n);
             let mut c = vec![7.0f32; rows * ldc];
-            product(&a, lda, rows, &b, &mut c, ldc);
+            product(&a, lda, rows, &b, &mut c, ldc, false);
             let mut split = vec![7.0f32; rows * ldc];
-            product_par(&a, lda, rows, &b, &mut split, ldc);
-            assert_eq!(c, split, "[{rows},{k},{n}]: split by columns");
-            for i in 0..rows {
-                for j in 0..ldc {
-                    let got = c[i * ldc + j] as f64;
-                    if j >= n {
-                        assert_eq!(got, 7.0, "[{rows},{k},{n}] wrote past the row at {j}");
-                        continue;
-                    }
-                    let want: f64 = (0..k)
-                        .map(|p| a[i * lda + p] as f64 * src[p * n + j] as f64)
-                        .sum();
-                    assert!(
-                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                        "[{rows},{k},{n}] ({i},{j}): {got} vs {want}"
-                    );
-                }
-            }
+            product(&a, lda, rows, &b, &mut split, ldc, true);
+            assert_eq!(c, split, "[{rows},{k},{n}]");
+            assert!(
+                c.iter().any(|&x| x != 7.0),
+                "[{rows},{k},{n}]: nothing written"
+            );
         }
     }
 }
