@@ -513,7 +513,8 @@ fn backward_steps(
 }
 
 /// The layer's gradients from `dz` `[T*B, 4H]`, the gradient w.r.t. the pre-activations of every
-/// step (three products and a row sum), and the projection's gradient `w_hr` when it has one.
+/// step (the two weight gradients as one product, the input's gradient and a row sum), and the
+/// projection's gradient `w_hr` when it has one.
 fn weight_grads(
     w: &LayerWeights,
     cache: &LayerCache,
@@ -521,12 +522,96 @@ fn weight_grads(
     w_hr: Option<Tensor>,
     prec: Precision,
 ) -> Result<LayerGrads> {
-    let dz_t = dz.t()?;
+    let (w_ih, w_hh) = input_and_recurrent_grads(dz, &cache.x, &cache.h_prev, prec)?;
     Ok(LayerGrads {
-        w_ih: gemm::matmul(&dz_t, &cache.x, prec)?,
-        w_hh: gemm::matmul(&dz_t, &cache.h_prev, prec)?,
+        w_ih,
+        w_hh,
         bias: run(&SumRows(dz))?,
         dx: gemm::matmul(dz, w.w_ih, prec)?,
         w_hr,
     })
+}
+
+/// `dW_ih = dz^T x` `[4H, in]` and `dW_hh = dz^T h_prev` `[4H, out]` as one product `dz^T [x |
+/// h_prev]`, for `dz` `[T*B, 4H]`, `x` `[T*B, in]`, `h_prev` `[T*B, out]`: `dz^T`, the operand
+/// packed transposed (a few floats of every row of `dz` at a time, the costly copy), is read and
+/// packed once for both instead of twice. Each element is the same sum over the T*B rows in the
+/// same order as in two separate products, so the gradients are the same bit for bit.
+fn input_and_recurrent_grads(
+    dz: &Tensor,
+    x: &Tensor,
+    h_prev: &Tensor,
+    prec: Precision,
+) -> Result<(Tensor, Tensor)> {
+    let (inp, out) = (x.dim(1)?, h_prev.dim(1)?);
+    let xh = Tensor::cat(&[x, h_prev], 1)?;
+    let dw = gemm::matmul(&dz.t()?, &xh, prec)?; // [4H, in + out]
+    Ok((
+        dw.narrow(1, 0, inp)?.contiguous()?,
+        dw.narrow(1, inp, out)?.contiguous()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one product of [`input_and_recurrent_grads`] gives the bits of the two separate
+    /// products `dz^T x` and `dz^T h_prev` on the engine's own kernels (with OpenBLAS, the same
+    /// values within f32 summation error: its kernels depend on the product's width): odd widths, T*B across the products' 256-deep K
+    /// blocks and not a multiple of one, and the shape of a small model's step (several tasks).
+    #[test]
+    fn joint_weight_gradients_equal_the_separate_products() {
+        let dev = Device::Cpu;
+        for (rows, h4, inp, out) in [(515, 28, 5, 7), (2051, 512, 64, 128), (37, 20, 3, 1)] {
+            let r = |cols: usize, seed: u64| {
+                let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let v: Vec<f32> = (0..rows * cols)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                    })
+                    .collect();
+                Tensor::from_vec(v, (rows, cols), &dev).unwrap()
+            };
+            let (dz, x, h) = (r(h4, 1), r(inp, 2), r(out, 3));
+            let (w_ih, w_hh) = input_and_recurrent_grads(&dz, &x, &h, Precision::F32).unwrap();
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v: Vec<Vec<f32>> = t.to_vec2().unwrap();
+                v.concat().iter().map(|x| x.to_bits()).collect()
+            };
+            let dz_t = dz.t().unwrap();
+            for (got, other, name) in [(&w_ih, &x, "W_ih"), (&w_hh, &h, "W_hh")] {
+                let want = gemm::matmul(&dz_t, other, Precision::F32).unwrap();
+                assert_eq!(got.dims(), want.dims());
+                if cfg!(lstmgen_blas) {
+                    // OpenBLAS picks its kernels by the product's width: within twice the
+                    // worst-case bound of f32 summation (Higham, Accuracy and Stability, 3.1)
+                    let mag =
+                        gemm::matmul(&dz_t.abs().unwrap(), &other.abs().unwrap(), Precision::F32)
+                            .unwrap();
+                    let tol = (mag * (2.0 * rows as f64 * f32::EPSILON as f64)).unwrap();
+                    let over = ((got - &want).unwrap().abs().unwrap() - tol).unwrap();
+                    let worst = over
+                        .flatten_all()
+                        .unwrap()
+                        .max(0)
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    assert!(
+                        worst <= 0.0,
+                        "[{rows} rows, 4H {h4}]: d{name} {worst} past the bound"
+                    );
+                } else {
+                    assert!(
+                        bits(got) == bits(&want),
+                        "[{rows} rows, 4H {h4}, in {inp}, out {out}]: d{name} differs from its own product"
+                    );
+                }
+            }
+        }
+    }
 }
