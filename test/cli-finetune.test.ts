@@ -49,6 +49,32 @@ describe('lstmgen train: fine-tuning and samples while training', () => {
     );
   });
 
+  it("--vocab-size with --init-from a bpe model is refused unless it is the model's", () => {
+    const base = path.join(dir, 'bpe.lstm');
+    const first = lstmgen(
+      'train',
+      '--corpus',
+      corpus,
+      ...TINY_FLAGS,
+      '--tokenizer',
+      'bpe',
+      '--vocab-size',
+      '300',
+      '--max-steps',
+      '2',
+      '--out',
+      base,
+    );
+    expect(first.code, first.stderr).toBe(0);
+    const args = ['train', '--corpus', corpus, '--init-from', base, '--max-steps', '1', '--device', 'cpu'];
+    const other = lstmgen(...args, '--vocab-size', '400', '--out', path.join(dir, 'bpe2.lstm'));
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('--vocab-size: cannot change when fine-tuning');
+    expect(other.stderr).toContain('has 300, got 400');
+    const same = lstmgen(...args, '--vocab-size', '300', '--out', path.join(dir, 'bpe3.lstm'));
+    expect(same.code, same.stderr).toBe(0);
+  });
+
   it('prints sample JSON lines with --json, and the samples on stderr without it', () => {
     const args = ['train', '--corpus', corpus, ...TINY_FLAGS, '--max-steps', '6', '--sample-every', '3'];
     const sampleFlags = ['--sample-prompt', 'The ', '--sample-tokens', '12', '--sample-temperature', '0.5'];

@@ -15,7 +15,8 @@ import { type Tokenizer, type TokenizerOptions, tokenizerFromJSON, UNK } from '.
 
 /**
  * The train options a fine-tuning run of `base` has: the architecture fields that `input` leaves unset are the
- * model's (`tokenizer`, `embeddingDim`, `hiddenSize`, `numLayers`; for word models `vocabSize` and `lowercase`),
+ * model's (`tokenizer`, `embeddingDim`, `hiddenSize`, `numLayers`, `projSize`; for word and bpe models
+ * `vocabSize`; for word models `lowercase` and `wordSplit`),
  * and `dropout` defaults to the model's; everything else is `input`'s.
  * @param file the model file, as named in messages.
  * @throws ConfigError naming the first architecture field that `input` sets to a value other than the model's,
@@ -30,13 +31,11 @@ export function initInput(input: TrainConfigInput, base: LstmModel, file: string
     hiddenSize: shape.hiddenSize,
     numLayers: shape.numLayers,
     projSize: shape.projSize ?? 0,
-    ...(json.type === 'word'
-      ? {
-          vocabSize: base.config.vocabSize ?? base.tokenizer.vocabSize,
-          lowercase: json.lowercase,
-          wordSplit: json.split ?? 'punctuation',
-        }
+    // the vocabulary size is the model's for word and bpe models (a char model's takes no vocabSize)
+    ...(json.type === 'word' || json.type === 'bpe'
+      ? { vocabSize: base.config.vocabSize ?? base.tokenizer.vocabSize }
       : {}),
+    ...(json.type === 'word' ? { lowercase: json.lowercase, wordSplit: json.split ?? 'punctuation' } : {}),
   };
   const merged: Record<string, unknown> = { ...input };
   for (const [field, kept] of Object.entries(locked)) {
