@@ -10,7 +10,7 @@ use crate::lstm::{self, LayerCache, LayerOutput, LayerState, LayerWeights, Packe
 use crate::memory;
 use crate::ops::cell::GateConsts;
 use crate::ops::loss::{CrossEntropy, Loss};
-use crate::ops::rows::{AddBias, SumRows};
+use crate::ops::rows::AddBias;
 use crate::ops::run;
 use crate::params::{init_params, Layout};
 use crate::regularize::{self, Masks, Regularizers};
@@ -431,14 +431,24 @@ impl Model {
     /// Logits `[T*B, V]` from the decoder input `x` `[T*B, H]`, with weights packed for
     /// inference when `packs` are given.
     fn decode(&self, x: &Tensor, packs: Option<&InferencePacks>) -> Result<Tensor> {
-        let ly = &self.layout;
         run(&AddBias {
-            x: &match packs {
-                Some(p) => gemm::matmul_packed(x, &p.dec_t)?,
-                None => gemm::matmul(x, &self.params[ly.dec_w()].t()?, self.precision)?,
-            },
-            b: &self.params[ly.dec_b()],
+            x: &self.decoder_product(x, packs)?,
+            b: self.decoder_bias(),
         })
+    }
+
+    /// The decoder's product `x W^T` `[T*B, V]` without its bias (which the loss adds, see
+    /// [`CrossEntropy`]), with weights packed for inference when `packs` are given.
+    fn decoder_product(&self, x: &Tensor, packs: Option<&InferencePacks>) -> Result<Tensor> {
+        match packs {
+            Some(p) => gemm::matmul_packed(x, &p.dec_t),
+            None => gemm::matmul(x, &self.params[self.layout.dec_w()].t()?, self.precision),
+        }
+    }
+
+    /// The decoder's bias `[V]`.
+    fn decoder_bias(&self) -> &Tensor {
+        &self.params[self.layout.dec_b()]
     }
 
     /// Inference forward pass over time-major ids `[T*B]` from `state` (no dropout), the state
@@ -538,8 +548,9 @@ impl Model {
     }
 
     /// Training forward pass over time-major ids `[T*B]` from `state`, with dropout masks drawn
-    /// from `rng` and the state reset where `resets` say: logits `[T*B, V]`, the final state and
-    /// what the backward pass needs.
+    /// from `rng` and the state reset where `resets` say: the decoder's product `[T*B, V]` (the
+    /// logits less the decoder's bias, which the loss adds), the final state and what the backward
+    /// pass needs.
     fn forward_train(
         &self,
         ids: &Tensor,
@@ -587,7 +598,7 @@ impl Model {
             masks.push(mask);
             w_hh.push(dropped);
         }
-        let logits = self.decode(&x, None)?;
+        let logits = self.decoder_product(&x, None)?;
         let raw_top = raw_top.ok_or_else(|| Error::Native("the model has no layer".into()))?;
         let cache = ForwardCache {
             ids: ids.clone(),
@@ -643,8 +654,10 @@ impl Model {
             loss_sum,
             correct,
             grad,
+            bias_grad,
         } = run(&CrossEntropy {
             logits: &logits,
+            bias: Some(self.decoder_bias()),
             targets: &tg,
             want_grad: true,
         })?;
@@ -652,7 +665,7 @@ impl Model {
         let ly = self.layout;
         let mut grads: Vec<Option<Tensor>> = vec![None; ly.len()];
         grads[ly.dec_w()] = Some(gemm::matmul(&dlogits.t()?, &cache.top, self.precision)?);
-        grads[ly.dec_b()] = Some(run(&SumRows(&dlogits))?);
+        grads[ly.dec_b()] = bias_grad;
         let mut d = gemm::matmul(&dlogits, &self.params[ly.dec_w()], self.precision)?; // dL/d(top) [T*B, H]
         d = regularize::add(d, d_top)?;
         for l in (0..self.cfg.num_layers).rev() {
@@ -824,11 +837,14 @@ impl Model {
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let resets = self.resets(inputs, batch, seq_len, boundary)?;
-        let (logits, next) = self.forward(&ids, &state, seq_len, resets.as_ref())?;
+        let packs = self.inference_packs()?;
+        let (x, next) =
+            self.forward_hidden(&ids, &state, seq_len, packs.as_deref(), resets.as_ref())?;
         let Loss {
             loss_sum, correct, ..
         } = run(&CrossEntropy {
-            logits: &logits,
+            logits: &self.decoder_product(&x, packs.as_deref())?,
+            bias: Some(self.decoder_bias()),
             targets: &tg,
             want_grad: false,
         })?;
