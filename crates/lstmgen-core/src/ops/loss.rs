@@ -144,7 +144,7 @@ fn fused<T: Act>(
             }
             let target = t[r] as usize;
             let picked = z[target];
-            z.iter_mut().for_each(|e| *e = *e - max);
+            z.iter_mut().for_each(|e| *e -= max);
             T::exp_in_place(z);
             let sum: T = z.iter().fold(T::zero(), |acc, &e| acc + e);
             let lse = sum.ln() + max;
