@@ -272,8 +272,12 @@ const CURVE_STEPS = 10;
 
 const kebab = (s) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-/** One lstmgen run of `recipe` on `files` for `minutes`: the curve and the final losses; writes the token ids. */
-async function runLstmgen(lstmgen, name, recipe, files, minutes, idsDir) {
+/**
+ * One lstmgen run of `recipe` on `files` for `minutes`: the curve and the final losses; writes the token ids. With
+ * `idsOnly` (lstmgen not among the systems) it trains one step, to build the tokenizer the peer's ids come from, and
+ * evaluates nothing.
+ */
+async function runLstmgen(lstmgen, name, recipe, files, minutes, idsDir, idsOnly) {
   const curve = [];
   const t0 = performance.now();
   const elapsed = () => (performance.now() - t0) / 60_000;
@@ -282,8 +286,8 @@ async function runLstmgen(lstmgen, name, recipe, files, minutes, idsDir) {
     corpus: files.train,
     valCorpus: files.val,
     ...recipe.train,
-    maxSteps: 1e9,
-    evalEvery: recipe.evalEvery,
+    maxSteps: idsOnly ? 1 : 1e9,
+    evalEvery: idsOnly ? 1e9 : recipe.evalEvery,
     seed: 1234,
     device: 'cpu',
     signal: AbortSignal.timeout(minutes * 60_000),
@@ -302,9 +306,9 @@ async function runLstmgen(lstmgen, name, recipe, files, minutes, idsDir) {
   });
   const trainMinutes = elapsed();
   const opts = { batchSize: recipe.evalBatch, seqLen: recipe.train.seqLen };
-  const val = await model.evaluate({ path: files.val }, opts);
-  curve.push({ kind: 'validation', step: model.steps, minutes: trainMinutes, loss: val.loss });
-  const test = files.test ? await model.evaluate({ path: files.test }, opts) : undefined;
+  const val = idsOnly ? undefined : await model.evaluate({ path: files.val }, opts);
+  if (val) curve.push({ kind: 'validation', step: model.steps, minutes: trainMinutes, loss: val.loss });
+  const test = files.test && !idsOnly ? await model.evaluate({ path: files.test }, opts) : undefined;
   // the peer trains on exactly these ids
   const ids = {};
   for (const k of ['train', 'val', 'test']) {
@@ -319,7 +323,7 @@ async function runLstmgen(lstmgen, name, recipe, files, minutes, idsDir) {
       steps: model.steps,
       epochs: history.epochs?.length,
       minutes: trainMinutes,
-      valLoss: val.loss,
+      valLoss: val?.loss,
       testLoss: test?.loss,
       curve,
     },
@@ -506,9 +510,10 @@ async function main() {
   for (const name of f.recipes) {
     const recipe = RECIPES[name];
     const files = data[recipe.dataset];
-    console.error(`${name}: lstmgen, ${f.minutes} min`);
+    const idsOnly = !f.systems.includes('lstmgen');
+    console.error(`${name}: lstmgen, ${idsOnly ? 'the token ids only' : `${f.minutes} min`}`);
     // lstmgen runs first in any case: its tokenizer makes the ids both systems train on
-    const l = await runLstmgen(lstmgen, name, recipe, files, f.minutes, work);
+    const l = await runLstmgen(lstmgen, name, recipe, files, f.minutes, work, idsOnly);
     console.error(`  ${l.trainTokens.toLocaleString('en-US')} training tokens, ${l.vocabSize} types`);
     if (f.systems.includes('lstmgen')) {
       rows.push(row('lstmgen', name, l.result));
