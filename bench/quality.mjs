@@ -163,7 +163,7 @@ export const RECIPES = {
 const HELP = `usage: npm run bench:quality -- [options]
   --minutes M        training budget per recipe and system, wall clock, validations included (default 5)
   --recipes LIST     of ${Object.keys(RECIPES).join(',')} (default all)
-  --systems LIST     lstmgen,pytorch (default both)
+  --systems LIST     lstmgen,pytorch (default both; pytorch alone still builds lstmgen's tokenizer, one step)
   --threads N        threads of both systems (default all ${os.availableParallelism()} cores)
   --shakespeare FILE tinyshakespeare (default shared/data/tinyshakespeare/input.txt beside or in the clone)
   --out DIR          where quality.{md,json,svg} go (default bench/results)
