@@ -431,8 +431,13 @@ impl Model {
     /// Logits `[T*B, V]` from the decoder input `x` `[T*B, H]`, with weights packed for
     /// inference when `packs` are given.
     fn decode(&self, x: &Tensor, packs: Option<&InferencePacks>) -> Result<Tensor> {
+        self.add_decoder_bias(&self.decoder_product(x, packs)?)
+    }
+
+    /// Logits `[T*B, V]` from the decoder's product (see [`Model::decoder_product`]).
+    fn add_decoder_bias(&self, product: &Tensor) -> Result<Tensor> {
         run(&AddBias {
-            x: &self.decoder_product(x, packs)?,
+            x: product,
             b: self.decoder_bias(),
         })
     }
@@ -452,7 +457,8 @@ impl Model {
     }
 
     /// Inference forward pass over time-major ids `[T*B]` from `state` (no dropout), the state
-    /// reset where `resets` say: logits `[T*B, V]` and the final state.
+    /// reset where `resets` say: the decoder's product `[T*B, V]` (the logits less the decoder's
+    /// bias, which the loss adds) and the final state.
     fn forward(
         &self,
         ids: &Tensor,
@@ -462,7 +468,7 @@ impl Model {
     ) -> Result<(Tensor, State)> {
         let packs = self.inference_packs()?;
         let (x, next) = self.forward_hidden(ids, state, seq_len, packs.as_deref(), resets)?;
-        Ok((self.decode(&x, packs.as_deref())?, next))
+        Ok((self.decoder_product(&x, packs.as_deref())?, next))
     }
 
     /// The LSTM stack of [`Model::forward`]: the last layer's outputs `[T*B, H]` (the decoder's
@@ -837,13 +843,11 @@ impl Model {
         let ids = self.time_major(inputs, batch, seq_len, "inputs")?;
         let tg = self.time_major(targets, batch, seq_len, "targets")?;
         let resets = self.resets(inputs, batch, seq_len, boundary)?;
-        let packs = self.inference_packs()?;
-        let (x, next) =
-            self.forward_hidden(&ids, &state, seq_len, packs.as_deref(), resets.as_ref())?;
+        let (product, next) = self.forward(&ids, &state, seq_len, resets.as_ref())?;
         let Loss {
             loss_sum, correct, ..
         } = run(&CrossEntropy {
-            logits: &self.decoder_product(&x, packs.as_deref())?,
+            logits: &product,
             bias: Some(self.decoder_bias()),
             targets: &tg,
             want_grad: false,
@@ -918,7 +922,8 @@ impl Model {
                 &zero
             }
         };
-        self.forward(&ids, state, seq_len, resets.as_ref())
+        let (product, next) = self.forward(&ids, state, seq_len, resets.as_ref())?;
+        Ok((self.add_decoder_bias(&product)?, next))
     }
 
     /// Next-token logits `[batch, V]` for one token per sequence (`ids` `[batch]`), left on the
